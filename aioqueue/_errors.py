@@ -1,0 +1,179 @@
+"""The one exception tree a user catches.
+
+    AioQueueError
+    ├── ConfigurationError (also ValueError)     bad argument, name, range or connection string; before I/O
+    ├── MessageEncodingError (also ValueError)   content the chosen encoding cannot carry
+    │   └── MessageTooLarge                       over 64 KiB after encoding (also from the service's code)
+    ├── TransportError (also OSError)            connection failures once retries are spent
+    │   └── RequestTimeout (also TimeoutError)
+    └── ServiceError                             .status, .error_code, .request_id, .message, .headers
+        ├── AuthenticationFailed                  403 authentication and authorization codes
+        ├── QueueNotFound, QueueAlreadyExists, QueueBeingDeleted
+        ├── MessageNotFound, PopReceiptMismatch
+        └── ServerBusy                            503, after retries
+
+No text, repr or attribute of these errors holds an account key, a SAS signature or a bearer token:
+service errors keep only response headers, with anything that looks like a secret redacted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+__all__ = [
+    "AioQueueError",
+    "AuthenticationFailed",
+    "ConfigurationError",
+    "MessageEncodingError",
+    "MessageNotFound",
+    "MessageTooLarge",
+    "PopReceiptMismatch",
+    "QueueAlreadyExists",
+    "QueueBeingDeleted",
+    "QueueNotFound",
+    "RequestTimeout",
+    "ServerBusy",
+    "ServiceError",
+    "TransportError",
+]
+
+_SIG_RE = re.compile(r"(?i)(sig=)[^&\s\"']*")
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "x-ms-copy-source-authorization"})
+
+
+def redact(text: str) -> str:
+    """Hide SAS signatures in a URL, header value or message."""
+    return _SIG_RE.sub(r"\1REDACTED", text)
+
+
+class AioQueueError(Exception):
+    """Base of every error aioqueue raises."""
+
+
+class ConfigurationError(AioQueueError, ValueError):
+    """A bad argument, name, range, URL, credential or connection string; raised before any request."""
+
+
+class MessageEncodingError(AioQueueError, ValueError):
+    """Content that the client's message encoding cannot carry (or cannot decode)."""
+
+
+class MessageTooLarge(MessageEncodingError):
+    """Message content over 64 KiB after encoding.
+
+    Raised before any request when aioqueue can tell, and also mapped from the service's
+    ``MessageTooLarge`` / ``RequestBodyTooLarge`` answers; then ``status`` and ``error_code`` are set.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, error_code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_code = error_code
+
+
+class TransportError(AioQueueError, OSError):
+    """The connection failed (refused, reset, closed mid-response) and retries are spent."""
+
+
+class RequestTimeout(TransportError, TimeoutError):
+    """An attempt took longer than the client's per-attempt ``timeout`` and retries are spent."""
+
+
+class ServiceError(AioQueueError):
+    """The service answered with an error status.
+
+    Attributes: ``status`` (HTTP status), ``error_code`` (``x-ms-error-code``, e.g. ``QueueNotFound``),
+    ``request_id`` (``x-ms-request-id``, quote it to Azure support), ``message`` (the service's text)
+    and ``headers`` (response headers, secrets redacted).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        error_code: str | None = None,
+        request_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.message = message
+        self.status = status
+        self.error_code = error_code
+        self.request_id = request_id
+        self.headers: dict[str, str] = {
+            k: redact(v) for k, v in (headers or {}).items() if k.lower() not in _SECRET_HEADERS
+        }
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        code = self.error_code or "error"
+        text = f"{code} (HTTP {self.status}): {self.message}"
+        if self.request_id:
+            text += f" [request id {self.request_id}]"
+        return redact(text)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(status={self.status}, error_code={self.error_code!r})"
+
+
+class AuthenticationFailed(ServiceError):
+    """403: the signature, SAS or token was refused, or lacks the permission for this operation."""
+
+
+class QueueNotFound(ServiceError):
+    """404 ``QueueNotFound``: the queue does not exist."""
+
+
+class QueueAlreadyExists(ServiceError):
+    """409 ``QueueAlreadyExists`` (or an existing queue where ``exist_ok=False``)."""
+
+
+class QueueBeingDeleted(ServiceError):
+    """409 ``QueueBeingDeleted``: Azure is still deleting a queue of this name (about 40 s)."""
+
+
+class MessageNotFound(ServiceError):
+    """404 ``MessageNotFound``: the message is gone, or (on Azure) the pop receipt is stale."""
+
+
+class PopReceiptMismatch(ServiceError):
+    """400 ``PopReceiptMismatch``: the pop receipt is stale (Azurite's answer where Azure says 404)."""
+
+
+class ServerBusy(ServiceError):
+    """503: the service is throttling, and retries are spent."""
+
+
+_BY_CODE: dict[str, type[ServiceError]] = {
+    "QueueNotFound": QueueNotFound,
+    "QueueAlreadyExists": QueueAlreadyExists,
+    "QueueBeingDeleted": QueueBeingDeleted,
+    "MessageNotFound": MessageNotFound,
+    "PopReceiptMismatch": PopReceiptMismatch,
+    "ServerBusy": ServerBusy,
+}
+_TOO_LARGE_CODES = frozenset({"MessageTooLarge", "RequestBodyTooLarge"})
+
+
+def service_error(
+    status: int,
+    error_code: str | None,
+    message: str,
+    request_id: str | None,
+    headers: Mapping[str, str],
+) -> AioQueueError:
+    """Map one error response to the most specific exception."""
+    if error_code in _TOO_LARGE_CODES or status == 413:
+        return MessageTooLarge(
+            f"{error_code or 'RequestBodyTooLarge'} (HTTP {status}): {message}", status=status, error_code=error_code
+        )
+    cls = _BY_CODE.get(error_code or "")
+    if cls is None:
+        if status == 403:
+            cls = AuthenticationFailed
+        elif status == 503:
+            cls = ServerBusy
+        else:
+            cls = ServiceError
+    return cls(message, status=status, error_code=error_code, request_id=request_id, headers=headers)

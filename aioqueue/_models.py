@@ -1,0 +1,175 @@
+"""Typed results: frozen dataclasses with aware UTC datetimes.
+
+``QueueMessage`` is the one mutable model: ``update_message`` refreshes its ``pop_receipt`` and
+``next_visible_on`` in place, so the same object can be updated or deleted again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = [
+    "AccessPolicy",
+    "CorsRule",
+    "GeoReplication",
+    "Metrics",
+    "PeekedMessage",
+    "ProcessStats",
+    "QueueAnalyticsLogging",
+    "QueueItem",
+    "QueueMessage",
+    "QueueProperties",
+    "RetentionPolicy",
+    "SendReceipt",
+    "ServiceProperties",
+    "ServiceStats",
+    "UpdateReceipt",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SendReceipt:
+    """What Put Message returns. ``pop_receipt`` allows updating or deleting without receiving first."""
+
+    id: str
+    pop_receipt: str
+    inserted_on: datetime
+    expires_on: datetime
+    next_visible_on: datetime
+
+
+@dataclass(slots=True, eq=False)
+class QueueMessage:
+    """A received message; ``pop_receipt`` and ``next_visible_on`` follow each successful update."""
+
+    id: str
+    content: Any
+    pop_receipt: str
+    dequeue_count: int
+    inserted_on: datetime
+    expires_on: datetime
+    next_visible_on: datetime
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(id={self.id!r}, dequeue_count={self.dequeue_count})"
+
+
+@dataclass(frozen=True, slots=True)
+class PeekedMessage:
+    """A peeked message: no pop receipt, and peeking does not count as a dequeue."""
+
+    id: str
+    content: Any
+    dequeue_count: int
+    inserted_on: datetime
+    expires_on: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateReceipt:
+    """What Update Message returns: the new pop receipt (the old one is dead) and the new visibility."""
+
+    pop_receipt: str
+    next_visible_on: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class QueueItem:
+    """One queue of a listing; ``metadata`` is empty unless listed with ``include_metadata=True``."""
+
+    name: str
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueProperties:
+    """Queue metadata and the approximate message count (it may lag the true count)."""
+
+    name: str
+    metadata: dict[str, str]
+    approximate_message_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccessPolicy:
+    """A stored access policy: ``permission`` letters from ``raup``; times are aware datetimes or None."""
+
+    permission: str | None = None
+    start: datetime | None = None
+    expiry: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """How long analytics data is kept (1..365 days when enabled)."""
+
+    enabled: bool = False
+    days: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueAnalyticsLogging:
+    """Storage Analytics logging settings."""
+
+    version: str = "1.0"
+    delete: bool = False
+    read: bool = False
+    write: bool = False
+    retention_policy: RetentionPolicy = field(default_factory=RetentionPolicy)
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """Hour or minute metrics settings."""
+
+    version: str = "1.0"
+    enabled: bool = False
+    include_apis: bool | None = None
+    retention_policy: RetentionPolicy = field(default_factory=RetentionPolicy)
+
+
+@dataclass(frozen=True, slots=True)
+class CorsRule:
+    """One CORS rule (the service allows at most five)."""
+
+    allowed_origins: tuple[str, ...]
+    allowed_methods: tuple[str, ...]
+    allowed_headers: tuple[str, ...] = ()
+    exposed_headers: tuple[str, ...] = ()
+    max_age_in_seconds: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceProperties:
+    """Service-wide settings. A ``None`` part is left unchanged by ``set_service_properties``."""
+
+    analytics_logging: QueueAnalyticsLogging | None = None
+    hour_metrics: Metrics | None = None
+    minute_metrics: Metrics | None = None
+    cors: tuple[CorsRule, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GeoReplication:
+    """Geo-replication state of the secondary: ``status`` is live, bootstrap or unavailable."""
+
+    status: str
+    last_sync_time: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceStats:
+    """Service statistics, answered by the secondary endpoint of a geo-redundant account."""
+
+    geo_replication: GeoReplication
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessStats:
+    """What ``QueueClient.process`` did: handlers succeeded, failed, and messages moved to poison."""
+
+    processed: int = 0
+    failed: int = 0
+    poisoned: int = 0

@@ -1,0 +1,138 @@
+"""Shared access signature generation (service SAS for a queue, account SAS for the queue service)."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime, timedelta, timezone
+from urllib.parse import quote
+
+from ._auth import SharedKeyCredential
+from ._errors import ConfigurationError
+from ._xml import iso8601
+
+__all__ = ["generate_account_sas", "generate_queue_sas"]
+
+DEFAULT_SAS_VERSION = "2025-11-05"
+QUEUE_PERMISSIONS = "raup"
+ACCOUNT_PERMISSIONS = "rwdlacup"
+RESOURCE_TYPES = "sco"
+
+
+def normalize_letters(value: str, allowed: str, what: str) -> str:
+    """Check permission-like letters and put them in the service's order."""
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{what} must be a str of letters from {allowed!r}")
+    bad = sorted(set(value) - set(allowed))
+    if bad:
+        raise ConfigurationError(f"{what} has letters {''.join(bad)!r} outside {allowed!r}")
+    return "".join(c for c in allowed if c in value)
+
+
+def _when(value: datetime | timedelta | None, what: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        return iso8601(datetime.now(timezone.utc) + value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ConfigurationError(f"{what} must be an aware datetime (with tzinfo) or a timedelta from now")
+        return iso8601(value)
+    raise ConfigurationError(f"{what} must be a datetime or a timedelta, not {type(value).__name__}")
+
+
+def _ip(ip: str | None) -> str | None:
+    if ip is None:
+        return None
+    try:
+        for part in ip.split("-", 1):
+            ipaddress.ip_address(part.strip())
+    except ValueError:
+        raise ConfigurationError(f"ip must be an IP address or a range 'a.b.c.d-e.f.g.h', not {ip!r}") from None
+    return ip
+
+
+def _protocol(protocol: str | None) -> str | None:
+    if protocol is None:
+        return None
+    if protocol not in ("https", "https,http"):
+        raise ConfigurationError("protocol must be 'https' or 'https,http'")
+    return protocol
+
+
+def _token(fields: list[tuple[str, str | None]], signature: str) -> str:
+    pairs = [(k, v) for k, v in fields if v]
+    pairs.append(("sig", signature))
+    return "&".join(f"{k}={quote(v, safe='')}" for k, v in pairs)
+
+
+def generate_queue_sas(
+    account_name: str,
+    queue_name: str,
+    account_key: str,
+    *,
+    permission: str = "",
+    expiry: datetime | timedelta | None = None,
+    start: datetime | timedelta | None = None,
+    policy_id: str | None = None,
+    ip: str | None = None,
+    protocol: str | None = None,
+    version: str = DEFAULT_SAS_VERSION,
+) -> str:
+    """A service SAS for one queue, without a leading ``?``.
+
+    ``permission`` letters from ``raup`` (read/peek, add, update, process = get + delete) in any order;
+    ``expiry``/``start`` are aware datetimes or timedeltas from now. Either give ``permission`` and
+    ``expiry`` or name a stored access policy with ``policy_id`` that supplies them.
+    """
+    credential = SharedKeyCredential(account_name, account_key)
+    sp = normalize_letters(permission, QUEUE_PERMISSIONS, "permission") if permission else ""
+    se = _when(expiry, "expiry") or ""
+    st = _when(start, "start") or ""
+    if policy_id is None and (not sp or not se):
+        raise ConfigurationError("a queue SAS needs permission and expiry, or a policy_id naming a stored policy")
+    if not isinstance(queue_name, str) or not queue_name:
+        raise ConfigurationError("queue_name must be a non-empty str")
+    sip, spr = _ip(ip) or "", _protocol(protocol) or ""
+    resource = f"/queue/{account_name}/{queue_name.lower()}"
+    string_to_sign = "\n".join([sp, st, se, resource, policy_id or "", sip, spr, version])
+    return _token(
+        [("sv", version), ("st", st), ("se", se), ("sp", sp), ("sip", sip), ("spr", spr), ("si", policy_id)],
+        credential.sign(string_to_sign),
+    )
+
+
+def generate_account_sas(
+    account_name: str,
+    account_key: str,
+    *,
+    resource_types: str,
+    permission: str,
+    expiry: datetime | timedelta,
+    start: datetime | timedelta | None = None,
+    ip: str | None = None,
+    protocol: str | None = None,
+    version: str = DEFAULT_SAS_VERSION,
+) -> str:
+    """An account SAS for the queue service, without a leading ``?``.
+
+    ``resource_types`` from ``sco`` (service, container = queue, object = message); ``permission`` from
+    ``rwdlacup``; both in any order.
+    """
+    credential = SharedKeyCredential(account_name, account_key)
+    srt = normalize_letters(resource_types, RESOURCE_TYPES, "resource_types")
+    sp = normalize_letters(permission, ACCOUNT_PERMISSIONS, "permission")
+    if not srt or not sp:
+        raise ConfigurationError("an account SAS needs at least one resource type and one permission")
+    se = _when(expiry, "expiry")
+    if se is None:
+        raise ConfigurationError("an account SAS needs an expiry")
+    st = _when(start, "start") or ""
+    sip, spr = _ip(ip) or "", _protocol(protocol) or ""
+    # Since version 2020-12-06 the string to sign ends with the (empty) encryption scope and a newline.
+    fields = [account_name, sp, "q", srt, st, se, sip, spr, version]
+    string_to_sign = "\n".join(fields) + "\n" + ("\n" if version >= "2020-12-06" else "")
+    return _token(
+        [("sv", version), ("ss", "q"), ("srt", srt), ("sp", sp), ("st", st), ("se", se), ("sip", sip),
+         ("spr", spr)],
+        credential.sign(string_to_sign),
+    )

@@ -1,0 +1,95 @@
+"""Argument checks that run before any request; each failure is a ConfigurationError naming the problem."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from ._errors import ConfigurationError
+
+MAX_SECONDS = 7 * 24 * 3600  # 7 days: the longest visibility timeout the service allows
+_QUEUE_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
+_METADATA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+Duration = int | float | timedelta
+
+
+def queue_name(name: Any) -> str:
+    """3-63 characters: lowercase letters, digits and single hyphens, starting and ending alphanumeric."""
+    if not isinstance(name, str):
+        raise ConfigurationError(f"queue name must be a str, not {type(name).__name__}")
+    if not _QUEUE_NAME.match(name):
+        raise ConfigurationError(
+            f"invalid queue name {name[:80]!r}: use 3-63 lowercase letters, digits and single hyphens, "
+            "starting and ending with a letter or digit"
+        )
+    return name
+
+
+def seconds(value: Any, what: str, *, low: int, high: int | None = MAX_SECONDS, allow_never: bool = False) -> int:
+    """A duration (seconds or timedelta) as whole seconds, rounded up, within [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, timedelta)):
+        raise ConfigurationError(f"{what} must be seconds (int or float) or a timedelta, not {type(value).__name__}")
+    if allow_never and not isinstance(value, timedelta) and value == -1:
+        return -1
+    raw = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if math.isnan(raw) or math.isinf(raw):
+        raise ConfigurationError(f"{what} must be a finite duration")
+    whole = math.ceil(raw)
+    if whole < low or (high is not None and whole > high):
+        limit = f"{low}..{high} seconds" if high is not None else f">= {low} seconds"
+        never = " (or -1 for never)" if allow_never else ""
+        raise ConfigurationError(f"{what} must be {limit}{never}; got {raw:g}")
+    return whole
+
+
+def message_count(value: Any, what: str = "max_messages") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 32:
+        raise ConfigurationError(f"{what} must be an int from 1 to 32 (the service's limit per call); got {value!r}")
+    return value
+
+
+def metadata_headers(metadata: Mapping[str, str] | None) -> dict[str, str]:
+    """``x-ms-meta-*`` headers; names are C# identifiers (case-insensitive), values printable ASCII."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise ConfigurationError("metadata must be a mapping of str to str")
+    headers: dict[str, str] = {}
+    seen: set[str] = set()
+    for name, value in metadata.items():
+        if not isinstance(name, str) or not _METADATA_NAME.match(name):
+            raise ConfigurationError(
+                f"invalid metadata name {str(name)[:64]!r}: use letters, digits and '_', not starting with a digit"
+            )
+        if name.lower() in seen:
+            raise ConfigurationError(f"metadata name {name!r} is given twice (names are case-insensitive)")
+        seen.add(name.lower())
+        if not isinstance(value, str):
+            raise ConfigurationError(f"metadata value for {name!r} must be a str, not {type(value).__name__}")
+        if not all(" " <= c <= "~" for c in value):
+            raise ConfigurationError(f"metadata value for {name!r} must be printable ASCII (encode other text first)")
+        headers[f"x-ms-meta-{name}"] = value
+    return headers
+
+
+def api_version(value: Any) -> str:
+    if not isinstance(value, str) or not _API_VERSION.match(value):
+        raise ConfigurationError(f"api_version must look like '2025-11-05', not {value!r}")
+    return value
+
+
+def positive_number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
+        raise ConfigurationError(f"{what} must be a positive number of seconds; got {value!r}")
+    return float(value)
+
+
+def positive_int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{what} must be an int >= 1; got {value!r}")
+    return value

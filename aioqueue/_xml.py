@@ -1,0 +1,313 @@
+"""XML in and out of the Queue service: defusedxml parsing, body building, dates. No I/O here.
+
+Every response body goes through :func:`parse`, which refuses DTDs, entities and external
+references, so an XML bomb or an external-entity trick is a typed error, not a hang or a leak.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+from xml.etree.ElementTree import Element, ParseError
+from xml.sax.saxutils import escape
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring
+
+from ._errors import AioQueueError
+from ._models import (
+    AccessPolicy,
+    CorsRule,
+    GeoReplication,
+    Metrics,
+    QueueAnalyticsLogging,
+    QueueItem,
+    RetentionPolicy,
+    ServiceProperties,
+    ServiceStats,
+)
+
+_MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+_MONTH_NAMES = ("", *_MONTHS)
+_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_ISO_RE = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?Z?$")
+UTC = timezone.utc
+
+
+class MalformedResponse(AioQueueError):
+    """The service's answer could not be understood (bad XML, a missing field, a bad date)."""
+
+
+def parse(body: bytes) -> Element:
+    """Parse a response body safely; every failure is a :class:`MalformedResponse`."""
+    try:
+        return fromstring(body)
+    except DefusedXmlException as exc:
+        raise MalformedResponse(f"refused unsafe XML in the response: {type(exc).__name__}") from None
+    except (ParseError, ValueError) as exc:
+        raise MalformedResponse(f"malformed XML in the response: {exc}") from None
+
+
+def rfc1123(value: datetime) -> str:
+    """Format an aware datetime as an HTTP date (``Fri, 09 Oct 2009 21:04:30 GMT``)."""
+    v = value.astimezone(UTC)
+    return (
+        f"{_DAY_NAMES[v.weekday()]}, {v.day:02d} {_MONTH_NAMES[v.month]} {v.year:04d} "
+        f"{v.hour:02d}:{v.minute:02d}:{v.second:02d} GMT"
+    )
+
+
+def parse_rfc1123(text: str) -> datetime:
+    """Parse an HTTP date into an aware UTC datetime."""
+    try:
+        _, day, month, year, clock, _gmt = text.split()
+        hh, mm, ss = clock.split(":")
+        return datetime(int(year), _MONTHS[month], int(day), int(hh), int(mm), int(ss), tzinfo=UTC)
+    except (ValueError, KeyError):
+        raise MalformedResponse(f"bad date in the response: {text[:40]!r}") from None
+
+
+def iso8601(value: datetime) -> str:
+    """Format an aware datetime the way SAS tokens and access policies carry it (second precision)."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso8601(text: str) -> datetime:
+    """Parse ``2009-09-28T08:49:37.0000000Z`` (any fraction length) into an aware UTC datetime."""
+    m = _ISO_RE.match(text.strip())
+    if m is None:
+        raise MalformedResponse(f"bad date in the response: {text[:40]!r}")
+    y, mo, d, h, mi, s, frac = m.groups()
+    micro = int((frac or "0")[:6].ljust(6, "0"))
+    return datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), micro, tzinfo=UTC)
+
+
+def _text(el: Element, tag: str) -> str:
+    child = el.find(tag)
+    if child is None:
+        raise MalformedResponse(f"the response lacks <{tag}> in <{el.tag}>")
+    return child.text or ""
+
+
+def _opt(el: Element | None, tag: str) -> str | None:
+    if el is None:
+        return None
+    child = el.find(tag)
+    return None if child is None else (child.text or "")
+
+
+def _bool(text: str | None) -> bool:
+    return (text or "").strip().lower() == "true"
+
+
+# ---- messages ---------------------------------------------------------------------------------
+
+def message_body(text: str) -> bytes:
+    """The Put/Update Message body for already-encoded message text."""
+    return b"<QueueMessage><MessageText>" + escape_text(text).encode("utf-8") + b"</MessageText></QueueMessage>"
+
+
+def escape_text(text: str) -> str:
+    """XML-escape text; carriage returns are written as references so parsers do not normalise them."""
+    escaped = escape(text)
+    return escaped.replace("\r", "&#13;") if "\r" in escaped else escaped
+
+
+def parse_messages(body: bytes) -> list[dict[str, Any]]:
+    """The ``<QueueMessage>`` entries of a Get/Peek/Put Messages answer, as raw field dicts."""
+    root = parse(body)
+    out: list[dict[str, Any]] = []
+    for m in root.iter("QueueMessage"):
+        entry: dict[str, Any] = {}
+        for child in m:
+            entry[child.tag] = child.text or ""
+        if "MessageId" not in entry:
+            raise MalformedResponse("a message in the response has no <MessageId>")
+        out.append(entry)
+    return out
+
+
+# ---- queues -----------------------------------------------------------------------------------
+
+def parse_queue_list(body: bytes) -> tuple[list[QueueItem], str | None]:
+    """One List Queues page and its continuation marker (None at the end)."""
+    root = parse(body)
+    items: list[QueueItem] = []
+    queues = root.find("Queues")
+    if queues is not None:
+        for q in queues.iter("Queue"):
+            meta_el = q.find("Metadata")
+            meta = {c.tag: c.text or "" for c in meta_el} if meta_el is not None else {}
+            items.append(QueueItem(name=_text(q, "Name"), metadata=meta))
+    marker = _opt(root, "NextMarker")
+    return items, (marker or None)
+
+
+# ---- access policies --------------------------------------------------------------------------
+
+def parse_signed_identifiers(body: bytes) -> dict[str, AccessPolicy]:
+    if not body.strip():
+        return {}
+    root = parse(body)
+    out: dict[str, AccessPolicy] = {}
+    for si in root.iter("SignedIdentifier"):
+        ap = si.find("AccessPolicy")
+        start, expiry = _opt(ap, "Start"), _opt(ap, "Expiry")
+        out[_text(si, "Id")] = AccessPolicy(
+            permission=_opt(ap, "Permission") or None,
+            start=parse_iso8601(start) if start else None,
+            expiry=parse_iso8601(expiry) if expiry else None,
+        )
+    return out
+
+
+def signed_identifiers_body(policies: Mapping[str, AccessPolicy | None]) -> bytes:
+    parts = ["<?xml version='1.0' encoding='utf-8'?><SignedIdentifiers>"]
+    for ident, policy in policies.items():
+        parts.append(f"<SignedIdentifier><Id>{escape(ident)}</Id>")
+        if policy is not None:
+            parts.append("<AccessPolicy>")
+            if policy.start is not None:
+                parts.append(f"<Start>{iso8601(policy.start)}</Start>")
+            if policy.expiry is not None:
+                parts.append(f"<Expiry>{iso8601(policy.expiry)}</Expiry>")
+            if policy.permission is not None:
+                parts.append(f"<Permission>{escape(policy.permission)}</Permission>")
+            parts.append("</AccessPolicy>")
+        parts.append("</SignedIdentifier>")
+    parts.append("</SignedIdentifiers>")
+    return "".join(parts).encode("utf-8")
+
+
+# ---- service properties and stats -------------------------------------------------------------
+
+def _retention(el: Element | None) -> RetentionPolicy:
+    if el is None:
+        return RetentionPolicy()
+    days = _opt(el, "Days")
+    return RetentionPolicy(enabled=_bool(_opt(el, "Enabled")), days=int(days) if days else None)
+
+
+def _metrics(el: Element | None) -> Metrics | None:
+    if el is None:
+        return None
+    apis = _opt(el, "IncludeAPIs")
+    return Metrics(
+        version=_opt(el, "Version") or "1.0",
+        enabled=_bool(_opt(el, "Enabled")),
+        include_apis=_bool(apis) if apis is not None else None,
+        retention_policy=_retention(el.find("RetentionPolicy")),
+    )
+
+
+def _split(text: str | None) -> tuple[str, ...]:
+    return tuple(p.strip() for p in (text or "").split(",") if p.strip())
+
+
+def parse_service_properties(body: bytes) -> ServiceProperties:
+    root = parse(body)
+    log = root.find("Logging")
+    logging = None
+    if log is not None:
+        logging = QueueAnalyticsLogging(
+            version=_opt(log, "Version") or "1.0",
+            delete=_bool(_opt(log, "Delete")),
+            read=_bool(_opt(log, "Read")),
+            write=_bool(_opt(log, "Write")),
+            retention_policy=_retention(log.find("RetentionPolicy")),
+        )
+    cors_el = root.find("Cors")
+    cors = None
+    if cors_el is not None:
+        cors = tuple(
+            CorsRule(
+                allowed_origins=_split(_opt(r, "AllowedOrigins")),
+                allowed_methods=_split(_opt(r, "AllowedMethods")),
+                allowed_headers=_split(_opt(r, "AllowedHeaders")),
+                exposed_headers=_split(_opt(r, "ExposedHeaders")),
+                max_age_in_seconds=int(_opt(r, "MaxAgeInSeconds") or 0),
+            )
+            for r in cors_el.iter("CorsRule")
+        )
+    return ServiceProperties(
+        analytics_logging=logging,
+        hour_metrics=_metrics(root.find("HourMetrics")),
+        minute_metrics=_metrics(root.find("MinuteMetrics")),
+        cors=cors,
+    )
+
+
+def _b(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _retention_xml(r: RetentionPolicy) -> str:
+    days = f"<Days>{r.days}</Days>" if r.enabled and r.days is not None else ""
+    return f"<RetentionPolicy><Enabled>{_b(r.enabled)}</Enabled>{days}</RetentionPolicy>"
+
+
+def _metrics_xml(tag: str, m: Metrics) -> str:
+    apis = f"<IncludeAPIs>{_b(bool(m.include_apis))}</IncludeAPIs>" if m.enabled else ""
+    return (
+        f"<{tag}><Version>{escape(m.version)}</Version><Enabled>{_b(m.enabled)}</Enabled>{apis}"
+        f"{_retention_xml(m.retention_policy)}</{tag}>"
+    )
+
+
+def service_properties_body(props: ServiceProperties) -> bytes:
+    parts = ["<?xml version='1.0' encoding='utf-8'?><StorageServiceProperties>"]
+    if props.analytics_logging is not None:
+        lg = props.analytics_logging
+        parts.append(
+            f"<Logging><Version>{escape(lg.version)}</Version><Delete>{_b(lg.delete)}</Delete>"
+            f"<Read>{_b(lg.read)}</Read><Write>{_b(lg.write)}</Write>"
+            f"{_retention_xml(lg.retention_policy)}</Logging>"
+        )
+    if props.hour_metrics is not None:
+        parts.append(_metrics_xml("HourMetrics", props.hour_metrics))
+    if props.minute_metrics is not None:
+        parts.append(_metrics_xml("MinuteMetrics", props.minute_metrics))
+    if props.cors is not None:
+        parts.append("<Cors>")
+        for rule in props.cors:
+            parts.append(
+                "<CorsRule>"
+                f"<AllowedOrigins>{escape(','.join(rule.allowed_origins))}</AllowedOrigins>"
+                f"<AllowedMethods>{escape(','.join(rule.allowed_methods))}</AllowedMethods>"
+                f"<MaxAgeInSeconds>{int(rule.max_age_in_seconds)}</MaxAgeInSeconds>"
+                f"<ExposedHeaders>{escape(','.join(rule.exposed_headers))}</ExposedHeaders>"
+                f"<AllowedHeaders>{escape(','.join(rule.allowed_headers))}</AllowedHeaders>"
+                "</CorsRule>"
+            )
+        parts.append("</Cors>")
+    parts.append("</StorageServiceProperties>")
+    return "".join(parts).encode("utf-8")
+
+
+def parse_service_stats(body: bytes) -> ServiceStats:
+    root = parse(body)
+    geo = root.find("GeoReplication")
+    if geo is None:
+        raise MalformedResponse("the response lacks <GeoReplication>")
+    last = _opt(geo, "LastSyncTime")
+    return ServiceStats(
+        GeoReplication(status=_text(geo, "Status"), last_sync_time=parse_rfc1123(last) if last else None)
+    )
+
+
+def parse_error(body: bytes) -> tuple[str | None, str]:
+    """(code, message) from an ``<Error>`` body; tolerant, since errors must never raise."""
+    if not body:
+        return None, ""
+    try:
+        root = parse(body)
+    except MalformedResponse:
+        return None, ""
+    code = _opt(root, "Code")
+    message = (_opt(root, "Message") or "").split("\n", 1)[0]
+    return code, message
+

@@ -1,0 +1,232 @@
+"""Run the real Azurite emulator for tests, examples and local development; a pytest plugin too.
+
+    async with azurite() as conn_str:          # Azurite's queue service on a free port, in memory
+        async with QueueClient.from_connection_string(conn_str, "jobs") as queue: ...
+
+The pytest plugin (registered automatically, or ``-p aioqueue.testing``) provides fixtures:
+``azurite`` (session-scoped: the running emulator, ``.connection_string``), and function-scoped
+``queue_service_client`` and ``queue_client`` (a fresh queue per test, deleted afterwards).
+
+Azurite comes from npm (``npm install azurite@3.35.0``). It is found through ``$AIOQUEUE_AZURITE``
+(the path of ``azurite-queue``), a ``node_modules/.bin`` above the working directory or this package,
+or ``PATH``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from ._auth import DEV_ACCOUNT, DEV_KEY
+from ._errors import AioQueueError
+
+__all__ = ["Azurite", "azurite", "find_azurite", "local_connection_string"]
+
+_LISTENING = re.compile(r"listens on (https?)://([^:\s]+):(\d+)")
+DEFAULT_PORT = 10001
+
+
+def find_azurite(executable: str | None = None) -> str:
+    """The path of Azurite's ``azurite-queue`` command, or an error saying how to install it."""
+    candidates: list[Path] = []
+    if executable:
+        candidates.append(Path(executable))
+    env = os.environ.get("AIOQUEUE_AZURITE")
+    if env:
+        candidates.append(Path(env))
+    for start in (Path.cwd(), Path(__file__).resolve().parent):
+        for folder in (start, *start.parents):
+            candidates.append(folder / "node_modules" / ".bin" / "azurite-queue")
+    for path in candidates:
+        if path.is_file() and os.access(path, os.X_OK):
+            return str(path)
+    found = shutil.which("azurite-queue")
+    if found:
+        return found
+    raise AioQueueError(
+        "Azurite is not installed: run 'npm install azurite@3.35.0' in your project "
+        "(or set AIOQUEUE_AZURITE to the path of azurite-queue)"
+    )
+
+
+def connection_string(host: str, port: int) -> str:
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
+        f"QueueEndpoint=http://{host}:{port}/{DEV_ACCOUNT}"
+    )
+
+
+class Azurite:
+    """One Azurite queue-service process (in-memory persistence). Use as a context manager."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        executable: str | None = None,
+        startup_timeout: float = 60.0,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.executable = executable
+        self.startup_timeout = startup_timeout
+        self.extra_args = extra_args
+        self._process: subprocess.Popen[str] | None = None
+        self._output: list[str] = []
+
+    @property
+    def url(self) -> str:
+        """The account URL (path-style): ``http://127.0.0.1:<port>/devstoreaccount1``."""
+        return f"http://{self.host}:{self.port}/{DEV_ACCOUNT}"
+
+    @property
+    def connection_string(self) -> str:
+        return connection_string(self.host, self.port)
+
+    def start(self) -> Azurite:
+        exe = find_azurite(self.executable)
+        args = [
+            exe, "--queueHost", self.host, "--queuePort", str(self.port),
+            "--inMemoryPersistence", "--silent", "--disableTelemetry", *self.extra_args,
+        ]
+        process = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True
+        )
+        self._process = process
+        ready = threading.Event()
+        assert process.stdout is not None
+        threading.Thread(target=self._drain, args=(process.stdout, ready), daemon=True).start()
+        if not ready.wait(self.startup_timeout) or process.poll() is not None:
+            self.stop()
+            raise AioQueueError("Azurite did not start: " + " | ".join(self._output[-5:]))
+        _wait_for_port(self.host, self.port, self.startup_timeout)
+        return self
+
+    def _drain(self, stream: IO[str], ready: threading.Event) -> None:
+        for line in stream:
+            if len(self._output) < 200:
+                self._output.append(line.rstrip())
+            m = _LISTENING.search(line)
+            if m and not ready.is_set():
+                self.port = int(m.group(3))
+                ready.set()
+        ready.set()
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+    def __enter__(self) -> Azurite:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _wait_for_port(host: str, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise AioQueueError(f"Azurite did not answer on {host}:{port}") from None
+            time.sleep(0.05)
+
+
+def _port_open(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+        return True
+    return False
+
+
+@contextlib.asynccontextmanager
+async def azurite(
+    *, host: str = "127.0.0.1", port: int = 0, executable: str | None = None
+) -> AsyncIterator[str]:
+    """Start Azurite's queue service (a free port unless ``port`` is given), yield its connection
+    string, and stop it on exit."""
+    emulator = Azurite(host=host, port=port, executable=executable)
+    await asyncio.to_thread(emulator.start)
+    try:
+        yield emulator.connection_string
+    finally:
+        await asyncio.to_thread(emulator.stop)
+
+
+@contextlib.asynccontextmanager
+async def local_connection_string(env_var: str = "AZURE_STORAGE_CONNECTION_STRING") -> AsyncIterator[str]:
+    """A connection string for local work: ``$AZURE_STORAGE_CONNECTION_STRING`` when set; else the
+    emulator on 127.0.0.1:10001 (``UseDevelopmentStorage=true``), started here when none is running
+    and stopped on exit."""
+    configured = os.environ.get(env_var)
+    if configured:
+        yield configured
+        return
+    if await asyncio.to_thread(_port_open, "127.0.0.1", DEFAULT_PORT):
+        yield "UseDevelopmentStorage=true"
+        return
+    async with azurite(port=DEFAULT_PORT):
+        yield "UseDevelopmentStorage=true"
+
+
+# ---- pytest plugin ---------------------------------------------------------------------------
+
+try:
+    import pytest
+    import pytest_asyncio
+except ImportError:  # pragma: no cover - the plugin needs pytest and pytest-asyncio
+    pass
+else:
+
+    @pytest.fixture(scope="session")
+    def azurite_emulator() -> Iterator[Azurite]:
+        """The running Azurite emulator for this test session (``.connection_string``, ``.url``)."""
+        with Azurite() as emulator:
+            yield emulator
+
+    @pytest.fixture(scope="session", name="azurite")
+    def azurite_fixture(azurite_emulator: Azurite) -> Azurite:
+        """Alias of ``azurite_emulator``."""
+        return azurite_emulator
+
+    @pytest_asyncio.fixture
+    async def queue_service_client(azurite_emulator: Azurite) -> AsyncIterator[Any]:
+        """A QueueServiceClient on the session's emulator, closed after the test."""
+        from ._client import QueueServiceClient
+
+        async with QueueServiceClient.from_connection_string(azurite_emulator.connection_string) as service:
+            yield service
+
+    @pytest_asyncio.fixture
+    async def queue_client(queue_service_client: Any) -> AsyncIterator[Any]:
+        """A QueueClient on a freshly created, uniquely named queue, deleted after the test."""
+        queue = await queue_service_client.create_queue(f"test-{uuid.uuid4().hex[:20]}")
+        try:
+            yield queue
+        finally:
+            await queue.delete_queue(missing_ok=True)
