@@ -1,0 +1,99 @@
+import pytest
+
+from aioqueue import (
+    ConfigurationError,
+    QueueClient,
+    QueueServiceClient,
+    SasCredential,
+    SharedKeyCredential,
+)
+from aioqueue._auth import DEV_KEY, parse_connection_string
+
+KEY = DEV_KEY
+
+
+def test_account_name_and_key_default_to_https_core_windows_net():
+    s = parse_connection_string(f"DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={KEY}")
+    assert s.account_url == "https://acct.queue.core.windows.net"
+    assert isinstance(s.credential, SharedKeyCredential) and s.credential.account_name == "acct"
+
+
+def test_keys_are_case_insensitive_and_suffix_is_used():
+    s = parse_connection_string(
+        f"accountname=acct;ACCOUNTKEY={KEY};defaultendpointsprotocol=http;EndpointSuffix=core.chinacloudapi.cn;"
+    )
+    assert s.account_url == "http://acct.queue.core.chinacloudapi.cn"
+
+
+def test_queue_endpoint_with_sas():
+    s = parse_connection_string("QueueEndpoint=https://acct.queue.core.windows.net;SharedAccessSignature=sv=1&sig=abc")
+    assert s.account_url == "https://acct.queue.core.windows.net"
+    assert isinstance(s.credential, SasCredential) and s.credential.token == "sv=1&sig=abc"
+
+
+def test_development_storage():
+    s = parse_connection_string("UseDevelopmentStorage=true")
+    assert s.account_url == "http://127.0.0.1:10001/devstoreaccount1"
+    assert isinstance(s.credential, SharedKeyCredential) and s.credential.account_name == "devstoreaccount1"
+
+
+def test_other_service_endpoints_are_ignored():
+    s = parse_connection_string(f"AccountName=acct;AccountKey={KEY};BlobEndpoint=https://x.blob.core.windows.net")
+    assert s.account_url == "https://acct.queue.core.windows.net"
+
+
+@pytest.mark.parametrize(
+    ("conn", "words"),
+    [
+        ("", "empty"),
+        ("AccountName=acct;garbage", "segment 2"),
+        ("AccountName=acct;AccountKey=!!notbase64!!", "base64"),
+        ("AccountKey=" + KEY, "AccountName"),
+        ("AccountName=acct;Color=blue", "unknown setting"),
+        ("AccountName=a;AccountName=b", "twice"),
+        ("UseDevelopmentStorage=false", "UseDevelopmentStorage"),
+        ("UseDevelopmentStorage=true;AccountName=x", "cannot be combined"),
+        ("DefaultEndpointsProtocol=ftp;AccountName=acct", "http or https"),
+        ("QueueEndpoint=https://x;SharedAccessSignature=sv=1", "sig"),
+        (f"AccountName=a;AccountKey={KEY};SharedAccessSignature=sig=1", "both"),
+    ],
+)
+def test_malformed_connection_strings_name_the_problem(conn, words):
+    with pytest.raises(ConfigurationError) as info:
+        parse_connection_string(conn)
+    assert words in str(info.value)
+
+
+def test_errors_never_echo_the_key():
+    secret = "c2VjcmV0LWtleS12YWx1ZQ=="
+    for conn in (f"AccountKey={secret}", f"AccountName=a;AccountKey={secret};Bogus", f"AccountName=a;AccountKey={secret}x!"):
+        with pytest.raises(ConfigurationError) as info:
+            parse_connection_string(conn)
+        assert secret not in str(info.value) and secret not in repr(info.value)
+
+
+def test_clients_from_connection_strings():
+    q = QueueClient.from_connection_string("UseDevelopmentStorage=true", "jobs")
+    assert q.url == "http://127.0.0.1:10001/devstoreaccount1/jobs"
+    assert q.account_name == "devstoreaccount1" and q.queue_name == "jobs"
+    s = QueueServiceClient.from_connection_string(f"AccountName=acct;AccountKey={KEY}")
+    assert s.url == "https://acct.queue.core.windows.net" and s.account_name == "acct"
+    assert KEY not in repr(s) and KEY not in repr(SharedKeyCredential("a", KEY))
+
+
+def test_from_queue_url_with_sas():
+    q = QueueClient.from_queue_url("https://acct.queue.core.windows.net/jobs?sv=2025-11-05&sig=abc%3D")
+    assert q.queue_name == "jobs" and q.account_name == "acct"
+    assert q.url == "https://acct.queue.core.windows.net/jobs"  # no signature in the URL attribute
+    assert "abc" not in repr(q)
+
+
+def test_token_credential_refused_on_plain_http_except_loopback():
+    class Token:
+        async def get_token(self, *scopes, **kwargs):
+            raise AssertionError("not called")
+
+    with pytest.raises(ConfigurationError, match="https"):
+        QueueClient("http://acct.queue.core.windows.net", "jobs", credential=Token())
+    QueueClient("http://127.0.0.1:10001/devstoreaccount1", "jobs", credential=Token())
+    QueueClient("https://acct.queue.core.windows.net", "jobs", credential=Token())

@@ -1,0 +1,232 @@
+"""Every queue and message operation against Azurite."""
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from aioqueue import (
+    AccessPolicy,
+    ConfigurationError,
+    MessageEncodingError,
+    MessageNotFound,
+    MessageTooLarge,
+    PeekedMessage,
+    PopReceiptMismatch,
+    QueueAlreadyExists,
+    QueueClient,
+    QueueMessage,
+    QueueNotFound,
+    SendReceipt,
+    UpdateReceipt,
+)
+
+UTC = timezone.utc
+
+
+async def test_create_exists_delete(conn_str, queue_name):
+    async with QueueClient.from_connection_string(conn_str, queue_name) as q:
+        assert await q.exists() is False
+        assert await q.create_queue(metadata={"Team": "core"}) is True
+        assert await q.exists() is True
+        assert await q.create_queue(metadata={"Team": "core"}, exist_ok=True) is False
+        with pytest.raises(QueueAlreadyExists):
+            await q.create_queue(metadata={"Team": "core"})  # identical metadata: 204 from the service
+        with pytest.raises(QueueAlreadyExists):
+            await q.create_queue(metadata={"Team": "other"})  # different metadata: 409
+        assert await q.delete_queue() is True
+        assert await q.delete_queue(missing_ok=True) is False
+        with pytest.raises(QueueNotFound) as info:
+            await q.delete_queue()
+        err = info.value
+        assert err.status == 404 and err.error_code == "QueueNotFound" and err.request_id
+        assert "QueueNotFound" in str(err)
+
+
+async def test_properties_and_metadata(queue_client):
+    props = await queue_client.get_queue_properties()
+    assert props.name == queue_client.queue_name and props.metadata == {} and props.approximate_message_count == 0
+    await queue_client.set_queue_metadata({"Owner": "ops", "tier": "gold"})
+    await queue_client.send_messages(["a", "b", "c"])
+    props = await queue_client.get_queue_properties()
+    assert {k.lower(): v for k, v in props.metadata.items()} == {"owner": "ops", "tier": "gold"}
+    assert props.approximate_message_count == 3
+    await queue_client.set_queue_metadata(None)
+    assert (await queue_client.get_queue_properties()).metadata == {}
+
+
+async def test_send_peek_receive_delete(queue_client):
+    receipt = await queue_client.send_message("hello <&> \"world\" é\n")
+    assert isinstance(receipt, SendReceipt) and receipt.inserted_on.tzinfo is not None
+    assert receipt.expires_on - receipt.inserted_on == timedelta(days=7)
+    [peeked] = await queue_client.peek_messages(max_messages=32)
+    assert isinstance(peeked, PeekedMessage)
+    assert peeked.content == "hello <&> \"world\" é\n" and peeked.dequeue_count == 0 and peeked.id == receipt.id
+    [msg] = await queue_client.receive_messages(visibility_timeout=30)
+    assert isinstance(msg, QueueMessage) and msg.dequeue_count == 1 and msg.content == peeked.content
+    assert msg.next_visible_on > datetime.now(UTC) + timedelta(seconds=20)
+    assert await queue_client.receive_messages() == []  # invisible meanwhile
+    assert await queue_client.peek_messages() == []
+    await queue_client.delete_message(msg)
+    assert (await queue_client.get_queue_properties()).approximate_message_count == 0
+
+
+async def test_receive_sixteen_with_five_minute_visibility(queue_client):
+    await queue_client.send_messages([f"m{i}" for i in range(20)])
+    batch = await queue_client.receive_messages(max_messages=16, visibility_timeout=timedelta(minutes=5))
+    assert len(batch) == 16
+    assert all(m.next_visible_on > datetime.now(UTC) + timedelta(minutes=4) for m in batch)
+    assert len(await queue_client.receive_messages(max_messages=32)) == 4
+
+
+async def test_send_messages_keeps_input_order_and_takes_async_iterables(queue_client):
+    receipts = await queue_client.send_messages([f"m{i}" for i in range(40)], concurrency=8)
+    assert len(receipts) == 40 and len({r.id for r in receipts}) == 40
+
+    async def gen():
+        for i in range(5):
+            await asyncio.sleep(0)
+            yield f"a{i}"
+
+    more = await queue_client.send_messages(gen())
+    assert len(more) == 5
+    peeked = {p.id: p.content for p in await queue_client.peek_messages(max_messages=32)}
+    for i, r in enumerate(receipts):
+        if r.id in peeked:
+            assert peeked[r.id] == f"m{i}"
+
+
+async def test_send_messages_validates_everything_before_any_request(queue_client):
+    with pytest.raises(MessageEncodingError):
+        await queue_client.send_messages(["ok", "bad \x01"])
+    assert await queue_client.peek_messages() == []
+
+
+async def test_send_messages_partial_failure_reports_what_was_sent(queue_client):
+    async def gen():
+        yield "one"
+        yield "two"
+        yield b"not text"
+
+    with pytest.raises(MessageEncodingError) as info:
+        await queue_client.send_messages(gen(), concurrency=1)
+    receipts = info.value.receipts  # type: ignore[attr-defined]
+    assert len(receipts) == 2 and all(isinstance(r, SendReceipt) for r in receipts)
+    assert len(await queue_client.peek_messages(max_messages=32)) == 2
+
+
+async def test_visibility_and_ttl_on_send(queue_client):
+    r = await queue_client.send_message("later", visibility_timeout=2, time_to_live=60)
+    assert r.expires_on - r.inserted_on == timedelta(seconds=60)
+    assert await queue_client.peek_messages() == []
+    await asyncio.sleep(2.2)
+    assert [p.content for p in await queue_client.peek_messages()] == ["later"]
+    forever = await queue_client.send_message("forever", time_to_live=-1)
+    assert forever.expires_on.year >= 9999
+
+
+async def test_update_message_in_place(queue_client):
+    await queue_client.send_message("original")
+    [msg] = await queue_client.receive_messages()
+    old_receipt = msg.pop_receipt
+    result = await queue_client.update_message(msg, content="changed", visibility_timeout=0)
+    assert isinstance(result, UpdateReceipt)
+    assert msg.pop_receipt == result.pop_receipt != old_receipt
+    assert msg.next_visible_on == result.next_visible_on
+    assert [p.content for p in await queue_client.peek_messages()] == ["changed"]
+    # omitting content keeps it; the refreshed object works again
+    await queue_client.update_message(msg, visibility_timeout=30)
+    await queue_client.update_message(msg, visibility_timeout=0)
+    assert [p.content for p in await queue_client.peek_messages()] == ["changed"]
+    await queue_client.update_message(msg, content="", visibility_timeout=0)
+    assert [p.content for p in await queue_client.peek_messages()] == [""]
+    # the old receipt is dead (Azurite: PopReceiptMismatch, Azure: MessageNotFound)
+    with pytest.raises((PopReceiptMismatch, MessageNotFound)):
+        await queue_client.delete_message(msg.id, old_receipt)
+    await queue_client.delete_message(msg.id, msg.pop_receipt)
+    assert await queue_client.peek_messages() == []
+
+
+async def test_update_and_delete_by_id_need_a_receipt(queue_client):
+    with pytest.raises(ConfigurationError):
+        await queue_client.delete_message("some-id")
+    with pytest.raises(ConfigurationError):
+        await queue_client.update_message("some-id", visibility_timeout=1)
+
+
+async def test_delete_with_send_receipt(queue_client):
+    receipt = await queue_client.send_message("x")
+    await queue_client.delete_message(receipt.id, receipt.pop_receipt)
+    assert await queue_client.peek_messages() == []
+
+
+async def test_delete_missing_message_is_typed(queue_client):
+    r = await queue_client.send_message("x")
+    await queue_client.delete_message(r.id, r.pop_receipt)
+    with pytest.raises((MessageNotFound, PopReceiptMismatch)):
+        await queue_client.delete_message(r.id, r.pop_receipt)
+
+
+async def test_clear_messages(queue_client):
+    await queue_client.send_messages(["a"] * 10)
+    await queue_client.clear_messages()
+    assert await queue_client.peek_messages(max_messages=32) == []
+
+
+async def test_message_size_limit(queue_client):
+    await queue_client.send_message("x" * 65536)
+    [m] = await queue_client.receive_messages()
+    assert len(m.content) == 65536
+    with pytest.raises(MessageTooLarge):
+        await queue_client.send_message("x" * 65537)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "content"),
+    [("text", "plain"), ("base64", "bäse64 \x01 ok"), ("binary", bytes(range(256))), ("json", {"n": [1, 2.5, None]})],
+)
+async def test_encodings_round_trip_through_the_service(conn_str, queue_client, encoding, content):
+    async with QueueClient.from_connection_string(conn_str, queue_client.queue_name, message_encoding=encoding) as q:
+        await q.send_message(content)
+        [peeked] = await q.peek_messages()
+        assert peeked.content == content
+        [msg] = await q.receive_messages()
+        assert msg.content == content
+        await q.update_message(msg, content=content, visibility_timeout=0)
+        assert (await q.peek_messages())[0].content == content
+
+
+async def test_access_policies(queue_client):
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    policies = {
+        "readers": AccessPolicy("r", start, start + timedelta(days=365)),
+        "workers": AccessPolicy("raup", None, start + timedelta(days=30)),
+    }
+    await queue_client.set_queue_access_policy(policies)
+    assert await queue_client.get_queue_access_policy() == policies
+    await queue_client.set_queue_access_policy({})
+    assert await queue_client.get_queue_access_policy() == {}
+    with pytest.raises(ConfigurationError, match="at most 5"):
+        await queue_client.set_queue_access_policy({f"p{i}": None for i in range(6)})
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda q: q.receive_messages(max_messages=33),
+        lambda q: q.receive_messages(max_messages=0),
+        lambda q: q.peek_messages(max_messages=40),
+        lambda q: q.receive_messages(visibility_timeout=0),
+        lambda q: q.send_message("x", visibility_timeout=8 * 24 * 3600),
+        lambda q: q.send_message("x", visibility_timeout=60, time_to_live=30),
+        lambda q: q.send_message("x", time_to_live=0),
+        lambda q: q.send_message(b"bytes in text mode"),
+        lambda q: q.create_queue(metadata={"bad-name": "x"}),
+        lambda q: q.update_message("id", "receipt", visibility_timeout=-5),
+    ],
+)
+async def test_bad_arguments_fail_before_any_request(call):
+    # the URL points nowhere: any request would fail with TransportError, not the validation error
+    async with QueueClient("http://127.0.0.1:9/devstoreaccount1", "jobs", retry=None) as q:
+        with pytest.raises((ConfigurationError, MessageEncodingError)):
+            await call(q)
