@@ -256,17 +256,17 @@ def parse_connection_string(conn_str: str) -> ConnectionSettings:
         segment = segment.strip()
         if not segment:
             continue
-        name, sep, value = segment.partition("=")
-        key = name.strip().lower()
-        if not sep or not key:
+        label, sep, value = segment.partition("=")
+        setting = label.strip().lower()
+        if not sep or not setting:
             raise ConfigurationError(f"connection string segment {index} is not of the form Name=value")
-        if key in _IGNORED_KEYS:
+        if setting in _IGNORED_KEYS:
             continue
-        if key not in _KNOWN_KEYS:
-            raise ConfigurationError(f"connection string has an unknown setting {name.strip()[:40]!r}")
-        if key in settings:
-            raise ConfigurationError(f"connection string sets {_KNOWN_KEYS[key]} twice")
-        settings[key] = value.strip()
+        if setting not in _KNOWN_KEYS:
+            raise ConfigurationError(f"connection string has an unknown setting {label.strip()[:40]!r}")
+        if setting in settings:
+            raise ConfigurationError(f"connection string sets {_KNOWN_KEYS[setting]} twice")
+        settings[setting] = value.strip()
 
     if settings.get("usedevelopmentstorage", "").lower() == "true":
         extra = set(settings) - {"usedevelopmentstorage", "developmentstorageproxyuri"}
@@ -290,8 +290,8 @@ def parse_connection_string(conn_str: str) -> ConnectionSettings:
         raise ConfigurationError("connection string has both AccountKey and SharedAccessSignature; keep one")
     if key is not None and not name:
         raise ConfigurationError("connection string has AccountKey but no AccountName")
-    endpoint = settings.get("queueendpoint")
-    if not endpoint:
+    account_url = settings.get("queueendpoint")
+    if not account_url:
         if not name:
             raise ConfigurationError("connection string needs QueueEndpoint or AccountName")
         protocol = settings.get("defaultendpointsprotocol", "https").lower()
@@ -300,10 +300,10 @@ def parse_connection_string(conn_str: str) -> ConnectionSettings:
         suffix = settings.get("endpointsuffix", "core.windows.net").strip(".")
         if not suffix:
             raise ConfigurationError("EndpointSuffix is empty")
-        endpoint = f"{protocol}://{name}.queue.{suffix}"
+        account_url = f"{protocol}://{name}.queue.{suffix}"
     credential: SharedKeyCredential | SasCredential | None = None
     if key is not None and name:
         credential = SharedKeyCredential(name, key)
     elif sas is not None:
         credential = SasCredential(sas)
-    return ConnectionSettings(endpoint, credential)
+    return ConnectionSettings(account_url, credential)

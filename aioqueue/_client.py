@@ -47,13 +47,17 @@ from ._transport import (
 from ._validation import (
     MAX_SECONDS,
     Duration,
-    api_version as check_api_version,
     message_count,
     metadata_headers,
     positive_int,
     positive_number,
-    queue_name as check_queue_name,
     seconds,
+)
+from ._validation import (
+    api_version as check_api_version,
+)
+from ._validation import (
+    queue_name as check_queue_name,
 )
 from ._xml import (
     MalformedResponse,

@@ -22,15 +22,13 @@ from ._auth import Endpoint, SasCredential, SharedKeyCredential, TokenCache
 from ._errors import (
     AioQueueError,
     ConfigurationError,
-    MessageNotFound,
-    PopReceiptMismatch,
     RequestTimeout,
     TransportError,
     redact,
     service_error,
 )
 from ._retry import NO_RETRY, RetryPolicy, retry_after_seconds
-from ._xml import MalformedResponse, parse_error, rfc1123
+from ._xml import MalformedResponse, parse_error
 
 log = logging.getLogger("aioqueue")
 
@@ -105,6 +103,7 @@ class Connection:
         self._owns_session = session is None
         self.state = State.UNOPENED
         self._static_headers = {"x-ms-version": api_version, "User-Agent": USER_AGENT}
+        self.sleep = asyncio.sleep  # how retries wait; tests may replace it to observe the delays
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -114,6 +113,12 @@ class Connection:
                 auto_decompress=False,
                 trust_env=False,
             )
+            # aiohttp >= 3.10 silently resends an idempotent-method request once when a pooled
+            # connection drops. Queue operations are not idempotent in HTTP's sense (a resent Update
+            # kills the receipt, a resent Delete answers 404), so only our retry policy resends, with
+            # each attempt counted, logged, re-signed and judged. There is no public switch for it.
+            if hasattr(self._session, "_retry_connection"):
+                self._session._retry_connection = False
         self.state = State.OPENED
         return self._session
 
@@ -228,7 +233,7 @@ class Connection:
             if error is None or attempt >= retry.max_attempts:
                 raise error or TransportError(f"{method} {redact(full_path)}: no response")
             delay = next(delays)
-            await asyncio.sleep(wait if wait is not None else delay)
+            await self.sleep(wait if wait is not None else delay)
 
     async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
         limit = self.max_response_bytes

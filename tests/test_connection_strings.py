@@ -66,7 +66,11 @@ def test_malformed_connection_strings_name_the_problem(conn, words):
 
 def test_errors_never_echo_the_key():
     secret = "c2VjcmV0LWtleS12YWx1ZQ=="
-    for conn in (f"AccountKey={secret}", f"AccountName=a;AccountKey={secret};Bogus", f"AccountName=a;AccountKey={secret}x!"):
+    for conn in (
+        f"AccountKey={secret}",
+        f"AccountName=a;AccountKey={secret};Bogus",
+        f"AccountName=a;AccountKey={secret}x!",
+    ):
         with pytest.raises(ConfigurationError) as info:
             parse_connection_string(conn)
         assert secret not in str(info.value) and secret not in repr(info.value)

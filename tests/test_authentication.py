@@ -1,0 +1,186 @@
+"""Every way to authenticate, against Azurite (which validates Shared Key, SAS and, over HTTPS, tokens)."""
+
+import asyncio
+import base64
+import json
+import ssl
+import time
+from datetime import timedelta
+from types import SimpleNamespace
+
+import aiohttp
+import pytest
+import trustme
+
+from aioqueue import (
+    AuthenticationFailed,
+    QueueClient,
+    QueueServiceClient,
+    SasCredential,
+    SharedKeyCredential,
+    generate_account_sas,
+    generate_queue_sas,
+)
+from aioqueue._auth import DEV_ACCOUNT, DEV_KEY, TokenCache
+from aioqueue.testing import Azurite
+
+WRONG_KEY = base64.b64encode(b"w" * 64).decode()
+
+
+async def test_wrong_key_is_authentication_failed(azurite, queue_client):
+    cred = SharedKeyCredential(DEV_ACCOUNT, WRONG_KEY)
+    async with QueueClient(azurite.url, queue_client.queue_name, credential=cred) as q:
+        with pytest.raises(AuthenticationFailed) as info:
+            await q.peek_messages()
+    assert info.value.status == 403 and info.value.error_code == "AuthenticationFailed"
+    assert WRONG_KEY not in str(info.value) and WRONG_KEY not in repr(info.value)
+
+
+async def test_account_key_as_str(azurite, queue_client):
+    async with QueueClient(azurite.url, queue_client.queue_name, credential=DEV_KEY) as q:
+        await q.send_message("via key str")
+        assert [p.content for p in await q.peek_messages()] == ["via key str"]
+
+
+async def test_generated_queue_sas_grants_only_its_permissions(azurite, queue_client):
+    name = queue_client.queue_name
+    full = generate_queue_sas(DEV_ACCOUNT, name, DEV_KEY, permission="raup", expiry=timedelta(hours=1))
+    read_only = generate_queue_sas(DEV_ACCOUNT, name, DEV_KEY, permission="r", expiry=timedelta(hours=1))
+    async with QueueClient(azurite.url, name, credential=full) as q:
+        await q.send_message("sas")
+        [m] = await q.receive_messages()
+        await q.update_message(m, visibility_timeout=0)
+        await q.send_message("second")
+    async with QueueClient(azurite.url, name, credential=read_only) as q:
+        assert len(await q.peek_messages(max_messages=5)) == 2
+        with pytest.raises(AuthenticationFailed):
+            await q.send_message("refused")
+
+
+async def test_sas_in_queue_url(azurite, queue_client):
+    name = queue_client.queue_name
+    sas = generate_queue_sas(DEV_ACCOUNT, name, DEV_KEY, permission="ra", expiry=timedelta(hours=1))
+    async with QueueClient.from_queue_url(f"{azurite.url}/{name}?{sas}") as q:
+        await q.send_message("from url")
+        assert (await q.peek_messages())[0].content == "from url"
+        assert "sig" not in q.url
+
+
+async def test_expired_sas_is_refused(azurite, queue_client):
+    name = queue_client.queue_name
+    expired = generate_queue_sas(DEV_ACCOUNT, name, DEV_KEY, permission="r", expiry=timedelta(seconds=-60))
+    async with QueueClient(azurite.url, name, credential=expired) as q:
+        with pytest.raises(AuthenticationFailed):
+            await q.peek_messages()
+
+
+async def test_sas_credential_rotates_in_place(azurite, queue_client):
+    name = queue_client.queue_name
+    cred = SasCredential(generate_queue_sas(DEV_ACCOUNT, name, DEV_KEY, permission="r", expiry=timedelta(hours=1)))
+    async with QueueClient(azurite.url, name, credential=cred) as q:
+        with pytest.raises(AuthenticationFailed):
+            await q.send_message("not yet")
+        cred.update("?" + generate_queue_sas(DEV_ACCOUNT, name, DEV_KEY, permission="ra", expiry=timedelta(hours=1)))
+        await q.send_message("now")
+    assert "sig" not in repr(cred)
+
+
+async def test_account_sas_with_service_client(azurite, queue_client):
+    sas = generate_account_sas(
+        DEV_ACCOUNT, DEV_KEY, resource_types="sco", permission="rl", expiry=timedelta(hours=1)
+    )
+    async with QueueServiceClient(azurite.url, credential=sas) as service:
+        names = [q.name async for q in service.list_queues()]
+        assert queue_client.queue_name in names
+        with pytest.raises(AuthenticationFailed):
+            await service.create_queue("not-allowed-here")
+
+
+# ---- bearer tokens over HTTPS ------------------------------------------------------------------
+
+def _b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def mint_token(lifetime: float = 3600) -> SimpleNamespace:
+    """An unsigned JWT: Azurite checks iss, aud, nbf and exp but not the signature."""
+    now = int(time.time())
+    claims = {
+        "aud": "https://storage.azure.com",
+        "iss": "https://sts.windows.net/ab1f708d-50f6-404c-a006-d71b2ac7a606/",
+        "iat": now - 60,
+        "nbf": now - 60,
+        "exp": int(now + lifetime),
+        "oid": "00000000-0000-0000-0000-000000000001",
+        "tid": "ab1f708d-50f6-404c-a006-d71b2ac7a606",
+    }
+    token = f"{_b64({'alg': 'RS256', 'typ': 'JWT'})}.{_b64(claims)}.c2lnbmF0dXJl"
+    return SimpleNamespace(token=token, expires_on=claims["exp"])
+
+
+class FakeCredential:
+    """Shaped like an azure.identity.aio credential."""
+
+    def __init__(self, lifetime: float = 3600) -> None:
+        self.calls = 0
+        self.lifetime = lifetime
+
+    async def get_token(self, *scopes, **kwargs):
+        assert scopes == ("https://storage.azure.com/.default",)
+        self.calls += 1
+        await asyncio.sleep(0.01)
+        return mint_token(self.lifetime)
+
+
+@pytest.fixture(scope="module")
+def https_azurite(tmp_path_factory):
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    folder = tmp_path_factory.mktemp("tls")
+    cert_file, key_file, ca_file = folder / "cert.pem", folder / "key.pem", folder / "ca.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    ca.cert_pem.write_to_path(str(ca_file))
+    with Azurite(extra_args=("--oauth", "basic", "--cert", str(cert_file), "--key", str(key_file))) as emulator:
+        yield SimpleNamespace(url=f"https://127.0.0.1:{emulator.port}/{DEV_ACCOUNT}", ca_file=str(ca_file))
+
+
+async def test_token_credential_over_https(https_azurite, queue_name):
+    ctx = ssl.create_default_context(cafile=https_azurite.ca_file)
+    credential = FakeCredential()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)) as session:
+        async with QueueClient(https_azurite.url, queue_name, credential=credential, session=session) as q:
+            await q.create_queue()
+            await asyncio.gather(*(q.send_message(f"m{i}") for i in range(10)))
+            assert len(await q.peek_messages(max_messages=32)) == 10
+            await q.delete_queue()
+        assert not session.closed  # a session we brought is never closed by the client
+    assert credential.calls == 1  # cached, and one refresh shared by ten concurrent callers
+
+
+async def test_expired_token_is_refused_by_the_service(https_azurite, queue_name):
+    ctx = ssl.create_default_context(cafile=https_azurite.ca_file)
+
+    class Expired(FakeCredential):
+        async def get_token(self, *scopes, **kwargs):
+            self.calls += 1
+            return mint_token(-30)
+
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)) as session,
+        QueueClient(https_azurite.url, queue_name, credential=Expired(), session=session) as q,
+    ):
+        with pytest.raises(AuthenticationFailed):
+            await q.exists()
+
+
+async def test_token_cache_refreshes_before_expiry():
+    credential = FakeCredential(lifetime=200)  # inside the 300 s refresh margin: refresh every time
+    cache = TokenCache(credential)
+    await cache.token()
+    await cache.token()
+    assert credential.calls == 2
+    long_lived = FakeCredential(lifetime=3600)
+    cache = TokenCache(long_lived)
+    tokens = await asyncio.gather(*(cache.token() for _ in range(50)))
+    assert long_lived.calls == 1 and len(set(tokens)) == 1

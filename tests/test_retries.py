@@ -1,0 +1,200 @@
+"""Retry behaviour through a fault-injecting proxy in front of Azurite."""
+
+import asyncio
+import time
+from datetime import timedelta
+
+import pytest
+from faults import Fault, FaultProxy
+
+from aioqueue import (
+    MalformedResponse,
+    MessageEncodingError,
+    QueueClient,
+    QueueNotFound,
+    RequestTimeout,
+    RetryPolicy,
+    ServerBusy,
+    ServiceError,
+    TransportError,
+)
+from aioqueue._auth import DEV_KEY
+
+FIXED = RetryPolicy(max_attempts=4, initial_delay=0.2, max_delay=10.0, jitter=None)
+
+
+@pytest.fixture
+async def proxy(azurite):
+    async with FaultProxy(f"http://127.0.0.1:{azurite.port}") as p:
+        yield p
+
+
+def client(proxy, queue_name, retry=FIXED, **options) -> QueueClient:
+    q = QueueClient(proxy.url(), queue_name, credential=DEV_KEY, retry=retry, **options)
+    q._conn.sleeps = []  # type: ignore[attr-defined]
+
+    async def record(delay):
+        q._conn.sleeps.append(delay)  # type: ignore[attr-defined]
+
+    q._conn.sleep = record  # observe the waits without waiting
+    return q
+
+
+def sleeps(q):
+    return q._conn.sleeps
+
+
+@pytest.mark.parametrize("status", ["408", "429", "500", "502", "503", "504"])
+async def test_retryable_statuses_are_retried_with_exponential_delays(proxy, queue_client, status):
+    async with client(proxy, queue_client.queue_name) as q:
+        proxy.script(status, status, status)
+        await q.send_message("x")
+        assert sleeps(q) == [0.2, 0.4, 0.8]
+    assert [s.fault for s in proxy.seen] == [status, status, status, None]
+    assert len(await queue_client.peek_messages(max_messages=5)) == 1
+
+
+@pytest.mark.parametrize("status", ["400", "401", "403", "404", "409", "413"])
+async def test_other_client_errors_are_never_retried(proxy, queue_client, status):
+    async with client(proxy, queue_client.queue_name) as q:
+        proxy.script(status)
+        with pytest.raises(Exception) as info:
+            await q.peek_messages()
+        assert getattr(info.value, "status", None) == int(status)
+        assert sleeps(q) == []
+    assert len(proxy.seen) == 1
+
+
+async def test_retries_run_out_into_a_typed_error(proxy, queue_client):
+    async with client(proxy, queue_client.queue_name) as q:
+        proxy.script(*["503"] * 4)
+        with pytest.raises(ServerBusy) as info:
+            await q.peek_messages()
+    assert info.value.status == 503 and info.value.error_code == "ServerBusy" and info.value.request_id == "fault"
+    assert len(proxy.seen) == 4
+
+
+async def test_no_retry_policy_means_one_attempt(proxy, queue_client):
+    async with client(proxy, queue_client.queue_name, retry=None) as q:
+        proxy.script("503")
+        with pytest.raises(ServerBusy):
+            await q.peek_messages()
+    assert len(proxy.seen) == 1
+
+
+async def test_retry_after_is_honoured(proxy, queue_client):
+    async with client(proxy, queue_client.queue_name) as q:
+        proxy.script(Fault("429", headers={"Retry-After": "3"}), "429")
+        await q.peek_messages()
+        assert sleeps(q) == [3.0, 0.4]
+
+
+async def test_retry_after_beyond_the_cap_ends_retries(proxy, queue_client):
+    async with client(proxy, queue_client.queue_name, retry=RetryPolicy(max_retry_after=5)) as q:
+        proxy.script(Fault("503", headers={"Retry-After": "120"}))
+        with pytest.raises(ServerBusy):
+            await q.peek_messages()
+    assert len(proxy.seen) == 1
+
+
+async def test_connection_reset_is_retried(proxy, queue_client):
+    async with client(proxy, queue_client.queue_name) as q:
+        proxy.script("reset_before", "reset_before")
+        await q.send_message("survived")
+        assert len(sleeps(q)) == 2
+    assert [p.content for p in await queue_client.peek_messages()] == ["survived"]
+
+
+async def test_connection_errors_run_out_into_transport_error(proxy, queue_client):
+    async with client(proxy, queue_client.queue_name, retry=RetryPolicy(max_attempts=2, jitter=None)) as q:
+        proxy.script("reset_before", "reset_before")
+        with pytest.raises(TransportError) as info:
+            await q.peek_messages()
+    assert isinstance(info.value, OSError)
+
+
+async def test_per_attempt_timeout(proxy, queue_client):
+    async with client(proxy, queue_client.queue_name, retry=RetryPolicy(max_attempts=2, jitter=None),
+                      timeout=0.3) as q:
+        proxy.script(Fault("delay", seconds=1.0), Fault("delay", seconds=1.0))
+        with pytest.raises(RequestTimeout) as info:
+            await q.peek_messages()
+    assert isinstance(info.value, TimeoutError) and isinstance(info.value, TransportError)
+    proxy.script(Fault("delay", seconds=1.0))
+    async with client(proxy, queue_client.queue_name, timeout=0.3) as q:
+        assert await q.peek_messages() == []  # the second attempt is answered
+
+
+async def test_delete_after_a_lost_answer_counts_as_success(proxy, queue_client):
+    await queue_client.send_message("x")
+    [msg] = await queue_client.receive_messages()
+    async with client(proxy, queue_client.queue_name) as q:
+        proxy.script(Fault("reset_after", method="DELETE"))
+        await q.delete_message(msg)  # the first attempt deleted it; the retry's 4xx means done
+    assert [s.fault for s in proxy.seen] == ["reset_after", None]
+    assert (await queue_client.get_queue_properties()).approximate_message_count == 0
+
+
+async def test_a_first_attempt_not_found_is_still_an_error(proxy, queue_client):
+    async with client(proxy, f"{queue_client.queue_name}-missing") as q:
+        with pytest.raises(QueueNotFound):
+            await q.peek_messages()
+
+
+async def test_truncated_body_is_retried(proxy, queue_client):
+    await queue_client.send_message("whole")
+    async with client(proxy, queue_client.queue_name) as q:
+        proxy.script("truncate")
+        assert [p.content for p in await q.peek_messages()] == ["whole"]
+    assert len(proxy.seen) == 2
+
+
+@pytest.mark.parametrize("fault", ["bomb", "garbage"])
+async def test_hostile_bodies_are_typed_errors(proxy, queue_client, fault):
+    async with client(proxy, queue_client.queue_name) as q:
+        proxy.script(fault)
+        started = time.monotonic()
+        with pytest.raises(MalformedResponse):
+            await q.peek_messages()
+        assert time.monotonic() - started < 2
+
+
+async def test_each_attempt_is_signed_afresh(proxy, queue_client):
+    q = QueueClient(proxy.url(), queue_client.queue_name, credential=DEV_KEY, retry=FIXED)
+    async with q:
+        proxy.script(Fault("503", headers={"Retry-After": "1.1"}))
+        await q.peek_messages()
+    first, second = proxy.seen
+    assert first.headers["x-ms-date"] != second.headers["x-ms-date"]
+    assert first.headers["Authorization"] != second.headers["Authorization"]
+
+
+async def test_server_closing_idle_connections_is_handled(azurite, queue_client):
+    async with (
+        FaultProxy(f"http://127.0.0.1:{azurite.port}", keepalive_timeout=0.2) as proxy,
+        QueueClient(proxy.url(), queue_client.queue_name, credential=DEV_KEY, retry=None) as q,
+    ):
+        for i in range(3):
+            await q.send_message(f"m{i}")
+            await asyncio.sleep(0.4)  # the server closes the pooled connection meanwhile
+    assert len(await queue_client.peek_messages(max_messages=5)) == 3
+
+
+async def test_errors_and_logs_hold_no_secrets(proxy, queue_client, caplog):
+    from aioqueue import generate_queue_sas
+
+    sas = generate_queue_sas(
+        "devstoreaccount1", queue_client.queue_name, DEV_KEY, permission="r", expiry=timedelta(hours=1)
+    )
+    signature = dict(p.split("=", 1) for p in sas.split("&"))["sig"]
+    caplog.set_level("DEBUG", logger="aioqueue")
+    async with QueueClient(proxy.url(), queue_client.queue_name, credential=sas, retry=FIXED) as q:
+        q._conn.sleep = lambda d: asyncio.sleep(0)  # type: ignore[method-assign]
+        proxy.script("503", "503", "503", "503")
+        with pytest.raises(ServiceError) as info:
+            await q.peek_messages()
+        with pytest.raises(MessageEncodingError):
+            await q.send_message("\x00")
+    text = caplog.text + str(info.value) + repr(info.value) + str(info.value.headers)
+    assert "attempt=4" in caplog.text and "sig=REDACTED" in caplog.text
+    assert signature not in text and DEV_KEY not in text
