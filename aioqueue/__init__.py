@@ -5,6 +5,7 @@ Everything public is importable from here; the underscored modules are private.
 
 from ._auth import AsyncTokenCredential, SasCredential, SharedKeyCredential
 from ._client import QueueClient, QueueServiceClient
+from ._consumer import BatchStream, MessageBatch, MessageSettled, MessageStream, ReceivedMessage
 from ._encoding import MessageEncoding
 from ._errors import (
     AioQueueError,
@@ -50,13 +51,17 @@ __all__ = [
     "AioQueueError",
     "AsyncTokenCredential",
     "AuthenticationFailed",
+    "BatchStream",
     "ConfigurationError",
     "CorsRule",
     "GeoReplication",
     "MalformedResponse",
+    "MessageBatch",
     "MessageEncoding",
     "MessageEncodingError",
     "MessageNotFound",
+    "MessageSettled",
+    "MessageStream",
     "MessageTooLarge",
     "Metrics",
     "PeekedMessage",
@@ -71,6 +76,7 @@ __all__ = [
     "QueueNotFound",
     "QueueProperties",
     "QueueServiceClient",
+    "ReceivedMessage",
     "RequestTimeout",
     "RetentionPolicy",
     "RetryPolicy",

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -22,11 +22,14 @@ from ._auth import (
     parse_account_url,
     parse_connection_string,
 )
+from ._consumer import BatchStream, MessageStream, ReceivedMessage, ReceiveOptions, RetryDelay
+from ._consumer import process as run_worker
 from ._encoding import MessageEncoding, encode_message, get_encoding
 from ._errors import ConfigurationError, MessageEncodingError, QueueAlreadyExists, QueueNotFound
 from ._models import (
     AccessPolicy,
     PeekedMessage,
+    ProcessStats,
     QueueItem,
     QueueMessage,
     QueueProperties,
@@ -82,7 +85,7 @@ class _Unchanged:
 
 UNCHANGED: Final = _Unchanged()
 _DEFAULT_RETRY = RetryPolicy()
-_MISSING: Any = object()
+_M = TypeVar("_M", bound=QueueMessage)
 
 
 def _resolve_credential(
@@ -172,7 +175,15 @@ class _Client:
         return self._closed or self._conn.state is State.CLOSED
 
     async def close(self) -> None:
-        """Close the connection pool this client owns; a child client closes nothing but itself."""
+        """Close the connection pool this client owns; a child client closes nothing but itself.
+
+        Open receive streams of this client stop first: renewals end and messages fetched but not
+        yet yielded become visible again at once.
+        """
+        if self._closed:
+            return
+        for consumer in [c for c in self._conn.consumers if c.owner is self]:
+            await consumer.aclose()
         self._closed = True
         if self._owner:
             await self._conn.close()
@@ -359,6 +370,10 @@ class QueueClient(_Client):
     @classmethod
     def _child(cls, connection: Connection, queue_name: str, encoding: MessageEncoding) -> QueueClient:
         return cls("", queue_name, message_encoding=encoding, _connection=connection)
+
+    def _sibling(self, queue_name: str) -> QueueClient:
+        """Another queue's client on this client's pool (used for poison queues)."""
+        return QueueClient._child(self._conn, check_queue_name(queue_name), self._encoding)
 
     @classmethod
     def from_connection_string(cls, conn_str: str, queue_name: str, **options: Any) -> QueueClient:
@@ -578,14 +593,18 @@ class QueueClient(_Client):
             raise exc
         return [r for r in receipts if r is not None]
 
-    def _message(self, e: dict[str, Any]) -> QueueMessage:
-        decode = self._encoding.decode
+    def _decode(self, e: dict[str, Any]) -> Any:
         try:
-            content = decode(e.get("MessageText", ""))
+            return self._encoding.decode(e.get("MessageText", ""))
         except MessageEncodingError as exc:
-            raise MessageEncodingError(f"message {e['MessageId']}: {exc}") from None
+            raise MessageEncodingError(f"message {e.get('MessageId')}: {exc}") from None
+
+    def _message(self, e: dict[str, Any], cls: type[_M] = QueueMessage, decode: bool = True) -> _M:  # type: ignore[assignment]
+        """A message model from a raw entry; undecodable content is a MessageEncodingError
+        (with ``decode=False`` the content is None)."""
+        content = self._decode(e) if decode else None
         try:
-            return QueueMessage(
+            return cls(
                 id=e["MessageId"],
                 content=content,
                 pop_receipt=e["PopReceipt"],
@@ -602,24 +621,27 @@ class QueueClient(_Client):
     ) -> list[QueueMessage]:
         """Get up to ``max_messages`` (1..32) messages, hiding them for ``visibility_timeout``
         (1 s..7 d; the service default is 30 s). Delete each one once handled, or it comes back."""
+        return [self._message(e) for e in await self._receive_entries(max_messages, visibility_timeout)]
+
+    async def _receive_entries(self, max_messages: int, visibility_timeout: Duration | None) -> list[dict[str, Any]]:
         query = {"numofmessages": str(message_count(max_messages))}
         if visibility_timeout is not None:
             query["visibilitytimeout"] = str(seconds(visibility_timeout, "visibility_timeout", low=1))
         response = await self._request("GET", self._messages_path, query=query)
-        return [self._message(e) for e in parse_messages(response.body)]
+        return parse_messages(response.body)
 
     async def peek_messages(self, *, max_messages: int = 1) -> list[PeekedMessage]:
         """Look at up to ``max_messages`` (1..32) visible messages without hiding or counting them."""
         query = {"peekonly": "true", "numofmessages": str(message_count(max_messages))}
         response = await self._request("GET", self._messages_path, query=query)
-        decode = self._encoding.decode
         out = []
         for e in parse_messages(response.body):
+            content = self._decode(e)
             try:
                 out.append(
                     PeekedMessage(
                         id=e["MessageId"],
-                        content=decode(e.get("MessageText", "")),
+                        content=content,
                         dequeue_count=int(e["DequeueCount"]),
                         inserted_on=parse_rfc1123(e["InsertionTime"]),
                         expires_on=parse_rfc1123(e["ExpirationTime"]),
@@ -691,6 +713,118 @@ class QueueClient(_Client):
     async def clear_messages(self) -> None:
         """Delete every message in the queue."""
         await self._request("DELETE", self._messages_path)
+
+    # ---- consuming -------------------------------------------------------------------------
+
+    def receive(
+        self,
+        *,
+        max_batch_size: int = 32,
+        visibility_timeout: Duration = 30,
+        max_messages: int | None = None,
+        idle_timeout: Duration | None = None,
+        poll_interval: tuple[float, float] | float = (0.1, 10.0),
+        auto_renew: bool = False,
+        max_renewal: Duration | None = 300.0,
+        max_dequeue_count: int | None = None,
+        poison_queue: str | None = None,
+        retry_delay: RetryDelay = 0,
+    ) -> MessageStream:
+        """Messages one at a time, fetched up to ``max_batch_size`` (1..32) per call.
+
+        ``async for msg in queue.receive(): async with msg: ...`` deletes each message when its block
+        ends cleanly and, on an exception, makes it visible again after ``retry_delay`` (seconds, a
+        timedelta, or a function of the dequeue count). Options:
+
+        - ``visibility_timeout``: how long a fetched message stays hidden (1 s..7 d).
+        - ``max_messages``: stop after yielding this many; ``idle_timeout``: stop once the queue has
+          stayed empty that long (``None``: run until cancelled or closed).
+        - ``poll_interval=(min, max)``: randomised exponential back-off between empty polls, reset by
+          a non-empty one (Azure has no long polling).
+        - ``auto_renew``: keep extending held messages' visibility before it lapses, for at most
+          ``max_renewal`` seconds per message (``None``: no limit).
+        - ``max_dequeue_count`` / ``poison_queue``: a message received more often than that is moved to
+          the poison queue (default ``<queue>-poison``, created on demand, messages never expire) and
+          not yielded; so is content the encoding cannot decode.
+
+        Leaving the stream (``break``, an exception, cancellation, the end of ``async with``, closing
+        the client) stops renewals and makes fetched-but-not-yielded messages visible at once.
+        Delivery is at-least-once: handlers should be idempotent.
+        """
+        return MessageStream(
+            self,
+            ReceiveOptions.build(
+                max_batch_size=max_batch_size, visibility_timeout=visibility_timeout, max_messages=max_messages,
+                idle_timeout=idle_timeout, poll_interval=poll_interval, auto_renew=auto_renew,
+                max_renewal=max_renewal, max_dequeue_count=max_dequeue_count, poison_queue=poison_queue,
+                retry_delay=retry_delay,
+            ),
+        )
+
+    def receive_batches(
+        self,
+        *,
+        max_batch_size: int = 32,
+        visibility_timeout: Duration = 30,
+        max_messages: int | None = None,
+        idle_timeout: Duration | None = None,
+        poll_interval: tuple[float, float] | float = (0.1, 10.0),
+        auto_renew: bool = False,
+        max_renewal: Duration | None = 300.0,
+        max_dequeue_count: int | None = None,
+        poison_queue: str | None = None,
+        retry_delay: RetryDelay = 0,
+    ) -> BatchStream:
+        """Batches of up to ``max_batch_size`` (1..32) messages, one per Get Messages call.
+
+        ``async with batch:`` deletes every unsettled message on a clean exit (concurrently) and
+        releases them all after ``retry_delay`` on an exception. Options as for :meth:`receive`.
+        """
+        return BatchStream(
+            self,
+            ReceiveOptions.build(
+                max_batch_size=max_batch_size, visibility_timeout=visibility_timeout, max_messages=max_messages,
+                idle_timeout=idle_timeout, poll_interval=poll_interval, auto_renew=auto_renew,
+                max_renewal=max_renewal, max_dequeue_count=max_dequeue_count, poison_queue=poison_queue,
+                retry_delay=retry_delay,
+            ),
+        )
+
+    async def process(
+        self,
+        handler: Callable[[ReceivedMessage], Awaitable[Any]],
+        *,
+        concurrency: int = 16,
+        stop: asyncio.Event | None = None,
+        max_batch_size: int = 32,
+        visibility_timeout: Duration = 30,
+        max_messages: int | None = None,
+        idle_timeout: Duration | None = None,
+        poll_interval: tuple[float, float] | float = (0.1, 10.0),
+        auto_renew: bool = False,
+        max_renewal: Duration | None = 300.0,
+        max_dequeue_count: int | None = None,
+        poison_queue: str | None = None,
+        retry_delay: RetryDelay = 0,
+    ) -> ProcessStats:
+        """Run ``await handler(msg)`` on up to ``concurrency`` messages at once: delete on success;
+        on an exception log it, release the message after ``retry_delay`` and keep going.
+
+        Ends when ``max_messages`` were handled or the queue stayed empty for ``idle_timeout``, or
+        when ``stop`` (an ``asyncio.Event``) is set: then fetching stops, prefetched messages are
+        released at once and handlers under way finish. It returns ``ProcessStats(processed, failed,
+        poisoned)``. Cancelling it cancels the handlers under way, releases their messages at once
+        (none is deleted unless its handler succeeded) and re-raises CancelledError. Transport
+        errors while fetching are logged and retried after ``poll_interval``'s maximum.
+        Receive options as for :meth:`receive`.
+        """
+        options = ReceiveOptions.build(
+            max_batch_size=max_batch_size, visibility_timeout=visibility_timeout, max_messages=max_messages,
+            idle_timeout=idle_timeout, poll_interval=poll_interval, auto_renew=auto_renew,
+            max_renewal=max_renewal, max_dequeue_count=max_dequeue_count, poison_queue=poison_queue,
+            retry_delay=retry_delay,
+        )
+        return await run_worker(self, handler, concurrency=concurrency, options=options, stop=stop)
 
 
 async def _aiter_list(items: list[str]) -> AsyncIterator[str]:

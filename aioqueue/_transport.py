@@ -10,8 +10,9 @@ import asyncio
 import enum
 import logging
 import time
+import weakref
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import aiohttp
@@ -104,6 +105,7 @@ class Connection:
         self.state = State.UNOPENED
         self._static_headers = {"x-ms-version": api_version, "User-Agent": USER_AGENT}
         self.sleep = asyncio.sleep  # how retries wait; tests may replace it to observe the delays
+        self.consumers: weakref.WeakSet[Any] = weakref.WeakSet()  # open receive streams, closed first
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -125,6 +127,8 @@ class Connection:
     async def close(self) -> None:
         if self.state is State.CLOSED:
             return
+        for consumer in list(self.consumers):
+            await consumer.aclose()  # renewals stop; prefetched messages become visible at once
         self.state = State.CLOSED
         session, self._session = self._session, None
         if session is not None and self._owns_session:
