@@ -451,9 +451,9 @@ class QueueClient(_Client):
         headers = response.headers
         metadata = {k[10:]: v for k, v in headers.items() if k[:10].lower() == "x-ms-meta-"}
         try:
-            count = int(headers.get("x-ms-approximate-messages-count", "0"))
-        except ValueError:
-            raise MalformedResponse("the response has a bad x-ms-approximate-messages-count") from None
+            count = int(headers["x-ms-approximate-messages-count"])
+        except (KeyError, ValueError):
+            raise MalformedResponse("the response lacks a valid x-ms-approximate-messages-count") from None
         return QueueProperties(name=self.queue_name, metadata=metadata, approximate_message_count=count)
 
     async def set_queue_metadata(self, metadata: Mapping[str, str] | None) -> None:
@@ -549,8 +549,10 @@ class QueueClient(_Client):
         positive_int(concurrency, "concurrency")
         query = self._send_query(visibility_timeout, time_to_live)
         encoding = self._encoding
-        source: AsyncIterator[str]
+        source: AsyncIterator[str] | None = None
+        texts: list[str] = []
         if isinstance(contents, AsyncIterable):
+
             async def _encode_async(items: AsyncIterable[Any]) -> AsyncIterator[str]:
                 async for item in items:
                     yield encode_message(encoding, item)
@@ -560,25 +562,37 @@ class QueueClient(_Client):
             raise ConfigurationError("contents must be an iterable (or async iterable) of message contents")
         else:
             texts = [encode_message(encoding, item) for item in contents]
-            source = _aiter_list(texts)
-        receipts: list[SendReceipt | None] = []
+        receipts: list[SendReceipt | None] = [None] * len(texts)
         failure: list[BaseException] = []
         lock = asyncio.Lock()
+        next_index = [0]
+
+        async def next_text() -> tuple[int, str] | None:
+            """The next (index, text); None when done or after a failure."""
+            if failure:
+                return None
+            if source is None:
+                index = next_index[0]
+                if index >= len(texts):
+                    return None
+                next_index[0] = index + 1
+                return index, texts[index]
+            async with lock:  # one reader of the caller's async iterator at a time
+                if failure:
+                    return None
+                try:
+                    text = await source.__anext__()
+                except StopAsyncIteration:
+                    return None
+                except BaseException as exc:  # the caller's iterator or its encoding failed
+                    failure.append(exc)
+                    return None
+                receipts.append(None)
+                return len(receipts) - 1, text
 
         async def worker() -> None:
-            while not failure:
-                async with lock:
-                    if failure:
-                        return
-                    try:
-                        text = await source.__anext__()
-                    except StopAsyncIteration:
-                        return
-                    except BaseException as exc:  # the caller's iterator or its encoding failed
-                        failure.append(exc)
-                        return
-                    index = len(receipts)
-                    receipts.append(None)
+            while (item := await next_text()) is not None:
+                index, text = item
                 try:
                     receipts[index] = await self._send_encoded(text, query)
                 except BaseException as exc:
@@ -709,6 +723,8 @@ class QueueClient(_Client):
             query={"popreceipt": receipt},
             delete_is_idempotent=True,
         )
+        if isinstance(message, ReceivedMessage) and message.settled is None:
+            message._mark_settled("deleted")  # deleted directly: its 'async with' exit skips it
 
     async def clear_messages(self) -> None:
         """Delete every message in the queue."""

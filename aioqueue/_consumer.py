@@ -196,6 +196,10 @@ class ReceivedMessage(QueueMessage):
             await self._consumer.queue.update_message(self, visibility_timeout=vis)
             self._renew_at = time.monotonic() + vis / 2
 
+    def _mark_settled(self, how: str) -> None:
+        self.settled = how
+        self._consumer.forget(self)
+
     def _check(self, action: str) -> None:
         if self.settled is not None:
             raise MessageSettled(f"cannot {action} message {self.id}: it was already {self.settled}")

@@ -6,7 +6,9 @@
 Faults: a status code ("503", "429", ...), "reset_before" (drop the connection without forwarding),
 "reset_after" (forward, then drop the connection: the server did the work, the client never heard),
 "delay" (wait ``seconds``, then forward), "truncate" (forward, then send half the body and drop),
-"bomb" / "garbage" (answer 200 with a hostile or malformed XML body).
+"bomb" / "garbage" / "html" (answer 200 with a hostile, malformed or foreign body), "huge" /
+"endless" (a body over any sane size), "close" (the real answer with Connection: close),
+"strip_headers" (the real answer without its x-ms-* headers).
 """
 
 from __future__ import annotations
@@ -128,6 +130,32 @@ class FaultProxy:
             await resp.prepare(request)
             await resp.write(data[: len(data) // 2])
             return await self._drop(request)
+        if kind == "close":  # the real answer, but the server closes the connection after it
+            status, headers, data = await self._forward(request, body)
+            return web.Response(status=status, headers={**headers, "Connection": "close"}, body=data)
+        if kind == "strip_headers":  # the real answer without its x-ms-* headers
+            status, headers, data = await self._forward(request, body)
+            kept = {k: v for k, v in headers.items() if not k.lower().startswith("x-ms-")}
+            return web.Response(status=status, headers=kept, body=data)
+        if kind == "html":
+            return web.Response(status=200, text="<html><body>Gateway says hi</body></html>", content_type="text/html")
+        if kind == "huge":  # announces 1 GiB
+            resp = web.StreamResponse(status=200, headers={"Content-Type": "application/xml"})
+            resp.content_length = 1 << 30
+            await resp.prepare(request)
+            await resp.write(b"<QueueMessagesList>")
+            return await self._drop(request)
+        if kind == "endless":  # chunked, no length, more than any cap
+            resp = web.StreamResponse(status=200, headers={"Content-Type": "application/xml"})
+            resp.enable_chunked_encoding()
+            await resp.prepare(request)
+            chunk = b"<a>" + b"x" * 65536 + b"</a>"
+            for _ in range(1024):  # 64 MiB at most, then stop by itself
+                try:
+                    await resp.write(chunk)
+                except (ConnectionError, RuntimeError):
+                    break
+            return resp
         if kind == "bomb":
             return web.Response(status=200, body=BILLION_LAUGHS, content_type="application/xml")
         if kind == "garbage":

@@ -116,6 +116,14 @@ async def test_manual_settling(queue_client):
     assert await count(queue_client) == 1
 
 
+async def test_deleting_through_the_client_counts_as_settling(queue_client):
+    await queue_client.send_message("x")
+    async for msg in queue_client.receive(max_messages=1):
+        async with msg:
+            await queue_client.delete_message(msg)
+    assert msg.settled == "deleted" and await count(queue_client) == 0
+
+
 async def test_auto_renew_keeps_a_message_hidden_past_its_timeout(queue_client):
     await queue_client.send_message("long job")
     async for msg in queue_client.receive(visibility_timeout=2, auto_renew=True):

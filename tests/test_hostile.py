@@ -1,0 +1,61 @@
+"""Hostile and broken answers: each is a typed AioQueueError, fast, with bounded memory."""
+
+import resource
+import time
+
+import pytest
+from faults import FaultProxy
+
+from aioqueue import AioQueueError, MalformedResponse, QueueClient, QueueServiceClient, RetryPolicy
+from aioqueue._auth import DEV_KEY
+
+NO_WAIT = RetryPolicy(max_attempts=2, initial_delay=0, jitter=None)
+
+
+@pytest.fixture
+async def proxy(azurite):
+    async with FaultProxy(f"http://127.0.0.1:{azurite.port}") as p:
+        yield p
+
+
+@pytest.mark.parametrize("fault", ["bomb", "garbage", "html", "huge", "endless"])
+@pytest.mark.parametrize("operation", ["peek", "receive", "properties", "list"])
+async def test_hostile_bodies(proxy, queue_client, fault, operation):
+    await queue_client.send_message("real")
+    proxy.script(fault, fault)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.monotonic()
+    async with QueueServiceClient(proxy.url(), credential=DEV_KEY, retry=NO_WAIT) as service:
+        q = service.get_queue_client(queue_client.queue_name)
+        call = {
+            "peek": q.peek_messages,
+            "receive": q.receive_messages,
+            "properties": service.get_service_properties,
+            "list": lambda: service.list_queues().__anext__(),
+        }[operation]
+        with pytest.raises(AioQueueError) as info:
+            await call()
+    assert time.monotonic() - started < 5
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+    assert grown_mb < 100  # the 64 MiB stream and the announced 1 GiB body were never buffered
+    assert isinstance(info.value, (MalformedResponse, OSError))
+
+
+async def test_missing_headers_are_typed(proxy, queue_client):
+    await queue_client.send_message("x")
+    [msg] = await queue_client.receive_messages()
+    async with QueueClient(proxy.url(), queue_client.queue_name, credential=DEV_KEY, retry=None) as q:
+        proxy.script("strip_headers")
+        with pytest.raises(MalformedResponse, match="x-ms-popreceipt"):
+            await q.update_message(msg, visibility_timeout=0)
+        proxy.script("strip_headers")
+        with pytest.raises(MalformedResponse, match="approximate-messages-count"):
+            await q.get_queue_properties()
+
+
+async def test_connection_close_answers_are_fine(proxy, queue_client):
+    async with QueueClient(proxy.url(), queue_client.queue_name, credential=DEV_KEY, retry=None) as q:
+        proxy.script(*["close"] * 5)
+        for i in range(8):
+            await q.send_message(f"m{i}")
+    assert len(await queue_client.peek_messages(max_messages=32)) == 8
