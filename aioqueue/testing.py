@@ -139,6 +139,11 @@ class Azurite:
         if process.stdout is not None:
             process.stdout.close()
 
+    def wait(self) -> int:
+        """Block until the emulator exits (for running it in the foreground); its exit code."""
+        process = self._process
+        return process.wait() if process is not None else 0
+
     def __enter__(self) -> Azurite:
         return self.start()
 

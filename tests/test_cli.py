@@ -1,0 +1,80 @@
+"""The aioqueue command, run in-process against the suite's emulator."""
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from aioqueue.cli import main
+
+
+@pytest.fixture
+def cli(azurite, monkeypatch):
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string)
+
+    def run(*argv, stdin=None):
+        out = io.StringIO()
+        if stdin is not None:
+            monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        code = main(list(argv), out=out)
+        return code, out.getvalue()
+
+    return run
+
+
+def test_queue_lifecycle_and_messages(cli, queue_name, capsys):
+    assert cli("create", queue_name, "--metadata", "team=core") == (0, f"created: {queue_name}\n")
+    code, out = cli("--json", "queues", "--prefix", queue_name, "--metadata")
+    assert code == 0 and json.loads(out) == [{"name": queue_name, "metadata": {"team": "core"}}]
+
+    code, out = cli("--json", "send", queue_name, "hello cli", "--ttl", "1h")
+    assert code == 0 and len(json.loads(out)) == 1
+    assert cli("send", queue_name, "--lines", stdin="a\nb\n\nc\n")[0] == 0
+
+    code, out = cli("--json", "peek", queue_name, "--count", "32")
+    assert [m["content"] for m in json.loads(out)] == ["hello cli", "a", "b", "c"]
+    code, out = cli("props", queue_name)
+    assert code == 0 and "4" in out and "team=core" in out
+
+    code, out = cli("--json", "receive", queue_name, "--visibility", "30s")
+    [msg] = json.loads(out)
+    code, out = cli("--json", "update", queue_name, msg["id"], msg["pop_receipt"], "--content", "changed")
+    assert code == 0 and json.loads(out)["pop_receipt"] != msg["pop_receipt"]
+    code, out = cli("--json", "receive", queue_name, "--count", "10", "--delete")
+    assert sorted(m["content"] for m in json.loads(out)) == ["a", "b", "c", "changed"]
+
+    cli("send", queue_name, "x")
+    assert cli("clear", queue_name) == (0, f"cleared: {queue_name}\n")
+    assert json.loads(cli("--json", "props", queue_name)[1])["approximate_message_count"] == 0
+    assert cli("delete", queue_name) == (0, f"deleted: {queue_name}\n")
+
+
+def test_errors_are_one_line_with_meaningful_exit_codes(cli, queue_name, capsys):
+    assert cli("props", queue_name)[0] == 3  # not found
+    assert capsys.readouterr().err.count("\n") == 1
+    assert cli("peek", queue_name, "--count", "99")[0] == 2  # bad usage, before any request
+    assert "1 to 32" in capsys.readouterr().err
+    assert cli("create", "Bad_Name")[0] == 2
+    code, _ = cli("--connection-string", "AccountName=x;Oops", "queues")
+    assert code == 2 and "Traceback" not in capsys.readouterr().err
+
+
+def test_unreachable_service_is_exit_1(cli, capsys):
+    code, _ = cli("--connection-string", "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+                  "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+                  "QueueEndpoint=http://127.0.0.1:9/devstoreaccount1", "queues")
+    assert code == 1 and "aioqueue:" in capsys.readouterr().err
+
+
+def test_sas_generation(cli):
+    code, out = cli("sas", "jobs", "--permission", "pa", "--expiry", "2h")
+    assert code == 0 and "sp=ap" in out and "sig=" in out
+    code, out = cli("--json", "sas", "--account", "--permission", "lr", "--resource-types", "sc")
+    assert code == 0 and "srt=sc" in json.loads(out)["sas"]
+
+
+def test_console_script_is_installed():
+    result = subprocess.run([sys.executable, "-m", "aioqueue.cli", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "emulator" in result.stdout
