@@ -68,3 +68,58 @@ def test_worker_shuts_down_gracefully_on_sigterm(azurite, fresh_jobs_queue):
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert out.startswith("processed=")
+
+
+@pytest.mark.parametrize(
+    ("example", "expected"),
+    [
+        ("create_queue.py", "walkthrough"),
+        ("insert_message.py", "inserted"),
+        ("peek_message.py", "peeked: Hello, World"),
+        ("get_and_delete.py", "deleted it"),
+        ("update_message.py", "updated: "),
+        ("receive_sixteen.py", "handled 16 messages in one batch"),
+        ("queue_length.py", "approximate length: "),
+        ("delete_queue.py", "deleted walkthrough"),
+    ],
+)
+def test_seed_scenarios(azurite, example, expected):
+    result = run_example(example, azurite.connection_string)
+    assert result.returncode == 0, result.stderr
+    assert expected in result.stdout
+
+
+def test_entra_id_example_against_the_https_emulator(azurite):
+    result = run_example("entra_id.py", azurite.connection_string)
+    assert result.returncode == 0, result.stderr
+    assert "got: authenticated with a bearer token" in result.stdout
+
+
+async def test_aiohttp_app(azurite):
+    import importlib.util
+
+    import aiohttp
+    from aiohttp import web
+
+    spec = importlib.util.spec_from_file_location("aiohttp_app", EXAMPLES / "aiohttp_app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    app = module.make_app(azurite.connection_string, "web-jobs-test")
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
+            for i in range(3):
+                async with http.post("/jobs", json={"job": i}) as resp:
+                    assert resp.status == 202 and "id" in await resp.json()
+            async with http.post("/jobs", data="not json") as resp:
+                assert resp.status == 400
+            async with http.post("/jobs", json={"blob": "x" * 70000}) as resp:
+                assert resp.status == 413
+            async with http.get("/jobs") as resp:
+                assert (await resp.json())["approximate_length"] == 3
+    finally:
+        await runner.cleanup()
