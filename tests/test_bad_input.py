@@ -1,0 +1,138 @@
+"""A catalogue of bad input: each a typed error before any I/O, its message naming the problem.
+
+The clients point at a port where nothing listens and retries are off, so any request would end in a
+TransportError instead of the expected error.
+"""
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from aioqueue import (
+    AccessPolicy,
+    ConfigurationError,
+    CorsRule,
+    MessageEncodingError,
+    MessageTooLarge,
+    QueueClient,
+    QueueServiceClient,
+    RetryPolicy,
+    SasCredential,
+    ServiceProperties,
+    SharedKeyCredential,
+    generate_account_sas,
+    generate_queue_sas,
+)
+from aioqueue._auth import DEV_KEY
+
+NOWHERE = "http://127.0.0.1:9/devstoreaccount1"
+
+
+def queue(**options):
+    return QueueClient(NOWHERE, "jobs", credential=DEV_KEY, **{"retry": None, **options})
+
+
+def service():
+    return QueueServiceClient(NOWHERE, credential=DEV_KEY, retry=None)
+
+
+CALLS = [
+    # (case, expected error, words in the message, the call)
+    ("queue name too short", ConfigurationError, "queue name", lambda: service().get_queue_client("ab")),
+    ("queue name uppercase", ConfigurationError, "queue name", lambda: QueueClient(NOWHERE, "Jobs")),
+    ("queue name double hyphen", ConfigurationError, "queue name", lambda: QueueClient(NOWHERE, "a--b")),
+    ("queue name not str", ConfigurationError, "queue name", lambda: QueueClient(NOWHERE, 42)),
+    ("receive 0", ConfigurationError, "max_messages", lambda: queue().receive_messages(max_messages=0)),
+    ("receive 33", ConfigurationError, "1 to 32", lambda: queue().receive_messages(max_messages=33)),
+    ("peek 33", ConfigurationError, "1 to 32", lambda: queue().peek_messages(max_messages=33)),
+    ("receive visibility 0", ConfigurationError, "visibility_timeout", lambda: queue().receive_messages(
+        visibility_timeout=0)),
+    ("visibility over 7 days", ConfigurationError, "visibility_timeout", lambda: queue().send_message(
+        "x", visibility_timeout=timedelta(days=7, seconds=1))),
+    ("negative visibility", ConfigurationError, "visibility_timeout", lambda: queue().update_message(
+        "id", "r", visibility_timeout=-1)),
+    ("visibility as str", ConfigurationError, "visibility_timeout", lambda: queue().send_message(
+        "x", visibility_timeout="30")),
+    ("ttl zero", ConfigurationError, "time_to_live", lambda: queue().send_message("x", time_to_live=0)),
+    ("ttl -2", ConfigurationError, "time_to_live", lambda: queue().send_message("x", time_to_live=-2)),
+    ("visibility not below ttl", ConfigurationError, "shorter", lambda: queue().send_message(
+        "x", visibility_timeout=60, time_to_live=60)),
+    ("metadata name dash", ConfigurationError, "metadata name", lambda: queue().set_queue_metadata({"a-b": "1"})),
+    ("metadata name digit", ConfigurationError, "metadata name", lambda: queue().create_queue(metadata={"1a": "x"})),
+    ("metadata value non-ascii", ConfigurationError, "ASCII", lambda: queue().set_queue_metadata({"a": "é"})),
+    ("metadata value int", ConfigurationError, "must be a str", lambda: queue().set_queue_metadata({"a": 1})),
+    ("metadata duplicate case", ConfigurationError, "twice", lambda: queue().set_queue_metadata({"A": "1", "a": "2"})),
+    ("six access policies", ConfigurationError, "at most 5", lambda: queue().set_queue_access_policy(
+        {f"p{i}": None for i in range(6)})),
+    ("policy naive datetime", ConfigurationError, "aware", lambda: queue().set_queue_access_policy(
+        {"p": AccessPolicy("r", datetime(2030, 1, 1), None)})),
+    ("policy bad letters", ConfigurationError, "raup", lambda: queue().set_queue_access_policy(
+        {"p": AccessPolicy("rwx")})),
+    ("six CORS rules", ConfigurationError, "at most 5", lambda: service().set_service_properties(
+        ServiceProperties(cors=(CorsRule(("*",), ("GET",)),) * 6))),
+    ("message over 64 KiB", MessageTooLarge, "65536", lambda: queue().send_message("x" * 65537)),
+    ("binary over 48 KiB", MessageTooLarge, "64 KiB", lambda: queue(message_encoding="binary").send_message(
+        b"x" * 49153)),
+    ("control char in text", MessageEncodingError, "U+0001", lambda: queue().send_message("a\x01b")),
+    ("bytes in text mode", MessageEncodingError, "bytes", lambda: queue().send_message(b"x")),
+    ("str in binary mode", MessageEncodingError, "bytes", lambda: queue(message_encoding="binary").send_message(
+        "x")),
+    ("not JSON-serialisable", MessageEncodingError, "JSON", lambda: queue(message_encoding="json").send_message(
+        object())),
+    ("unknown encoding", ConfigurationError, "message_encoding", lambda: queue(message_encoding="xml")),
+    ("delete by id without receipt", ConfigurationError, "pop_receipt", lambda: queue().delete_message("id")),
+    ("update by id without receipt", ConfigurationError, "pop_receipt", lambda: queue().update_message("id")),
+    ("list page size 0", ConfigurationError, "page_size", lambda: service().list_queues(page_size=0).__anext__()),
+    ("send_messages of a str", ConfigurationError, "iterable", lambda: queue().send_messages("abc")),
+    ("send_messages concurrency 0", ConfigurationError, "concurrency", lambda: queue().send_messages(
+        ["a"], concurrency=0)),
+    ("receive stream batch 40", ConfigurationError, "max_batch_size", lambda: queue().receive(max_batch_size=40)),
+    ("process concurrency 0", ConfigurationError, "concurrency", lambda: queue().process(
+        lambda m: None, concurrency=0)),
+    ("url scheme", ConfigurationError, "https://", lambda: QueueClient("ftp://acct/", "jobs")),
+    ("url empty", ConfigurationError, "account URL", lambda: QueueServiceClient("")),
+    ("queue url without queue", ConfigurationError, "queue_url", lambda: QueueClient.from_queue_url(
+        "https://acct.queue.core.windows.net")),
+    ("URL SAS and credential", ConfigurationError, "only one", lambda: QueueClient(
+        "https://acct.queue.core.windows.net?sv=1&sig=x", "jobs", credential=DEV_KEY)),
+    ("key that is not base64", ConfigurationError, "base64", lambda: QueueClient(
+        "https://acct.queue.core.windows.net", "jobs", credential="not a key!")),
+    ("SAS without sig", ConfigurationError, "sig", lambda: SasCredential("sv=2025-11-05&sp=r")),
+    ("shared key without account", ConfigurationError, "account name", lambda: SharedKeyCredential("", DEV_KEY)),
+    ("credential of a wrong type", ConfigurationError, "credential", lambda: QueueClient(
+        "https://acct.queue.core.windows.net", "jobs", credential=3.14)),
+    ("token over http", ConfigurationError, "https", lambda: QueueClient(
+        "http://acct.queue.core.windows.net", "jobs", credential=_Token())),
+    ("timeout 0", ConfigurationError, "timeout", lambda: queue(timeout=0)),
+    ("max_connections -1", ConfigurationError, "max_connections", lambda: queue(max_connections=-1)),
+    ("api_version", ConfigurationError, "api_version", lambda: queue(api_version="v2")),
+    ("retry of a wrong type", ConfigurationError, "RetryPolicy", lambda: queue(retry=3)),
+    ("retry attempts 0", ConfigurationError, "max_attempts", lambda: RetryPolicy(max_attempts=0)),
+    ("retry a 404", ConfigurationError, "retry_statuses", lambda: RetryPolicy(retry_statuses=frozenset({404}))),
+    ("conn str garbage", ConfigurationError, "segment", lambda: QueueClient.from_connection_string("garbage", "q")),
+    ("conn str no account", ConfigurationError, "AccountName", lambda: QueueClient.from_connection_string(
+        "DefaultEndpointsProtocol=https", "q")),
+    ("SAS bad permission", ConfigurationError, "permission", lambda: generate_queue_sas(
+        "a", "q", DEV_KEY, permission="rz", expiry=timedelta(hours=1))),
+    ("account SAS bad resource type", ConfigurationError, "resource_types", lambda: generate_account_sas(
+        "a", DEV_KEY, resource_types="x", permission="r", expiry=timedelta(hours=1))),
+]
+
+
+class _Token:
+    async def get_token(self, *scopes, **kwargs):
+        raise AssertionError("never called")
+
+
+def test_the_catalogue_is_large_enough():
+    assert len(CALLS) >= 30
+
+
+@pytest.mark.parametrize(("case", "error", "words", "call"), CALLS, ids=[c[0] for c in CALLS])
+async def test_bad_input_fails_before_any_io(case, error, words, call):
+    with pytest.raises(error) as info:
+        result = call()
+        if hasattr(result, "__await__"):
+            await result
+    assert words.lower() in str(info.value).lower(), f"{case}: {info.value}"
+    assert DEV_KEY not in str(info.value)
