@@ -1,0 +1,251 @@
+"""Benchmark aioqueue against the official azure-storage-queue aio client and bare aiohttp (the floor).
+
+    ./dev bench                      # 3,000 messages of 256 B, concurrency 32, 3 rounds, writes the README table
+    ./dev bench --messages 500 --rounds 1 --no-readme
+
+Each (round, client) runs in its own child process, interleaved A B C A B C, against one Azurite
+started here. Client CPU comes from the child's own getrusage (the emulator's CPU is not counted);
+peak RSS is the child's. Figures are medians over rounds; ratios are to the floor in the same run.
+A second part measures a receive() consumer's peak RSS as the queue depth grows (prefetch is bounded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+PHASES = [
+    ("send", "send N (concurrency 32)", "message"),
+    ("receive_delete", "receive 32 + delete each, until drained", "message"),
+    ("peek", "peek 32", "call"),
+    ("consume", "consumer end to end", "message"),
+]
+ORDER = ["aioqueue", "official", "floor"]
+START, END = "<!-- benchmark-table:start -->", "<!-- benchmark-table:end -->"
+
+
+def cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+async def child(client_name: str, conn_str: str, messages: int, size: int, peeks: int, loop_name: str) -> dict:
+    from clients import CLIENTS
+
+    client = CLIENTS[client_name](conn_str, f"bench-{uuid.uuid4().hex[:12]}")
+    texts = [f"{i:08d}".ljust(size, "x") for i in range(messages)]
+    await client.create()
+    # warm up (not measured): open the pool's connections and run every code path once,
+    # so the figures are steady-state cost per operation rather than start-up cost
+    await client.send(texts[:64], 32)
+    await client.peek(5)
+    await client.receive_delete()
+    results: dict[str, dict[str, float]] = {}
+
+    async def measure(phase: str, ops: int, work) -> None:
+        c0, t0 = cpu(), time.perf_counter()
+        done = await work
+        c1, t1 = cpu(), time.perf_counter()
+        n = done if isinstance(done, int) else ops
+        results[phase] = {"cpu_us": (c1 - c0) / n * 1e6, "wall_s": t1 - t0, "ops_s": n / (t1 - t0), "ops": n}
+
+    await measure("send", messages, client.send(texts, 32))
+    await measure("peek", peeks, client.peek(peeks))
+    await measure("receive_delete", messages, client.receive_delete())
+    await client.send(texts, 32)  # refill, not measured
+    await measure("consume", messages, client.consume())
+    await client.close()
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"client": client_name, "phases": results, "peak_rss_mb": rss_kb / 1024, "loop": loop_name}
+
+
+async def fill_child(conn_str: str, name: str, depth: int, size: int) -> dict:
+    """Fill a queue to ``depth`` (with the floor client, in its own process)."""
+    from clients import FloorClient
+
+    filler = FloorClient(conn_str, name)
+    await filler.create()
+    await filler.send([f"{i:08d}".ljust(size, "x") for i in range(depth)], 64)
+    await filler.session.close()
+    return {"filled": depth}
+
+
+async def depth_child(conn_str: str, name: str, depth: int) -> dict:
+    """Consume 2,000 messages of a queue ``depth`` deep with aioqueue's receive(): the consumer's
+    memory must not depend on how deep the queue is."""
+    from clients import AioqueueClient
+
+    consumer = AioqueueClient(conn_str, name)
+    done = 0
+    async for msg in consumer.queue.receive(max_messages=min(depth, 2000), visibility_timeout=60):
+        async with msg:
+            done += 1
+    await consumer.close()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"depth": depth, "consumed": done, "peak_rss_mb": rss / 1024}
+
+
+def run_child(args: list[str]) -> dict:
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"benchmark child {args[:2]} failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def table(rounds: list[dict], clients: list[str]) -> str:
+    med = {
+        c: {p: {k: statistics.median(r["phases"][p][k] for r in rounds if r["client"] == c)
+                for k in ("cpu_us", "wall_s", "ops_s")}
+            for p, _, _ in PHASES}
+        for c in clients
+    }
+    rss = {c: statistics.median(r["peak_rss_mb"] for r in rounds if r["client"] == c) for c in clients}
+    lines = [
+        "| phase | per | " + " | ".join(f"{c} CPU µs" for c in clients) + " | "
+        + " | ".join(f"{c} / floor" for c in clients if c != "floor") + " | "
+        + " | ".join(f"{c} ops/s" for c in clients) + " |",
+        "|---|---|" + "---:|" * (len(clients) * 2 + len(clients) - 1),
+    ]
+    for phase, label, unit in PHASES:
+        floor = med["floor"][phase]["cpu_us"] if "floor" in med else None
+        cells = [f"{med[c][phase]['cpu_us']:.0f}" for c in clients]
+        ratios = [f"**{med[c][phase]['cpu_us'] / floor:.2f}×**" if floor else "n/a" for c in clients if c != "floor"]
+        speeds = [f"{med[c][phase]['ops_s']:.0f}" for c in clients]
+        lines.append(f"| {label} | {unit} | " + " | ".join(cells + ratios + speeds) + " |")
+    lines.append("| peak RSS (MB) | process | " + " | ".join(f"{rss[c]:.0f}" for c in clients)
+                 + " |" + " |" * (len(clients) - 1) + " |" * len(clients))
+    return "\n".join(lines), med
+
+
+def chart(med: dict, clients: list[str], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / len(clients)
+    for i, c in enumerate(clients):
+        values = [med[c][p]["cpu_us"] / med["floor"][p]["cpu_us"] for p, _, _ in PHASES]
+        ax.bar([x + i * width for x in range(len(PHASES))], values, width, label=c)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks([x + width for x in range(len(PHASES))], [p for p, _, _ in PHASES])
+    ax.set_ylabel("client CPU per operation / floor")
+    ax.set_title("aioqueue vs azure-storage-queue vs bare aiohttp (lower is better)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=3000)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--peeks", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--clients", default=",".join(ORDER))
+    parser.add_argument("--depths", default="1000,5000,20000", help="queue depths for the RSS check ('' skips)")
+    parser.add_argument("--uvloop", action="store_true", help="run the children on uvloop")
+    parser.add_argument("--no-readme", action="store_true", help="print the table without writing README.md")
+    parser.add_argument("--child", nargs=2, metavar=("CLIENT", "CONN"), help=argparse.SUPPRESS)
+    parser.add_argument("--depth-child", nargs=3, metavar=("DEPTH", "CONN", "QUEUE"), help=argparse.SUPPRESS)
+    parser.add_argument("--fill-child", nargs=3, metavar=("DEPTH", "CONN", "QUEUE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child or args.depth_child or args.fill_child:
+        if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 1:
+            os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core; the emulator gets the other
+        loop_name = "asyncio"
+        if args.uvloop:
+            import uvloop
+
+            uvloop.install()
+            loop_name = "uvloop"
+        if args.child:
+            result = asyncio.run(child(args.child[0], args.child[1], args.messages, args.size, args.peeks, loop_name))
+        elif args.fill_child:
+            depth, conn, name = args.fill_child
+            result = asyncio.run(fill_child(conn, name, int(depth), args.size))
+        else:
+            depth, conn, name = args.depth_child
+            result = asyncio.run(depth_child(conn, name, int(depth)))
+        print(json.dumps(result))
+        return
+
+    from aioqueue.testing import Azurite, find_azurite
+
+    clients = args.clients.split(",")
+    common = ["--messages", str(args.messages), "--size", str(args.size), "--peeks", str(args.peeks)]
+    if args.uvloop:
+        common.append("--uvloop")
+    emulator_cores = sorted(os.sched_getaffinity(0))[1:] if hasattr(os, "sched_getaffinity") else []
+    wrapper = None
+    if emulator_cores and shutil.which("taskset"):
+        wrapper = HERE / "results" / "azurite-pinned"
+        wrapper.parent.mkdir(exist_ok=True)
+        wrapper.write_text(
+            f"#!/bin/sh\nexec taskset -c {','.join(map(str, emulator_cores))} {find_azurite()} \"$@\"\n"
+        )
+        wrapper.chmod(0o755)
+    with Azurite(executable=str(wrapper) if wrapper else None) as emulator:
+        conn = emulator.connection_string
+        print("warm-up round (the emulator's JIT), not measured ...", file=sys.stderr, flush=True)
+        for c in clients:
+            run_child(["--child", c, conn, *common])
+        results = []
+        for r in range(args.rounds):
+            for c in clients:  # interleaved: A B C A B C
+                print(f"round {r + 1}/{args.rounds}: {c} ...", file=sys.stderr, flush=True)
+                results.append(run_child(["--child", c, conn, *common]))
+        depth_rows = []
+        for depth in [int(d) for d in args.depths.split(",") if d]:
+            print(f"depth {depth} ...", file=sys.stderr, flush=True)
+            name = f"depth-{uuid.uuid4().hex[:12]}"
+            run_child(["--fill-child", str(depth), conn, name, *common])
+            depth_rows.append(run_child(["--depth-child", str(depth), conn, name, *common]))
+
+    text, med = table(results, clients)
+    loop_name = "uvloop" if args.uvloop else "asyncio"
+    info = (f"{args.messages} messages of {args.size} B, concurrency 32, {args.peeks} peeks, median of "
+            f"{args.rounds} interleaved rounds, Python {sys.version.split()[0]}, {loop_name}, "
+            f"{os.cpu_count()} cores (client on one, Azurite 3.35.0 on the other)")
+    if depth_rows:
+        text += ("\n\nA `receive()` consumer's peak RSS while it consumes 2,000 messages from queues of growing "
+                 "depth (prefetch is bounded to one batch, so depth does not matter):\n\n")
+        text += "| queue depth | consumed | peak RSS (MB) |\n|---:|---:|---:|\n"
+        text += "\n".join(f"| {d['depth']:,} | {d['consumed']:,} | {d['peak_rss_mb']:.0f} |" for d in depth_rows)
+    block = f"{text}\n\n_{info}._"
+    print(block)
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "latest.json").write_text(json.dumps({"rounds": results, "depths": depth_rows}, indent=1))
+    if "floor" in clients and chart(med, clients, HERE / "chart.png"):
+        print("\nchart: benchmarks/chart.png", file=sys.stderr)
+    if not args.no_readme:
+        readme = ROOT / "README.md"
+        content = readme.read_text()
+        if START in content and END in content:
+            head, rest = content.split(START, 1)
+            _, tail = rest.split(END, 1)
+            readme.write_text(f"{head}{START}\n{block}\n{END}{tail}")
+            print("README.md table updated", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
