@@ -125,7 +125,9 @@ class AsyncTokenCredential(Protocol):
     """Anything with ``async get_token(*scopes)`` returning ``.token`` and ``.expires_on``
     (``azure.identity.aio`` credentials are)."""
 
-    async def get_token(self, *scopes: str, **kwargs: Any) -> Any: ...
+    async def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        """An access token for the scopes: an object with ``.token`` (str) and ``.expires_on`` (epoch s)."""
+        ...
 
 
 class TokenCache:

@@ -208,6 +208,7 @@ class _Client:
 
     @property
     def url(self) -> str:
+        """The client's URL."""
         raise NotImplementedError
 
 
@@ -249,6 +250,7 @@ class QueueServiceClient(_Client):
 
     @property
     def url(self) -> str:
+        """The account's queue service URL (no SAS token in it)."""
         return self._conn.endpoint.url
 
     async def __aenter__(self) -> QueueServiceClient:
@@ -395,6 +397,7 @@ class QueueClient(_Client):
 
     @property
     def url(self) -> str:
+        """The queue's URL (no SAS token in it)."""
         return self._conn.endpoint.url + self._path
 
     async def __aenter__(self) -> QueueClient:

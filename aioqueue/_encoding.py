@@ -29,9 +29,13 @@ _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]
 class MessageEncoding(Protocol):
     """Turns content into message text and back. Implement both methods to bring your own."""
 
-    def encode(self, content: Any) -> str: ...
+    def encode(self, content: Any) -> str:
+        """Message text for the content (at most 64 KiB of UTF-8 once encoded; XML 1.0 characters only)."""
+        ...
 
-    def decode(self, text: str) -> Any: ...
+    def decode(self, text: str) -> Any:
+        """The content back from message text; raise MessageEncodingError when it does not decode."""
+        ...
 
 
 def check_text(text: str) -> str:

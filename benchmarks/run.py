@@ -204,17 +204,22 @@ def main() -> None:
             f"#!/bin/sh\nexec taskset -c {','.join(map(str, emulator_cores))} {find_azurite()} \"$@\"\n"
         )
         wrapper.chmod(0o755)
-    with Azurite(executable=str(wrapper) if wrapper else None) as emulator:
-        conn = emulator.connection_string
-        print("warm-up round (the emulator's JIT), not measured ...", file=sys.stderr, flush=True)
-        for c in clients:
-            run_child(["--child", c, conn, *common])
-        results = []
-        for r in range(args.rounds):
+    executable = str(wrapper) if wrapper else None
+    warm = [*common]
+    warm[warm.index("--messages") + 1] = str(min(args.messages, 500))
+    results = []
+    for r in range(args.rounds):
+        # a fresh emulator each round (Azurite slows down, and once stalled for minutes, after a few
+        # thousand messages), warmed up by an unmeasured floor run; then the clients interleaved
+        with Azurite(executable=executable) as emulator:
+            conn = emulator.connection_string
+            run_child(["--child", "floor", conn, *warm])
             for c in clients:  # interleaved: A B C A B C
                 print(f"round {r + 1}/{args.rounds}: {c} ...", file=sys.stderr, flush=True)
                 results.append(run_child(["--child", c, conn, *common]))
-        depth_rows = []
+    depth_rows = []
+    with Azurite(executable=executable) as emulator:
+        conn = emulator.connection_string
         for depth in [int(d) for d in args.depths.split(",") if d]:
             print(f"depth {depth} ...", file=sys.stderr, flush=True)
             name = f"depth-{uuid.uuid4().hex[:12]}"
@@ -225,7 +230,7 @@ def main() -> None:
     loop_name = "uvloop" if args.uvloop else "asyncio"
     info = (f"{args.messages} messages of {args.size} B, concurrency 32, {args.peeks} peeks, median of "
             f"{args.rounds} interleaved rounds, Python {sys.version.split()[0]}, {loop_name}, "
-            f"{os.cpu_count()} cores (client on one, Azurite 3.35.0 on the other)")
+            f"{os.cpu_count()} cores (client on one, Azurite 3.35.0 on the other, a fresh one each round)")
     if depth_rows:
         text += ("\n\nA `receive()` consumer's peak RSS while it consumes 2,000 messages from queues of growing "
                  "depth (prefetch is bounded to one batch, so depth does not matter):\n\n")
