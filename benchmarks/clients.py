@@ -1,6 +1,7 @@
 """The three clients the benchmark compares, each doing the same work in its most natural way.
 
 - aioqueue: the public API (Shared Key from the connection string, as users run it).
+- aioqueue-sas: the same with the floor's SAS, so that only client code differs from the floor.
 - official: azure-storage-queue's aio client (Shared Key from the same connection string).
 - floor: bare aiohttp sending the same HTTP requests with a pre-generated SAS: no signing, no XML
   library, minimal string parsing. The least any aiohttp-based client can spend.
@@ -67,6 +68,25 @@ class AioqueueClient:
     async def close(self) -> None:
         await self.queue.delete_queue()
         await self.queue.close()
+
+
+class AioqueueSasClient(AioqueueClient):
+    """aioqueue with the same pre-generated account SAS as the floor: no signing on either side, so
+    the ratio to the floor is client code alone."""
+
+    name = "aioqueue-sas"
+
+    def __init__(self, conn_str: str, queue_name: str) -> None:
+        from aioqueue import QueueClient, generate_account_sas
+        from aioqueue._auth import parse_connection_string
+
+        settings = parse_connection_string(conn_str)
+        cred: Any = settings.credential
+        sas = generate_account_sas(
+            cred.account_name, cred.account_key, resource_types="sco", permission="rwdlacup",
+            expiry=timedelta(hours=2),
+        )
+        self.queue = QueueClient(settings.account_url, queue_name, credential=sas, max_connections=64)
 
 
 class OfficialClient:
@@ -192,4 +212,4 @@ class FloorClient:
         await self.session.close()
 
 
-CLIENTS = {c.name: c for c in (AioqueueClient, OfficialClient, FloorClient)}
+CLIENTS = {c.name: c for c in (AioqueueClient, AioqueueSasClient, OfficialClient, FloorClient)}

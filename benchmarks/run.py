@@ -34,7 +34,7 @@ PHASES = [
     ("peek", "peek 32", "call"),
     ("consume", "consumer end to end", "message"),
 ]
-ORDER = ["aioqueue", "official", "floor"]
+ORDER = ["aioqueue", "aioqueue-sas", "official", "floor"]
 START, END = "<!-- benchmark-table:start -->", "<!-- benchmark-table:end -->"
 
 
@@ -73,6 +73,9 @@ async def child(client_name: str, conn_str: str, messages: int, size: int, peeks
     return {"client": client_name, "phases": results, "peak_rss_mb": rss_kb / 1024, "loop": loop_name}
 
 
+CONSUMED = 1000  # messages the depth check consumes from each queue
+
+
 async def fill_child(conn_str: str, name: str, depth: int, size: int) -> dict:
     """Fill a queue to ``depth`` (with the floor client, in its own process)."""
     from clients import FloorClient
@@ -85,13 +88,17 @@ async def fill_child(conn_str: str, name: str, depth: int, size: int) -> dict:
 
 
 async def depth_child(conn_str: str, name: str, depth: int) -> dict:
-    """Consume 2,000 messages of a queue ``depth`` deep with aioqueue's receive(): the consumer's
+    """Consume CONSUMED messages of a queue ``depth`` deep with aioqueue's receive(): the consumer's
     memory must not depend on how deep the queue is."""
     from clients import AioqueueClient
 
+    from aioqueue import QueueClient
+
     consumer = AioqueueClient(conn_str, name)
+    # Azurite's own cost per operation grows with the queue's depth: give it time per attempt
+    consumer.queue = QueueClient.from_connection_string(conn_str, name, timeout=120)
     done = 0
-    async for msg in consumer.queue.receive(max_messages=min(depth, 2000), visibility_timeout=60):
+    async for msg in consumer.queue.receive(max_messages=min(depth, CONSUMED), visibility_timeout=300):
         async with msg:
             done += 1
     await consumer.close()
@@ -99,14 +106,19 @@ async def depth_child(conn_str: str, name: str, depth: int) -> dict:
     return {"depth": depth, "consumed": done, "peak_rss_mb": rss / 1024}
 
 
+class ChildFailed(Exception):
+    pass
+
+
 def run_child(args: list[str]) -> dict:
     out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=False)
     if out.returncode != 0:
-        raise SystemExit(f"benchmark child {args[:2]} failed:\n{out.stderr}")
+        last = [line for line in out.stderr.splitlines() if "Error" in line or "Exception" in line]
+        raise ChildFailed(f"benchmark child {args[0]} {args[1]} failed: {last[-1] if last else out.returncode}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def table(rounds: list[dict], clients: list[str]) -> str:
+def table(rounds: list[dict], clients: list[str]) -> tuple[str, dict]:
     med = {
         c: {p: {k: statistics.median(r["phases"][p][k] for r in rounds if r["client"] == c)
                 for k in ("cpu_us", "wall_s", "ops_s")}
@@ -114,21 +126,28 @@ def table(rounds: list[dict], clients: list[str]) -> str:
         for c in clients
     }
     rss = {c: statistics.median(r["peak_rss_mb"] for r in rounds if r["client"] == c) for c in clients}
-    lines = [
+    others = [c for c in clients if c != "floor"]
+    cpu = [
         "| phase | per | " + " | ".join(f"{c} CPU µs" for c in clients) + " | "
-        + " | ".join(f"{c} / floor" for c in clients if c != "floor") + " | "
-        + " | ".join(f"{c} ops/s" for c in clients) + " |",
-        "|---|---|" + "---:|" * (len(clients) * 2 + len(clients) - 1),
+        + " | ".join(f"{c} / floor" for c in others) + " |",
+        "|---|---|" + "---:|" * (len(clients) + len(others)),
+    ]
+    speed = [
+        "| phase | " + " | ".join(f"{c} ops/s" for c in clients) + " | " + " | ".join(f"{c} wall s" for c in clients)
+        + " |",
+        "|---|" + "---:|" * (2 * len(clients)),
     ]
     for phase, label, unit in PHASES:
         floor = med["floor"][phase]["cpu_us"] if "floor" in med else None
         cells = [f"{med[c][phase]['cpu_us']:.0f}" for c in clients]
-        ratios = [f"**{med[c][phase]['cpu_us'] / floor:.2f}×**" if floor else "n/a" for c in clients if c != "floor"]
-        speeds = [f"{med[c][phase]['ops_s']:.0f}" for c in clients]
-        lines.append(f"| {label} | {unit} | " + " | ".join(cells + ratios + speeds) + " |")
-    lines.append("| peak RSS (MB) | process | " + " | ".join(f"{rss[c]:.0f}" for c in clients)
-                 + " |" + " |" * (len(clients) - 1) + " |" * len(clients))
-    return "\n".join(lines), med
+        ratios = [f"**{med[c][phase]['cpu_us'] / floor:.2f}x**" if floor else "n/a" for c in others]
+        cpu.append(f"| {label} | {unit} | " + " | ".join(cells + ratios) + " |")
+        speed.append(f"| {label} | " + " | ".join(
+            [f"{med[c][phase]['ops_s']:.0f}" for c in clients] + [f"{med[c][phase]['wall_s']:.1f}" for c in clients]
+        ) + " |")
+    cpu.append("| peak RSS (MB) | process | " + " | ".join(f"{rss[c]:.0f}" for c in clients) + " |" * (len(others) + 1))
+    return "\n".join(cpu) + "\n\nThroughput and wall time (the emulator, not the client, is the bottleneck here):\n\n" \
+        + "\n".join(speed), med
 
 
 def chart(med: dict, clients: list[str], path: Path) -> bool:
@@ -217,14 +236,20 @@ def main() -> None:
             for c in clients:  # interleaved: A B C A B C
                 print(f"round {r + 1}/{args.rounds}: {c} ...", file=sys.stderr, flush=True)
                 results.append(run_child(["--child", c, conn, *common]))
+        (HERE / "results").mkdir(exist_ok=True)
+        (HERE / "results" / "rounds.json").write_text(json.dumps(results, indent=1))
     depth_rows = []
     with Azurite(executable=executable) as emulator:
         conn = emulator.connection_string
         for depth in [int(d) for d in args.depths.split(",") if d]:
             print(f"depth {depth} ...", file=sys.stderr, flush=True)
             name = f"depth-{uuid.uuid4().hex[:12]}"
-            run_child(["--fill-child", str(depth), conn, name, *common])
-            depth_rows.append(run_child(["--depth-child", str(depth), conn, name, *common]))
+            try:
+                run_child(["--fill-child", str(depth), conn, name, *common])
+                depth_rows.append(run_child(["--depth-child", str(depth), conn, name, *common]))
+            except ChildFailed as exc:  # reported in the table, not hidden
+                print(exc, file=sys.stderr)
+                depth_rows.append({"depth": depth, "consumed": 0, "peak_rss_mb": float("nan"), "error": str(exc)})
 
     text, med = table(results, clients)
     loop_name = "uvloop" if args.uvloop else "asyncio"
@@ -232,10 +257,14 @@ def main() -> None:
             f"{args.rounds} interleaved rounds, Python {sys.version.split()[0]}, {loop_name}, "
             f"{os.cpu_count()} cores (client on one, Azurite 3.35.0 on the other, a fresh one each round)")
     if depth_rows:
-        text += ("\n\nA `receive()` consumer's peak RSS while it consumes 2,000 messages from queues of growing "
-                 "depth (prefetch is bounded to one batch, so depth does not matter):\n\n")
+        text += (f"\n\nA `receive()` consumer's peak RSS while it consumes {CONSUMED:,} messages from queues of "
+                 "growing depth (prefetch is bounded to one batch, so depth does not matter):\n\n")
         text += "| queue depth | consumed | peak RSS (MB) |\n|---:|---:|---:|\n"
-        text += "\n".join(f"| {d['depth']:,} | {d['consumed']:,} | {d['peak_rss_mb']:.0f} |" for d in depth_rows)
+        text += "\n".join(
+            f"| {d['depth']:,} | {d['consumed']:,} | {d['peak_rss_mb']:.0f} |" if "error" not in d
+            else f"| {d['depth']:,} | failed: {d['error'].rsplit(': ', 1)[-1][:80]} | |"
+            for d in depth_rows
+        )
     block = f"{text}\n\n_{info}._"
     print(block)
     (HERE / "results").mkdir(exist_ok=True)
