@@ -164,7 +164,7 @@ def chart(med: dict, clients: list[str], path: Path) -> bool:
         values = [med[c][p]["cpu_us"] / med["floor"][p]["cpu_us"] for p, _, _ in PHASES]
         ax.bar([x + i * width for x in range(len(PHASES))], values, width, label=c)
     ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_xticks([x + width for x in range(len(PHASES))], [p for p, _, _ in PHASES])
+    ax.set_xticks([x + width * (len(clients) - 1) / 2 for x in range(len(PHASES))], [p for p, _, _ in PHASES])
     ax.set_ylabel("client CPU per operation / floor")
     ax.set_title("aioqueue vs azure-storage-queue vs bare aiohttp (lower is better)")
     ax.legend()
