@@ -22,7 +22,6 @@ from typing import Any, TextIO
 
 from ._auth import SharedKeyCredential, parse_connection_string
 from ._client import QueueClient, QueueServiceClient
-from ._models import QueueMessage
 from ._errors import (
     AioQueueError,
     ConfigurationError,
@@ -31,6 +30,7 @@ from ._errors import (
     QueueNotFound,
     TransportError,
 )
+from ._models import QueueMessage
 from ._sas import generate_account_sas, generate_queue_sas
 
 ENV = "AZURE_STORAGE_CONNECTION_STRING"
