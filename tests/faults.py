@@ -51,6 +51,7 @@ class FaultProxy:
         self.fault_rate = 0.0  # with a rng: a random fault on this share of requests
         self.random_kinds: tuple[str, ...] = ()
         self.rng = None
+        self.random_delay = 0.0  # seconds a random "delay" fault holds the request before forwarding
         self.port = 0
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -83,7 +84,7 @@ class FaultProxy:
             if f.method is None or f.method == method:
                 return self.faults.pop(i)
         if self.rng is not None and self.random_kinds and self.rng.random() < self.fault_rate:
-            return Fault(self.rng.choice(self.random_kinds))
+            return Fault(self.rng.choice(self.random_kinds), seconds=self.random_delay)
         return None
 
     async def _forward(self, request: web.Request, body: bytes) -> tuple[int, dict[str, str], bytes]:
