@@ -78,3 +78,27 @@ def test_sas_generation(cli):
 def test_console_script_is_installed():
     result = subprocess.run([sys.executable, "-m", "aioqueue.cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "emulator" in result.stdout
+
+
+def test_emulator_command_runs_azurite_in_the_foreground(tmp_path):
+    import signal
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aioqueue.cli", "emulator", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert f"127.0.0.1:{port}" in proc.stdout.readline()
+        conn_line = proc.stdout.readline()
+        assert conn_line.startswith("connection string: ")
+        out = io.StringIO()
+        assert main(["--connection-string", conn_line.split(": ", 1)[1].strip(), "create", "from-cli"], out=out) == 0
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+    assert proc.returncode == 130  # interrupted, after stopping the emulator
