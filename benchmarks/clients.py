@@ -20,6 +20,19 @@ import aiohttp
 API_VERSION = "2025-11-05"
 
 
+def account_sas(conn_str: str) -> tuple[str, str]:
+    """(account URL, a two-hour account SAS for everything) from a Shared Key connection string."""
+    from aioqueue import generate_account_sas
+    from aioqueue._auth import parse_connection_string
+
+    settings = parse_connection_string(conn_str)
+    cred: Any = settings.credential
+    sas = generate_account_sas(
+        cred.account_name, cred.account_key, resource_types="sco", permission="rwdlacup", expiry=timedelta(hours=2)
+    )
+    return settings.account_url, sas
+
+
 async def bounded(concurrency: int, jobs: Iterable[Callable[[], Awaitable[Any]]]) -> None:
     """Run the jobs with at most ``concurrency`` in flight (the same driver for every client)."""
     it = iter(jobs)
@@ -77,16 +90,10 @@ class AioqueueSasClient(AioqueueClient):
     name = "aioqueue-sas"
 
     def __init__(self, conn_str: str, queue_name: str) -> None:
-        from aioqueue import QueueClient, generate_account_sas
-        from aioqueue._auth import parse_connection_string
+        from aioqueue import QueueClient
 
-        settings = parse_connection_string(conn_str)
-        cred: Any = settings.credential
-        sas = generate_account_sas(
-            cred.account_name, cred.account_key, resource_types="sco", permission="rwdlacup",
-            expiry=timedelta(hours=2),
-        )
-        self.queue = QueueClient(settings.account_url, queue_name, credential=sas, max_connections=64)
+        account_url, sas = account_sas(conn_str)
+        self.queue = QueueClient(account_url, queue_name, credential=sas, max_connections=64)
 
 
 class OfficialClient:
@@ -140,17 +147,9 @@ class FloorClient:
     def __init__(self, conn_str: str, queue_name: str) -> None:
         from urllib.parse import quote
 
-        from aioqueue import generate_account_sas
-        from aioqueue._auth import parse_connection_string
-
-        settings = parse_connection_string(conn_str)
-        cred: Any = settings.credential
-        sas = generate_account_sas(
-            cred.account_name, cred.account_key, resource_types="sco", permission="rwdlacup",
-            expiry=timedelta(hours=2),
-        )
+        account_url, sas = account_sas(conn_str)
         self.quote = quote
-        self.queue_url = f"{settings.account_url}/{queue_name}"
+        self.queue_url = f"{account_url}/{queue_name}"
         self.sas = sas
         self.headers = {"x-ms-version": API_VERSION}
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
