@@ -12,6 +12,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -23,7 +24,15 @@ from typing import TYPE_CHECKING, Any, overload
 
 from ._errors import AioQueueError, ConfigurationError, MessageEncodingError, ServerBusy, TransportError
 from ._models import ProcessStats, QueueMessage
-from ._validation import MAX_SECONDS, Duration, message_count, positive_int, seconds
+from ._validation import (
+    MAX_SECONDS,
+    Duration,
+    message_count,
+    nonnegative_seconds,
+    positive_int,
+    queue_name,
+    seconds,
+)
 
 if TYPE_CHECKING:
     from ._client import QueueClient
@@ -68,22 +77,23 @@ class ReceiveOptions:
         poison_queue: str | None = None,
         retry_delay: RetryDelay = 0,
     ) -> ReceiveOptions:
-        from ._validation import queue_name
-
         message_count(max_batch_size, "max_batch_size")
         vis = seconds(visibility_timeout, "visibility_timeout", low=1)
         if max_messages is not None:
             positive_int(max_messages, "max_messages")
-        idle = None if idle_timeout is None else _nonnegative(idle_timeout, "idle_timeout")
+        idle = None if idle_timeout is None else nonnegative_seconds(idle_timeout, "idle_timeout")
         if isinstance(poll_interval, (int, float)) and not isinstance(poll_interval, bool):
             poll = (float(poll_interval), float(poll_interval))
         elif isinstance(poll_interval, tuple) and len(poll_interval) == 2:
-            poll = (_nonnegative(poll_interval[0], "poll_interval"), _nonnegative(poll_interval[1], "poll_interval"))
+            poll = (
+                nonnegative_seconds(poll_interval[0], "poll_interval"),
+                nonnegative_seconds(poll_interval[1], "poll_interval"),
+            )
         else:
             raise ConfigurationError("poll_interval must be seconds or a (min, max) pair of seconds")
         if poll[0] > poll[1] or poll[1] <= 0:
             raise ConfigurationError("poll_interval must be (min, max) with 0 <= min <= max and max > 0")
-        renewal = None if max_renewal is None else _nonnegative(max_renewal, "max_renewal")
+        renewal = None if max_renewal is None else nonnegative_seconds(max_renewal, "max_renewal")
         if max_dequeue_count is not None:
             positive_int(max_dequeue_count, "max_dequeue_count")
         if poison_queue is not None:
@@ -97,23 +107,15 @@ class ReceiveOptions:
             retry_delay,
         )
 
-    def delay_for(self, dequeue_count: int) -> int:
-        """Seconds a failed message stays invisible (0..7 days)."""
-        value = self.retry_delay(dequeue_count) if callable(self.retry_delay) else self.retry_delay
+    def retry_delay_of(self, message: QueueMessage) -> int:
+        """Seconds a failed message stays invisible (0..7 days), from its dequeue count."""
+        value = self.retry_delay(message.dequeue_count) if callable(self.retry_delay) else self.retry_delay
         raw = value.total_seconds() if isinstance(value, timedelta) else float(value)
-        return max(0, min(MAX_SECONDS, int(raw + 0.999999)))
+        return max(0, min(MAX_SECONDS, math.ceil(raw)))
 
     @property
     def poisons(self) -> bool:
         return self.max_dequeue_count is not None
-
-
-def _nonnegative(value: Any, what: str) -> float:
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ConfigurationError(f"{what} must be a number of seconds >= 0 (or a timedelta); got {value!r}")
-    return float(value)
 
 
 class ReceivedMessage(QueueMessage):
@@ -165,14 +167,13 @@ class ReceivedMessage(QueueMessage):
         elif issubclass(exc_type, asyncio.CancelledError):
             await _shielded(self.release(delay=0))
         else:
-            await _shielded(self.release(delay=self._consumer.options.delay_for(self.dequeue_count)))
+            await _shielded(self.release(delay=self._consumer.options.retry_delay_of(self)))
 
     async def delete(self) -> None:
         """Delete the message (using its newest pop receipt)."""
         async with self._lock:
             self._check("delete")
-            self.settled = "deleted"
-            self._consumer.forget(self)
+            self._mark_settled("deleted")
             await self._consumer.queue.delete_message(self)
 
     async def release(self, delay: Duration = 0) -> None:
@@ -180,8 +181,7 @@ class ReceivedMessage(QueueMessage):
         vis = seconds(delay, "delay", low=0)
         async with self._lock:
             self._check("release")
-            self.settled = "released"
-            self._consumer.forget(self)
+            self._mark_settled("released")
             await self._consumer.queue.update_message(self, visibility_timeout=vis)
 
     async def renew(self, visibility_timeout: Duration | None = None) -> None:
@@ -275,13 +275,17 @@ class MessageBatch(Sequence[ReceivedMessage]):
 
     async def release(self, delay: Duration = 0) -> None:
         """Release every message not settled yet, visible again after ``delay``."""
-        await _settle_all([partial(m.release, delay) for m in self._messages if m.settled is None])
+        await _release_all(self._messages, lambda m: delay)
 
     async def _release_each_after_retry_delay(self) -> None:
-        options = self._consumer.options
-        await _settle_all(
-            [partial(m.release, options.delay_for(m.dequeue_count)) for m in self._messages if m.settled is None]
-        )
+        await _release_all(self._messages, self._consumer.options.retry_delay_of)
+
+
+async def _release_all(
+    messages: Sequence[ReceivedMessage], delay: Callable[[ReceivedMessage], Duration]
+) -> None:
+    """Release every message not settled yet, each visible again after ``delay(message)``."""
+    await _settle_all([partial(m.release, delay(m)) for m in messages if m.settled is None])
 
 
 async def _settle_all(operations: Sequence[Callable[[], Awaitable[None]]]) -> None:
@@ -346,7 +350,7 @@ class Consumer:
             self._fetch = None
             messages, undecodable = self._adopt_all(entries)
             if self.closed:  # closed while fetching: give them straight back
-                await self._release_now(messages + undecodable)
+                await _release_all(messages + undecodable, lambda m: 0)
                 return None
             if undecodable:
                 await self._divert_undecodable(messages, undecodable)
@@ -383,7 +387,7 @@ class Consumer:
             for m in bad:
                 await self._move_to_poison(m)
             return
-        await _settle_all([partial(m.release, self.options.delay_for(m.dequeue_count)) for m in bad])
+        await _release_all(bad, self.options.retry_delay_of)
         self.buffer.extend(good)  # handed back at once by aclose when the error ends the stream
         raise MessageEncodingError(
             f"message {bad[0].id} does not decode with this client's message_encoding; it was released "
@@ -468,9 +472,6 @@ class Consumer:
 
     # ---- closing ---------------------------------------------------------------------------
 
-    async def _release_now(self, messages: Sequence[ReceivedMessage]) -> None:
-        await _settle_all([partial(m.release, 0) for m in messages if m.settled is None])
-
     async def stop_renewals(self) -> None:
         renewer, self._renewer = self._renewer, None
         self.held.clear()
@@ -503,7 +504,7 @@ class Consumer:
                 log.debug("the fetch under way at close failed: %r", exc)
         if pending and not self.queue.closed:
             try:
-                await self._release_now(pending)
+                await _release_all(pending, lambda m: 0)
             except AioQueueError as exc:
                 log.warning("could not release %d prefetched messages; they return after their "
                             "visibility timeout: %s", len(pending), exc)
@@ -605,7 +606,6 @@ async def process(
     slots = asyncio.Semaphore(concurrency)
     tasks: set[asyncio.Task[None]] = set()
     counts = {"processed": 0, "failed": 0}
-    poisoned = 0
     remaining = options.max_messages
     consumers: list[Consumer] = []
 
@@ -627,8 +627,7 @@ async def process(
         while remaining is None or remaining > 0:
             if stop is not None and stop.is_set():
                 break
-            opts = options if remaining == options.max_messages else _replace_max(options, remaining)
-            stream = MessageStream(queue, opts, linger=True)
+            stream = MessageStream(queue, replace(options, max_messages=remaining), linger=True)
             consumers.append(stream._get_consumer())
             messages = stream.__aiter__()
             try:
@@ -647,12 +646,9 @@ async def process(
                     task.add_done_callback(tasks.discard)
                     if stop is not None and stop.is_set():
                         break
-                poisoned += stream.poisoned
             except StopAsyncIteration:
-                poisoned += stream.poisoned
                 break  # max_messages reached or idle_timeout passed
             except (TransportError, ServerBusy) as exc:
-                poisoned += stream.poisoned
                 log.warning("receiving failed, trying again shortly: %s", exc)
                 await asyncio.sleep(options.poll_interval[1])
             finally:
@@ -668,11 +664,8 @@ async def process(
     finally:
         for consumer in consumers:
             await consumer.aclose()
+    poisoned = sum(consumer.poisoned for consumer in consumers)
     return ProcessStats(processed=counts["processed"], failed=counts["failed"], poisoned=poisoned)
-
-
-def _replace_max(options: ReceiveOptions, remaining: int | None) -> ReceiveOptions:
-    return replace(options, max_messages=remaining)
 
 
 __all__ = ["BatchStream", "MessageBatch", "MessageSettled", "MessageStream", "ReceiveOptions", "ReceivedMessage"]

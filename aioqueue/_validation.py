@@ -89,6 +89,15 @@ def positive_number(value: Any, what: str) -> float:
     return float(value)
 
 
+def nonnegative_seconds(value: Any, what: str) -> float:
+    """Seconds (int, float or timedelta) >= 0, as a float."""
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ConfigurationError(f"{what} must be a number of seconds >= 0 (or a timedelta); got {value!r}")
+    return float(value)
+
+
 def positive_int(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigurationError(f"{what} must be an int >= 1; got {value!r}")
