@@ -669,10 +669,8 @@ class QueueClient(_Client):
         return out
 
     @staticmethod
-    def _id_and_receipt(message: QueueMessage | str, pop_receipt: str | None) -> tuple[str, str]:
-        if isinstance(message, QueueMessage):
-            return message.id, pop_receipt or message.pop_receipt
-        if isinstance(message, SendReceipt):
+    def _id_and_receipt(message: QueueMessage | SendReceipt | str, pop_receipt: str | None) -> tuple[str, str]:
+        if isinstance(message, (QueueMessage, SendReceipt)):
             return message.id, pop_receipt or message.pop_receipt
         if not isinstance(message, str) or not message:
             raise ConfigurationError("message must be a QueueMessage or a message id str")

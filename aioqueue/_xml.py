@@ -33,7 +33,7 @@ from ._models import (
 
 _MONTH_LIST = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MONTHS = {m: i for i, m in enumerate(_MONTH_LIST, 1)}
-_MONTH_NAMES = ("", *_MONTHS)
+_MONTH_NAMES = ("", *_MONTH_LIST)
 _DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _ISO_RE = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?Z?$")
 UTC = timezone.utc
