@@ -717,15 +717,19 @@ class QueueClient(_Client):
 
     async def delete_message(self, message: QueueMessage | str, pop_receipt: str | None = None) -> None:
         """Delete a received message. A retry after a lost answer that finds it gone counts as success."""
-        msg_id, receipt = self._id_and_receipt(message, pop_receipt)
+        await self._delete(*self._id_and_receipt(message, pop_receipt))
+        if isinstance(message, ReceivedMessage) and message.settled is None:
+            message._mark_settled("deleted")  # deleted directly: its 'async with' exit skips it
+
+    async def _delete(self, msg_id: str, receipt: str, *, resent: bool = False) -> None:
+        """Delete Message; ``resent``: an earlier request for this delete may have landed."""
         await self._request(
             "DELETE",
             f"{self._messages_path}/{quote(msg_id, safe='')}",
             query={"popreceipt": receipt},
             delete_is_idempotent=True,
+            resent=resent,
         )
-        if isinstance(message, ReceivedMessage) and message.settled is None:
-            message._mark_settled("deleted")  # deleted directly: its 'async with' exit skips it
 
     async def clear_messages(self) -> None:
         """Delete every message in the queue."""

@@ -163,11 +163,30 @@ class ReceivedMessage(QueueMessage):
         if self.settled is not None:
             return
         if exc_type is None:
-            await _shielded(self.delete())
+            await self._delete_on_exit()
         elif issubclass(exc_type, asyncio.CancelledError):
             await _shielded(self.release(delay=0))
         else:
             await _shielded(self.release(delay=self._consumer.options.retry_delay_of(self)))
+
+    async def _delete_on_exit(self) -> None:
+        """The clean-exit delete. It runs in the caller's task (a task per message would cost more than
+        the rest of the exit), so a cancellation of the caller can cut its request off; the delete is
+        then finished in a task that cancellation cannot reach, and the cancellation re-raised."""
+        try:
+            await self.delete()
+        except asyncio.CancelledError:
+            await _shielded(self._finish_delete())
+            raise
+
+    async def _finish_delete(self) -> None:
+        """Delete again after a cut-off attempt; that attempt may have landed, so 'not found' is success."""
+        async with self._lock:
+            if self.settled is None:
+                self._mark_settled("deleted")
+            elif self.settled != "deleted":
+                return
+            await self._consumer.queue._delete(self.id, self.pop_receipt, resent=True)
 
     async def delete(self) -> None:
         """Delete the message (using its newest pop receipt)."""

@@ -151,13 +151,15 @@ class Connection:
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         delete_is_idempotent: bool = False,
+        resent: bool = False,
         secondary: bool = False,
     ) -> Response:
         """Send one operation with retries; return a 2xx response or raise a typed error.
 
         ``path`` is below the account (``/queue/messages``). With ``delete_is_idempotent``, a 404
         ``MessageNotFound`` (or Azurite's ``PopReceiptMismatch``) on a retry counts as success: an
-        earlier attempt may have deleted the message before its answer was lost.
+        earlier attempt may have deleted the message before its answer was lost; with ``resent`` as
+        well, an earlier request outside this call may have, so that holds from the first attempt.
         """
         if self.state is State.CLOSED:
             raise ConfigurationError("this client is closed; create a new one (or use it inside 'async with')")
@@ -223,7 +225,7 @@ class Connection:
                 code = response.headers.get("x-ms-error-code")
                 if (
                     delete_is_idempotent
-                    and attempt > 1
+                    and (attempt > 1 or resent)
                     and (code == "MessageNotFound" or code == "PopReceiptMismatch" or status == 404)
                 ):
                     return response

@@ -5,7 +5,8 @@
 
 Faults: a status code ("503", "429", ...), "reset_before" (drop the connection without forwarding),
 "reset_after" (forward, then drop the connection: the server did the work, the client never heard),
-"delay" (wait ``seconds``, then forward), "truncate" (forward, then send half the body and drop),
+"delay" (wait ``seconds``, then forward), "delay_after" (forward, then wait ``seconds`` before
+answering: the work is done while the client still waits), "truncate" (forward, then send half the body and drop),
 "bomb" / "garbage" / "html" (answer 200 with a hostile, malformed or foreign body), "huge" /
 "endless" (a body over any sane size), "close" (the real answer with Connection: close),
 "strip_headers" (the real answer without its x-ms-* headers).
@@ -123,6 +124,10 @@ class FaultProxy:
         if kind == "delay":
             await asyncio.sleep(fault.seconds)
             status, headers, data = await self._forward(request, body)
+            return web.Response(status=status, headers=headers, body=data)
+        if kind == "delay_after":
+            status, headers, data = await self._forward(request, body)
+            await asyncio.sleep(fault.seconds)
             return web.Response(status=status, headers=headers, body=data)
         if kind == "truncate":
             status, headers, data = await self._forward(request, body)

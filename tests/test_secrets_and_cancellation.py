@@ -137,3 +137,32 @@ async def _drain(queue):
     while batch := await queue.receive_messages(max_messages=32, visibility_timeout=300):
         for m in batch:
             yield m
+
+
+@pytest.mark.parametrize("kind", ["delay", "delay_after"])
+async def test_cancelled_during_the_exit_delete_still_deletes(azurite, queue_client, kind):
+    """The clean-exit delete runs in the caller's task; a cancellation that cuts its request off
+    (before the service saw it, or after it deleted but before the answer came) must still leave
+    the handled message deleted, and the caller cancelled."""
+    await queue_client.send_message("handled")
+    async with FaultProxy(f"http://127.0.0.1:{azurite.port}") as proxy:
+        proxy.script(Fault(kind, seconds=1.0, method="DELETE"))
+        async with QueueClient(proxy.url(), queue_client.queue_name, credential=DEV_KEY) as q:
+            handled = asyncio.Event()
+
+            async def consume() -> None:
+                async for msg in q.receive(visibility_timeout=1):
+                    async with msg:
+                        handled.set()
+
+            task = asyncio.create_task(consume())
+            await handled.wait()
+            await asyncio.sleep(0.3)  # the DELETE is now held by the proxy
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            deletes = [s for s in proxy.seen if s.method == "DELETE"]
+            assert [s.fault for s in deletes] == [kind, None]  # cut off, then finished
+    await asyncio.sleep(1.5)  # past the visibility timeout: a message not deleted would be back
+    assert await queue_client.peek_messages(max_messages=5) == []
+    assert (await queue_client.get_queue_properties()).approximate_message_count == 0
