@@ -45,7 +45,7 @@ def decode_key(account_key: str) -> bytes:
 class SharedKeyCredential:
     """An account name and key; every request is signed with HMAC-SHA256 (Shared Key)."""
 
-    __slots__ = ("_key", "account_key", "account_name")
+    __slots__ = ("_keyed", "account_key", "account_name")
 
     def __init__(self, account_name: str, account_key: str) -> None:
         if not account_name or not isinstance(account_name, str):
@@ -54,15 +54,17 @@ class SharedKeyCredential:
             raise ConfigurationError("SharedKeyCredential needs the account key as a base64 str")
         self.account_name = account_name
         self.account_key = account_key
-        self._key = decode_key(account_key)
+        # the key's HMAC state (padded key hashed in) is made once; each signature copies it
+        self._keyed = hmac.new(decode_key(account_key), digestmod=hashlib.sha256)
 
     def __repr__(self) -> str:
         return f"SharedKeyCredential(account_name={self.account_name!r}, account_key=<hidden>)"
 
     def sign(self, string_to_sign: str) -> str:
         """Base64 HMAC-SHA256 of the UTF-8 string with the decoded account key."""
-        digest = hmac.new(self._key, string_to_sign.encode("utf-8"), hashlib.sha256).digest()
-        return base64.b64encode(digest).decode("ascii")
+        mac = self._keyed.copy()
+        mac.update(string_to_sign.encode("utf-8"))
+        return base64.b64encode(mac.digest()).decode("ascii")
 
     def authorization(
         self,

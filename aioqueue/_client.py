@@ -621,14 +621,14 @@ class QueueClient(_Client):
         (with ``decode=False`` the content is None)."""
         content = self._decode(e) if decode else None
         try:
-            return cls(
-                id=e["MessageId"],
-                content=content,
-                pop_receipt=e["PopReceipt"],
-                dequeue_count=int(e["DequeueCount"]),
-                inserted_on=parse_rfc1123(e["InsertionTime"]),
-                expires_on=parse_rfc1123(e["ExpirationTime"]),
-                next_visible_on=parse_rfc1123(e["TimeNextVisible"]),
+            return cls(  # positional (QueueMessage's field order): this runs 32 times per receive
+                e["MessageId"],
+                content,
+                e["PopReceipt"],
+                int(e["DequeueCount"]),
+                parse_rfc1123(e["InsertionTime"]),
+                parse_rfc1123(e["ExpirationTime"]),
+                parse_rfc1123(e["TimeNextVisible"]),
             )
         except (KeyError, ValueError) as exc:
             raise MalformedResponse(f"a received message lacks a valid {exc.args[0]}") from None
@@ -651,22 +651,22 @@ class QueueClient(_Client):
         """Look at up to ``max_messages`` (1..32) visible messages without hiding or counting them."""
         query = {"peekonly": "true", "numofmessages": str(message_count(max_messages))}
         response = await self._request("GET", self._messages_path, query=query)
-        out = []
-        for e in parse_messages(response.body):
-            content = self._decode(e)
-            try:
-                out.append(
-                    PeekedMessage(
-                        id=e["MessageId"],
-                        content=content,
-                        dequeue_count=int(e["DequeueCount"]),
-                        inserted_on=parse_rfc1123(e["InsertionTime"]),
-                        expires_on=parse_rfc1123(e["ExpirationTime"]),
-                    )
+        entries = parse_messages(response.body)
+        try:  # positional: this runs 32 times per call
+            return [
+                PeekedMessage(
+                    e["MessageId"],
+                    self._decode(e),
+                    int(e["DequeueCount"]),
+                    parse_rfc1123(e["InsertionTime"]),
+                    parse_rfc1123(e["ExpirationTime"]),
                 )
-            except (KeyError, ValueError) as exc:
-                raise MalformedResponse(f"a peeked message lacks a valid {exc.args[0]}") from None
-        return out
+                for e in entries
+            ]
+        except MessageEncodingError:
+            raise
+        except (KeyError, ValueError) as exc:
+            raise MalformedResponse(f"a peeked message lacks a valid {exc.args[0]}") from None
 
     @staticmethod
     def _id_and_receipt(message: QueueMessage | SendReceipt | str, pop_receipt: str | None) -> tuple[str, str]:

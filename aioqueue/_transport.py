@@ -161,17 +161,20 @@ class Connection:
         earlier attempt may have deleted the message before its answer was lost; with ``resent`` as
         well, an earlier request outside this call may have, so that holds from the first attempt.
         """
-        if self.state is State.CLOSED:
-            raise ConfigurationError("this client is closed; create a new one (or use it inside 'async with')")
-        session = self._get_session()
+        session = self._session
+        if session is None or self.state is not State.OPENED:
+            if self.state is State.CLOSED:
+                raise ConfigurationError("this client is closed; create a new one (or use it inside 'async with')")
+            session = self._get_session()
         origin, prefix = _secondary(self.endpoint) if secondary else (self.endpoint.origin, self.endpoint.path_prefix)
         full_path = prefix + path
         qs = self._query_string(query)
         url_text = f"{origin}{full_path}?{qs}" if qs else f"{origin}{full_path}"
         url = URL(url_text, encoded=True)
         retry = self.retry
-        delays = retry.delays()
+        delays = None  # made on the first retry: most requests need none
         content_length = len(body) if body else 0
+        debug = log.isEnabledFor(logging.DEBUG)
         attempt = 0
         while True:
             attempt += 1
@@ -186,7 +189,7 @@ class Connection:
                 hdrs["Authorization"] = credential.authorization(method, full_path, query or {}, hdrs, content_length)
             elif isinstance(credential, TokenCache):
                 hdrs["Authorization"] = "Bearer " + await credential.token()
-            started = time.monotonic()
+            started = time.monotonic() if debug else 0.0
             error: AioQueueError | None = None
             response: Response | None = None
             try:
@@ -206,8 +209,8 @@ class Connection:
                 error = RequestTimeout(f"{method} {redact(full_path)}: no answer within {self.timeout.total} s")
             except (aiohttp.ClientError, OSError) as exc:
                 error = TransportError(f"{method} {redact(full_path)}: {type(exc).__name__}: {redact(str(exc))}")
-            elapsed = time.monotonic() - started
-            if log.isEnabledFor(logging.DEBUG):
+            if debug:
+                elapsed = time.monotonic() - started
                 log.debug(
                     "%s %s -> %s request_id=%s attempt=%d elapsed=%.3fs",
                     method,
@@ -238,6 +241,8 @@ class Connection:
                     raise error
             if error is None or attempt >= retry.max_attempts:
                 raise error or TransportError(f"{method} {redact(full_path)}: no response")
+            if delays is None:
+                delays = retry.delays()
             delay = next(delays)
             await self.sleep(wait if wait is not None else delay)
 

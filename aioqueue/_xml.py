@@ -43,18 +43,38 @@ class MalformedResponse(AioQueueError):
     """The service's answer could not be understood (bad XML, a missing field, a bad date)."""
 
 
+# What may start an element name (ASCII letters, '_', ':', and any non-ASCII UTF-8 byte).
+_NAME_START = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_:") | frozenset(range(0x80, 0x100))
+
+
+def _root_comes_first(body: bytes) -> bool:
+    """True when the root element follows at once (after an optional XML declaration and spaces).
+
+    XML declares entities (the root of billion-laughs and external-entity attacks) only in a
+    document type declaration, and that may only stand before the root element. When nothing stands
+    there, the document cannot declare any: expat rejects a declaration after the root as malformed,
+    and an undeclared entity reference is a plain parse error.
+    """
+    start = 0
+    if body.startswith(b"<?xml"):
+        start = body.find(b"?>") + 2
+        if start == 1:
+            return False
+    while body[start : start + 1] in (b" ", b"\n", b"\r", b"\t"):
+        start += 1
+    return body[start : start + 1] == b"<" and body[start + 1 : start + 2] != b"" and body[start + 1] in _NAME_START
+
+
 def parse(body: bytes) -> Element:
     """Parse a response body safely; every failure is a :class:`MalformedResponse`.
 
-    XML can declare entities (the root of billion-laughs and external-entity attacks) only inside a
-    markup declaration, which always starts with ``<!``. A body holding ``<!`` anywhere (a DTD, an
-    entity, or also a harmless CDATA section) is parsed by defusedxml, which refuses DTDs, entities
-    and external references. A body without it cannot declare or reference anything beyond XML's
-    five predefined entities, so the C-accelerated parser builds it (defusedxml's pure-Python parser
-    costs about 2.5x more per response); an undeclared entity is then a plain parse error.
+    A body whose root element comes first (what Azure and Azurite always send) cannot declare
+    entities, so the C-accelerated parser builds it (defusedxml's pure-Python parser costs about 2.5x
+    more per response). Anything else (a DTD, a comment or processing instruction before the root,
+    a byte-order mark) is parsed by defusedxml, which refuses DTDs, entities and external references.
     """
     try:
-        if b"<!" in body:
+        if not _root_comes_first(body):
             return fromstring(body, forbid_dtd=True)
         return _fast_fromstring(body)
     except DefusedXmlException as exc:
@@ -141,9 +161,10 @@ def escape_text(text: str) -> str:
 
 def parse_messages(body: bytes) -> list[dict[str, Any]]:
     """The ``<QueueMessage>`` entries of a Get/Peek/Put Messages answer, as raw field dicts."""
-    root = _root(body, "QueueMessagesList")
     out: list[dict[str, Any]] = []
-    for m in root.iter("QueueMessage"):
+    for m in _root(body, "QueueMessagesList"):  # the messages are its children; nothing else is
+        if m.tag != "QueueMessage":
+            continue
         entry: dict[str, Any] = {child.tag: child.text or "" for child in m}
         if "MessageId" not in entry:
             raise MalformedResponse("a message in the response has no <MessageId>")

@@ -3,10 +3,10 @@
     ./dev bench                      # 3,000 messages of 256 B, concurrency 32, 3 rounds, writes the README table
     ./dev bench --messages 500 --rounds 1 --no-readme
 
-Each (round, client) runs in its own child process, interleaved A B C A B C, against one Azurite
-started here. Client CPU comes from the child's own getrusage (the emulator's CPU is not counted);
-peak RSS is the child's. Figures are medians over rounds; ratios are to the floor in the same run.
-A second part measures a receive() consumer's peak RSS as the queue depth grows (prefetch is bounded).
+Each (round, phase, client) runs in its own child process, interleaved A B C A B C, against a fresh
+Azurite started here. Client CPU comes from the child's own getrusage (the emulator's CPU is not
+counted); peak RSS is the child's. Figures are medians over rounds; ratios are to the floor in the same
+run. A second part measures a receive() consumer's peak RSS as the queue depth grows (prefetch is bounded).
 """
 
 from __future__ import annotations
@@ -43,7 +43,10 @@ def cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-async def child(client_name: str, conn_str: str, messages: int, size: int, peeks: int, loop_name: str) -> dict:
+async def child(
+    client_name: str, conn_str: str, phase: str, messages: int, size: int, peeks: int, loop_name: str
+) -> dict:
+    """One measured phase of one client, against a fresh emulator (see main)."""
     from clients import CLIENTS
 
     client = CLIENTS[client_name](conn_str, f"bench-{uuid.uuid4().hex[:12]}")
@@ -54,23 +57,30 @@ async def child(client_name: str, conn_str: str, messages: int, size: int, peeks
     await client.send(texts[:64], 32)
     await client.peek(5)
     await client.receive_delete()
-    results: dict[str, dict[str, float]] = {}
-
-    async def measure(phase: str, ops: int, work) -> None:
-        c0, t0 = cpu(), time.perf_counter()
-        done = await work
-        c1, t1 = cpu(), time.perf_counter()
-        n = done if isinstance(done, int) else ops
-        results[phase] = {"cpu_us": (c1 - c0) / n * 1e6, "wall_s": t1 - t0, "ops_s": n / (t1 - t0), "ops": n}
-
-    await measure("send", messages, client.send(texts, 32))
-    await measure("peek", peeks, client.peek(peeks))
-    await measure("receive_delete", messages, client.receive_delete())
-    await client.send(texts, 32)  # refill, not measured
-    await measure("consume", messages, client.consume())
+    if phase != "send":
+        await client.send(texts, 32)  # what the phase reads: not measured
+    work = {
+        "send": lambda: client.send(texts, 32),
+        "peek": lambda: client.peek(peeks),
+        "receive_delete": client.receive_delete,
+        "consume": client.consume,
+    }[phase]
+    c0, t0 = cpu(), time.perf_counter()
+    done = await work()
+    c1, t1 = cpu(), time.perf_counter()
+    n = done if isinstance(done, int) else (peeks if phase == "peek" else messages)
     await client.close()
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"client": client_name, "phases": results, "peak_rss_mb": rss_kb / 1024, "loop": loop_name}
+    return {
+        "client": client_name,
+        "phase": phase,
+        "cpu_us": (c1 - c0) / n * 1e6,
+        "wall_s": t1 - t0,
+        "ops_s": n / (t1 - t0),
+        "ops": n,
+        "peak_rss_mb": rss_kb / 1024,
+        "loop": loop_name,
+    }
 
 
 CONSUMED = 1000  # messages the depth check consumes from each queue
@@ -118,14 +128,14 @@ def run_child(args: list[str]) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def table(rounds: list[dict], clients: list[str]) -> tuple[str, dict]:
+def table(runs: list[dict], clients: list[str]) -> tuple[str, dict]:
     med = {
-        c: {p: {k: statistics.median(r["phases"][p][k] for r in rounds if r["client"] == c)
+        c: {p: {k: statistics.median(r[k] for r in runs if r["client"] == c and r["phase"] == p)
                 for k in ("cpu_us", "wall_s", "ops_s")}
             for p, _, _ in PHASES}
         for c in clients
     }
-    rss = {c: statistics.median(r["peak_rss_mb"] for r in rounds if r["client"] == c) for c in clients}
+    rss = {c: max(r["peak_rss_mb"] for r in runs if r["client"] == c) for c in clients}
     others = [c for c in clients if c != "floor"]
     cpu = [
         "| phase | per | " + " | ".join(f"{c} CPU µs" for c in clients) + " | "
@@ -183,7 +193,7 @@ def main() -> None:
     parser.add_argument("--depths", default="1000,5000,20000", help="queue depths for the RSS check ('' skips)")
     parser.add_argument("--uvloop", action="store_true", help="run the children on uvloop")
     parser.add_argument("--no-readme", action="store_true", help="print the table without writing README.md")
-    parser.add_argument("--child", nargs=2, metavar=("CLIENT", "CONN"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=3, metavar=("CLIENT", "CONN", "PHASE"), help=argparse.SUPPRESS)
     parser.add_argument("--depth-child", nargs=3, metavar=("DEPTH", "CONN", "QUEUE"), help=argparse.SUPPRESS)
     parser.add_argument("--fill-child", nargs=3, metavar=("DEPTH", "CONN", "QUEUE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -198,7 +208,8 @@ def main() -> None:
             uvloop.install()
             loop_name = "uvloop"
         if args.child:
-            result = asyncio.run(child(args.child[0], args.child[1], args.messages, args.size, args.peeks, loop_name))
+            client_name, conn, phase = args.child
+            result = asyncio.run(child(client_name, conn, phase, args.messages, args.size, args.peeks, loop_name))
         elif args.fill_child:
             depth, conn, name = args.fill_child
             result = asyncio.run(fill_child(conn, name, int(depth), args.size))
@@ -224,26 +235,24 @@ def main() -> None:
         )
         wrapper.chmod(0o755)
     executable = str(wrapper) if wrapper else None
-    warm = [*common]
-    warm[warm.index("--messages") + 1] = str(min(args.messages, 500))
     results = []
     for r in range(args.rounds):
-        # a fresh emulator each round (Azurite slows down, and once stalled for minutes, after a few
-        # thousand messages), warmed up by an unmeasured floor run; then the clients interleaved
-        with Azurite(executable=executable) as emulator:
-            conn = emulator.connection_string
-            run_child(["--child", "floor", conn, *warm])
-            for c in clients:  # interleaved: A B C A B C
-                print(f"round {r + 1}/{args.rounds}: {c} ...", file=sys.stderr, flush=True)
-                results.append(run_child(["--child", c, conn, *common]))
+        for phase, _, _ in PHASES:
+            for c in clients:  # interleaved: A B C D A B C D
+                # A fresh emulator for every measured phase: Azurite's in-memory store sweeps deleted
+                # messages once a minute, and after a few thousand deletions that sweep blocks it for
+                # tens of seconds to minutes. A phase, fill included, ends well inside that minute.
+                print(f"round {r + 1}/{args.rounds}: {phase} {c} ...", file=sys.stderr, flush=True)
+                with Azurite(executable=executable) as emulator:
+                    results.append(run_child(["--child", c, emulator.connection_string, phase, *common]))
         (HERE / "results").mkdir(exist_ok=True)
         (HERE / "results" / "rounds.json").write_text(json.dumps(results, indent=1))
     depth_rows = []
-    with Azurite(executable=executable) as emulator:
-        conn = emulator.connection_string
-        for depth in [int(d) for d in args.depths.split(",") if d]:
-            print(f"depth {depth} ...", file=sys.stderr, flush=True)
-            name = f"depth-{uuid.uuid4().hex[:12]}"
+    for depth in [int(d) for d in args.depths.split(",") if d]:
+        print(f"depth {depth} ...", file=sys.stderr, flush=True)
+        name = f"depth-{uuid.uuid4().hex[:12]}"
+        with Azurite(executable=executable) as emulator:  # fresh, for the reason above
+            conn = emulator.connection_string
             try:
                 run_child(["--fill-child", str(depth), conn, name, *common])
                 depth_rows.append(run_child(["--depth-child", str(depth), conn, name, *common]))
@@ -255,7 +264,7 @@ def main() -> None:
     loop_name = "uvloop" if args.uvloop else "asyncio"
     info = (f"{args.messages} messages of {args.size} B, concurrency 32, {args.peeks} peeks, median of "
             f"{args.rounds} interleaved rounds, Python {sys.version.split()[0]}, {loop_name}, "
-            f"{os.cpu_count()} cores (client on one, Azurite 3.35.0 on the other, a fresh one each round)")
+            f"{os.cpu_count()} cores (client on one, Azurite 3.35.0 on the other, a fresh one per phase)")
     if depth_rows:
         text += (f"\n\nA `receive()` consumer's peak RSS while it consumes {CONSUMED:,} messages from queues of "
                  "growing depth (prefetch is bounded to one batch, so depth does not matter):\n\n")

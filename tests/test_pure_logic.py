@@ -74,6 +74,35 @@ def test_xml_bombs_and_entities_are_refused():
         parse(b"<QueueMessagesList><QueueMessage>")
 
 
+_DTD = b'<!DOCTYPE x [<!ENTITY e "expanded">]>'
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _DTD + b"<x>&e;</x>",
+        b"<?xml version='1.0'?>" + _DTD + b"<x>&e;</x>",
+        b"<?xml version='1.0'?><!-- a comment first -->" + _DTD + b"<x>&e;</x>",
+        b"<?pi <y/> ?>" + _DTD + b"<x>&e;</x>",  # a '<' + name inside a processing instruction
+        b"\xef\xbb\xbf" + _DTD + b"<x>&e;</x>",  # behind a byte-order mark
+        b"<?xml version='1.0'?>\r\n\t " + _DTD + b"<x>&e;</x>",
+        b"<x/>" + _DTD,  # after the root: not allowed by XML
+        b"<x>" + _DTD + b"<y>&e;</y></x>",
+        b"<x>&e;</x>",  # never declared
+    ],
+)
+def test_an_entity_is_never_expanded_wherever_the_declaration_hides(body):
+    """Only a body whose root element comes first reaches the C parser; a DTD can only stand before
+    the root, so every way of placing one ends refused or malformed, never expanded."""
+    with pytest.raises(MalformedResponse):
+        parse(body)
+
+
+def test_markup_after_the_root_still_parses():
+    root = parse(b"<?xml version='1.0'?>\n<x><![CDATA[<!DOCTYPE is text here]]><!-- c --></x>")
+    assert root.text == "<!DOCTYPE is text here"
+
+
 def test_queue_list_and_marker():
     body = (
         b"<EnumerationResults><Queues><Queue><Name>a</Name><Metadata><k>v</k></Metadata></Queue>"
@@ -213,3 +242,15 @@ def test_retry_after_parsing():
     assert retry_after_seconds("soon") is None
     later = rfc1123(datetime.now(UTC) + timedelta(seconds=30))
     assert 25 < (retry_after_seconds(later) or 0) <= 30
+
+
+def test_the_printable_shortcut_lets_no_unsendable_character_through():
+    """check_text skips its regex for printable text: that is only sound if every character XML 1.0
+    cannot carry is non-printable. Checked over all of Unicode."""
+    import sys
+
+    from aioqueue._encoding import _INVALID_XML
+
+    leaks = [hex(c) for c in range(sys.maxunicode + 1) if chr(c).isprintable() and _INVALID_XML.match(chr(c))]
+    assert leaks == []
+    assert _INVALID_XML.match("\x01") and not "\x01".isprintable()  # the premise is not vacuous
