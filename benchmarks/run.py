@@ -65,9 +65,14 @@ async def child(
         "receive_delete": client.receive_delete,
         "consume": client.consume,
     }[phase]
+    counting = os.environ.get("AIOQUEUE_BENCH_COUNT") == "1"  # under callgrind: count this phase only
+    if counting:
+        _callgrind("on")
     c0, t0 = cpu(), time.perf_counter()
     done = await work()
     c1, t1 = cpu(), time.perf_counter()
+    if counting:
+        _callgrind("off")
     n = done if isinstance(done, int) else (peeks if phase == "peek" else messages)
     await client.close()
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -120,8 +125,14 @@ class ChildFailed(Exception):
     pass
 
 
-def run_child(args: list[str]) -> dict:
-    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=False)
+def _callgrind(state: str) -> None:
+    """Switch callgrind's instruction counting for this process on or off."""
+    subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], check=True, capture_output=True)
+
+
+def run_child(args: list[str], prefix: list[str] | None = None, env: dict[str, str] | None = None) -> dict:
+    command = [*(prefix or []), sys.executable, __file__, *args]
+    out = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if out.returncode != 0:
         last = [line for line in out.stderr.splitlines() if "Error" in line or "Exception" in line]
         raise ChildFailed(f"benchmark child {args[0]} {args[1]} failed: {last[-1] if last else out.returncode}")
@@ -192,6 +203,11 @@ def main() -> None:
     parser.add_argument("--clients", default=",".join(ORDER))
     parser.add_argument("--depths", default="1000,5000,20000", help="queue depths for the RSS check ('' skips)")
     parser.add_argument("--uvloop", action="store_true", help="run the children on uvloop")
+    parser.add_argument(
+        "--instructions", action="store_true",
+        help="count each client's instructions per operation under valgrind's callgrind instead (noise-free; "
+        "needs valgrind; use fewer --messages, e.g. 300)",
+    )
     parser.add_argument("--no-readme", action="store_true", help="print the table without writing README.md")
     parser.add_argument("--child", nargs=3, metavar=("CLIENT", "CONN", "PHASE"), help=argparse.SUPPRESS)
     parser.add_argument("--depth-child", nargs=3, metavar=("DEPTH", "CONN", "QUEUE"), help=argparse.SUPPRESS)
@@ -235,6 +251,9 @@ def main() -> None:
         )
         wrapper.chmod(0o755)
     executable = str(wrapper) if wrapper else None
+    if args.instructions:
+        instructions(clients, common, executable, args)
+        return
     results = []
     for r in range(args.rounds):
         for phase, _, _ in PHASES:
@@ -288,6 +307,51 @@ def main() -> None:
             _, tail = rest.split(END, 1)
             readme.write_text(f"{head}{START}\n{block}\n{END}{tail}")
             print("README.md table updated", file=sys.stderr)
+
+
+def instructions(clients: list[str], common: list[str], executable: str | None, args: argparse.Namespace) -> None:
+    """Instructions each client executes per operation in each phase, counted by callgrind only while the
+    phase runs (set-up, warm-up and interpreter start are not counted). Unlike CPU time, the count does
+    not move with the machine's load, so small differences are real; it does not see cache misses or
+    the kernel's share, so CPU time stays the benchmark's main figure."""
+    from aioqueue.testing import Azurite
+
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        sys.exit("--instructions needs valgrind (e.g. apt-get install valgrind)")
+    out_dir = HERE / "results" / "callgrind"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "AIOQUEUE_BENCH_COUNT": "1", "PYTHONPATH": str(ROOT)}
+    counts: dict[str, dict[str, float]] = {c: {} for c in clients}
+    for phase, _, _ in PHASES:
+        for c in clients:
+            print(f"instructions: {phase} {c} ...", file=sys.stderr, flush=True)
+            out_file = out_dir / f"{c}.{phase}.out"
+            prefix = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out_file}"]
+            with Azurite(executable=executable) as emulator:
+                result = run_child(["--child", c, emulator.connection_string, phase, *common], prefix, env)
+            counts[c][phase] = _callgrind_total(out_file) / result["ops"]
+    others = [c for c in clients if c != "floor"]
+    lines = [
+        "| phase | per | " + " | ".join(f"{c} instructions" for c in clients) + " | "
+        + " | ".join(f"{c} / floor" for c in others) + " |",
+        "|---|---|" + "---:|" * (len(clients) + len(others)),
+    ]
+    for phase, label, unit in PHASES:
+        floor = counts.get("floor", {}).get(phase)
+        cells = [f"{counts[c][phase] / 1000:,.0f}k" for c in clients]
+        ratios = [f"**{counts[c][phase] / floor:.2f}x**" if floor else "n/a" for c in others]
+        lines.append(f"| {label} | {unit} | " + " | ".join(cells + ratios) + " |")
+    print("\n".join(lines))
+    print(f"\n_{args.messages} messages of {args.size} B, {args.peeks} peeks, callgrind instruction counts of the "
+          f"client process during each phase, Python {sys.version.split()[0]}._")
+
+
+def _callgrind_total(path: Path) -> int:
+    """The instruction count of a callgrind output file (its 'totals:' line)."""
+    totals = [line for line in path.read_text().splitlines() if line.startswith("totals:")]
+    if not totals:
+        raise ChildFailed(f"no instruction total in {path}")
+    return int(totals[-1].split()[1])
 
 
 if __name__ == "__main__":

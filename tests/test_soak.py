@@ -24,7 +24,9 @@ FAULTS = ("503", "500", "429", "408", "reset_before", "reset_after", "truncate",
 
 @pytest.fixture(scope="module")
 def soak_azurite():
-    """The soak's own emulator: tens of thousands of requests leave Azurite slow for whatever runs next."""
+    """The soak's own emulator. Azurite sweeps deleted messages from memory once a minute, and after
+    thousands of deletions the sweep blocks it for a long while: whatever ran next on a shared emulator
+    would time out. The default soak (10,000 messages, about 40 s) also ends before its first sweep."""
     with Azurite() as emulator:
         yield emulator
 
