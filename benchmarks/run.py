@@ -2,6 +2,7 @@
 
     ./dev bench                      # 3,000 messages of 256 B, concurrency 32, 3 rounds, writes the README table
     ./dev bench --messages 500 --rounds 1 --no-readme
+    ./dev bench --instructions --messages 300 --peeks 100   # instructions per operation (valgrind)
 
 Each (round, phase, client) runs in its own child process, interleaved A B C A B C, against a fresh
 Azurite started here. Client CPU comes from the child's own getrusage (the emulator's CPU is not
@@ -36,6 +37,7 @@ PHASES = [
 ]
 ORDER = ["aioqueue", "aioqueue-sas", "official", "floor"]
 START, END = "<!-- benchmark-table:start -->", "<!-- benchmark-table:end -->"
+INSTR_START, INSTR_END = "<!-- instructions-table:start -->", "<!-- instructions-table:end -->"
 
 
 def cpu() -> float:
@@ -300,13 +302,7 @@ def main() -> None:
     if "floor" in clients and chart(med, clients, HERE / "chart.png"):
         print("\nchart: benchmarks/chart.png", file=sys.stderr)
     if not args.no_readme:
-        readme = ROOT / "README.md"
-        content = readme.read_text()
-        if START in content and END in content:
-            head, rest = content.split(START, 1)
-            _, tail = rest.split(END, 1)
-            readme.write_text(f"{head}{START}\n{block}\n{END}{tail}")
-            print("README.md table updated", file=sys.stderr)
+        _write_readme(START, END, block)
 
 
 def instructions(clients: list[str], common: list[str], executable: str | None, args: argparse.Namespace) -> None:
@@ -341,9 +337,24 @@ def instructions(clients: list[str], common: list[str], executable: str | None, 
         cells = [f"{counts[c][phase] / 1000:,.0f}k" for c in clients]
         ratios = [f"**{counts[c][phase] / floor:.2f}x**" if floor else "n/a" for c in others]
         lines.append(f"| {label} | {unit} | " + " | ".join(cells + ratios) + " |")
-    print("\n".join(lines))
-    print(f"\n_{args.messages} messages of {args.size} B, {args.peeks} peeks, callgrind instruction counts of the "
-          f"client process during each phase, Python {sys.version.split()[0]}._")
+    block = "\n".join(lines) + (
+        f"\n\n_{args.messages} messages of {args.size} B, {args.peeks} peeks, instructions the client process "
+        f"executed during each phase (callgrind), Python {sys.version.split()[0]}, asyncio._"
+    )
+    print(block)
+    if not args.no_readme:
+        _write_readme(INSTR_START, INSTR_END, block)
+
+
+def _write_readme(start: str, end: str, block: str) -> None:
+    """Replace what stands between the two markers in README.md."""
+    readme = ROOT / "README.md"
+    content = readme.read_text()
+    if start in content and end in content:
+        head, rest = content.split(start, 1)
+        _, tail = rest.split(end, 1)
+        readme.write_text(f"{head}{start}\n{block}\n{end}{tail}")
+        print("README.md table updated", file=sys.stderr)
 
 
 def _callgrind_total(path: Path) -> int:
