@@ -62,7 +62,8 @@ def _root_comes_first(body: bytes) -> bool:
             return False
     while body[start : start + 1] in (b" ", b"\n", b"\r", b"\t"):
         start += 1
-    return body[start : start + 1] == b"<" and body[start + 1 : start + 2] != b"" and body[start + 1] in _NAME_START
+    head = body[start : start + 2]
+    return len(head) == 2 and head[0] == 0x3C and head[1] in _NAME_START  # '<' and a name's first byte
 
 
 def parse(body: bytes) -> Element:
