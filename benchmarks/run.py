@@ -149,28 +149,37 @@ def table(runs: list[dict], clients: list[str]) -> tuple[str, dict]:
         for c in clients
     }
     rss = {c: max(r["peak_rss_mb"] for r in runs if r["client"] == c) for c in clients}
-    others = [c for c in clients if c != "floor"]
-    cpu = [
-        "| phase | per | " + " | ".join(f"{c} CPU µs" for c in clients) + " | "
-        + " | ".join(f"{c} / floor" for c in others) + " |",
-        "|---|---|" + "---:|" * (len(clients) + len(others)),
-    ]
+    cpu_us = {c: {p: med[c][p]["cpu_us"] for p, _, _ in PHASES} for c in clients}
+    cpu = ratio_table(cpu_us, clients, "CPU µs", lambda v: f"{v:.0f}")
     speed = [
         "| phase | " + " | ".join(f"{c} ops/s" for c in clients) + " | " + " | ".join(f"{c} wall s" for c in clients)
         + " |",
         "|---|" + "---:|" * (2 * len(clients)),
     ]
-    for phase, label, unit in PHASES:
-        floor = med["floor"][phase]["cpu_us"] if "floor" in med else None
-        cells = [f"{med[c][phase]['cpu_us']:.0f}" for c in clients]
-        ratios = [f"**{med[c][phase]['cpu_us'] / floor:.2f}x**" if floor else "n/a" for c in others]
-        cpu.append(f"| {label} | {unit} | " + " | ".join(cells + ratios) + " |")
+    for phase, label, _ in PHASES:
         speed.append(f"| {label} | " + " | ".join(
             [f"{med[c][phase]['ops_s']:.0f}" for c in clients] + [f"{med[c][phase]['wall_s']:.1f}" for c in clients]
         ) + " |")
+    others = [c for c in clients if c != "floor"]
     cpu.append("| peak RSS (MB) | process | " + " | ".join(f"{rss[c]:.0f}" for c in clients) + " |" * (len(others) + 1))
     return "\n".join(cpu) + "\n\nThroughput and wall time (the emulator, not the client, is the bottleneck here):\n\n" \
         + "\n".join(speed), med
+
+
+def ratio_table(values: dict[str, dict[str, float]], clients: list[str], column: str, cell) -> list[str]:
+    """Markdown lines: per phase, each client's value and each non-floor client's ratio to the floor."""
+    others = [c for c in clients if c != "floor"]
+    lines = [
+        "| phase | per | " + " | ".join(f"{c} {column}" for c in clients) + " | "
+        + " | ".join(f"{c} / floor" for c in others) + " |",
+        "|---|---|" + "---:|" * (len(clients) + len(others)),
+    ]
+    for phase, label, unit in PHASES:
+        floor = values["floor"][phase] if "floor" in values else None
+        cells = [cell(values[c][phase]) for c in clients]
+        ratios = [f"**{values[c][phase] / floor:.2f}x**" if floor else "n/a" for c in others]
+        lines.append(f"| {label} | {unit} | " + " | ".join(cells + ratios) + " |")
+    return lines
 
 
 def chart(med: dict, clients: list[str], path: Path) -> bool:
@@ -326,17 +335,7 @@ def instructions(clients: list[str], common: list[str], executable: str | None, 
             with Azurite(executable=executable) as emulator:
                 result = run_child(["--child", c, emulator.connection_string, phase, *common], prefix, env)
             counts[c][phase] = _callgrind_total(out_file) / result["ops"]
-    others = [c for c in clients if c != "floor"]
-    lines = [
-        "| phase | per | " + " | ".join(f"{c} instructions" for c in clients) + " | "
-        + " | ".join(f"{c} / floor" for c in others) + " |",
-        "|---|---|" + "---:|" * (len(clients) + len(others)),
-    ]
-    for phase, label, unit in PHASES:
-        floor = counts.get("floor", {}).get(phase)
-        cells = [f"{counts[c][phase] / 1000:,.0f}k" for c in clients]
-        ratios = [f"**{counts[c][phase] / floor:.2f}x**" if floor else "n/a" for c in others]
-        lines.append(f"| {label} | {unit} | " + " | ".join(cells + ratios) + " |")
+    lines = ratio_table(counts, clients, "instructions", lambda v: f"{v / 1000:,.0f}k")
     block = "\n".join(lines) + (
         f"\n\n_{args.messages} messages of {args.size} B, {args.peeks} peeks, instructions the client process "
         f"executed during each phase (callgrind), Python {sys.version.split()[0]}, asyncio._"
