@@ -42,9 +42,8 @@ from ._models import (
 )
 from ._retry import RetryPolicy
 from ._sas import generate_account_sas, generate_queue_sas
+from ._version import __version__
 from ._xml import MalformedResponse
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AccessPolicy",

@@ -29,6 +29,7 @@ from ._errors import (
     service_error,
 )
 from ._retry import NO_RETRY, RetryPolicy, retry_after_seconds
+from ._version import __version__
 from ._xml import MalformedResponse, parse_error
 
 log = logging.getLogger("aioqueue")
@@ -40,7 +41,7 @@ DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 # Azurite closes idle keep-alive connections after 5 s; close ours first so a request rarely
 # meets a connection the server has just dropped (when it does, the retry below handles it).
 KEEPALIVE_TIMEOUT = 4.0
-USER_AGENT = "aioqueue/0.1.0"
+USER_AGENT = f"aioqueue/{__version__}"
 XML_CONTENT_TYPE = "application/xml; charset=utf-8"
 # aiohttp would add Content-Type: application/octet-stream to a bodiless PUT, which is signed too.
 _SKIP_AUTO_HEADERS = ("Content-Type", "Accept-Encoding")

@@ -31,7 +31,7 @@ from typing import IO, Any
 from ._auth import DEV_ACCOUNT, DEV_KEY
 from ._errors import AioQueueError
 
-__all__ = ["Azurite", "azurite", "find_azurite", "local_connection_string"]
+__all__ = ["DEV_ACCOUNT", "DEV_KEY", "Azurite", "azurite", "find_azurite", "local_connection_string"]
 
 _LISTENING = re.compile(r"listens on (https?)://([^:\s]+):(\d+)")
 DEFAULT_PORT = 10001
