@@ -3,22 +3,24 @@
 Everything public is importable from here; the underscored modules are private.
 """
 
-from ._auth import AsyncTokenCredential, SasCredential, SharedKeyCredential
+from ._auth import AsyncTokenCredential, Credential, SasCredential, SharedKeyCredential
 from ._client import QueueClient, QueueServiceClient
-from ._consumer import BatchStream, MessageBatch, MessageSettled, MessageStream, ReceivedMessage
 from ._encoding import MessageEncoding
 from ._errors import (
     AioQueueError,
     AuthenticationFailed,
     ConfigurationError,
+    MalformedResponse,
     MessageEncodingError,
     MessageNotFound,
+    MessageSettled,
     MessageTooLarge,
     PopReceiptMismatch,
     QueueAlreadyExists,
     QueueBeingDeleted,
     QueueNotFound,
     RequestTimeout,
+    SendMessagesError,
     ServerBusy,
     ServiceError,
     TransportError,
@@ -40,10 +42,14 @@ from ._models import (
     ServiceStats,
     UpdateReceipt,
 )
+from ._options import ReceiveOptions, RetryDelay
 from ._retry import RetryPolicy
 from ._sas import generate_account_sas, generate_queue_sas
+from ._settle import MessageBatch, ReceivedMessage
+from ._streams import BatchStream, MessageStream
+from ._validation import Duration
 from ._version import __version__
-from ._xml import MalformedResponse
+from ._worker import Handler
 
 __all__ = [
     "AccessPolicy",
@@ -53,7 +59,10 @@ __all__ = [
     "BatchStream",
     "ConfigurationError",
     "CorsRule",
+    "Credential",
+    "Duration",
     "GeoReplication",
+    "Handler",
     "MalformedResponse",
     "MessageBatch",
     "MessageEncoding",
@@ -75,11 +84,14 @@ __all__ = [
     "QueueNotFound",
     "QueueProperties",
     "QueueServiceClient",
+    "ReceiveOptions",
     "ReceivedMessage",
     "RequestTimeout",
     "RetentionPolicy",
+    "RetryDelay",
     "RetryPolicy",
     "SasCredential",
+    "SendMessagesError",
     "SendReceipt",
     "ServerBusy",
     "ServiceError",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+import sys
+import weakref
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 from urllib.parse import quote
 
 import aiohttp
@@ -13,19 +15,29 @@ import aiohttp
 from ._auth import (
     AsyncTokenCredential,
     Credential,
-    Endpoint,
     SasCredential,
     SharedKeyCredential,
     TokenCache,
     decode_key,
     normalize_sas,
-    parse_account_url,
-    parse_connection_string,
 )
-from ._consumer import BatchStream, MessageStream, ReceivedMessage, ReceiveOptions, RetryDelay
-from ._consumer import process as run_worker
+from ._dates import parse_rfc1123
 from ._encoding import MessageEncoding, encode_message, get_encoding
-from ._errors import ConfigurationError, MessageEncodingError, QueueAlreadyExists, QueueNotFound
+from ._endpoint import Endpoint, parse_account_url, parse_connection_string
+from ._errors import (
+    AioQueueError,
+    ConfigurationError,
+    MalformedResponse,
+    MessageEncodingError,
+    MessageNotFound,
+    PopReceiptMismatch,
+    QueueAlreadyExists,
+    QueueNotFound,
+    SendMessagesError,
+    service_error,
+)
+from ._link import Closable
+from ._messages import RawMessage, peeked_message, received_message, send_receipt
 from ._models import (
     AccessPolicy,
     PeekedMessage,
@@ -38,13 +50,17 @@ from ._models import (
     ServiceStats,
     UpdateReceipt,
 )
+from ._options import ReceiveOptions, ReceiveSettings, Unpack
 from ._retry import RetryPolicy
+from ._settle import ReceivedMessage
+from ._streams import BatchStream, MessageStream
 from ._transport import (
     DEFAULT_API_VERSION,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_TIMEOUT,
-    Connection,
+    Credentials,
     Response,
+    RetryingSession,
     State,
 )
 from ._validation import (
@@ -62,18 +78,24 @@ from ._validation import (
 from ._validation import (
     queue_name as check_queue_name,
 )
+from ._worker import Handler
+from ._worker import process as run_worker
 from ._xml import (
-    MalformedResponse,
     message_body,
+    parse_error,
     parse_messages,
     parse_queue_list,
-    parse_rfc1123,
     parse_service_properties,
     parse_service_stats,
     parse_signed_identifiers,
     service_properties_body,
     signed_identifiers_body,
 )
+
+if sys.version_info >= (3, 11):
+    from typing import Self
+else:  # pragma: no cover - Python 3.10
+    from typing_extensions import Self
 
 __all__ = ["QueueClient", "QueueServiceClient"]
 
@@ -85,12 +107,39 @@ class _Unchanged:
 
 UNCHANGED: Final = _Unchanged()
 _DEFAULT_RETRY = RetryPolicy()
-_M = TypeVar("_M", bound=QueueMessage)
 
 
-def _resolve_credential(
-    endpoint: Endpoint, credential: Credential
-) -> tuple[SharedKeyCredential | SasCredential | TokenCache | None, str]:
+def _error_for(response: Response) -> AioQueueError:
+    """The typed error for one error answer: its ``x-ms-error-code`` header, else the body's code."""
+    headers = response.headers
+    code, message = parse_error(response.body)
+    return service_error(
+        response.status,
+        headers.get("x-ms-error-code") or code,
+        message or f"HTTP {response.status}",
+        headers.get("x-ms-request-id"),
+        headers,
+    )
+
+
+def _message_gone(response: Response) -> bool:
+    """A Delete Message answer saying the message is not there (Azure: 404; Azurite may say 400
+    PopReceiptMismatch for a message it has already deleted)."""
+    code = response.headers.get("x-ms-error-code")
+    return response.status == 404 or code == MessageNotFound.__name__ or code == PopReceiptMismatch.__name__
+
+
+class _Pool:
+    """What a root client and its children share: the HTTP session and every open stream."""
+
+    __slots__ = ("http", "streams")
+
+    def __init__(self, http: RetryingSession) -> None:
+        self.http = http
+        self.streams: weakref.WeakSet[Closable] = weakref.WeakSet()
+
+
+def _resolve_credential(endpoint: Endpoint, credential: Credential) -> tuple[Credentials, str]:
     """The credential the transport uses, and the account name."""
     account = endpoint.account_name
     if credential is None:
@@ -136,11 +185,12 @@ class _Client:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         session: aiohttp.ClientSession | None = None,
         message_encoding: str | MessageEncoding = "text",
-        _connection: Connection | None = None,
+        _pool: _Pool | None = None,
     ) -> None:
         self._encoding = get_encoding(message_encoding)
-        if _connection is not None:
-            self._conn = _connection
+        self._streams: weakref.WeakSet[Closable] = weakref.WeakSet()
+        if _pool is not None:
+            self._pool = _pool
             self._owner = False
         else:
             endpoint = parse_account_url(account_url)
@@ -153,7 +203,7 @@ class _Client:
                 endpoint = Endpoint(
                     endpoint.origin, endpoint.path_prefix, account, endpoint.secure, endpoint.loopback, endpoint.sas
                 )
-            self._conn = Connection(
+            http = RetryingSession(
                 endpoint,
                 cred,
                 api_version=check_api_version(api_version),
@@ -161,18 +211,21 @@ class _Client:
                 timeout=positive_number(timeout, "timeout"),
                 max_connections=positive_int(max_connections, "max_connections"),
                 session=session,
+                map_error=_error_for,
             )
+            self._pool = _Pool(http)
             self._owner = True
         self._closed = False
 
     @property
     def account_name(self) -> str:
         """The storage account's name."""
-        return self._conn.endpoint.account_name
+        return self._pool.http.endpoint.account_name
 
     @property
     def closed(self) -> bool:
-        return self._closed or self._conn.state is State.CLOSED
+        """True once this client (or the client whose pool it shares) is closed."""
+        return self._closed or self._pool.http.state is State.CLOSED
 
     async def close(self) -> None:
         """Close the connection pool this client owns; a child client closes nothing but itself.
@@ -182,13 +235,22 @@ class _Client:
         """
         if self._closed:
             return
-        for consumer in [c for c in self._conn.consumers if c.owner is self]:
-            await consumer.aclose()
+        pool = self._pool
+        for stream in list(pool.streams if self._owner else self._streams):
+            await stream.aclose()  # renewals stop; prefetched messages become visible at once
         self._closed = True
         if self._owner:
-            await self._conn.close()
+            await pool.http.close()
 
-    async def __aenter__(self) -> Any:
+    def _track(self, stream: Closable) -> None:
+        self._streams.add(stream)
+        self._pool.streams.add(stream)
+
+    def _untrack(self, stream: Closable) -> None:
+        self._streams.discard(stream)
+        self._pool.streams.discard(stream)
+
+    async def __aenter__(self) -> Self:
         if self.closed:
             raise ConfigurationError("this client is closed; create a new one")
         return self
@@ -201,7 +263,7 @@ class _Client:
     async def _request(self, method: str, path: str, **kwargs: Any) -> Response:
         if self._closed:
             raise ConfigurationError("this client is closed; create a new one (or use it inside 'async with')")
-        return await self._conn.request(method, path, **kwargs)
+        return await self._pool.http.request(method, path, **kwargs)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
@@ -251,15 +313,11 @@ class QueueServiceClient(_Client):
     @property
     def url(self) -> str:
         """The account's queue service URL (no SAS token in it)."""
-        return self._conn.endpoint.url
-
-    async def __aenter__(self) -> QueueServiceClient:
-        result: QueueServiceClient = await super().__aenter__()
-        return result
+        return self._pool.http.endpoint.url
 
     def get_queue_client(self, queue_name: str) -> QueueClient:
         """A client for one queue that shares this client's connection pool (and never closes it)."""
-        return QueueClient._child(self._conn, check_queue_name(queue_name), self._encoding)
+        return QueueClient("", check_queue_name(queue_name), message_encoding=self._encoding, _pool=self._pool)
 
     async def list_queues(
         self, *, prefix: str | None = None, include_metadata: bool = False, page_size: int | None = None
@@ -352,7 +410,7 @@ class QueueClient(_Client):
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         session: aiohttp.ClientSession | None = None,
         message_encoding: str | MessageEncoding = "text",
-        _connection: Connection | None = None,
+        _pool: _Pool | None = None,
     ) -> None:
         self.queue_name = check_queue_name(queue_name)
         super().__init__(
@@ -364,18 +422,14 @@ class QueueClient(_Client):
             max_connections=max_connections,
             session=session,
             message_encoding=message_encoding,
-            _connection=_connection,
+            _pool=_pool,
         )
         self._path = f"/{self.queue_name}"
         self._messages_path = f"/{self.queue_name}/messages"
 
-    @classmethod
-    def _child(cls, connection: Connection, queue_name: str, encoding: MessageEncoding) -> QueueClient:
-        return cls("", queue_name, message_encoding=encoding, _connection=connection)
-
     def _sibling(self, queue_name: str) -> QueueClient:
         """Another queue's client on this client's pool (used for poison queues)."""
-        return QueueClient._child(self._conn, check_queue_name(queue_name), self._encoding)
+        return QueueClient("", check_queue_name(queue_name), message_encoding=self._encoding, _pool=self._pool)
 
     @classmethod
     def from_connection_string(cls, conn_str: str, queue_name: str, **options: Any) -> QueueClient:
@@ -398,11 +452,7 @@ class QueueClient(_Client):
     @property
     def url(self) -> str:
         """The queue's URL (no SAS token in it)."""
-        return self._conn.endpoint.url + self._path
-
-    async def __aenter__(self) -> QueueClient:
-        result: QueueClient = await super().__aenter__()
-        return result
+        return self._pool.http.endpoint.url + self._path
 
     # ---- queue operations ------------------------------------------------------------------
 
@@ -509,17 +559,7 @@ class QueueClient(_Client):
         entries = parse_messages(response.body)
         if not entries:
             raise MalformedResponse("Put Message answered without the message")
-        e = entries[0]
-        try:
-            return SendReceipt(
-                id=e["MessageId"],
-                pop_receipt=e["PopReceipt"],
-                inserted_on=parse_rfc1123(e["InsertionTime"]),
-                expires_on=parse_rfc1123(e["ExpirationTime"]),
-                next_visible_on=parse_rfc1123(e["TimeNextVisible"]),
-            )
-        except KeyError as exc:
-            raise MalformedResponse(f"Put Message answered without {exc.args[0]}") from None
+        return send_receipt(entries[0])
 
     async def send_message(
         self,
@@ -546,8 +586,8 @@ class QueueClient(_Client):
 
         A list or other iterable is encoded (and checked) in full before the first request. If a send
         fails, no new sends start, those under way finish, and the first error is raised with
-        ``.receipts`` set: a list in input order holding a SendReceipt for each message sent and
-        None for each that was not.
+        a :class:`SendMessagesError` whose ``receipts`` is a list in input order holding a SendReceipt
+        for each message sent and None for each that was not (``error``: the first failure).
         """
         positive_int(concurrency, "concurrency")
         query = self._send_query(visibility_timeout, time_to_live)
@@ -604,43 +644,29 @@ class QueueClient(_Client):
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         if failure:
-            exc = failure[0]
-            if isinstance(exc, Exception):
-                exc.receipts = receipts  # type: ignore[attr-defined]
-            raise exc
+            first = failure[0]
+            if not isinstance(first, Exception):
+                raise first  # cancellation and the like pass through untouched
+            raise SendMessagesError(first, receipts) from first
         return [r for r in receipts if r is not None]
 
-    def _decode(self, e: dict[str, Any]) -> Any:
+    def _decode(self, raw: RawMessage) -> Any:
         try:
-            return self._encoding.decode(e.get("MessageText", ""))
+            return self._encoding.decode(raw.text or "")
         except MessageEncodingError as exc:
-            raise MessageEncodingError(f"message {e.get('MessageId')}: {exc}") from None
-
-    def _message(self, e: dict[str, Any], cls: type[_M] = QueueMessage, decode: bool = True) -> _M:  # type: ignore[assignment]
-        """A message model from a raw entry; undecodable content is a MessageEncodingError
-        (with ``decode=False`` the content is None)."""
-        content = self._decode(e) if decode else None
-        try:
-            return cls(  # positional (QueueMessage's field order): this runs 32 times per receive
-                e["MessageId"],
-                content,
-                e["PopReceipt"],
-                int(e["DequeueCount"]),
-                parse_rfc1123(e["InsertionTime"]),
-                parse_rfc1123(e["ExpirationTime"]),
-                parse_rfc1123(e["TimeNextVisible"]),
-            )
-        except (KeyError, ValueError) as exc:
-            raise MalformedResponse(f"a received message lacks a valid {exc.args[0]}") from None
+            raise MessageEncodingError(f"message {raw.id}: {exc}") from None
 
     async def receive_messages(
         self, *, max_messages: int = 1, visibility_timeout: Duration | None = None
     ) -> list[QueueMessage]:
         """Get up to ``max_messages`` (1..32) messages, hiding them for ``visibility_timeout``
         (1 s..7 d; the service default is 30 s). Delete each one once handled, or it comes back."""
-        return [self._message(e) for e in await self._receive_entries(max_messages, visibility_timeout)]
+        return [
+            received_message(raw, self._decode(raw), QueueMessage)
+            for raw in await self._receive_raw(max_messages, visibility_timeout)
+        ]
 
-    async def _receive_entries(self, max_messages: int, visibility_timeout: Duration | None) -> list[dict[str, Any]]:
+    async def _receive_raw(self, max_messages: int, visibility_timeout: Duration | None) -> list[RawMessage]:
         query = {"numofmessages": str(message_count(max_messages))}
         if visibility_timeout is not None:
             query["visibilitytimeout"] = str(seconds(visibility_timeout, "visibility_timeout", low=1))
@@ -651,22 +677,7 @@ class QueueClient(_Client):
         """Look at up to ``max_messages`` (1..32) visible messages without hiding or counting them."""
         query = {"peekonly": "true", "numofmessages": str(message_count(max_messages))}
         response = await self._request("GET", self._messages_path, query=query)
-        entries = parse_messages(response.body)
-        try:  # positional: this runs 32 times per call
-            return [
-                PeekedMessage(
-                    e["MessageId"],
-                    self._decode(e),
-                    int(e["DequeueCount"]),
-                    parse_rfc1123(e["InsertionTime"]),
-                    parse_rfc1123(e["ExpirationTime"]),
-                )
-                for e in entries
-            ]
-        except MessageEncodingError:
-            raise
-        except (KeyError, ValueError) as exc:
-            raise MalformedResponse(f"a peeked message lacks a valid {exc.args[0]}") from None
+        return [peeked_message(raw, self._decode(raw)) for raw in parse_messages(response.body)]
 
     @staticmethod
     def _id_and_receipt(message: QueueMessage | SendReceipt | str, pop_receipt: str | None) -> tuple[str, str]:
@@ -727,8 +738,9 @@ class QueueClient(_Client):
             "DELETE",
             f"{self._messages_path}/{quote(msg_id, safe='')}",
             query={"popreceipt": receipt},
-            delete_is_idempotent=True,
-            resent=resent,
+            # an earlier attempt (or, with resent, an earlier request) may have deleted it before its
+            # answer was lost: finding it gone then means done
+            accept=lambda response, attempt: (resent or attempt > 1) and _message_gone(response),
         )
 
     async def clear_messages(self) -> None:
@@ -737,96 +749,37 @@ class QueueClient(_Client):
 
     # ---- consuming -------------------------------------------------------------------------
 
-    def receive(
-        self,
-        *,
-        max_batch_size: int = 32,
-        visibility_timeout: Duration = 30,
-        max_messages: int | None = None,
-        idle_timeout: Duration | None = None,
-        poll_interval: tuple[float, float] | float = (0.1, 10.0),
-        auto_renew: bool = False,
-        max_renewal: Duration | None = 300.0,
-        max_dequeue_count: int | None = None,
-        poison_queue: str | None = None,
-        retry_delay: RetryDelay = 0,
-    ) -> MessageStream:
+    def receive(self, **options: Unpack[ReceiveOptions]) -> MessageStream:
         """Messages one at a time, fetched up to ``max_batch_size`` (1..32) per call.
 
         ``async for msg in queue.receive(): async with msg: ...`` deletes each message when its block
-        ends cleanly and, on an exception, makes it visible again after ``retry_delay`` (seconds, a
-        timedelta, or a function of the dequeue count). Options:
-
-        - ``visibility_timeout``: how long a fetched message stays hidden (1 s..7 d).
-        - ``max_messages``: stop after yielding this many; ``idle_timeout``: stop once the queue has
-          stayed empty that long (``None``: run until cancelled or closed).
-        - ``poll_interval=(min, max)``: randomised exponential back-off between empty polls, reset by
-          a non-empty one (Azure has no long polling).
-        - ``auto_renew``: keep extending held messages' visibility before it lapses, for at most
-          ``max_renewal`` seconds per message (``None``: no limit).
-        - ``max_dequeue_count`` / ``poison_queue``: a message received more often than that is moved to
-          the poison queue (default ``<queue>-poison``, created on demand, messages never expire) and
-          not yielded; so is content the encoding cannot decode.
+        ends cleanly and, on an exception, makes it visible again after ``retry_delay``. The options
+        (:class:`ReceiveOptions`) are checked here, before any request: ``max_batch_size=32``,
+        ``visibility_timeout=30``, ``max_messages=None``, ``idle_timeout=None``,
+        ``poll_interval=(0.1, 10.0)``, ``auto_renew=False``, ``max_renewal=300``,
+        ``max_dequeue_count=None``, ``poison_queue=None`` (``"<queue>-poison"``), ``retry_delay=0``.
 
         Leaving the stream (``break``, an exception, cancellation, the end of ``async with``, closing
         the client) stops renewals and makes fetched-but-not-yielded messages visible at once.
         Delivery is at-least-once: handlers should be idempotent.
         """
-        return MessageStream(
-            self,
-            ReceiveOptions.build(
-                max_batch_size=max_batch_size, visibility_timeout=visibility_timeout, max_messages=max_messages,
-                idle_timeout=idle_timeout, poll_interval=poll_interval, auto_renew=auto_renew,
-                max_renewal=max_renewal, max_dequeue_count=max_dequeue_count, poison_queue=poison_queue,
-                retry_delay=retry_delay,
-            ),
-        )
+        return MessageStream(self._link(), ReceiveSettings.build(**options))
 
-    def receive_batches(
-        self,
-        *,
-        max_batch_size: int = 32,
-        visibility_timeout: Duration = 30,
-        max_messages: int | None = None,
-        idle_timeout: Duration | None = None,
-        poll_interval: tuple[float, float] | float = (0.1, 10.0),
-        auto_renew: bool = False,
-        max_renewal: Duration | None = 300.0,
-        max_dequeue_count: int | None = None,
-        poison_queue: str | None = None,
-        retry_delay: RetryDelay = 0,
-    ) -> BatchStream:
+    def receive_batches(self, **options: Unpack[ReceiveOptions]) -> BatchStream:
         """Batches of up to ``max_batch_size`` (1..32) messages, one per Get Messages call.
 
         ``async with batch:`` deletes every unsettled message on a clean exit (concurrently) and
         releases them all after ``retry_delay`` on an exception. Options as for :meth:`receive`.
         """
-        return BatchStream(
-            self,
-            ReceiveOptions.build(
-                max_batch_size=max_batch_size, visibility_timeout=visibility_timeout, max_messages=max_messages,
-                idle_timeout=idle_timeout, poll_interval=poll_interval, auto_renew=auto_renew,
-                max_renewal=max_renewal, max_dequeue_count=max_dequeue_count, poison_queue=poison_queue,
-                retry_delay=retry_delay,
-            ),
-        )
+        return BatchStream(self._link(), ReceiveSettings.build(**options))
 
     async def process(
         self,
-        handler: Callable[[ReceivedMessage], Awaitable[Any]],
+        handler: Handler,
         *,
         concurrency: int = 16,
         stop: asyncio.Event | None = None,
-        max_batch_size: int = 32,
-        visibility_timeout: Duration = 30,
-        max_messages: int | None = None,
-        idle_timeout: Duration | None = None,
-        poll_interval: tuple[float, float] | float = (0.1, 10.0),
-        auto_renew: bool = False,
-        max_renewal: Duration | None = 300.0,
-        max_dequeue_count: int | None = None,
-        poison_queue: str | None = None,
-        retry_delay: RetryDelay = 0,
+        **options: Unpack[ReceiveOptions],
     ) -> ProcessStats:
         """Run ``await handler(msg)`` on up to ``concurrency`` messages at once: delete on success;
         on an exception log it, release the message after ``retry_delay`` and keep going.
@@ -839,15 +792,51 @@ class QueueClient(_Client):
         errors while fetching are logged and retried after ``poll_interval``'s maximum.
         Receive options as for :meth:`receive`.
         """
-        options = ReceiveOptions.build(
-            max_batch_size=max_batch_size, visibility_timeout=visibility_timeout, max_messages=max_messages,
-            idle_timeout=idle_timeout, poll_interval=poll_interval, auto_renew=auto_renew,
-            max_renewal=max_renewal, max_dequeue_count=max_dequeue_count, poison_queue=poison_queue,
-            retry_delay=retry_delay,
-        )
-        return await run_worker(self, handler, concurrency=concurrency, options=options, stop=stop)
+        settings = ReceiveSettings.build(**options)
+        return await run_worker(self._link(), handler, concurrency=concurrency, options=settings, stop=stop)
+
+    def _link(self) -> _QueueLink:
+        return _QueueLink(self)
 
 
-async def _aiter_list(items: list[str]) -> AsyncIterator[str]:
-    for item in items:
-        yield item
+class _QueueLink:
+    """The consumer's view of a QueueClient (implements :class:`._link.QueueLink`)."""
+
+    __slots__ = ("_client", "_created")
+
+    def __init__(self, client: QueueClient) -> None:
+        self._client = client
+        self._created: set[str] = set()  # queues copy_text has made sure exist
+
+    @property
+    def queue_name(self) -> str:
+        return self._client.queue_name
+
+    @property
+    def closed(self) -> bool:
+        return self._client.closed
+
+    async def fetch(self, max_messages: int, visibility_timeout: int) -> list[RawMessage]:
+        return await self._client._receive_raw(max_messages, visibility_timeout)
+
+    def decode(self, raw: RawMessage) -> Any:
+        return self._client._decode(raw)
+
+    async def delete(self, message: QueueMessage, *, resent: bool = False) -> None:
+        await self._client._delete(message.id, message.pop_receipt, resent=resent)
+
+    async def set_visibility(self, message: QueueMessage, visibility_timeout: int) -> None:
+        await self._client.update_message(message, visibility_timeout=visibility_timeout)
+
+    async def copy_text(self, queue_name: str, text: str) -> None:
+        other = self._client._sibling(queue_name)
+        if queue_name not in self._created:
+            await other.create_queue(exist_ok=True)
+            self._created.add(queue_name)
+        await other._send_encoded(text, {"messagettl": "-1"})
+
+    def track(self, stream: Closable) -> None:
+        self._client._track(stream)
+
+    def untrack(self, stream: Closable) -> None:
+        self._client._untrack(stream)

@@ -2,8 +2,11 @@
 
     AioQueueError
     ├── ConfigurationError (also ValueError)     bad argument, name, range or connection string; before I/O
-    ├── MessageEncodingError (also ValueError)   content the chosen encoding cannot carry
+    ├── MessageEncodingError (also ValueError)   content the chosen encoding cannot carry (or decode)
     │   └── MessageTooLarge                       over 64 KiB after encoding (also from the service's code)
+    ├── MessageSettled (also RuntimeError)       a received message settled (deleted/released) twice
+    ├── SendMessagesError                        send_messages stopped part-way; .receipts, .error
+    ├── MalformedResponse                        an answer that cannot be understood (bad XML, field, date)
     ├── TransportError (also OSError)            connection failures once retries are spent
     │   └── RequestTimeout (also TimeoutError)
     └── ServiceError                             .status, .error_code, .request_id, .message, .headers
@@ -20,19 +23,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 
 __all__ = [
     "AioQueueError",
     "AuthenticationFailed",
     "ConfigurationError",
+    "MalformedResponse",
     "MessageEncodingError",
     "MessageNotFound",
+    "MessageSettled",
     "MessageTooLarge",
     "PopReceiptMismatch",
     "QueueAlreadyExists",
     "QueueBeingDeleted",
     "QueueNotFound",
     "RequestTimeout",
+    "SendMessagesError",
     "ServerBusy",
     "ServiceError",
     "TransportError",
@@ -70,6 +77,26 @@ class MessageTooLarge(MessageEncodingError):
         super().__init__(message)
         self.status = status
         self.error_code = error_code
+
+
+class MessageSettled(AioQueueError, RuntimeError):
+    """The message was already deleted or released; it can be settled (or renewed) only once."""
+
+
+class MalformedResponse(AioQueueError):
+    """The service's answer could not be understood (bad XML, a missing field, a bad date)."""
+
+
+class SendMessagesError(AioQueueError):
+    """``send_messages`` stopped part-way: ``error`` is the first failure (also ``__cause__``) and
+    ``receipts`` a list in input order holding a :class:`SendReceipt` for each message stored and
+    ``None`` for each that was not, so a caller can resend exactly the missing ones."""
+
+    def __init__(self, error: BaseException, receipts: list[Any]) -> None:
+        sent = sum(r is not None for r in receipts)
+        super().__init__(f"{sent} of {len(receipts)} messages were sent before a send failed: {error}")
+        self.error = error
+        self.receipts = receipts
 
 
 class TransportError(AioQueueError, OSError):

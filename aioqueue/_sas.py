@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
 from ._auth import SharedKeyCredential
+from ._dates import format_iso8601
 from ._errors import ConfigurationError
-from ._xml import iso8601
 
 __all__ = ["generate_account_sas", "generate_queue_sas"]
 
@@ -32,11 +32,11 @@ def _when(value: datetime | timedelta | None, what: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, timedelta):
-        return iso8601(datetime.now(timezone.utc) + value)
+        return format_iso8601(datetime.now(timezone.utc) + value)
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ConfigurationError(f"{what} must be an aware datetime (with tzinfo) or a timedelta from now")
-        return iso8601(value)
+        return format_iso8601(value)
     raise ConfigurationError(f"{what} must be a datetime or a timedelta, not {type(value).__name__}")
 
 

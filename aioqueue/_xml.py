@@ -1,4 +1,4 @@
-"""XML in and out of the Queue service: defusedxml parsing, body building, dates. No I/O here.
+"""XML in and out of the Queue service: defusedxml parsing and body building. No I/O here.
 
 Every response body goes through :func:`parse`, which refuses DTDs, entities and external
 references, so an XML bomb or an external-entity trick is a typed error, not a hang or a leak.
@@ -6,11 +6,7 @@ references, so an XML bomb or an external-entity trick is a typed error, not a h
 
 from __future__ import annotations
 
-import functools
-import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
-from typing import Any
 from xml.etree.ElementTree import Element, ParseError
 from xml.etree.ElementTree import fromstring as _fast_fromstring
 from xml.sax.saxutils import escape
@@ -18,7 +14,9 @@ from xml.sax.saxutils import escape
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from ._errors import AioQueueError
+from ._dates import format_iso8601, parse_iso8601, parse_rfc1123
+from ._errors import MalformedResponse
+from ._messages import RawMessage
 from ._models import (
     AccessPolicy,
     CorsRule,
@@ -30,18 +28,6 @@ from ._models import (
     ServiceProperties,
     ServiceStats,
 )
-
-_MONTH_LIST = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_MONTHS = {m: i for i, m in enumerate(_MONTH_LIST, 1)}
-_MONTH_NAMES = ("", *_MONTH_LIST)
-_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_ISO_RE = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?Z?$")
-UTC = timezone.utc
-
-
-class MalformedResponse(AioQueueError):
-    """The service's answer could not be understood (bad XML, a missing field, a bad date)."""
-
 
 # What may start an element name (ASCII letters, '_', ':', and any non-ASCII UTF-8 byte).
 _NAME_START = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_:") | frozenset(range(0x80, 0x100))
@@ -84,43 +70,6 @@ def parse(body: bytes) -> Element:
         raise MalformedResponse(f"malformed XML in the response: {exc}") from None
 
 
-def rfc1123(value: datetime) -> str:
-    """Format an aware datetime as an HTTP date (``Fri, 09 Oct 2009 21:04:30 GMT``)."""
-    v = value.astimezone(UTC)
-    return (
-        f"{_DAY_NAMES[v.weekday()]}, {v.day:02d} {_MONTH_NAMES[v.month]} {v.year:04d} "
-        f"{v.hour:02d}:{v.minute:02d}:{v.second:02d} GMT"
-    )
-
-
-@functools.lru_cache(maxsize=1024)
-def parse_rfc1123(text: str) -> datetime:
-    """Parse an HTTP date into an aware UTC datetime."""
-    try:
-        _, day, month, year, clock, _gmt = text.split()
-        hh, mm, ss = clock.split(":")
-        return datetime(int(year), _MONTHS[month], int(day), int(hh), int(mm), int(ss), tzinfo=UTC)
-    except (ValueError, KeyError):
-        raise MalformedResponse(f"bad date in the response: {text[:40]!r}") from None
-
-
-def iso8601(value: datetime) -> str:
-    """Format an aware datetime the way SAS tokens and access policies carry it (second precision)."""
-    if value.tzinfo is None:
-        raise ValueError("naive datetime")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_iso8601(text: str) -> datetime:
-    """Parse ``2009-09-28T08:49:37.0000000Z`` (any fraction length) into an aware UTC datetime."""
-    m = _ISO_RE.match(text.strip())
-    if m is None:
-        raise MalformedResponse(f"bad date in the response: {text[:40]!r}")
-    y, mo, d, h, mi, s, frac = m.groups()
-    micro = int((frac or "0")[:6].ljust(6, "0"))
-    return datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), micro, tzinfo=UTC)
-
-
 def _root(body: bytes, tag: str) -> Element:
     """Parse and check the document element, so an HTML error page or another document is refused."""
     root = parse(body)
@@ -160,16 +109,28 @@ def escape_text(text: str) -> str:
     return escaped.replace("\r", "&#13;") if "\r" in escaped else escaped
 
 
-def parse_messages(body: bytes) -> list[dict[str, Any]]:
-    """The ``<QueueMessage>`` entries of a Get/Peek/Put Messages answer, as raw field dicts."""
-    out: list[dict[str, Any]] = []
+def parse_messages(body: bytes) -> list[RawMessage]:
+    """The ``<QueueMessage>`` entries of a Get/Peek/Put Messages answer, as raw records."""
+    out: list[RawMessage] = []
     for m in _root(body, "QueueMessagesList"):  # the messages are its children; nothing else is
         if m.tag != "QueueMessage":
             continue
-        entry: dict[str, Any] = {child.tag: child.text or "" for child in m}
-        if "MessageId" not in entry:
+        fields = {child.tag: child.text or "" for child in m}
+        get = fields.get
+        message_id = get("MessageId")
+        if message_id is None:
             raise MalformedResponse("a message in the response has no <MessageId>")
-        out.append(entry)
+        out.append(
+            RawMessage(
+                message_id,
+                get("MessageText"),
+                get("PopReceipt"),
+                get("DequeueCount"),
+                get("InsertionTime"),
+                get("ExpirationTime"),
+                get("TimeNextVisible"),
+            )
+        )
     return out
 
 
@@ -214,9 +175,9 @@ def signed_identifiers_body(policies: Mapping[str, AccessPolicy | None]) -> byte
         if policy is not None:
             parts.append("<AccessPolicy>")
             if policy.start is not None:
-                parts.append(f"<Start>{iso8601(policy.start)}</Start>")
+                parts.append(f"<Start>{format_iso8601(policy.start)}</Start>")
             if policy.expiry is not None:
-                parts.append(f"<Expiry>{iso8601(policy.expiry)}</Expiry>")
+                parts.append(f"<Expiry>{format_iso8601(policy.expiry)}</Expiry>")
             if policy.permission is not None:
                 parts.append(f"<Permission>{escape(policy.permission)}</Permission>")
             parts.append("</AccessPolicy>")

@@ -20,8 +20,9 @@ from dataclasses import asdict, is_dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
-from ._auth import SharedKeyCredential, parse_connection_string
+from ._auth import SharedKeyCredential
 from ._client import QueueClient, QueueServiceClient
+from ._endpoint import parse_connection_string
 from ._errors import (
     AioQueueError,
     ConfigurationError,

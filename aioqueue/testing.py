@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from ._auth import DEV_ACCOUNT, DEV_KEY
+from ._endpoint import DEV_ACCOUNT, DEV_KEY
 from ._errors import AioQueueError
 
 __all__ = ["DEV_ACCOUNT", "DEV_KEY", "Azurite", "azurite", "find_azurite", "local_connection_string"]

@@ -24,7 +24,7 @@ API_VERSION = "2025-11-05"
 def account_sas(conn_str: str) -> tuple[str, str]:
     """(account URL, a two-hour account SAS for everything) from a Shared Key connection string."""
     from aioqueue import generate_account_sas
-    from aioqueue._auth import parse_connection_string
+    from aioqueue._endpoint import parse_connection_string
 
     settings = parse_connection_string(conn_str)
     cred: Any = settings.credential

@@ -1,0 +1,58 @@
+"""The narrow interface between the consumer and a queue client.
+
+The consumer (streams, settling, the worker) never sees a ``QueueClient``: the client hands each
+stream a :class:`QueueLink`, and imports run one way, client -> consumer.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ._messages import RawMessage
+from ._models import QueueMessage
+
+__all__ = ["Closable", "QueueLink"]
+
+
+class Closable(Protocol):
+    async def aclose(self) -> None: ...
+
+
+class QueueLink(Protocol):
+    """What a stream needs of its queue."""
+
+    @property
+    def queue_name(self) -> str: ...
+
+    @property
+    def closed(self) -> bool:
+        """True once the client is closed: nothing more can be sent."""
+        ...
+
+    async def fetch(self, max_messages: int, visibility_timeout: int) -> list[RawMessage]:
+        """Get Messages: up to ``max_messages`` (1..32), hidden for ``visibility_timeout`` seconds."""
+        ...
+
+    def decode(self, raw: RawMessage) -> Any:
+        """The message's content in the client's encoding; MessageEncodingError when it does not decode."""
+        ...
+
+    async def delete(self, message: QueueMessage, *, resent: bool = False) -> None:
+        """Delete Message with the newest pop receipt; ``resent``: an earlier request for this very
+        delete may have landed, so 'not found' counts as done."""
+        ...
+
+    async def set_visibility(self, message: QueueMessage, visibility_timeout: int) -> None:
+        """Update Message (visibility only); the message's pop receipt is refreshed in place."""
+        ...
+
+    async def copy_text(self, queue_name: str, text: str) -> None:
+        """Put ``text`` exactly as stored (already encoded) into another queue of this account,
+        never expiring; that queue is created when missing."""
+        ...
+
+    def track(self, stream: Closable) -> None:
+        """Close ``stream`` when the client closes (held weakly)."""
+        ...
+
+    def untrack(self, stream: Closable) -> None: ...

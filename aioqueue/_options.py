@@ -1,0 +1,136 @@
+"""The receive options, written once: what ``receive``, ``receive_batches`` and ``process`` accept.
+
+:class:`ReceiveOptions` (a ``TypedDict``) is the keyword signature users see and mypy checks;
+:class:`ReceiveSettings` holds the defaults and the validated values the consumer works with.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from datetime import timedelta
+from typing import Any, TypedDict
+
+from ._errors import ConfigurationError
+from ._models import QueueMessage
+from ._validation import MAX_SECONDS, Duration, message_count, nonnegative_seconds, positive_int, queue_name, seconds
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:  # pragma: no cover - Python 3.10
+    from typing_extensions import Unpack
+
+__all__ = ["ReceiveOptions", "ReceiveSettings", "RetryDelay", "Unpack"]
+
+RetryDelay = int | float | timedelta | Callable[[int], float]
+"""How long a failed message stays invisible: seconds, a timedelta, or a function of its dequeue count."""
+
+
+class ReceiveOptions(TypedDict, total=False):
+    """Keyword options of ``receive()``, ``receive_batches()`` and ``process()`` (defaults in brackets).
+
+    - ``max_batch_size`` [32]: messages per Get Messages call, 1..32.
+    - ``visibility_timeout`` [30]: how long a fetched message stays hidden, 1 s..7 d.
+    - ``max_messages`` [None]: stop after this many messages (``None``: no limit).
+    - ``idle_timeout`` [None]: stop once the queue has stayed empty that long (``None``: run until
+      cancelled, stopped or closed).
+    - ``poll_interval`` [(0.1, 10.0)]: ``(min, max)`` seconds of randomised exponential back-off
+      between empty polls, reset by a non-empty one (Azure has no long polling); one number for both.
+    - ``auto_renew`` [False]: keep extending held messages' visibility before it lapses, tracking
+      each new pop receipt, for at most ``max_renewal`` [300] seconds per message (``None``: no limit).
+    - ``max_dequeue_count`` [None] / ``poison_queue`` [``"<queue>-poison"``]: a message received more
+      often than that is moved to the poison queue (created on demand; the copy never expires) and
+      not handed out; so is content the encoding cannot decode.
+    - ``retry_delay`` [0]: how long a failed message stays invisible before redelivery (seconds, a
+      timedelta, or a function of the dequeue count).
+    """
+
+    max_batch_size: int
+    visibility_timeout: Duration
+    max_messages: int | None
+    idle_timeout: Duration | None
+    poll_interval: tuple[float, float] | float
+    auto_renew: bool
+    max_renewal: Duration | None
+    max_dequeue_count: int | None
+    poison_queue: str | None
+    retry_delay: RetryDelay
+
+
+@dataclass(frozen=True)
+class ReceiveSettings:
+    """The validated receive options; the defaults here are the only ones."""
+
+    max_batch_size: int = 32
+    visibility_timeout: int = 30
+    max_messages: int | None = None
+    idle_timeout: float | None = None
+    poll_interval: tuple[float, float] = (0.1, 10.0)
+    auto_renew: bool = False
+    max_renewal: float | None = 300.0
+    max_dequeue_count: int | None = None
+    poison_queue: str | None = None
+    retry_delay: RetryDelay = 0
+
+    @classmethod
+    def build(cls, **options: Unpack[ReceiveOptions]) -> ReceiveSettings:
+        """Validate keyword options (a misspelt one is a TypeError, as for any function)."""
+        unknown = sorted(set(options) - _NAMES)
+        if unknown:
+            names = ", ".join(sorted(_NAMES))
+            raise TypeError(f"unexpected keyword argument {unknown[0]!r} (receive options: {names})")
+        merged: dict[str, Any] = {**_DEFAULTS, **options}
+        message_count(merged["max_batch_size"], "max_batch_size")
+        vis = seconds(merged["visibility_timeout"], "visibility_timeout", low=1)
+        if merged["max_messages"] is not None:
+            positive_int(merged["max_messages"], "max_messages")
+        idle = merged["idle_timeout"]
+        if idle is not None:
+            idle = nonnegative_seconds(idle, "idle_timeout")
+        renewal = merged["max_renewal"]
+        if renewal is not None:
+            renewal = nonnegative_seconds(renewal, "max_renewal")
+        if merged["max_dequeue_count"] is not None:
+            positive_int(merged["max_dequeue_count"], "max_dequeue_count")
+        if merged["poison_queue"] is not None:
+            queue_name(merged["poison_queue"])
+        retry_delay = merged["retry_delay"]
+        if not callable(retry_delay):
+            seconds(retry_delay, "retry_delay", low=0)
+        if not isinstance(merged["auto_renew"], bool):
+            raise ConfigurationError("auto_renew must be True or False")
+        merged.update(
+            visibility_timeout=vis,
+            idle_timeout=idle,
+            max_renewal=renewal,
+            poll_interval=_poll_interval(merged["poll_interval"]),
+        )
+        return cls(**merged)
+
+    def retry_delay_of(self, message: QueueMessage) -> int:
+        """Seconds a failed message stays invisible (0..7 days), from its dequeue count."""
+        value = self.retry_delay(message.dequeue_count) if callable(self.retry_delay) else self.retry_delay
+        raw = value.total_seconds() if isinstance(value, timedelta) else float(value)
+        return max(0, min(MAX_SECONDS, math.ceil(raw)))
+
+    @property
+    def poisons(self) -> bool:
+        return self.max_dequeue_count is not None
+
+
+def _poll_interval(value: Any) -> tuple[float, float]:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        poll = (nonnegative_seconds(value, "poll_interval"),) * 2
+    elif isinstance(value, tuple) and len(value) == 2:
+        poll = (nonnegative_seconds(value[0], "poll_interval"), nonnegative_seconds(value[1], "poll_interval"))
+    else:
+        raise ConfigurationError("poll_interval must be seconds or a (min, max) pair of seconds")
+    if poll[0] > poll[1] or poll[1] <= 0:
+        raise ConfigurationError("poll_interval must be (min, max) with 0 <= min <= max and max > 0")
+    return poll
+
+
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(ReceiveSettings)}
+_NAMES = frozenset(ReceiveOptions.__annotations__)  # a test checks these name the same options as _DEFAULTS

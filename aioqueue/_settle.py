@@ -1,0 +1,244 @@
+"""Settling received messages: delete on a clean exit, release on failure, renew, settle once.
+
+A :class:`ReceivedMessage` and a :class:`MessageBatch` are their own ``async with`` contexts (the
+aio-pika ``message.process()`` idea, one call shorter). Every settle runs so that a cancellation of
+the caller cannot cut it off half-way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from functools import partial
+from types import TracebackType
+from typing import Protocol, overload
+
+from ._errors import MessageSettled
+from ._link import QueueLink
+from ._models import QueueMessage
+from ._options import ReceiveSettings
+from ._validation import Duration, seconds
+
+__all__ = ["Holder", "MessageBatch", "ReceivedMessage", "release_all"]
+
+log = logging.getLogger("aioqueue")
+
+SETTLE_CONCURRENCY = 16
+
+
+class Holder(Protocol):
+    """The stream a received message came from: its options, its queue, and its renewal list."""
+
+    options: ReceiveSettings
+    link: QueueLink
+
+    def forget(self, message: ReceivedMessage) -> None:
+        """Stop renewing ``message`` (it was settled, or renewing it failed)."""
+        ...
+
+
+class ReceivedMessage(QueueMessage):
+    """A message from ``receive()``: ``async with msg:`` deletes it on a clean exit and, on an
+    exception, makes it visible again after ``retry_delay`` and re-raises.
+
+    Settle by hand with :meth:`delete` or :meth:`release`; a message settles once (a second settle
+    raises :class:`MessageSettled`) and a settled message is skipped at exit. :meth:`renew` extends
+    its visibility. With ``auto_renew`` a failed renewal is kept in :attr:`renewal_error` (and logged).
+    """
+
+    __slots__ = ("_consumer", "_lock", "_raw", "_renew_at", "_renew_until", "renewal_error", "settled")
+
+    _consumer: Holder
+    _lock: asyncio.Lock
+    _raw: str
+    _renew_at: float
+    _renew_until: float | None
+    renewal_error: BaseException | None
+    settled: str | None
+
+    def _attach(self, consumer: Holder, raw: str) -> ReceivedMessage:
+        self._consumer = consumer
+        self._raw = raw
+        self._lock = asyncio.Lock()
+        now = time.monotonic()
+        vis = consumer.options.visibility_timeout
+        self._renew_at = now + vis / 2
+        limit = consumer.options.max_renewal
+        self._renew_until = None if limit is None else now + limit
+        self.renewal_error = None
+        self.settled = None
+        return self
+
+    def __repr__(self) -> str:
+        state = f", {self.settled}" if self.settled else ""
+        return f"ReceivedMessage(id={self.id!r}, dequeue_count={self.dequeue_count}{state})"
+
+    async def __aenter__(self) -> ReceivedMessage:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.settled is not None:
+            return
+        if exc_type is None:
+            await self._delete_on_exit()
+        elif issubclass(exc_type, asyncio.CancelledError):
+            await shielded(self.release(delay=0))
+        else:
+            await shielded(self.release(delay=self._consumer.options.retry_delay_of(self)))
+
+    async def _delete_on_exit(self) -> None:
+        """The clean-exit delete. It runs in the caller's task (a task per message would cost more than
+        the rest of the exit), so a cancellation of the caller can cut its request off; the delete is
+        then finished in a task that cancellation cannot reach, and the cancellation re-raised."""
+        try:
+            await self.delete()
+        except asyncio.CancelledError:
+            await shielded(self._finish_delete())
+            raise
+
+    async def _finish_delete(self) -> None:
+        """Delete again after a cut-off attempt; that attempt may have landed, so 'not found' is success."""
+        async with self._lock:
+            if self.settled is None:
+                self._mark_settled("deleted")
+            elif self.settled != "deleted":
+                return
+            await self._consumer.link.delete(self, resent=True)
+
+    async def delete(self) -> None:
+        """Delete the message (using its newest pop receipt)."""
+        async with self._lock:
+            self._check("delete")
+            self._mark_settled("deleted")
+            await self._consumer.link.delete(self)
+
+    async def release(self, delay: Duration = 0) -> None:
+        """Make the message visible again after ``delay`` (0 s..7 d; 0 = at once) for redelivery."""
+        vis = seconds(delay, "delay", low=0)
+        async with self._lock:
+            self._check("release")
+            self._mark_settled("released")
+            await self._consumer.link.set_visibility(self, vis)
+
+    async def renew(self, visibility_timeout: Duration | None = None) -> None:
+        """Keep the message hidden for ``visibility_timeout`` more (default: the stream's)."""
+        vis = seconds(
+            self._consumer.options.visibility_timeout if visibility_timeout is None else visibility_timeout,
+            "visibility_timeout",
+            low=1,
+        )
+        async with self._lock:
+            self._check("renew")
+            await self._consumer.link.set_visibility(self, vis)
+            self._renew_at = time.monotonic() + vis / 2
+
+    def _mark_settled(self, how: str) -> None:
+        self.settled = how
+        self._consumer.forget(self)
+
+    def _check(self, action: str) -> None:
+        if self.settled is not None:
+            raise MessageSettled(f"cannot {action} message {self.id}: it was already {self.settled}")
+
+    async def _auto_renew(self) -> None:
+        """One renewal by the stream's renewer; failures are recorded, never raised."""
+        if self._lock.locked() or self.settled is not None:
+            return
+        try:
+            await self.renew()
+        except MessageSettled:
+            return
+        except Exception as exc:  # recorded on the message and logged; renewals for it stop
+            self.renewal_error = exc
+            self._consumer.forget(self)
+            log.warning("renewing message %s failed; it may be redelivered: %s", self.id, exc)
+
+
+async def shielded(operation: Awaitable[None]) -> None:
+    """Run a settle so that a cancellation of the caller does not cut it off half-way."""
+    task = asyncio.ensure_future(operation)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
+
+
+class MessageBatch(Sequence[ReceivedMessage]):
+    """Up to 32 messages; ``async with batch:`` deletes every unsettled message on a clean exit
+    (concurrently, bounded) and releases them all after ``retry_delay`` on an exception."""
+
+    __slots__ = ("_consumer", "_messages")
+
+    def __init__(self, messages: list[ReceivedMessage], consumer: Holder) -> None:
+        self._messages = messages
+        self._consumer = consumer
+
+    @overload
+    def __getitem__(self, index: int) -> ReceivedMessage: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[ReceivedMessage]: ...
+
+    def __getitem__(self, index: int | slice) -> ReceivedMessage | Sequence[ReceivedMessage]:
+        return self._messages[index]
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    def __iter__(self) -> Iterator[ReceivedMessage]:
+        return iter(self._messages)
+
+    def __repr__(self) -> str:
+        return f"MessageBatch({len(self._messages)} messages)"
+
+    async def __aenter__(self) -> MessageBatch:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            await shielded(self.delete())
+        elif issubclass(exc_type, asyncio.CancelledError):
+            await shielded(self.release(delay=0))
+        else:
+            await shielded(self._release_each_after_retry_delay())
+
+    async def delete(self) -> None:
+        """Delete every message not settled yet."""
+        await _settle_all([m.delete for m in self._messages if m.settled is None])
+
+    async def release(self, delay: Duration = 0) -> None:
+        """Release every message not settled yet, visible again after ``delay``."""
+        await release_all(self._messages, lambda m: delay)
+
+    async def _release_each_after_retry_delay(self) -> None:
+        await release_all(self._messages, self._consumer.options.retry_delay_of)
+
+
+async def release_all(
+    messages: Sequence[ReceivedMessage], delay: Callable[[ReceivedMessage], Duration]
+) -> None:
+    """Release every message not settled yet, each visible again after ``delay(message)``."""
+    await _settle_all([partial(m.release, delay(m)) for m in messages if m.settled is None])
+
+
+async def _settle_all(operations: Sequence[Callable[[], Awaitable[None]]]) -> None:
+    """Run settles at most SETTLE_CONCURRENCY at a time; raise the first failure after all ran."""
+    semaphore = asyncio.Semaphore(SETTLE_CONCURRENCY)
+
+    async def run(op: Callable[[], Awaitable[None]]) -> None:
+        async with semaphore:
+            await op()
+
+    results = await asyncio.gather(*(run(op) for op in operations), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, MessageSettled):
+            raise result
+
+

@@ -1,0 +1,312 @@
+"""The two streams, ``receive()`` and ``receive_batches()``, and the fetcher behind each.
+
+Delivery is at-least-once: a message is deleted only when its ``async with`` block (or handler) ends
+cleanly, or by hand. Everything else makes it visible again: at once when it was fetched but never
+yielded, after ``retry_delay`` when its handler failed, after its visibility timeout when it was
+never settled. Duplicates are therefore possible; handlers should be idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import random
+import time
+from collections.abc import AsyncGenerator
+from types import TracebackType
+
+from ._errors import AioQueueError, ConfigurationError, MessageEncodingError
+from ._link import QueueLink
+from ._messages import RawMessage, received_message
+from ._options import ReceiveSettings
+from ._settle import MessageBatch, ReceivedMessage, release_all, shielded
+
+__all__ = ["BatchStream", "Consumer", "MessageStream"]
+
+log = logging.getLogger("aioqueue")
+
+
+class Consumer:
+    """Fetching, poison handling, renewal and clean-up for one stream."""
+
+    def __init__(self, link: QueueLink, options: ReceiveSettings) -> None:
+        self.link = link
+        self.options = options
+        self.buffer: collections.deque[ReceivedMessage] = collections.deque()
+        self.held: dict[int, ReceivedMessage] = {}  # by id(): fetched, not settled, renewal wanted
+        self.yielded = 0
+        self.poisoned = 0
+        self.closed = False
+        self._fetch: asyncio.Task[list[RawMessage]] | None = None
+        self._renewer: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._empty_polls = 0
+        self._last_message = time.monotonic()
+        link.track(self)
+
+    # ---- fetching --------------------------------------------------------------------------
+
+    def _remaining(self) -> int | None:
+        if self.options.max_messages is None:
+            return None
+        return self.options.max_messages - self.yielded
+
+    async def next_batch(self, limit: int) -> list[ReceivedMessage] | None:
+        """The next non-empty batch of up to ``limit`` messages; None when the stream has ended."""
+        options = self.options
+        while not self.closed:
+            remaining = self._remaining()
+            if remaining is not None and remaining <= 0:
+                return None
+            want = min(limit, options.max_batch_size, remaining if remaining is not None else 32)
+            fetch = self._fetch = asyncio.ensure_future(
+                self.link.fetch(want, options.visibility_timeout)
+            )
+            try:
+                # shielded: if the caller is cancelled, the fetch completes and aclose gives back
+                # whatever it got, instead of leaving those messages hidden for the visibility timeout
+                entries = await asyncio.shield(fetch)
+            except Exception:
+                self._fetch = None
+                raise
+            self._fetch = None
+            messages, undecodable = self._adopt_all(entries)
+            if self.closed:  # closed while fetching: give them straight back
+                await release_all(messages + undecodable, lambda m: 0)
+                return None
+            if undecodable:
+                await self._divert_undecodable(messages, undecodable)
+            if options.poisons:
+                messages = await self._divert_poison(messages)
+            if messages:
+                self._empty_polls = 0
+                self._last_message = time.monotonic()
+                if options.auto_renew:
+                    for m in messages:
+                        self.held[id(m)] = m
+                    self._ensure_renewer()
+                return messages
+            if not entries and not await self._idle_wait():
+                return None
+        return None
+
+    def _adopt_all(self, entries: list[RawMessage]) -> tuple[list[ReceivedMessage], list[ReceivedMessage]]:
+        """(decoded messages, messages whose content the encoding could not decode: content None)."""
+        good: list[ReceivedMessage] = []
+        bad: list[ReceivedMessage] = []
+        decode = self.link.decode
+        for raw in entries:
+            text = raw.text or ""
+            try:
+                content = decode(raw)
+            except MessageEncodingError:
+                bad.append(received_message(raw, None, ReceivedMessage)._attach(self, text))
+            else:
+                good.append(received_message(raw, content, ReceivedMessage)._attach(self, text))
+        return good, bad
+
+    async def _divert_undecodable(self, good: list[ReceivedMessage], bad: list[ReceivedMessage]) -> None:
+        """Content the encoding cannot decode goes to the poison queue when poisoning is on; otherwise
+        it is released for redelivery after ``retry_delay`` and the stream raises MessageEncodingError."""
+        if self.options.poisons:
+            for m in bad:
+                await self._move_to_poison(m)
+            return
+        await release_all(bad, self.options.retry_delay_of)
+        self.buffer.extend(good)  # handed back at once by aclose when the error ends the stream
+        raise MessageEncodingError(
+            f"message {bad[0].id} does not decode with this client's message_encoding; it was released "
+            "for redelivery (set max_dequeue_count to move such messages to a poison queue)"
+        )
+
+    async def _idle_wait(self) -> bool:
+        """Sleep before the next poll (randomised exponential back-off); False once idle too long."""
+        low, high = self.options.poll_interval
+        delay = min(high, low * (2**self._empty_polls)) if low > 0 else high
+        self._empty_polls += 1
+        delay = random.uniform(delay / 2, delay)
+        idle = self.options.idle_timeout
+        if idle is not None:
+            left = self._last_message + idle - time.monotonic()
+            if left <= 0:
+                return False
+            delay = min(delay, left)
+        await asyncio.sleep(delay)
+        return True
+
+    async def _divert_poison(self, messages: list[ReceivedMessage]) -> list[ReceivedMessage]:
+        limit = self.options.max_dequeue_count
+        keep: list[ReceivedMessage] = []
+        for m in messages:
+            if limit is not None and m.dequeue_count > limit:
+                await self._move_to_poison(m)
+            else:
+                keep.append(m)
+        return keep
+
+    def _poison_queue(self) -> str:
+        name = self.options.poison_queue or f"{self.link.queue_name}-poison"
+        if len(name) > 63:
+            raise ConfigurationError(f"the default poison queue name {name!r} is too long; pass poison_queue=")
+        return name
+
+    async def _move_to_poison(self, message: ReceivedMessage) -> None:
+        """Copy to the poison queue (the exact text, never expiring), then delete from this one."""
+        poison = self._poison_queue()
+        await self.link.copy_text(poison, message._raw)
+        message.settled = "poisoned"
+        await self.link.delete(message)
+        self.poisoned += 1
+        log.warning("message %s was received %d times; moved to queue %s", message.id, message.dequeue_count, poison)
+
+    # ---- renewal ---------------------------------------------------------------------------
+
+    def _ensure_renewer(self) -> None:
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.ensure_future(self._renew_loop())
+        self._wake.set()
+
+    def forget(self, message: ReceivedMessage) -> None:
+        self.held.pop(id(message), None)
+
+    async def _renew_loop(self) -> None:
+        while True:
+            now = time.monotonic()
+            for m in list(self.held.values()):
+                if m.settled is not None or (m._renew_until is not None and now >= m._renew_until):
+                    self.forget(m)
+            if not self.held:
+                if self.closed:
+                    return  # lingering after close until the last held message settled
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            due = [m for m in self.held.values() if m._renew_at <= now]
+            if due:
+                await asyncio.gather(*(m._auto_renew() for m in due))
+                continue
+            next_at = min(m._renew_at for m in self.held.values())
+            self._wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, next_at - now))
+
+    # ---- closing ---------------------------------------------------------------------------
+
+    async def stop_renewals(self) -> None:
+        renewer, self._renewer = self._renewer, None
+        self.held.clear()
+        if renewer is not None:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+
+    async def aclose(self, *, keep_renewing: bool = False) -> None:
+        """Stop fetching and make fetched-but-not-yielded messages visible again at once; stop
+        renewals too, unless ``keep_renewing`` (the worker's handlers may still hold messages: their
+        renewals go on until they settle or :meth:`stop_renewals`)."""
+        if not keep_renewing:
+            self.link.untrack(self)
+            await self.stop_renewals()
+        if self.closed:
+            return
+        self.closed = True
+        for m in self.buffer:
+            self.forget(m)
+        self._wake.set()
+        pending: list[ReceivedMessage] = list(self.buffer)
+        self.buffer.clear()
+        fetch, self._fetch = self._fetch, None
+        if fetch is not None:  # a fetch was under way: whatever it got goes back too
+            try:
+                good, bad = self._adopt_all(await fetch)
+                pending += good + bad
+            except Exception as exc:  # nothing fetched, nothing to give back
+                log.debug("the fetch under way at close failed: %r", exc)
+        if pending and not self.link.closed:
+            try:
+                await release_all(pending, lambda m: 0)
+            except AioQueueError as exc:
+                log.warning("could not release %d prefetched messages; they return after their "
+                            "visibility timeout: %s", len(pending), exc)
+
+
+class _Stream:
+    """Shared shape of the two streams: async iterable, async context manager, ``aclose``."""
+
+    def __init__(self, link: QueueLink, options: ReceiveSettings, *, linger: bool = False) -> None:
+        self._link = link
+        self._options = options
+        self._consumer: Consumer | None = None
+        self._linger = linger  # keep renewing yielded messages after the stream ends (the worker)
+
+    def _get_consumer(self) -> Consumer:
+        if self._consumer is None:
+            self._consumer = Consumer(self._link, self._options)
+        return self._consumer
+
+    @property
+    def poisoned(self) -> int:
+        """Messages moved to the poison queue so far."""
+        return self._consumer.poisoned if self._consumer else 0
+
+    async def aclose(self) -> None:
+        """Stop: renewals end and messages fetched but not yet yielded become visible at once."""
+        if self._consumer is not None:
+            await self._consumer.aclose()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await shielded(self.aclose())
+
+
+class MessageStream(_Stream):
+    """``async for msg in queue.receive(...)``: messages fetched up to 32 at a time, one at a time."""
+
+    async def __aenter__(self) -> MessageStream:
+        return self
+
+    def __aiter__(self) -> AsyncGenerator[ReceivedMessage, None]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncGenerator[ReceivedMessage, None]:
+        consumer = self._get_consumer()
+        try:
+            while True:
+                if not consumer.buffer:
+                    batch = await consumer.next_batch(32)
+                    if batch is None:
+                        return
+                    consumer.buffer.extend(batch)
+                message = consumer.buffer.popleft()
+                consumer.yielded += 1
+                yield message
+        finally:
+            # break, an exception, cancellation or the end: give back what was never yielded
+            await shielded(consumer.aclose(keep_renewing=self._linger))
+
+
+class BatchStream(_Stream):
+    """``async for batch in queue.receive_batches(...)``: a :class:`MessageBatch` per fetch."""
+
+    async def __aenter__(self) -> BatchStream:
+        return self
+
+    def __aiter__(self) -> AsyncGenerator[MessageBatch, None]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncGenerator[MessageBatch, None]:
+        consumer = self._get_consumer()
+        try:
+            while True:
+                batch = await consumer.next_batch(self._options.max_batch_size)
+                if batch is None:
+                    return
+                consumer.yielded += len(batch)
+                yield MessageBatch(batch, consumer)
+        finally:
+            await shielded(consumer.aclose())
+
+
