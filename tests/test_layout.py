@@ -1,0 +1,97 @@
+"""The package's shape, checked from its source: imports run one way (no circle), the transport
+knows HTTP but not queues, and the consumer never sees the client."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import aioqueue
+from aioqueue._options import _DEFAULTS, ReceiveOptions
+
+PACKAGE = Path(aioqueue.__file__).parent
+
+
+def imports_of(source: str) -> set[str]:
+    """The aioqueue modules a module's source imports (relative or absolute, TYPE_CHECKING included)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1:
+                if node.module:
+                    found.add(node.module.split(".")[0])
+                else:
+                    found.update(alias.name for alias in node.names)
+            elif node.module and node.module.startswith("aioqueue."):
+                found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("aioqueue."))
+    return found
+
+
+def package_graph() -> dict[str, set[str]]:
+    return {path.stem: imports_of(path.read_text()) for path in PACKAGE.glob("*.py")}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle as a path of module names, or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == 1:
+                return path[path.index(target) :] + [target]
+            if target not in state and (cycle := visit(target)) is not None:
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)) is not None:
+            return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_a_circle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
+    assert imports_of("from ._client import X\nif TYPE_CHECKING:\n    from ._streams import Y") == {"_client", "_streams"}
+    assert imports_of("from . import _xml\nimport aioqueue._dates\nfrom aioqueue._errors import E") == {
+        "_xml",
+        "_dates",
+        "_errors",
+    }
+
+
+def test_the_package_has_no_import_circle():
+    graph = package_graph()
+    assert {"_client", "_transport", "_streams", "_worker"} <= set(graph)
+    assert find_cycle(graph) is None
+
+
+def test_the_transport_imports_nothing_queue_specific():
+    allowed = {"_auth", "_dates", "_endpoint", "_errors", "_retry", "_version"}
+    assert package_graph()["_transport"] <= allowed
+    tree = ast.parse((PACKAGE / "_transport.py").read_text())
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    names |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    names |= {n.arg for n in ast.walk(tree) if isinstance(n, (ast.arg, ast.keyword)) and n.arg}
+    forbidden = {"MessageNotFound", "PopReceiptMismatch", "QueueNotFound", "consumers", "queue_name", "resent",
+                 "delete_is_idempotent", "sleep_hook"}
+    assert not names & forbidden
+    assert "sleep" in {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}  # asyncio.sleep, no seam
+
+
+def test_the_consumer_never_imports_the_client():
+    graph = package_graph()
+    for module in ("_link", "_options", "_settle", "_streams", "_worker"):
+        assert "_client" not in graph[module], module
+
+
+def test_receive_options_are_defined_once():
+    """The TypedDict users see and the settings' defaults name exactly the same options."""
+    assert set(ReceiveOptions.__annotations__) == set(_DEFAULTS)
