@@ -326,8 +326,9 @@ class QueueServiceClient(_Client):
 
         ``page_size`` is queues per request (1..5000, the service's cap).
         """
-        if page_size is not None and (isinstance(page_size, bool) or not isinstance(page_size, int)
-                                      or not 1 <= page_size <= 5000):
+        if page_size is not None and (
+            isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= 5000
+        ):
             raise ConfigurationError(f"page_size must be an int from 1 to 5000; got {page_size!r}")
         if prefix is not None and not isinstance(prefix, str):
             raise ConfigurationError("prefix must be a str")
@@ -385,9 +386,7 @@ class QueueServiceClient(_Client):
 
     async def get_service_stats(self) -> ServiceStats:
         """Geo-replication status, answered by the account's secondary endpoint (RA-GRS accounts)."""
-        response = await self._request(
-            "GET", "/", query={"restype": "service", "comp": "stats"}, secondary=True
-        )
+        response = await self._request("GET", "/", query={"restype": "service", "comp": "stats"}, secondary=True)
         return parse_service_stats(response.body)
 
 

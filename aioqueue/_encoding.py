@@ -96,9 +96,7 @@ class BinaryEncoding:
 
     def encode(self, content: Any) -> str:
         if not isinstance(content, (bytes, bytearray, memoryview)):
-            raise MessageEncodingError(
-                f"message_encoding='binary' takes bytes content, not {type(content).__name__}"
-            )
+            raise MessageEncodingError(f"message_encoding='binary' takes bytes content, not {type(content).__name__}")
         return base64.b64encode(content).decode("ascii")
 
     def decode(self, text: str) -> Any:
@@ -141,8 +139,7 @@ def get_encoding(value: str | MessageEncoding) -> MessageEncoding:
             return _BUILTIN[value]
         except KeyError:
             raise ConfigurationError(
-                f"message_encoding must be one of {sorted(_BUILTIN)} or an object with encode/decode, "
-                f"not {value!r}"
+                f"message_encoding must be one of {sorted(_BUILTIN)} or an object with encode/decode, not {value!r}"
             ) from None
     if isinstance(value, MessageEncoding):
         return value

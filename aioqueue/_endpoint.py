@@ -55,7 +55,9 @@ def _is_loopback(host: str) -> bool:
 
 def parse_account_url(url: str) -> Endpoint:
     if not isinstance(url, str) or not url.strip():
-        raise ConfigurationError("the account URL must be a non-empty str such as https://<account>.queue.core.windows.net")
+        raise ConfigurationError(
+            "the account URL must be a non-empty str such as https://<account>.queue.core.windows.net"
+        )
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(
@@ -108,8 +110,14 @@ _KNOWN_KEYS = {
     "usedevelopmentstorage": "UseDevelopmentStorage",
     "developmentstorageproxyuri": "DevelopmentStorageProxyUri",
 }
-_IGNORED_KEYS = {"blobendpoint", "tableendpoint", "fileendpoint", "blobsecondaryendpoint",
-                 "tablesecondaryendpoint", "filesecondaryendpoint"}
+_IGNORED_KEYS = {
+    "blobendpoint",
+    "tableendpoint",
+    "fileendpoint",
+    "blobsecondaryendpoint",
+    "tablesecondaryendpoint",
+    "filesecondaryendpoint",
+}
 
 
 def parse_connection_string(conn_str: str) -> ConnectionSettings:
@@ -137,8 +145,7 @@ def parse_connection_string(conn_str: str) -> ConnectionSettings:
         extra = set(settings) - {"usedevelopmentstorage", "developmentstorageproxyuri"}
         if extra:
             raise ConfigurationError(
-                "UseDevelopmentStorage=true cannot be combined with "
-                + ", ".join(sorted(_KNOWN_KEYS[k] for k in extra))
+                "UseDevelopmentStorage=true cannot be combined with " + ", ".join(sorted(_KNOWN_KEYS[k] for k in extra))
             )
         endpoint = DEV_QUEUE_ENDPOINT
         proxy = settings.get("developmentstorageproxyuri")

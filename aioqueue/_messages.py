@@ -37,14 +37,27 @@ def _missing(operation: str, field: str) -> MalformedResponse:
 def received_message(raw: RawMessage, content: Any, cls: type[M]) -> M:
     """A received message (``QueueMessage`` or a subclass) with already-decoded ``content``."""
     pop_receipt, count, inserted, expires, visible = (
-        raw.pop_receipt, raw.dequeue_count, raw.inserted_on, raw.expires_on, raw.next_visible_on
+        raw.pop_receipt,
+        raw.dequeue_count,
+        raw.inserted_on,
+        raw.expires_on,
+        raw.next_visible_on,
     )
     if pop_receipt is None or count is None or inserted is None or expires is None or visible is None:
-        raise _missing("Get Messages", _first_missing(raw, ("pop_receipt", "dequeue_count", "inserted_on",
-                                                             "expires_on", "next_visible_on")))
+        raise _missing(
+            "Get Messages",
+            _first_missing(raw, ("pop_receipt", "dequeue_count", "inserted_on", "expires_on", "next_visible_on")),
+        )
     try:  # positional (QueueMessage's field order): this runs 32 times per receive
-        return cls(raw.id, content, pop_receipt, int(count), parse_rfc1123(inserted), parse_rfc1123(expires),
-                   parse_rfc1123(visible))
+        return cls(
+            raw.id,
+            content,
+            pop_receipt,
+            int(count),
+            parse_rfc1123(inserted),
+            parse_rfc1123(expires),
+            parse_rfc1123(visible),
+        )
     except ValueError:
         raise _missing("Get Messages", "DequeueCount") from None
 
@@ -64,8 +77,9 @@ def send_receipt(raw: RawMessage) -> SendReceipt:
     """What Put Message answered."""
     pop_receipt, inserted, expires, visible = raw.pop_receipt, raw.inserted_on, raw.expires_on, raw.next_visible_on
     if pop_receipt is None or inserted is None or expires is None or visible is None:
-        raise _missing("Put Message", _first_missing(raw, ("pop_receipt", "inserted_on", "expires_on",
-                                                            "next_visible_on")))
+        raise _missing(
+            "Put Message", _first_missing(raw, ("pop_receipt", "inserted_on", "expires_on", "next_visible_on"))
+        )
     return SendReceipt(raw.id, pop_receipt, parse_rfc1123(inserted), parse_rfc1123(expires), parse_rfc1123(visible))
 
 

@@ -132,7 +132,6 @@ def generate_account_sas(
     fields = [account_name, sp, "q", srt, st, se, sip, spr, version]
     string_to_sign = "\n".join(fields) + "\n" + ("\n" if version >= "2020-12-06" else "")
     return _token(
-        [("sv", version), ("ss", "q"), ("srt", srt), ("sp", sp), ("st", st), ("se", se), ("sip", sip),
-         ("spr", spr)],
+        [("sv", version), ("ss", "q"), ("srt", srt), ("sp", sp), ("st", st), ("se", se), ("sip", sip), ("spr", spr)],
         credential.sign(string_to_sign),
     )

@@ -221,9 +221,7 @@ class MessageBatch(Sequence[ReceivedMessage]):
         await release_all(self._messages, self._consumer.options.retry_delay_of)
 
 
-async def release_all(
-    messages: Sequence[ReceivedMessage], delay: Callable[[ReceivedMessage], Duration]
-) -> None:
+async def release_all(messages: Sequence[ReceivedMessage], delay: Callable[[ReceivedMessage], Duration]) -> None:
     """Release every message not settled yet, each visible again after ``delay(message)``."""
     await _settle_all([partial(m.release, delay(m)) for m in messages if m.settled is None])
 
@@ -240,5 +238,3 @@ async def _settle_all(operations: Sequence[Callable[[], Awaitable[None]]]) -> No
     for result in results:
         if isinstance(result, BaseException) and not isinstance(result, MessageSettled):
             raise result
-
-

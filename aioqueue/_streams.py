@@ -61,9 +61,7 @@ class Consumer:
             if remaining is not None and remaining <= 0:
                 return None
             want = min(limit, options.max_batch_size, remaining if remaining is not None else 32)
-            fetch = self._fetch = asyncio.ensure_future(
-                self.link.fetch(want, options.visibility_timeout)
-            )
+            fetch = self._fetch = asyncio.ensure_future(self.link.fetch(want, options.visibility_timeout))
             try:
                 # shielded: if the caller is cancelled, the fetch completes and aclose gives back
                 # whatever it got, instead of leaving those messages hidden for the visibility timeout
@@ -228,8 +226,11 @@ class Consumer:
             try:
                 await release_all(pending, lambda m: 0)
             except AioQueueError as exc:
-                log.warning("could not release %d prefetched messages; they return after their "
-                            "visibility timeout: %s", len(pending), exc)
+                log.warning(
+                    "could not release %d prefetched messages; they return after their visibility timeout: %s",
+                    len(pending),
+                    exc,
+                )
 
 
 class _Stream:
@@ -308,5 +309,3 @@ class BatchStream(_Stream):
                 yield MessageBatch(batch, consumer)
         finally:
             await shielded(consumer.aclose())
-
-

@@ -48,8 +48,13 @@ async def process(
                     await handler(message)
             except Exception as exc:
                 counts["failed"] += 1
-                log.error("handler failed for message %s (dequeue count %d): %r",
-                          message.id, message.dequeue_count, exc, exc_info=exc)
+                log.error(
+                    "handler failed for message %s (dequeue count %d): %r",
+                    message.id,
+                    message.dequeue_count,
+                    exc,
+                    exc_info=exc,
+                )
             else:
                 counts["processed"] += 1
         finally:

@@ -98,6 +98,7 @@ def _bool(text: str | None) -> bool:
 
 # ---- messages ---------------------------------------------------------------------------------
 
+
 def message_body(text: str) -> bytes:
     """The Put/Update Message body for already-encoded message text."""
     return b"<QueueMessage><MessageText>" + escape_text(text).encode("utf-8") + b"</MessageText></QueueMessage>"
@@ -136,6 +137,7 @@ def parse_messages(body: bytes) -> list[RawMessage]:
 
 # ---- queues -----------------------------------------------------------------------------------
 
+
 def parse_queue_list(body: bytes) -> tuple[list[QueueItem], str | None]:
     """One List Queues page and its continuation marker (None at the end)."""
     root = _root(body, "EnumerationResults")
@@ -151,6 +153,7 @@ def parse_queue_list(body: bytes) -> tuple[list[QueueItem], str | None]:
 
 
 # ---- access policies --------------------------------------------------------------------------
+
 
 def parse_signed_identifiers(body: bytes) -> dict[str, AccessPolicy]:
     if not body.strip():
@@ -187,6 +190,7 @@ def signed_identifiers_body(policies: Mapping[str, AccessPolicy | None]) -> byte
 
 
 # ---- service properties and stats -------------------------------------------------------------
+
 
 def _retention(el: Element | None) -> RetentionPolicy:
     if el is None:
@@ -319,4 +323,3 @@ def parse_error(body: bytes) -> tuple[str | None, str]:
     code = _opt(root, "Code")
     message = (_opt(root, "Message") or "").split("\n", 1)[0]
     return code, message
-

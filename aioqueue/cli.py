@@ -124,8 +124,13 @@ class Cli:
         self.out = out
         self.conn_str = args.connection_string or os.environ.get(ENV) or "UseDevelopmentStorage=true"
 
-    def emit(self, data: Any, rows: Sequence[dict[str, Any]] | None = None,
-             columns: Sequence[str] = (), text: str | None = None) -> None:
+    def emit(
+        self,
+        data: Any,
+        rows: Sequence[dict[str, Any]] | None = None,
+        columns: Sequence[str] = (),
+        text: str | None = None,
+    ) -> None:
         if self.args.json:
             self.out.write(json.dumps(_jsonable(data), ensure_ascii=False) + "\n")
         elif rows is not None:
@@ -152,14 +157,16 @@ class Cli:
     async def cmd_create(self) -> None:
         async with self.queue(self.args.queue) as q:
             created = await q.create_queue(metadata=dict(self.args.metadata or []), exist_ok=self.args.exist_ok)
-        self.emit({"queue": q.queue_name, "created": created},
-                  text=f"{'created' if created else 'exists'}: {q.queue_name}")
+        self.emit(
+            {"queue": q.queue_name, "created": created}, text=f"{'created' if created else 'exists'}: {q.queue_name}"
+        )
 
     async def cmd_delete(self) -> None:
         async with self.queue(self.args.queue) as q:
             deleted = await q.delete_queue(missing_ok=self.args.missing_ok)
-        self.emit({"queue": q.queue_name, "deleted": deleted},
-                  text=f"{'deleted' if deleted else 'not found'}: {q.queue_name}")
+        self.emit(
+            {"queue": q.queue_name, "deleted": deleted}, text=f"{'deleted' if deleted else 'not found'}: {q.queue_name}"
+        )
 
     def _contents(self) -> list[str]:
         a = self.args
@@ -182,7 +189,7 @@ class Cli:
         receipts = []
         async with self.queue(self.args.queue) as q:
             for start in range(0, len(contents), 256):
-                chunk = contents[start:start + 256]
+                chunk = contents[start : start + 256]
                 receipts += await q.send_messages(
                     chunk, visibility_timeout=self.args.visibility, time_to_live=self.args.ttl
                 )
@@ -194,8 +201,11 @@ class Cli:
     async def cmd_peek(self) -> None:
         async with self.queue(self.args.queue) as q:
             messages = await q.peek_messages(max_messages=self.args.count)
-        self.emit([_message_dict(m) for m in messages], [_message_dict(m) for m in messages],
-                  ["id", "dequeue_count", "content"])
+        self.emit(
+            [_message_dict(m) for m in messages],
+            [_message_dict(m) for m in messages],
+            ["id", "dequeue_count", "content"],
+        )
 
     async def cmd_receive(self) -> None:
         a = self.args
@@ -203,8 +213,9 @@ class Cli:
         progress = Progress("received", a.count)
         async with self.queue(a.queue) as q:
             while len(messages) < a.count:
-                batch = await q.receive_messages(max_messages=min(32, a.count - len(messages)),
-                                                 visibility_timeout=a.visibility)
+                batch = await q.receive_messages(
+                    max_messages=min(32, a.count - len(messages)), visibility_timeout=a.visibility
+                )
                 if not batch:
                     break
                 if a.delete:
@@ -222,8 +233,11 @@ class Cli:
             kwargs["content"] = a.content
         async with self.queue(a.queue) as q:
             receipt = await q.update_message(a.id, a.pop_receipt, **kwargs)
-        self.emit(receipt, [{"pop_receipt": receipt.pop_receipt, "next_visible": receipt.next_visible_on.isoformat()}],
-                  ["pop_receipt", "next_visible"])
+        self.emit(
+            receipt,
+            [{"pop_receipt": receipt.pop_receipt, "next_visible": receipt.next_visible_on.isoformat()}],
+            ["pop_receipt", "next_visible"],
+        )
 
     async def cmd_clear(self) -> None:
         async with self.queue(self.args.queue) as q:
@@ -233,8 +247,13 @@ class Cli:
     async def cmd_props(self) -> None:
         async with self.queue(self.args.queue) as q:
             props = await q.get_queue_properties()
-        rows = [{"name": props.name, "messages": props.approximate_message_count,
-                 "metadata": ",".join(f"{k}={v}" for k, v in props.metadata.items())}]
+        rows = [
+            {
+                "name": props.name,
+                "messages": props.approximate_message_count,
+                "metadata": ",".join(f"{k}={v}" for k, v in props.metadata.items()),
+            }
+        ]
         self.emit(props, rows, ["name", "messages", "metadata"])
 
     async def cmd_sas(self) -> None:
@@ -244,15 +263,30 @@ class Cli:
         if not isinstance(cred, SharedKeyCredential):
             raise ConfigurationError("generating a SAS needs a connection string with AccountName and AccountKey")
         if a.account:
-            token = generate_account_sas(cred.account_name, cred.account_key, resource_types=a.resource_types,
-                                         permission=a.permission, expiry=a.expiry, start=a.start, ip=a.ip,
-                                         protocol=a.protocol)
+            token = generate_account_sas(
+                cred.account_name,
+                cred.account_key,
+                resource_types=a.resource_types,
+                permission=a.permission,
+                expiry=a.expiry,
+                start=a.start,
+                ip=a.ip,
+                protocol=a.protocol,
+            )
         else:
             if not a.queue:
                 raise ConfigurationError("name the queue, or pass --account for an account SAS")
-            token = generate_queue_sas(cred.account_name, a.queue, cred.account_key, permission=a.permission,
-                                       expiry=a.expiry, start=a.start, policy_id=a.policy_id, ip=a.ip,
-                                       protocol=a.protocol)
+            token = generate_queue_sas(
+                cred.account_name,
+                a.queue,
+                cred.account_key,
+                permission=a.permission,
+                expiry=a.expiry,
+                start=a.start,
+                policy_id=a.policy_id,
+                ip=a.ip,
+                protocol=a.protocol,
+            )
         self.emit({"sas": token}, text=token)
 
 
@@ -321,8 +355,10 @@ def run_emulator(args: argparse.Namespace, out: TextIO) -> int:
 
     emulator = Azurite(host=args.host, port=args.port)
     emulator.start()
-    out.write(f"Azurite queue service on {emulator.url} (in memory). Ctrl-C stops it.\n"
-              f"connection string: {emulator.connection_string}\n")
+    out.write(
+        f"Azurite queue service on {emulator.url} (in memory). Ctrl-C stops it.\n"
+        f"connection string: {emulator.connection_string}\n"
+    )
     out.flush()
     try:
         emulator.wait()

@@ -99,8 +99,15 @@ class Azurite:
     def start(self) -> Azurite:
         exe = find_azurite(self.executable)
         args = [
-            exe, "--queueHost", self.host, "--queuePort", str(self.port),
-            "--inMemoryPersistence", "--silent", "--disableTelemetry", *self.extra_args,
+            exe,
+            "--queueHost",
+            self.host,
+            "--queuePort",
+            str(self.port),
+            "--inMemoryPersistence",
+            "--silent",
+            "--disableTelemetry",
+            *self.extra_args,
         ]
         process = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True
@@ -170,9 +177,7 @@ def _port_open(host: str, port: int) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def azurite(
-    *, host: str = "127.0.0.1", port: int = 0, executable: str | None = None
-) -> AsyncIterator[str]:
+async def azurite(*, host: str = "127.0.0.1", port: int = 0, executable: str | None = None) -> AsyncIterator[str]:
     """Start Azurite's queue service (a free port unless ``port`` is given), yield its connection
     string, and stop it on exit."""
     emulator = Azurite(host=host, port=port, executable=executable)

@@ -143,35 +143,52 @@ def run_child(args: list[str], prefix: list[str] | None = None, env: dict[str, s
 
 def table(runs: list[dict], clients: list[str]) -> tuple[str, dict]:
     med = {
-        c: {p: {k: statistics.median(r[k] for r in runs if r["client"] == c and r["phase"] == p)
-                for k in ("cpu_us", "wall_s", "ops_s")}
-            for p, _, _ in PHASES}
+        c: {
+            p: {
+                k: statistics.median(r[k] for r in runs if r["client"] == c and r["phase"] == p)
+                for k in ("cpu_us", "wall_s", "ops_s")
+            }
+            for p, _, _ in PHASES
+        }
         for c in clients
     }
     rss = {c: max(r["peak_rss_mb"] for r in runs if r["client"] == c) for c in clients}
     cpu_us = {c: {p: med[c][p]["cpu_us"] for p, _, _ in PHASES} for c in clients}
     cpu = ratio_table(cpu_us, clients, "CPU µs", lambda v: f"{v:.0f}")
     speed = [
-        "| phase | " + " | ".join(f"{c} ops/s" for c in clients) + " | " + " | ".join(f"{c} wall s" for c in clients)
+        "| phase | "
+        + " | ".join(f"{c} ops/s" for c in clients)
+        + " | "
+        + " | ".join(f"{c} wall s" for c in clients)
         + " |",
         "|---|" + "---:|" * (2 * len(clients)),
     ]
     for phase, label, _ in PHASES:
-        speed.append(f"| {label} | " + " | ".join(
-            [f"{med[c][phase]['ops_s']:.0f}" for c in clients] + [f"{med[c][phase]['wall_s']:.1f}" for c in clients]
-        ) + " |")
+        speed.append(
+            f"| {label} | "
+            + " | ".join(
+                [f"{med[c][phase]['ops_s']:.0f}" for c in clients] + [f"{med[c][phase]['wall_s']:.1f}" for c in clients]
+            )
+            + " |"
+        )
     others = [c for c in clients if c != "floor"]
     cpu.append("| peak RSS (MB) | process | " + " | ".join(f"{rss[c]:.0f}" for c in clients) + " |" * (len(others) + 1))
-    return "\n".join(cpu) + "\n\nThroughput and wall time (the emulator, not the client, is the bottleneck here):\n\n" \
-        + "\n".join(speed), med
+    return "\n".join(
+        cpu
+    ) + "\n\nThroughput and wall time (the emulator, not the client, is the bottleneck here):\n\n" + "\n".join(
+        speed
+    ), med
 
 
 def ratio_table(values: dict[str, dict[str, float]], clients: list[str], column: str, cell) -> list[str]:
     """Markdown lines: per phase, each client's value and each non-floor client's ratio to the floor."""
     others = [c for c in clients if c != "floor"]
     lines = [
-        "| phase | per | " + " | ".join(f"{c} {column}" for c in clients) + " | "
-        + " | ".join(f"{c} / floor" for c in others) + " |",
+        "| phase | per | "
+        + " | ".join(f"{c} {column}" for c in clients)
+        + " | "
+        + " | ".join(f"{c} / floor" for c in others)
+        + " |",
         "|---|---|" + "---:|" * (len(clients) + len(others)),
     ]
     for phase, label, unit in PHASES:
@@ -215,7 +232,8 @@ def main() -> None:
     parser.add_argument("--depths", default="1000,5000,20000", help="queue depths for the RSS check ('' skips)")
     parser.add_argument("--uvloop", action="store_true", help="run the children on uvloop")
     parser.add_argument(
-        "--instructions", action="store_true",
+        "--instructions",
+        action="store_true",
         help="count each client's instructions per operation under valgrind's callgrind instead (noise-free; "
         "needs valgrind; use fewer --messages, e.g. 300)",
     )
@@ -257,9 +275,7 @@ def main() -> None:
     if emulator_cores and shutil.which("taskset"):
         wrapper = HERE / "results" / "azurite-pinned"
         wrapper.parent.mkdir(exist_ok=True)
-        wrapper.write_text(
-            f"#!/bin/sh\nexec taskset -c {','.join(map(str, emulator_cores))} {find_azurite()} \"$@\"\n"
-        )
+        wrapper.write_text(f'#!/bin/sh\nexec taskset -c {",".join(map(str, emulator_cores))} {find_azurite()} "$@"\n')
         wrapper.chmod(0o755)
     executable = str(wrapper) if wrapper else None
     if args.instructions:
@@ -292,15 +308,20 @@ def main() -> None:
 
     text, med = table(results, clients)
     loop_name = "uvloop" if args.uvloop else "asyncio"
-    info = (f"{args.messages} messages of {args.size} B, concurrency 32, {args.peeks} peeks, median of "
-            f"{args.rounds} interleaved rounds, Python {sys.version.split()[0]}, {loop_name}, "
-            f"{os.cpu_count()} cores (client on one, Azurite 3.35.0 on the other, a fresh one per phase)")
+    info = (
+        f"{args.messages} messages of {args.size} B, concurrency 32, {args.peeks} peeks, median of "
+        f"{args.rounds} interleaved rounds, Python {sys.version.split()[0]}, {loop_name}, "
+        f"{os.cpu_count()} cores (client on one, Azurite 3.35.0 on the other, a fresh one per phase)"
+    )
     if depth_rows:
-        text += (f"\n\nA `receive()` consumer's peak RSS while it consumes {CONSUMED:,} messages from queues of "
-                 "growing depth (prefetch is bounded to one batch, so depth does not matter):\n\n")
+        text += (
+            f"\n\nA `receive()` consumer's peak RSS while it consumes {CONSUMED:,} messages from queues of "
+            "growing depth (prefetch is bounded to one batch, so depth does not matter):\n\n"
+        )
         text += "| queue depth | consumed | peak RSS (MB) |\n|---:|---:|---:|\n"
         text += "\n".join(
-            f"| {d['depth']:,} | {d['consumed']:,} | {d['peak_rss_mb']:.0f} |" if "error" not in d
+            f"| {d['depth']:,} | {d['consumed']:,} | {d['peak_rss_mb']:.0f} |"
+            if "error" not in d
             else f"| {d['depth']:,} | failed: {d['error'].rsplit(': ', 1)[-1][:80]} | |"
             for d in depth_rows
         )

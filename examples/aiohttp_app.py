@@ -1,8 +1,8 @@
 """An aiohttp web app that enqueues work: one QueueClient for the app's lifetime, shared by requests.
 
-    python examples/aiohttp_app.py          # serves on http://127.0.0.1:8080
-    curl -X POST localhost:8080/jobs -d '{"resize": "cat.png"}'
-    curl localhost:8080/jobs                # queue length
+python examples/aiohttp_app.py          # serves on http://127.0.0.1:8080
+curl -X POST localhost:8080/jobs -d '{"resize": "cat.png"}'
+curl localhost:8080/jobs                # queue length
 """
 
 import json
@@ -25,8 +25,9 @@ async def enqueue(request: web.Request) -> web.Response:
     try:
         receipt = await request.app[QUEUE].send_message(job)
     except MessageEncodingError as exc:  # e.g. over 64 KiB
-        raise web.HTTPRequestEntityTooLarge(max_size=64 * 1024, actual_size=len(await request.read()),
-                                            text=str(exc)) from None
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=64 * 1024, actual_size=len(await request.read()), text=str(exc)
+        ) from None
     return web.json_response({"id": receipt.id}, status=202)
 
 

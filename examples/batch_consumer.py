@@ -1,6 +1,6 @@
 """A batch consumer: handle up to 32 messages at a time, all deleted together on success.
 
-    python examples/batch_consumer.py
+python examples/batch_consumer.py
 """
 
 import asyncio

@@ -39,8 +39,13 @@ class EmulatorCredential:
 
     async def get_token(self, *scopes: str, **kwargs: Any) -> SimpleNamespace:
         now = int(time.time())
-        claims = {"aud": "https://storage.azure.com", "iss": f"https://sts.windows.net/{uuid.uuid4()}/",
-                  "nbf": now - 60, "exp": now + 3600, "iat": now - 60}
+        claims = {
+            "aud": "https://storage.azure.com",
+            "iss": f"https://sts.windows.net/{uuid.uuid4()}/",
+            "nbf": now - 60,
+            "exp": now + 3600,
+            "iat": now - 60,
+        }
         part = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()  # noqa: E731
         return SimpleNamespace(token=f"{part({'alg': 'none'})}.{part(claims)}.x", expires_on=claims["exp"])
 
