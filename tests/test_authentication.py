@@ -2,9 +2,7 @@
 
 import asyncio
 import base64
-import json
 import ssl
-import time
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -21,8 +19,8 @@ from aioqueue import (
     generate_account_sas,
     generate_queue_sas,
 )
-from aioqueue._auth import DEV_ACCOUNT, DEV_KEY, TokenCache
-from aioqueue.testing import Azurite
+from aioqueue.testing import DEV_ACCOUNT, DEV_KEY, Azurite
+from tests.helpers import FakeCredential, mint_token
 
 WRONG_KEY = base64.b64encode(b"w" * 64).decode()
 
@@ -86,9 +84,7 @@ async def test_sas_credential_rotates_in_place(azurite, queue_client):
 
 
 async def test_account_sas_with_service_client(azurite, queue_client):
-    sas = generate_account_sas(
-        DEV_ACCOUNT, DEV_KEY, resource_types="sco", permission="rl", expiry=timedelta(hours=1)
-    )
+    sas = generate_account_sas(DEV_ACCOUNT, DEV_KEY, resource_types="sco", permission="rl", expiry=timedelta(hours=1))
     async with QueueServiceClient(azurite.url, credential=sas) as service:
         names = [q.name async for q in service.list_queues()]
         assert queue_client.queue_name in names
@@ -97,39 +93,6 @@ async def test_account_sas_with_service_client(azurite, queue_client):
 
 
 # ---- bearer tokens over HTTPS ------------------------------------------------------------------
-
-def _b64(data: dict) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-
-
-def mint_token(lifetime: float = 3600) -> SimpleNamespace:
-    """An unsigned JWT: Azurite checks iss, aud, nbf and exp but not the signature."""
-    now = int(time.time())
-    claims = {
-        "aud": "https://storage.azure.com",
-        "iss": "https://sts.windows.net/ab1f708d-50f6-404c-a006-d71b2ac7a606/",
-        "iat": now - 60,
-        "nbf": now - 60,
-        "exp": int(now + lifetime),
-        "oid": "00000000-0000-0000-0000-000000000001",
-        "tid": "ab1f708d-50f6-404c-a006-d71b2ac7a606",
-    }
-    token = f"{_b64({'alg': 'RS256', 'typ': 'JWT'})}.{_b64(claims)}.c2lnbmF0dXJl"
-    return SimpleNamespace(token=token, expires_on=claims["exp"])
-
-
-class FakeCredential:
-    """Shaped like an azure.identity.aio credential."""
-
-    def __init__(self, lifetime: float = 3600) -> None:
-        self.calls = 0
-        self.lifetime = lifetime
-
-    async def get_token(self, *scopes, **kwargs):
-        assert scopes == ("https://storage.azure.com/.default",)
-        self.calls += 1
-        await asyncio.sleep(0.01)
-        return mint_token(self.lifetime)
 
 
 @pytest.fixture(scope="module")
@@ -174,13 +137,29 @@ async def test_expired_token_is_refused_by_the_service(https_azurite, queue_name
             await q.exists()
 
 
-async def test_token_cache_refreshes_before_expiry():
+async def _bearer_tokens_sent(q, proxy, calls: int) -> set[str]:
+    """Make ``calls`` concurrent requests through the proxy (plain http on loopback: Azurite refuses
+    the bearer token, but the proxy sees it); the distinct Authorization headers they sent."""
+    before = len(proxy.seen)
+    results = await asyncio.gather(*(q.exists() for _ in range(calls)), return_exceptions=True)
+    assert all(isinstance(r, AuthenticationFailed) for r in results), results
+    sent = proxy.seen[before:]
+    assert len(sent) == calls
+    return {s.headers["Authorization"] for s in sent}
+
+
+async def test_a_token_inside_the_refresh_margin_is_fetched_again(proxy, queue_name):
     credential = FakeCredential(lifetime=200)  # inside the 300 s refresh margin: refresh every time
-    cache = TokenCache(credential)
-    await cache.token()
-    await cache.token()
+    async with QueueClient(proxy.url(), queue_name, credential=credential, retry=None) as q:
+        await _bearer_tokens_sent(q, proxy, 1)
+        await _bearer_tokens_sent(q, proxy, 1)
     assert credential.calls == 2
-    long_lived = FakeCredential(lifetime=3600)
-    cache = TokenCache(long_lived)
-    tokens = await asyncio.gather(*(cache.token() for _ in range(50)))
-    assert long_lived.calls == 1 and len(set(tokens)) == 1
+
+
+async def test_a_long_lived_token_is_fetched_once_for_many_concurrent_calls(proxy, queue_name):
+    credential = FakeCredential(lifetime=3600)
+    async with QueueClient(proxy.url(), queue_name, credential=credential, retry=None) as q:
+        first = await _bearer_tokens_sent(q, proxy, 50)
+        again = await _bearer_tokens_sent(q, proxy, 1)
+    assert credential.calls == 1
+    assert len(first) == 1 and first == again and first.pop().startswith("Bearer ey")

@@ -7,7 +7,9 @@ from aioqueue import (
     SasCredential,
     SharedKeyCredential,
 )
-from aioqueue._auth import DEV_KEY, parse_connection_string
+from aioqueue._auth import parse_connection_string
+from aioqueue.testing import DEV_KEY
+from tests.helpers import FakeCredential
 
 KEY = DEV_KEY
 
@@ -93,11 +95,7 @@ def test_from_queue_url_with_sas():
 
 
 def test_token_credential_refused_on_plain_http_except_loopback():
-    class Token:
-        async def get_token(self, *scopes, **kwargs):
-            raise AssertionError("not called")
-
     with pytest.raises(ConfigurationError, match="https"):
-        QueueClient("http://acct.queue.core.windows.net", "jobs", credential=Token())
-    QueueClient("http://127.0.0.1:10001/devstoreaccount1", "jobs", credential=Token())
-    QueueClient("https://acct.queue.core.windows.net", "jobs", credential=Token())
+        QueueClient("http://acct.queue.core.windows.net", "jobs", credential=FakeCredential())
+    QueueClient("http://127.0.0.1:10001/devstoreaccount1", "jobs", credential=FakeCredential())
+    QueueClient("https://acct.queue.core.windows.net", "jobs", credential=FakeCredential())

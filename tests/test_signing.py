@@ -10,8 +10,9 @@ from urllib.parse import parse_qs
 import pytest
 
 from aioqueue import ConfigurationError, SharedKeyCredential, generate_account_sas, generate_queue_sas
+from aioqueue.testing import DEV_KEY
 
-KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+KEY = DEV_KEY  # the emulator's well-known key: the one the expected signatures were computed with
 DATE = "Fri, 27 Nov 2026 03:46:05 GMT"
 CRED = SharedKeyCredential("devstoreaccount1", KEY)
 BASE = {"x-ms-date": DATE, "x-ms-version": "2025-11-05"}
@@ -23,18 +24,47 @@ START = datetime(2026, 1, 1, tzinfo=timezone.utc)
     ("method", "path", "query", "headers", "length", "expected"),
     [
         # path-style emulator URL: the account appears twice in the canonical resource
-        ("PUT", "/devstoreaccount1/myqueue", {}, {**BASE, "x-ms-meta-Color": "blue"}, 0,
-         "26jRW/crf+XrvogcGPgPSX4gNsEs7lcFrYDo06rNXP8="),
-        ("GET", "/myqueue/messages", {"numofmessages": "16", "visibilitytimeout": "300"}, BASE, 0,
-         "USAagKw8+stxy3xjoDlOJFUJqe8uABQN14Gevh7NoOc="),
-        ("POST", "/myqueue/messages", {"messagettl": "-1"},
-         {**BASE, "Content-Type": "application/xml; charset=utf-8"}, 58,
-         "JRlCCZ30RHPxFl8f0cAXbmipfSpq+4E9T7R6w1gOOXk="),
+        (
+            "PUT",
+            "/devstoreaccount1/myqueue",
+            {},
+            {**BASE, "x-ms-meta-Color": "blue"},
+            0,
+            "26jRW/crf+XrvogcGPgPSX4gNsEs7lcFrYDo06rNXP8=",
+        ),
+        (
+            "GET",
+            "/myqueue/messages",
+            {"numofmessages": "16", "visibilitytimeout": "300"},
+            BASE,
+            0,
+            "USAagKw8+stxy3xjoDlOJFUJqe8uABQN14Gevh7NoOc=",
+        ),
+        (
+            "POST",
+            "/myqueue/messages",
+            {"messagettl": "-1"},
+            {**BASE, "Content-Type": "application/xml; charset=utf-8"},
+            58,
+            "JRlCCZ30RHPxFl8f0cAXbmipfSpq+4E9T7R6w1gOOXk=",
+        ),
         # query values are signed URL-decoded
-        ("DELETE", "/myqueue/messages/abc", {"popreceipt": "AgAAAAMAAAAAAAAA+x/="}, BASE, 0,
-         "JmP1SSi0JV3Hx6kUbPlRZlDzuk+RCmCP2vsXw9EPAdA="),
-        ("GET", "/", {"comp": "list", "prefix": "job", "include": "metadata"}, BASE, 0,
-         "wYj+8C0qTaQXtzy9HaQc9iWMn17Yb8qTM5I1M34Vabc="),
+        (
+            "DELETE",
+            "/myqueue/messages/abc",
+            {"popreceipt": "AgAAAAMAAAAAAAAA+x/="},
+            BASE,
+            0,
+            "JmP1SSi0JV3Hx6kUbPlRZlDzuk+RCmCP2vsXw9EPAdA=",
+        ),
+        (
+            "GET",
+            "/",
+            {"comp": "list", "prefix": "job", "include": "metadata"},
+            BASE,
+            0,
+            "wYj+8C0qTaQXtzy9HaQc9iWMn17Yb8qTM5I1M34Vabc=",
+        ),
     ],
 )
 def test_shared_key_matches_official_sdk(method, path, query, headers, length, expected):

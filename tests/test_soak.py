@@ -11,11 +11,9 @@ import random
 import time
 
 import pytest
-from faults import FaultProxy
 
 from aioqueue import QueueServiceClient, RetryPolicy
-from aioqueue._auth import DEV_KEY
-from aioqueue.testing import Azurite
+from aioqueue.testing import DEV_KEY, Azurite
 
 MESSAGES = int(os.environ.get("AIOQUEUE_SOAK_MESSAGES", "10000"))
 PRODUCERS, CONSUMERS = 4, 4
@@ -23,50 +21,48 @@ FAULTS = ("503", "500", "429", "408", "reset_before", "reset_after", "truncate",
 
 
 @pytest.fixture(scope="module")
-def soak_azurite():
-    """The soak's own emulator. Azurite sweeps deleted messages from memory once a minute, and after
-    thousands of deletions the sweep blocks it for a long while: whatever ran next on a shared emulator
-    would time out. The default soak (10,000 messages, about 40 s) also ends before its first sweep."""
+def azurite():
+    """The soak's own emulator (and so the ``proxy`` fixture's upstream here). Azurite sweeps deleted
+    messages from memory once a minute, and after thousands of deletions the sweep blocks it for a long
+    while: whatever ran next on a shared emulator would time out. The default soak (10,000 messages,
+    about 40 s) also ends before its first sweep."""
     with Azurite() as emulator:
         yield emulator
 
 
-async def test_soak_loses_nothing_under_faults(soak_azurite, queue_name):
-    azurite = soak_azurite
+async def test_soak_loses_nothing_under_faults(proxy, queue_name):
     rng = random.Random(2024)
     fds_before = len(os.listdir("/proc/self/fd"))
     tasks_before = asyncio.all_tasks()
     seen: collections.Counter[str] = collections.Counter()
     started = time.monotonic()
-    async with FaultProxy(f"http://127.0.0.1:{azurite.port}") as proxy:
-        proxy.rng, proxy.fault_rate, proxy.random_kinds = rng, 0.12, FAULTS
-        proxy.random_delay = 2.5  # longer than the 2 s per-attempt timeout: the client gives up and retries
-        retry = RetryPolicy(max_attempts=8, initial_delay=0.02, max_delay=0.5)
-        async with QueueServiceClient(proxy.url(), credential=DEV_KEY, retry=retry, timeout=2.0) as service:
-            await service.create_queue(queue_name, exist_ok=True)
-            queue = service.get_queue_client(queue_name)
+    proxy.rng, proxy.fault_rate, proxy.random_kinds = rng, 0.12, FAULTS
+    proxy.random_delay = 2.5  # longer than the 2 s per-attempt timeout: the client gives up and retries
+    retry = RetryPolicy(max_attempts=8, initial_delay=0.02, max_delay=0.5)
+    async with QueueServiceClient(proxy.url(), credential=DEV_KEY, retry=retry, timeout=2.0) as service:
+        await service.create_queue(queue_name, exist_ok=True)
+        queue = service.get_queue_client(queue_name)
 
-            async def produce(p: int) -> None:
-                await queue.send_messages((f"{p}-{i}" for i in range(p, MESSAGES, PRODUCERS)), concurrency=8)
+        async def produce(p: int) -> None:
+            await queue.send_messages((f"{p}-{i}" for i in range(p, MESSAGES, PRODUCERS)), concurrency=8)
 
-            async def handle(msg) -> None:
-                seen[msg.content] += 1
+        async def handle(msg) -> None:
+            seen[msg.content] += 1
 
-            async def consume() -> object:
-                # a Get Messages answer lost on the way hides its batch for the visibility timeout:
-                # stay around long enough for those messages to come back
-                return await queue.process(
-                    handle, concurrency=16, visibility_timeout=3, idle_timeout=6, poll_interval=(0.05, 0.5)
-                )
-
-            results = await asyncio.gather(
-                *(produce(p) for p in range(PRODUCERS)), *(consume() for _ in range(CONSUMERS))
+        async def consume() -> object:
+            # a Get Messages answer lost on the way hides its batch for the visibility timeout:
+            # stay around long enough for those messages to come back
+            return await queue.process(
+                handle, concurrency=16, visibility_timeout=3, idle_timeout=6, poll_interval=(0.05, 0.5)
             )
-            stats = results[PRODUCERS:]
-            proxy.fault_rate = 0
-            leftover = await queue.get_queue_properties()
-            await queue.delete_queue()
-        injected = collections.Counter((s.method, s.fault) for s in proxy.seen if s.fault)
+
+        results = await asyncio.gather(*(produce(p) for p in range(PRODUCERS)), *(consume() for _ in range(CONSUMERS)))
+        stats = results[PRODUCERS:]
+        proxy.fault_rate = 0
+        leftover = await queue.get_queue_properties()
+        await queue.delete_queue()
+    injected = collections.Counter((s.method, s.fault) for s in proxy.seen if s.fault)
+    await proxy.close()  # its connections (to us and upstream) are not what the leak check below counts
     elapsed = time.monotonic() - started
 
     expected = {f"{i % PRODUCERS}-{i}" for i in range(MESSAGES)}
@@ -75,8 +71,11 @@ async def test_soak_loses_nothing_under_faults(soak_azurite, queue_name):
     duplicates = sum(n - 1 for n in seen.values())
     # a duplicate needs a lost answer: a Put retried after the server stored it, a Delete whose
     # answer was lost after a handler succeeded, or a message whose lost Get hid it past a retry
-    lost_answers = sum(n for (method, fault), n in injected.items()
-                       if fault in ("reset_after", "truncate", "delay") and method in ("POST", "DELETE", "GET"))
+    lost_answers = sum(
+        n
+        for (method, fault), n in injected.items()
+        if fault in ("reset_after", "truncate", "delay") and method in ("POST", "DELETE", "GET")
+    )
     assert duplicates <= lost_answers
     total_faults = sum(injected.values())
     assert total_faults >= 0.10 * len(proxy.seen)
@@ -86,6 +85,7 @@ async def test_soak_loses_nothing_under_faults(soak_azurite, queue_name):
     await asyncio.sleep(0.1)
     assert asyncio.all_tasks() == tasks_before
     assert len(os.listdir("/proc/self/fd")) <= fds_before + 2
-    print(f"\nsoak: {MESSAGES} messages in {elapsed:.1f}s through {len(proxy.seen)} requests, "
-          f"{total_faults} injected faults {dict(injected)}, {duplicates} duplicates")
-
+    print(
+        f"\nsoak: {MESSAGES} messages in {elapsed:.1f}s through {len(proxy.seen)} requests, "
+        f"{total_faults} injected faults {dict(injected)}, {duplicates} duplicates"
+    )
