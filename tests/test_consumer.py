@@ -4,7 +4,6 @@ import asyncio
 import time
 
 import pytest
-from faults import FaultProxy
 
 from aioqueue import (
     ConfigurationError,
@@ -15,19 +14,30 @@ from aioqueue import (
     QueueClient,
     ReceivedMessage,
 )
-from aioqueue._auth import DEV_KEY
+from aioqueue.testing import DEV_KEY
+from tests.faults import Fault, Gate
 
 
 async def visible(queue, n=32):
     return [p.content for p in await queue.peek_messages(max_messages=n)]
 
 
-async def eventually_visible(queue, expected: int, within: float = 1.0) -> None:
-    """A bare 'async for' is finalised by the event loop a moment after it is left."""
+async def eventually(condition, within: float = 15.0, what: str = "the condition") -> None:
+    """Wait until ``await condition()`` is true: at most ``within`` seconds, a bound far above what a
+    correct client needs (it fails a client that never gets there, not a slow machine)."""
     deadline = time.monotonic() + within
-    while len(await visible(queue)) < expected:
-        assert time.monotonic() < deadline, f"fewer than {expected} messages visible after {within} s"
+    while not await condition():
+        assert time.monotonic() < deadline, f"{what} did not hold within {within} s"
         await asyncio.sleep(0.05)
+
+
+async def eventually_visible(queue, expected: int, within: float = 15.0) -> None:
+    """A bare 'async for' is finalised by the event loop a moment after it is left."""
+
+    async def enough() -> bool:
+        return len(await visible(queue)) >= expected
+
+    await eventually(enough, within, f"{expected} visible messages")
 
 
 async def count(queue):
@@ -57,13 +67,15 @@ async def test_exception_brings_the_message_back_and_reraises(queue_client):
 
 async def test_retry_delay_keeps_a_failed_message_hidden(queue_client):
     await queue_client.send_message("later")
-    async for msg in queue_client.receive(retry_delay=lambda n: 2 * n):
+    async for msg in queue_client.receive(retry_delay=lambda n: 3 * n, visibility_timeout=300):
         with pytest.raises(ValueError):
             async with msg:
                 raise ValueError
+        released = time.monotonic()
         break
     assert await visible(queue_client) == []
-    await asyncio.sleep(2.5)
+    await eventually_visible(queue_client, 1)  # after the 3 s delay, not the 300 s visibility timeout
+    assert time.monotonic() - released >= 2  # the service counts whole seconds
     assert await visible(queue_client) == ["later"]
 
 
@@ -71,7 +83,7 @@ async def test_a_never_settled_message_is_not_deleted(queue_client):
     await queue_client.send_message("unsettled")
     async for msg in queue_client.receive(visibility_timeout=1, max_messages=1):
         assert msg.content == "unsettled"  # neither 'async with' nor a manual settle
-    await asyncio.sleep(1.3)
+    await eventually_visible(queue_client, 1)  # once its 1 s visibility timeout is over
     [back] = await queue_client.receive_messages()
     assert back.content == "unsettled" and back.dequeue_count == 2
 
@@ -140,7 +152,7 @@ async def test_auto_renew_keeps_a_message_hidden_past_its_timeout(queue_client):
 async def test_auto_renew_stops_after_max_renewal(queue_client):
     await queue_client.send_message("capped")
     async for _msg in queue_client.receive(visibility_timeout=1, auto_renew=True, max_renewal=1):
-        await asyncio.sleep(2.6)
+        await eventually_visible(queue_client, 1)  # renewals stop after 1 s: visible again while still held
         assert await visible(queue_client) == ["capped"]
         break
 
@@ -149,8 +161,11 @@ async def test_a_renewal_failure_is_recorded(queue_client, caplog):
     await queue_client.send_message("doomed")
     async for msg in queue_client.receive(visibility_timeout=2, auto_renew=True):
         await queue_client.clear_messages()  # the message vanishes behind the consumer's back
-        await asyncio.sleep(1.5)
-        assert msg.renewal_error is not None
+
+        async def recorded(msg: ReceivedMessage = msg) -> bool:
+            return msg.renewal_error is not None
+
+        await eventually(recorded, what="a renewal error")
         break
     assert "renewing message" in caplog.text
 
@@ -185,7 +200,7 @@ async def test_custom_poison_queue_and_undecodable_content(conn_str, queue_clien
             async for _ in q.receive():
                 pass
         # the undecodable message was released, not lost
-        assert sorted(await visible(queue_client)) == ['not json {', '{"ok":true}']
+        assert sorted(await visible(queue_client)) == ["not json {", '{"ok":true}']
         poison_name = f"{queue_client.queue_name}-bad"
         got = [m.content async for m in q.receive(idle_timeout=0.3, max_dequeue_count=5, poison_queue=poison_name)]
         assert got == [{"ok": True}]
@@ -215,27 +230,31 @@ async def test_batches_delete_on_clean_exit_and_release_on_error(queue_client):
     assert len(await visible(queue_client)) == 19
 
 
-async def test_idle_timeout_and_poll_backoff(azurite, queue_client):
-    async with FaultProxy(f"http://127.0.0.1:{azurite.port}") as proxy:
-        async with QueueClient(proxy.url(), queue_client.queue_name, credential=DEV_KEY) as q:
-            started = time.monotonic()
-            got = [m async for m in q.receive(idle_timeout=2.0, poll_interval=(0.05, 0.8))]
-            elapsed = time.monotonic() - started
-        polls = [s for s in proxy.seen if s.method == "GET"]
-    assert got == [] and 1.9 <= elapsed < 3.0
+async def test_idle_timeout_and_poll_backoff(proxy, queue_client):
+    async with QueueClient(proxy.url(), queue_client.queue_name, credential=DEV_KEY) as q:
+        started = time.monotonic()
+        got = [m async for m in q.receive(idle_timeout=2.0, poll_interval=(0.05, 0.8))]
+        elapsed = time.monotonic() - started
+    polls = [s for s in proxy.seen if s.method == "GET"]
+    assert got == [] and 1.9 <= elapsed < 10  # ends at the idle timeout; the upper bound is generous
     # exponential back-off: far fewer polls than a fixed 50 ms interval (40) would make
     assert 3 <= len(polls) <= 12
 
 
 async def test_a_message_resets_the_idle_clock(queue_client):
     async def late_send():
-        await asyncio.sleep(0.7)
+        await asyncio.sleep(1.0)  # well inside the idle timeout
         await queue_client.send_message("late")
 
     sender = asyncio.create_task(late_send())
-    got = [m.content async for m in queue_client.receive(idle_timeout=1.0, poll_interval=(0.05, 0.2))]
+    got = []
+    async for m in queue_client.receive(idle_timeout=3.0, poll_interval=(0.05, 0.2)):
+        got.append(m.content)
+        arrived = time.monotonic()
+    ended = time.monotonic()
     await sender
     assert got == ["late"]
+    assert ended - arrived >= 2.9  # a whole idle timeout after the message, not after the start
 
 
 async def test_closing_the_client_stops_the_stream(conn_str, queue_client):
@@ -289,12 +308,15 @@ async def test_process_runs_handlers_concurrently(queue_client):
     await queue_client.send_messages([f"m{i}" for i in range(16)])
     running = 0
     peak = 0
+    eight_at_once = asyncio.Event()
 
     async def handler(msg):
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
-        await asyncio.sleep(0.2)
+        if running == 8:
+            eight_at_once.set()
+        await asyncio.wait_for(eight_at_once.wait(), 30)  # the first handlers wait for the eighth
         running -= 1
 
     stats = await queue_client.process(handler, concurrency=8, max_messages=16)
@@ -336,17 +358,24 @@ async def test_stop_event_lets_handlers_finish(queue_client):
     assert len(await visible(queue_client)) == 10 - stats.processed  # the rest were released at once
 
 
-async def test_cancelling_a_consumer_mid_poll_loses_nothing(queue_client):
+async def test_cancelling_a_consumer_mid_poll_loses_nothing(proxy, queue_client):
+    """Cancelled while its Get Messages is in flight: the service has already hidden the messages
+    for 300 s; the answer that arrives after the cancellation must still give them back."""
+    await queue_client.send_messages(["x", "y"])
+    gate = Gate()
+    proxy.script(Fault("hold_after", method="GET", gate=gate))
+
     async def consume():
-        async for msg in queue_client.receive(visibility_timeout=300, poll_interval=(0.01, 0.05)):
-            async with msg:
-                await asyncio.sleep(30)
+        async with QueueClient(proxy.url(), queue_client.queue_name, credential=DEV_KEY) as q:
+            async for msg in q.receive(visibility_timeout=300):
+                async with msg:
+                    await asyncio.sleep(30)
 
     task = asyncio.create_task(consume())
-    await asyncio.sleep(0.2)
-    await queue_client.send_messages(["x", "y"])
-    await asyncio.sleep(0.5)
+    await gate.arrived.wait()  # the service has handed both messages out; the answer is held
+    assert await visible(queue_client) == []
     task.cancel()
+    gate.release.set()
     with pytest.raises(asyncio.CancelledError):
         await task
     await eventually_visible(queue_client, 2)
@@ -354,15 +383,19 @@ async def test_cancelling_a_consumer_mid_poll_loses_nothing(queue_client):
 
 
 async def test_cancelling_inside_async_with_stream_releases_before_exit(queue_client):
+    handling = asyncio.Event()
+
     async def consume():
         async with queue_client.receive(visibility_timeout=300) as stream:
             async for msg in stream:
                 async with msg:
+                    handling.set()
                     await asyncio.sleep(30)
 
     await queue_client.send_messages(["x", "y", "z"])
     task = asyncio.create_task(consume())
-    await asyncio.sleep(0.5)
+    await handling.wait()  # one message in a handler, the others prefetched
+    assert await visible(queue_client) == []
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -6,6 +6,8 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -15,16 +17,28 @@ from aioqueue import QueueServiceClient
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-@pytest.fixture
-def fresh_jobs_queue(azurite):
-    """The worker example uses fixed queue names; start each run from none."""
+# the queues the examples name; each test starts with none of them (the seed scenarios' "walkthrough" is
+# shared by all of them), and leaves none behind
+FIXED_QUEUES = ("walkthrough", "jobs", "jobs-poison", "events")
 
-    async def drop():
-        async with QueueServiceClient.from_connection_string(azurite.connection_string) as service:
-            for name in ("jobs", "jobs-poison"):
+
+def _reset_queues(conn_str: str, *, create: tuple[str, ...] = ()) -> None:
+    async def reset() -> None:
+        async with QueueServiceClient.from_connection_string(conn_str) as service:
+            for name in FIXED_QUEUES:
                 await service.delete_queue(name, missing_ok=True)
+            for name in create:
+                await service.create_queue(name)
 
-    asyncio.run(drop())
+    with ThreadPoolExecutor(1) as thread:  # its own event loop, away from any test's
+        thread.submit(asyncio.run, reset()).result()
+
+
+@pytest.fixture(autouse=True)
+def no_fixed_queues(azurite):
+    _reset_queues(azurite.connection_string)
+    yield
+    _reset_queues(azurite.connection_string)
 
 
 def run_example(name, conn_str, *args, timeout=60):
@@ -37,8 +51,13 @@ def run_example(name, conn_str, *args, timeout=60):
 def test_quickstart(azurite):
     result = run_example("quickstart.py", azurite.connection_string)
     assert result.returncode == 0, result.stderr
-    for line in ("peeked: Hello, World", "got: Updated contents", "processed a batch of 16",
-                 "approximate length: 4", "deleted the queue"):
+    for line in (
+        "peeked: Hello, World",
+        "got: Updated contents",
+        "processed a batch of 16",
+        "approximate length: 4",
+        "deleted the queue",
+    ):
         assert line in result.stdout
 
 
@@ -48,18 +67,21 @@ def test_batch_consumer(azurite):
     assert '{"stored": 100}' in result.stdout
 
 
-def test_worker_until_idle(azurite, fresh_jobs_queue):
+def test_worker_until_idle(azurite):
     result = run_example("worker.py", azurite.connection_string)
     assert result.returncode == 0, result.stderr
     assert "processed=49 failed=3 poisoned=1" in result.stdout
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM")
-def test_worker_shuts_down_gracefully_on_sigterm(azurite, fresh_jobs_queue):
+def test_worker_shuts_down_gracefully_on_sigterm(azurite):
     env = {**os.environ, "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string}
     proc = subprocess.Popen(
-        [sys.executable, str(EXAMPLES / "worker.py"), "--forever"], env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        [sys.executable, str(EXAMPLES / "worker.py"), "--forever"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "worker started"
@@ -84,6 +106,8 @@ def test_worker_shuts_down_gracefully_on_sigterm(azurite, fresh_jobs_queue):
     ],
 )
 def test_seed_scenarios(azurite, example, expected):
+    if example == "delete_queue.py":
+        _reset_queues(azurite.connection_string, create=("walkthrough",))
     result = run_example(example, azurite.connection_string)
     assert result.returncode == 0, result.stderr
     assert expected in result.stdout
@@ -102,14 +126,16 @@ async def test_aiohttp_app(azurite):
     from aiohttp import web
 
     spec = importlib.util.spec_from_file_location("aiohttp_app", EXAMPLES / "aiohttp_app.py")
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    app = module.make_app(azurite.connection_string, "web-jobs-test")
+    queue_name = f"web-jobs-{uuid.uuid4().hex[:12]}"
+    app = module.make_app(azurite.connection_string, queue_name)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]
+    port = runner.addresses[0][1]
     try:
         async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
             for i in range(3):
@@ -123,3 +149,5 @@ async def test_aiohttp_app(azurite):
                 assert (await resp.json())["approximate_length"] == 3
     finally:
         await runner.cleanup()
+        async with QueueServiceClient.from_connection_string(azurite.connection_string) as service:
+            await service.delete_queue(queue_name, missing_ok=True)

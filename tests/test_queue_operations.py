@@ -1,6 +1,7 @@
 """Every queue and message operation against Azurite."""
 
 import asyncio
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -56,12 +57,12 @@ async def test_properties_and_metadata(queue_client):
 
 
 async def test_send_peek_receive_delete(queue_client):
-    receipt = await queue_client.send_message("hello <&> \"world\" é\n")
+    receipt = await queue_client.send_message('hello <&> "world" é\n')
     assert isinstance(receipt, SendReceipt) and receipt.inserted_on.tzinfo is not None
     assert receipt.expires_on - receipt.inserted_on == timedelta(days=7)
     [peeked] = await queue_client.peek_messages(max_messages=32)
     assert isinstance(peeked, PeekedMessage)
-    assert peeked.content == "hello <&> \"world\" é\n" and peeked.dequeue_count == 0 and peeked.id == receipt.id
+    assert peeked.content == 'hello <&> "world" é\n' and peeked.dequeue_count == 0 and peeked.id == receipt.id
     [msg] = await queue_client.receive_messages(visibility_timeout=30)
     assert isinstance(msg, QueueMessage) and msg.dequeue_count == 1 and msg.content == peeked.content
     assert msg.next_visible_on > datetime.now(UTC) + timedelta(seconds=20)
@@ -116,11 +117,14 @@ async def test_send_messages_partial_failure_reports_what_was_sent(queue_client)
 
 
 async def test_visibility_and_ttl_on_send(queue_client):
-    r = await queue_client.send_message("later", visibility_timeout=2, time_to_live=60)
+    r = await queue_client.send_message("later", visibility_timeout=3, time_to_live=60)
     assert r.expires_on - r.inserted_on == timedelta(seconds=60)
     assert await queue_client.peek_messages() == []
-    await asyncio.sleep(2.2)
-    assert [p.content for p in await queue_client.peek_messages()] == ["later"]
+    deadline = time.monotonic() + 15  # visible after 3 s; 15 s spares a slow machine
+    while not (peeked := await queue_client.peek_messages()):
+        assert time.monotonic() < deadline, "never became visible"
+        await asyncio.sleep(0.1)
+    assert [p.content for p in peeked] == ["later"]
     forever = await queue_client.send_message("forever", time_to_live=-1)
     assert forever.expires_on.year >= 9999
 

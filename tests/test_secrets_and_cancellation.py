@@ -2,13 +2,11 @@
 
 import asyncio
 import logging
-import os
 import random
+import uuid
 from datetime import timedelta
 
 import pytest
-from faults import Fault, FaultProxy
-from test_authentication import FakeCredential
 
 from aioqueue import (
     AioQueueError,
@@ -17,7 +15,9 @@ from aioqueue import (
     RetryPolicy,
     generate_queue_sas,
 )
-from aioqueue._auth import DEV_ACCOUNT, DEV_KEY
+from aioqueue.testing import DEV_ACCOUNT, DEV_KEY
+from tests.faults import Fault, FaultProxy, Gate
+from tests.helpers import STORAGE_SCOPE, FakeCredential
 
 FAST = RetryPolicy(max_attempts=3, initial_delay=0.01, jitter=None)
 
@@ -44,28 +44,26 @@ async def _exercise(q: QueueClient, proxy: FaultProxy, seen: list[str]) -> None:
     seen.append(repr(q))
 
 
-async def test_no_secret_leaks_with_debug_logging(azurite, queue_name, caplog):
+async def test_no_secret_leaks_with_debug_logging(proxy, queue_name, caplog):
     caplog.set_level(logging.DEBUG)
     sas = generate_queue_sas(DEV_ACCOUNT, queue_name, DEV_KEY, permission="raup", expiry=timedelta(hours=1))
     signature = dict(p.split("=", 1) for p in sas.split("&"))["sig"]
     seen: list[str] = []
-    async with FaultProxy(f"http://127.0.0.1:{azurite.port}") as proxy:
-        async with QueueServiceClient(proxy.url(), credential=DEV_KEY, retry=FAST) as service:
-            await service.create_queue(queue_name)
-            await _exercise(service.get_queue_client(queue_name), proxy, seen)
-        async with QueueClient(proxy.url(), queue_name, credential=sas, retry=FAST) as q:
-            await _exercise(q, proxy, seen)
-        async with QueueClient.from_queue_url(f"{proxy.url()}/{queue_name}?{sas}", retry=FAST) as q:
-            await _exercise(q, proxy, seen)
-        token_cred = FakeCredential()
-        async with QueueClient(proxy.url(), queue_name, credential=token_cred, retry=FAST) as q:
-            try:
-                await q.peek_messages()  # Azurite refuses bearer over http: a 403 to inspect
-            except AioQueueError as exc:
-                seen += [str(exc), repr(exc), str(getattr(exc, "headers", ""))]
-        token = (await token_cred.get_token("https://storage.azure.com/.default")).token
-        async with QueueServiceClient(proxy.url(), credential=DEV_KEY) as service:
-            await service.delete_queue(queue_name)
+    async with QueueServiceClient(proxy.url(), credential=DEV_KEY, retry=FAST) as service:
+        await service.create_queue(queue_name)
+        await _exercise(service.get_queue_client(queue_name), proxy, seen)
+    async with QueueClient(proxy.url(), queue_name, credential=sas, retry=FAST) as q:
+        await _exercise(q, proxy, seen)
+    async with QueueClient.from_queue_url(f"{proxy.url()}/{queue_name}?{sas}", retry=FAST) as q:
+        await _exercise(q, proxy, seen)
+    token_cred = FakeCredential()
+    async with QueueClient(proxy.url(), queue_name, credential=token_cred, retry=FAST) as q:
+        with pytest.raises(AioQueueError) as info:
+            await q.peek_messages()  # Azurite refuses bearer over http: a 403 to inspect
+        seen += [str(info.value), repr(info.value), str(getattr(info.value, "headers", ""))]
+    token = (await token_cred.get_token(STORAGE_SCOPE)).token
+    async with QueueServiceClient(proxy.url(), credential=DEV_KEY) as service:
+        await service.delete_queue(queue_name)
     records = [r.getMessage() for r in caplog.records] + [str(r.args) for r in caplog.records]
     everything = "\n".join(records + seen)
     assert len(caplog.records) > 20 and "attempt=" in everything
@@ -73,41 +71,53 @@ async def test_no_secret_leaks_with_debug_logging(azurite, queue_name, caplog):
         assert secret not in everything
 
 
-async def test_cancelled_calls_never_return_another_calls_answer(azurite, queue_client):
-    """Cancel many calls at random points (mid-request, mid-response); every answer that does arrive
-    must belong to its own call, and the pool must not keep broken connections."""
-    names = [f"{queue_client.queue_name}-{i}" for i in range(4)]
-    fds_before = len(os.listdir("/proc/self/fd"))
-    rng = random.Random(1234)
-    async with FaultProxy(f"http://127.0.0.1:{azurite.port}") as proxy:
-        proxy.rng = rng
-        proxy.fault_rate = 0.3
-        proxy.random_kinds = ("delay",)
-        async with QueueServiceClient(proxy.url(), credential=DEV_KEY, retry=None, max_connections=8) as service:
-            queues = [await service.create_queue(n, metadata={"owner": n.replace("-", "_")}) for n in names]
-            proxy.faults.clear()
+# where a call is cancelled: before the service saw the request; after the service answered but before
+# the answer arrived; halfway through the answer's body
+CUT_POINTS = ("hold", "hold_after", "hold_body")
+
+
+async def test_cancelled_calls_never_return_another_calls_answer(proxy, queue_service_client):
+    """Cancel calls mid-flight at each cut point, then let the cancelled call's answer reach the wire.
+    On a pool of one connection, the next call must get its own answer, on a fresh connection:
+    a connection given back to the pool mid-exchange would hand it the cancelled call's answer."""
+    names = [f"cancel-{uuid.uuid4().hex[:12]}-{i}" for i in range(2)]
+    for name in names:
+        queue = await queue_service_client.create_queue(name)
+        await queue.send_message(f"only for {name}")
+    try:
+        async with QueueServiceClient(proxy.url(), credential=DEV_KEY, retry=None, max_connections=1) as service:
+            queues = [service.get_queue_client(n) for n in names]
 
             async def check(q: QueueClient) -> None:
-                props = await q.get_queue_properties()
-                assert props.metadata == {"owner": q.queue_name.replace("-", "_")}
+                assert [m.content for m in await q.peek_messages()] == [f"only for {q.queue_name}"]
 
-            cancelled = completed = 0
-            for _ in range(150):
-                q = rng.choice(queues)
-                try:
-                    await asyncio.wait_for(check(q), timeout=rng.uniform(0.0005, 0.01))
-                    completed += 1
-                except asyncio.TimeoutError:
-                    cancelled += 1
-            # afterwards, every queue still answers for itself
-            proxy.fault_rate = 0
-            for q in queues:
+            await check(queues[0])
+            await check(queues[1])
+            assert proxy.seen[0].peer == proxy.seen[1].peer  # the pool reuses its connection: not vacuous
+            cancelled = 0
+            for _ in range(3):
+                for cut in CUT_POINTS:
+                    for victim, other in (queues, queues[::-1]):
+                        gate = Gate()
+                        proxy.script(Fault(cut, gate=gate))
+                        call = asyncio.create_task(victim.peek_messages())
+                        await gate.arrived.wait()
+                        call.cancel()
+                        with pytest.raises(asyncio.CancelledError):
+                            await call
+                        cancelled += 1
+                        gate.release.set()
+                        await gate.done.wait()  # the cancelled call's answer is written, or its connection gone
+                        await check(other)
+                        held, after = proxy.seen[-2:]
+                        assert held.fault == cut and after.fault is None
+                        assert after.peer != held.peer, f"{cut}: the cut-off connection was used again"
+            for q in queues:  # and afterwards every queue still answers for itself
                 await check(q)
-            for n in names:
-                await service.delete_queue(n)
-    assert cancelled > 10 and completed > 10
-    await asyncio.sleep(0.1)
-    assert len(os.listdir("/proc/self/fd")) <= fds_before + 2  # no leaked connections
+        assert cancelled == 3 * len(CUT_POINTS) * 2
+    finally:
+        for name in names:
+            await queue_service_client.delete_queue(name)
 
 
 async def test_cancelling_at_random_points_never_deletes_an_unfinished_message(queue_client):
@@ -139,30 +149,30 @@ async def _drain(queue):
             yield m
 
 
-@pytest.mark.parametrize("kind", ["delay", "delay_after"])
-async def test_cancelled_during_the_exit_delete_still_deletes(azurite, queue_client, kind):
+@pytest.mark.parametrize("cut", ["hold", "hold_after"])
+async def test_cancelled_during_the_exit_delete_still_deletes(proxy, queue_client, cut):
     """The clean-exit delete runs in the caller's task; a cancellation that cuts its request off
     (before the service saw it, or after it deleted but before the answer came) must still leave
     the handled message deleted, and the caller cancelled."""
     await queue_client.send_message("handled")
-    async with FaultProxy(f"http://127.0.0.1:{azurite.port}") as proxy:
-        proxy.script(Fault(kind, seconds=1.0, method="DELETE"))
-        async with QueueClient(proxy.url(), queue_client.queue_name, credential=DEV_KEY) as q:
-            handled = asyncio.Event()
+    gate = Gate()
+    proxy.script(Fault(cut, method="DELETE", gate=gate))
+    async with QueueClient(proxy.url(), queue_client.queue_name, credential=DEV_KEY) as q:
 
-            async def consume() -> None:
-                async for msg in q.receive(visibility_timeout=1):
-                    async with msg:
-                        handled.set()
+        async def consume() -> None:
+            async for msg in q.receive(visibility_timeout=1):
+                async with msg:
+                    pass
 
-            task = asyncio.create_task(consume())
-            await handled.wait()
-            await asyncio.sleep(0.3)  # the DELETE is now held by the proxy
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            deletes = [s for s in proxy.seen if s.method == "DELETE"]
-            assert [s.fault for s in deletes] == [kind, None]  # cut off, then finished
+        task = asyncio.create_task(consume())
+        await gate.arrived.wait()  # the exit DELETE is held by the proxy
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        gate.release.set()
+        await gate.done.wait()
+        deletes = [s for s in proxy.seen if s.method == "DELETE"]
+        assert [s.fault for s in deletes] == [cut, None]  # cut off, then finished
     await asyncio.sleep(1.5)  # past the visibility timeout: a message not deleted would be back
     assert await queue_client.peek_messages(max_messages=5) == []
     assert (await queue_client.get_queue_properties()).approximate_message_count == 0
