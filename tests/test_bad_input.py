@@ -1,7 +1,7 @@
 """A catalogue of bad input: each a typed error before any I/O, its message naming the problem.
 
-The clients point at a port where nothing listens and retries are off, so any request would end in a
-TransportError instead of the expected error.
+The clients point at the fault proxy, which records every request it gets, and retries are off: each
+case must raise its error and leave the proxy without a single request.
 """
 
 from datetime import datetime, timedelta
@@ -23,116 +23,117 @@ from aioqueue import (
     generate_account_sas,
     generate_queue_sas,
 )
-from aioqueue._auth import DEV_KEY
-
-NOWHERE = "http://127.0.0.1:9/devstoreaccount1"
-
-
-def queue(**options):
-    return QueueClient(NOWHERE, "jobs", credential=DEV_KEY, **{"retry": None, **options})
+from aioqueue.testing import DEV_KEY
+from tests.helpers import FakeCredential
 
 
-def service():
-    return QueueServiceClient(NOWHERE, credential=DEV_KEY, retry=None)
+def queue(url, **options):
+    return QueueClient(url, "jobs", credential=DEV_KEY, **{"retry": None, **options})
 
 
+def service(url):
+    return QueueServiceClient(url, credential=DEV_KEY, retry=None)
+
+
+# fmt: off
 CALLS = [
     # (case, expected error, words in the message, the call)
-    ("queue name too short", ConfigurationError, "queue name", lambda: service().get_queue_client("ab")),
-    ("queue name uppercase", ConfigurationError, "queue name", lambda: QueueClient(NOWHERE, "Jobs")),
-    ("queue name double hyphen", ConfigurationError, "queue name", lambda: QueueClient(NOWHERE, "a--b")),
-    ("queue name not str", ConfigurationError, "queue name", lambda: QueueClient(NOWHERE, 42)),
-    ("receive 0", ConfigurationError, "max_messages", lambda: queue().receive_messages(max_messages=0)),
-    ("receive 33", ConfigurationError, "1 to 32", lambda: queue().receive_messages(max_messages=33)),
-    ("peek 33", ConfigurationError, "1 to 32", lambda: queue().peek_messages(max_messages=33)),
-    ("receive visibility 0", ConfigurationError, "visibility_timeout", lambda: queue().receive_messages(
+    ("queue name too short", ConfigurationError, "queue name", lambda url: service(url).get_queue_client("ab")),
+    ("queue name uppercase", ConfigurationError, "queue name", lambda url: QueueClient(url, "Jobs")),
+    ("queue name double hyphen", ConfigurationError, "queue name", lambda url: QueueClient(url, "a--b")),
+    ("queue name not str", ConfigurationError, "queue name", lambda url: QueueClient(
+        url, 42)),  # type: ignore[arg-type]
+    ("receive 0", ConfigurationError, "max_messages", lambda url: queue(url).receive_messages(max_messages=0)),
+    ("receive 33", ConfigurationError, "1 to 32", lambda url: queue(url).receive_messages(max_messages=33)),
+    ("peek 33", ConfigurationError, "1 to 32", lambda url: queue(url).peek_messages(max_messages=33)),
+    ("receive visibility 0", ConfigurationError, "visibility_timeout", lambda url: queue(url).receive_messages(
         visibility_timeout=0)),
-    ("visibility over 7 days", ConfigurationError, "visibility_timeout", lambda: queue().send_message(
+    ("visibility over 7 days", ConfigurationError, "visibility_timeout", lambda url: queue(url).send_message(
         "x", visibility_timeout=timedelta(days=7, seconds=1))),
-    ("negative visibility", ConfigurationError, "visibility_timeout", lambda: queue().update_message(
+    ("negative visibility", ConfigurationError, "visibility_timeout", lambda url: queue(url).update_message(
         "id", "r", visibility_timeout=-1)),
-    ("visibility as str", ConfigurationError, "visibility_timeout", lambda: queue().send_message(
+    ("visibility as str", ConfigurationError, "visibility_timeout", lambda url: queue(url).send_message(
         "x", visibility_timeout="30")),
-    ("ttl zero", ConfigurationError, "time_to_live", lambda: queue().send_message("x", time_to_live=0)),
-    ("ttl -2", ConfigurationError, "time_to_live", lambda: queue().send_message("x", time_to_live=-2)),
-    ("visibility not below ttl", ConfigurationError, "shorter", lambda: queue().send_message(
+    ("ttl zero", ConfigurationError, "time_to_live", lambda url: queue(url).send_message("x", time_to_live=0)),
+    ("ttl -2", ConfigurationError, "time_to_live", lambda url: queue(url).send_message("x", time_to_live=-2)),
+    ("visibility not below ttl", ConfigurationError, "shorter", lambda url: queue(url).send_message(
         "x", visibility_timeout=60, time_to_live=60)),
-    ("metadata name dash", ConfigurationError, "metadata name", lambda: queue().set_queue_metadata({"a-b": "1"})),
-    ("metadata name digit", ConfigurationError, "metadata name", lambda: queue().create_queue(metadata={"1a": "x"})),
-    ("metadata value non-ascii", ConfigurationError, "ASCII", lambda: queue().set_queue_metadata({"a": "é"})),
-    ("metadata value int", ConfigurationError, "must be a str", lambda: queue().set_queue_metadata({"a": 1})),
-    ("metadata duplicate case", ConfigurationError, "twice", lambda: queue().set_queue_metadata({"A": "1", "a": "2"})),
-    ("six access policies", ConfigurationError, "at most 5", lambda: queue().set_queue_access_policy(
+    ("metadata name dash", ConfigurationError, "metadata name", lambda url: queue(url).set_queue_metadata(
+        {"a-b": "1"})),
+    ("metadata name digit", ConfigurationError, "metadata name", lambda url: queue(url).create_queue(
+        metadata={"1a": "x"})),
+    ("metadata value non-ascii", ConfigurationError, "ASCII", lambda url: queue(url).set_queue_metadata({"a": "é"})),
+    ("metadata value int", ConfigurationError, "must be a str", lambda url: queue(url).set_queue_metadata({"a": 1})),
+    ("metadata duplicate case", ConfigurationError, "twice", lambda url: queue(url).set_queue_metadata(
+        {"A": "1", "a": "2"})),
+    ("six access policies", ConfigurationError, "at most 5", lambda url: queue(url).set_queue_access_policy(
         {f"p{i}": None for i in range(6)})),
-    ("policy naive datetime", ConfigurationError, "aware", lambda: queue().set_queue_access_policy(
+    ("policy naive datetime", ConfigurationError, "aware", lambda url: queue(url).set_queue_access_policy(
         {"p": AccessPolicy("r", datetime(2030, 1, 1), None)})),
-    ("policy bad letters", ConfigurationError, "raup", lambda: queue().set_queue_access_policy(
+    ("policy bad letters", ConfigurationError, "raup", lambda url: queue(url).set_queue_access_policy(
         {"p": AccessPolicy("rwx")})),
-    ("six CORS rules", ConfigurationError, "at most 5", lambda: service().set_service_properties(
+    ("six CORS rules", ConfigurationError, "at most 5", lambda url: service(url).set_service_properties(
         ServiceProperties(cors=(CorsRule(("*",), ("GET",)),) * 6))),
-    ("message over 64 KiB", MessageTooLarge, "65536", lambda: queue().send_message("x" * 65537)),
-    ("binary over 48 KiB", MessageTooLarge, "64 KiB", lambda: queue(message_encoding="binary").send_message(
+    ("message over 64 KiB", MessageTooLarge, "65536", lambda url: queue(url).send_message("x" * 65537)),
+    ("binary over 48 KiB", MessageTooLarge, "64 KiB", lambda url: queue(url, message_encoding="binary").send_message(
         b"x" * 49153)),
-    ("control char in text", MessageEncodingError, "U+0001", lambda: queue().send_message("a\x01b")),
-    ("bytes in text mode", MessageEncodingError, "bytes", lambda: queue().send_message(b"x")),
-    ("str in binary mode", MessageEncodingError, "bytes", lambda: queue(message_encoding="binary").send_message(
+    ("control char in text", MessageEncodingError, "U+0001", lambda url: queue(url).send_message("a\x01b")),
+    ("bytes in text mode", MessageEncodingError, "bytes", lambda url: queue(url).send_message(b"x")),
+    ("str in binary mode", MessageEncodingError, "bytes", lambda url: queue(
+        url, message_encoding="binary").send_message(
         "x")),
-    ("not JSON-serialisable", MessageEncodingError, "JSON", lambda: queue(message_encoding="json").send_message(
+    ("not JSON-serialisable", MessageEncodingError, "JSON", lambda url: queue(
+        url, message_encoding="json").send_message(
         object())),
-    ("unknown encoding", ConfigurationError, "message_encoding", lambda: queue(message_encoding="xml")),
-    ("delete by id without receipt", ConfigurationError, "pop_receipt", lambda: queue().delete_message("id")),
-    ("update by id without receipt", ConfigurationError, "pop_receipt", lambda: queue().update_message("id")),
-    ("list page size 0", ConfigurationError, "page_size", lambda: service().list_queues(page_size=0).__anext__()),
-    ("send_messages of a str", ConfigurationError, "iterable", lambda: queue().send_messages("abc")),
-    ("send_messages concurrency 0", ConfigurationError, "concurrency", lambda: queue().send_messages(
+    ("unknown encoding", ConfigurationError, "message_encoding", lambda url: queue(url, message_encoding="xml")),
+    ("delete by id without receipt", ConfigurationError, "pop_receipt", lambda url: queue(url).delete_message("id")),
+    ("update by id without receipt", ConfigurationError, "pop_receipt", lambda url: queue(url).update_message("id")),
+    ("list page size 0", ConfigurationError, "page_size", lambda url: service(url).list_queues(page_size=0).__anext__(
+        )),
+    ("send_messages of a str", ConfigurationError, "iterable", lambda url: queue(url).send_messages("abc")),
+    ("send_messages concurrency 0", ConfigurationError, "concurrency", lambda url: queue(url).send_messages(
         ["a"], concurrency=0)),
-    ("receive stream batch 40", ConfigurationError, "max_batch_size", lambda: queue().receive(max_batch_size=40)),
-    ("process concurrency 0", ConfigurationError, "concurrency", lambda: queue().process(
+    ("receive stream batch 40", ConfigurationError, "max_batch_size", lambda url: queue(url).receive(
+        max_batch_size=40)),
+    ("process concurrency 0", ConfigurationError, "concurrency", lambda url: queue(url).process(
         lambda m: None, concurrency=0)),
-    ("url scheme", ConfigurationError, "https://", lambda: QueueClient("ftp://acct/", "jobs")),
-    ("url empty", ConfigurationError, "account URL", lambda: QueueServiceClient("")),
-    ("queue url without queue", ConfigurationError, "queue_url", lambda: QueueClient.from_queue_url(
+    ("url scheme", ConfigurationError, "https://", lambda url: QueueClient("ftp://acct/", "jobs")),
+    ("url empty", ConfigurationError, "account URL", lambda url: QueueServiceClient("")),
+    ("queue url without queue", ConfigurationError, "queue_url", lambda url: QueueClient.from_queue_url(
         "https://acct.queue.core.windows.net")),
-    ("URL SAS and credential", ConfigurationError, "only one", lambda: QueueClient(
+    ("URL SAS and credential", ConfigurationError, "only one", lambda url: QueueClient(
         "https://acct.queue.core.windows.net?sv=1&sig=x", "jobs", credential=DEV_KEY)),
-    ("key that is not base64", ConfigurationError, "base64", lambda: QueueClient(
+    ("key that is not base64", ConfigurationError, "base64", lambda url: QueueClient(
         "https://acct.queue.core.windows.net", "jobs", credential="not a key!")),
-    ("SAS without sig", ConfigurationError, "sig", lambda: SasCredential("sv=2025-11-05&sp=r")),
-    ("shared key without account", ConfigurationError, "account name", lambda: SharedKeyCredential("", DEV_KEY)),
-    ("credential of a wrong type", ConfigurationError, "credential", lambda: QueueClient(
-        "https://acct.queue.core.windows.net", "jobs", credential=3.14)),
-    ("token over http", ConfigurationError, "https", lambda: QueueClient(
-        "http://acct.queue.core.windows.net", "jobs", credential=_Token())),
-    ("timeout 0", ConfigurationError, "timeout", lambda: queue(timeout=0)),
-    ("max_connections -1", ConfigurationError, "max_connections", lambda: queue(max_connections=-1)),
-    ("api_version", ConfigurationError, "api_version", lambda: queue(api_version="v2")),
-    ("retry of a wrong type", ConfigurationError, "RetryPolicy", lambda: queue(retry=3)),
-    ("retry attempts 0", ConfigurationError, "max_attempts", lambda: RetryPolicy(max_attempts=0)),
-    ("retry a 404", ConfigurationError, "retry_statuses", lambda: RetryPolicy(retry_statuses=frozenset({404}))),
-    ("conn str garbage", ConfigurationError, "segment", lambda: QueueClient.from_connection_string("garbage", "q")),
-    ("conn str no account", ConfigurationError, "AccountName", lambda: QueueClient.from_connection_string(
+    ("SAS without sig", ConfigurationError, "sig", lambda url: SasCredential("sv=2025-11-05&sp=r")),
+    ("shared key without account", ConfigurationError, "account name", lambda url: SharedKeyCredential("", DEV_KEY)),
+    ("credential of a wrong type", ConfigurationError, "credential", lambda url: QueueClient(
+        "https://acct.queue.core.windows.net", "jobs", credential=3.14)),  # type: ignore[arg-type]
+    ("token over http", ConfigurationError, "https", lambda url: QueueClient(
+        "http://acct.queue.core.windows.net", "jobs", credential=FakeCredential())),
+    ("timeout 0", ConfigurationError, "timeout", lambda url: queue(url, timeout=0)),
+    ("max_connections -1", ConfigurationError, "max_connections", lambda url: queue(url, max_connections=-1)),
+    ("api_version", ConfigurationError, "api_version", lambda url: queue(url, api_version="v2")),
+    ("retry of a wrong type", ConfigurationError, "RetryPolicy", lambda url: queue(url, retry=3)),
+    ("retry attempts 0", ConfigurationError, "max_attempts", lambda url: RetryPolicy(max_attempts=0)),
+    ("retry a 404", ConfigurationError, "retry_statuses", lambda url: RetryPolicy(retry_statuses=frozenset({404}))),
+    ("conn str garbage", ConfigurationError, "segment", lambda url: QueueClient.from_connection_string("garbage", "q")),
+    ("conn str no account", ConfigurationError, "AccountName", lambda url: QueueClient.from_connection_string(
         "DefaultEndpointsProtocol=https", "q")),
-    ("SAS bad permission", ConfigurationError, "permission", lambda: generate_queue_sas(
+    ("SAS bad permission", ConfigurationError, "permission", lambda url: generate_queue_sas(
         "a", "q", DEV_KEY, permission="rz", expiry=timedelta(hours=1))),
-    ("account SAS bad resource type", ConfigurationError, "resource_types", lambda: generate_account_sas(
+    ("account SAS bad resource type", ConfigurationError, "resource_types", lambda url: generate_account_sas(
         "a", DEV_KEY, resource_types="x", permission="r", expiry=timedelta(hours=1))),
 ]
-
-
-class _Token:
-    async def get_token(self, *scopes, **kwargs):
-        raise AssertionError("never called")
-
-
-def test_the_catalogue_is_large_enough():
-    assert len(CALLS) >= 30
+# fmt: on
 
 
 @pytest.mark.parametrize(("case", "error", "words", "call"), CALLS, ids=[c[0] for c in CALLS])
-async def test_bad_input_fails_before_any_io(case, error, words, call):
+async def test_bad_input_fails_before_any_io(proxy, case, error, words, call):
     with pytest.raises(error) as info:
-        result = call()
+        result = call(proxy.url())
         if hasattr(result, "__await__"):
             await result
     assert words.lower() in str(info.value).lower(), f"{case}: {info.value}"
     assert DEV_KEY not in str(info.value)
+    assert proxy.seen == [], f"{case}: a request was made before the error"

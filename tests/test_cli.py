@@ -4,10 +4,12 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from aioqueue.cli import main
+from aioqueue.testing import DEV_ACCOUNT, DEV_KEY
 
 
 @pytest.fixture
@@ -62,9 +64,12 @@ def test_errors_are_one_line_with_meaningful_exit_codes(cli, queue_name, capsys)
 
 
 def test_unreachable_service_is_exit_1(cli, capsys):
-    code, _ = cli("--connection-string", "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-                  "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
-                  "QueueEndpoint=http://127.0.0.1:9/devstoreaccount1", "queues")
+    code, _ = cli(
+        "--connection-string",
+        f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
+        f"QueueEndpoint=http://127.0.0.1:9/{DEV_ACCOUNT}",
+        "queues",
+    )
     assert code == 1 and "aioqueue:" in capsys.readouterr().err
 
 
@@ -76,8 +81,12 @@ def test_sas_generation(cli):
 
 
 def test_console_script_is_installed():
-    result = subprocess.run([sys.executable, "-m", "aioqueue.cli", "--help"], capture_output=True, text=True)
-    assert result.returncode == 0 and "emulator" in result.stdout
+    """The 'aioqueue' command the package installs, beside this Python (the virtual environment's bin/)."""
+    script = Path(sys.executable).with_name("aioqueue.exe" if sys.platform == "win32" else "aioqueue")
+    assert script.is_file(), f"no console script at {script}: is aioqueue installed (pip install -e .)?"
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: aioqueue") and "emulator" in result.stdout
 
 
 def test_emulator_command_runs_azurite_in_the_foreground(tmp_path):
@@ -89,7 +98,9 @@ def test_emulator_command_runs_azurite_in_the_foreground(tmp_path):
         port = s.getsockname()[1]
     proc = subprocess.Popen(
         [sys.executable, "-m", "aioqueue.cli", "emulator", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None

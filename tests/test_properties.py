@@ -2,23 +2,23 @@
 
 import string
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aioqueue import SharedKeyCredential
-from aioqueue._auth import DEV_KEY
+from aioqueue import MessageEncodingError, SharedKeyCredential
 from aioqueue._encoding import check_text, get_encoding
 from aioqueue._xml import message_body, parse, parse_messages
+from aioqueue.testing import DEV_KEY
 
 # characters XML 1.0 can carry
 xml_chars = st.characters(
-    blacklist_categories=("Cs",),
-    blacklist_characters="".join(map(chr, [*range(0, 9), 11, 12, *range(14, 32), 0xFFFE, 0xFFFF])),
+    codec="utf-8",  # no lone surrogates
+    exclude_characters="".join(map(chr, [*range(0, 9), 11, 12, *range(14, 32), 0xFFFE, 0xFFFF])),
 )
 xml_text = st.text(xml_chars, max_size=300)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=20)
-    | st.floats(allow_nan=False, allow_infinity=False),
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20) | st.floats(allow_nan=False, allow_infinity=False),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
@@ -33,21 +33,29 @@ def test_message_body_round_trips_any_xml_text(text):
 
 @given(xml_text)
 def test_message_lists_round_trip(text):
-    escaped = message_body(text).decode()[len("<QueueMessage><MessageText>"):-len("</MessageText></QueueMessage>")]
+    escaped = message_body(text).decode()[len("<QueueMessage><MessageText>") : -len("</MessageText></QueueMessage>")]
     entry = f"<QueueMessage><MessageId>id</MessageId><MessageText>{escaped}</MessageText></QueueMessage>"
     [parsed] = parse_messages(f"<QueueMessagesList>{entry}</QueueMessagesList>".encode())
     assert parsed["MessageText"] == text
 
 
-@given(st.text(max_size=200))
+@given(st.text(max_size=200))  # any text but lone surrogates (hypothesis leaves those out of st.text)
 def test_base64_text_round_trips(text):
     enc = get_encoding("base64")
-    try:
-        wire = enc.encode(text)
-    except Exception:
-        return  # lone surrogates cannot be UTF-8 encoded
+    wire = enc.encode(text)
     assert set(wire) <= set(string.ascii_letters + string.digits + "+/=")
     assert enc.decode(wire) == text
+
+
+@pytest.mark.xfail(
+    raises=UnicodeEncodeError,
+    strict=True,
+    reason="library bug: base64 encoding lets UnicodeEncodeError out instead of MessageEncodingError",
+)
+@given(st.text(max_size=20), st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), st.text(max_size=20))
+def test_base64_refuses_lone_surrogates_with_a_typed_error(before, surrogate, after):
+    with pytest.raises(MessageEncodingError, match="UTF-8"):
+        get_encoding("base64").encode(before + surrogate + after)
 
 
 @given(st.binary(max_size=500))

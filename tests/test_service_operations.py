@@ -16,6 +16,7 @@ from aioqueue import (
     ServiceProperties,
     ServiceStats,
 )
+from aioqueue.testing import DEV_ACCOUNT, DEV_KEY
 
 
 async def test_create_list_delete_queues(queue_service_client):
@@ -64,10 +65,16 @@ async def test_service_properties_validation(queue_service_client):
         )
 
 
-async def test_service_stats_come_from_the_secondary(queue_service_client):
-    stats = await queue_service_client.get_service_stats()
+async def test_service_stats_come_from_the_secondary(proxy):
+    async with QueueServiceClient(proxy.url(), credential=DEV_KEY, retry=None) as service:
+        stats = await service.get_service_stats()
     assert isinstance(stats, ServiceStats)
     assert stats.geo_replication.status in {"live", "bootstrap", "unavailable"}
+    # path-style URL: the secondary is the account name with -secondary
+    [request] = proxy.seen
+    path, _, query = request.path.partition("?")
+    assert path == f"/{DEV_ACCOUNT}-secondary/"
+    assert sorted(query.split("&")) == ["comp=stats", "restype=service"]
 
 
 async def test_child_clients_share_the_pool(conn_str, queue_name):
