@@ -78,7 +78,7 @@ from ._validation import (
 from ._validation import (
     queue_name as check_queue_name,
 )
-from ._worker import Handler
+from ._worker import Handler, check_handler
 from ._worker import process as run_worker
 from ._xml import (
     message_body,
@@ -650,20 +650,38 @@ class QueueClient(_Client):
         return [r for r in receipts if r is not None]
 
     def _decode(self, raw: RawMessage) -> Any:
+        """The content; any failure of the encoding (a custom one's exception, a RecursionError on
+        deeply nested JSON) is a MessageEncodingError naming the message."""
         try:
             return self._encoding.decode(raw.text or "")
         except MessageEncodingError as exc:
             raise MessageEncodingError(f"message {raw.id}: {exc}") from None
+        except Exception as exc:
+            raise MessageEncodingError(
+                f"message {raw.id} does not decode: {type(exc).__name__}: {str(exc)[:200]}"
+            ) from None
 
     async def receive_messages(
         self, *, max_messages: int = 1, visibility_timeout: Duration | None = None
     ) -> list[QueueMessage]:
         """Get up to ``max_messages`` (1..32) messages, hiding them for ``visibility_timeout``
         (1 s..7 d; the service default is 30 s). Delete each one once handled, or it comes back."""
-        return [
-            received_message(raw, self._decode(raw), QueueMessage)
-            for raw in await self._receive_raw(max_messages, visibility_timeout)
-        ]
+        raws = await self._receive_raw(max_messages, visibility_timeout)
+        messages: list[QueueMessage] = []
+        failure: MessageEncodingError | None = None
+        for raw in raws:
+            try:
+                messages.append(received_message(raw, self._decode(raw), QueueMessage))
+            except MessageEncodingError as exc:
+                failure = failure or exc
+        if failure is not None:
+            # the caller gets no message, so none stays hidden for it: the decodable ones are visible
+            # again at once (the undecodable ones stay hidden for their visibility timeout)
+            await asyncio.gather(
+                *(self.update_message(m, visibility_timeout=0) for m in messages), return_exceptions=True
+            )
+            raise failure
+        return messages
 
     async def _receive_raw(self, max_messages: int, visibility_timeout: Duration | None) -> list[RawMessage]:
         query = {"numofmessages": str(message_count(max_messages))}
@@ -778,21 +796,39 @@ class QueueClient(_Client):
         *,
         concurrency: int = 16,
         stop: asyncio.Event | None = None,
+        handler_timeout: float | None = None,
+        shutdown_timeout: float | None = None,
         **options: Unpack[ReceiveOptions],
     ) -> ProcessStats:
         """Run ``await handler(msg)`` on up to ``concurrency`` messages at once: delete on success;
         on an exception log it, release the message after ``retry_delay`` and keep going.
 
-        Ends when ``max_messages`` were handled or the queue stayed empty for ``idle_timeout``, or
-        when ``stop`` (an ``asyncio.Event``) is set: then fetching stops, prefetched messages are
-        released at once and handlers under way finish. It returns ``ProcessStats(processed, failed,
-        poisoned)``. Cancelling it cancels the handlers under way, releases their messages at once
-        (none is deleted unless its handler succeeded) and re-raises CancelledError. Transport
-        errors while fetching are logged and retried after ``poll_interval``'s maximum.
+        ``handler`` must be an async function (a plain function is a TypeError here, before any
+        request). A handler running longer than ``handler_timeout`` seconds is cancelled and counted
+        as failed. Ends when ``max_messages`` were handed out, the queue stayed empty for
+        ``idle_timeout``, or ``stop`` (an ``asyncio.Event``) is set, which wakes the worker at once:
+        nothing more is fetched, no new handler starts, prefetched messages are released at once,
+        and handlers under way finish (those still running ``shutdown_timeout`` seconds later are
+        cancelled and their messages released). Returns :class:`ProcessStats`.
+
+        Fetch failures that retrying can fix (408, 429, 500, 502, 503, 504, connection errors,
+        timeouts) are logged once per streak and retried with back-off up to ``poll_interval``'s
+        maximum; any other error (authentication, queue not found) ends the worker and is raised.
+        On that, on cancellation, and on every other exit no handler outlives the call: handlers
+        are awaited or cancelled, and the messages of cancelled ones released at once.
         Receive options as for :meth:`receive`.
         """
+        check_handler(handler)
         settings = ReceiveSettings.build(**options)
-        return await run_worker(self._link(), handler, concurrency=concurrency, options=settings, stop=stop)
+        return await run_worker(
+            self._link(),
+            handler,
+            concurrency=concurrency,
+            options=settings,
+            stop=stop,
+            handler_timeout=handler_timeout,
+            shutdown_timeout=shutdown_timeout,
+        )
 
     def _link(self) -> _QueueLink:
         return _QueueLink(self)

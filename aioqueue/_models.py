@@ -168,8 +168,20 @@ class ServiceStats:
 
 @dataclass(frozen=True, slots=True)
 class ProcessStats:
-    """What ``QueueClient.process`` did: handlers succeeded, failed, and messages moved to poison."""
+    """What ``QueueClient.process`` did with each message it received.
+
+    - ``processed``: the handler succeeded and the message was deleted.
+    - ``failed``: the handler raised (or ran over ``handler_timeout``); the message was released
+      for redelivery after ``retry_delay``.
+    - ``poisoned``: moved to the poison queue (received too often, or undecodable).
+    - ``lease_lost``: the handler succeeded but the message could not be deleted (its visibility
+      lapsed and another consumer may have it, or the service was unreachable): it will be delivered
+      again. Use ``auto_renew=True`` for long handlers and keep handlers idempotent.
+    - ``undecodable``: content the encoding could not decode, released (poisoning off).
+    """
 
     processed: int = 0
     failed: int = 0
     poisoned: int = 0
+    lease_lost: int = 0
+    undecodable: int = 0

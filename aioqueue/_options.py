@@ -22,7 +22,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     from typing_extensions import Unpack
 
-__all__ = ["ReceiveOptions", "ReceiveSettings", "RetryDelay", "Unpack"]
+__all__ = ["ReceiveOptions", "ReceiveSettings", "RetryDelay", "Unpack", "poison_queue_for"]
 
 RetryDelay = int | float | timedelta | Callable[[int], float]
 """How long a failed message stays invisible: seconds, a timedelta, or a function of its dequeue count."""
@@ -118,6 +118,19 @@ class ReceiveSettings:
     @property
     def poisons(self) -> bool:
         return self.max_dequeue_count is not None
+
+
+def poison_queue_for(settings: ReceiveSettings, queue: str) -> str | None:
+    """The poison queue's name when poisoning is on (checked now, not when the first message is poisoned)."""
+    if not settings.poisons:
+        return None
+    name = settings.poison_queue or f"{queue}-poison"
+    if len(name) > 63:
+        raise ConfigurationError(
+            f"the default poison queue name {name!r} is over the 63 characters a queue name may have; "
+            "pass poison_queue= with a shorter name"
+        )
+    return name
 
 
 def _poll_interval(value: Any) -> tuple[float, float]:

@@ -14,13 +14,14 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from types import TracebackType
+from typing import Any
 
-from ._errors import AioQueueError, ConfigurationError, MessageEncodingError
+from ._errors import AioQueueError, MessageEncodingError
 from ._link import QueueLink
 from ._messages import RawMessage, received_message
-from ._options import ReceiveSettings
+from ._options import ReceiveSettings, poison_queue_for
 from ._settle import MessageBatch, ReceivedMessage, release_all, shielded
 
 __all__ = ["BatchStream", "Consumer", "MessageStream"]
@@ -31,14 +32,21 @@ log = logging.getLogger("aioqueue")
 class Consumer:
     """Fetching, poison handling, renewal and clean-up for one stream."""
 
-    def __init__(self, link: QueueLink, options: ReceiveSettings) -> None:
+    def __init__(
+        self, link: QueueLink, options: ReceiveSettings, *, poison_queue: str | None, raise_undecodable: bool = True
+    ) -> None:
         self.link = link
         self.options = options
+        self.poison_queue = poison_queue  # checked by the caller; None when poisoning is off
+        self.raise_undecodable = raise_undecodable  # streams raise; the worker counts and goes on
         self.buffer: collections.deque[ReceivedMessage] = collections.deque()
         self.held: dict[int, ReceivedMessage] = {}  # by id(): fetched, not settled, renewal wanted
         self.yielded = 0
         self.poisoned = 0
+        self.undecodable = 0  # released for redelivery (poisoning off)
         self.closed = False
+        self.halted = False  # no more fetching: stopped or closed
+        self._wakers: set[Callable[..., None]] = set()
         self._fetch: asyncio.Task[list[RawMessage]] | None = None
         self._renewer: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -53,25 +61,56 @@ class Consumer:
             return None
         return self.options.max_messages - self.yielded
 
+    def halt(self) -> None:
+        """Fetch no more: a wait between polls, or for a fetch under way, ends at once (what that
+        fetch gets is given back by :meth:`aclose`)."""
+        self.halted = True
+        for wake in list(self._wakers):
+            wake()
+
+    async def pause(self, delay: float | None, until: asyncio.Future[Any] | None = None) -> None:
+        """Wait ``delay`` seconds (None: no limit), until ``until`` is done, or until halted."""
+        if self.halted:
+            return
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+
+        def wake(*_: object) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        timer = loop.call_later(delay, wake) if delay is not None else None
+        if until is not None:
+            until.add_done_callback(wake)
+        self._wakers.add(wake)
+        try:
+            await waiter
+        finally:
+            self._wakers.discard(wake)
+            if timer is not None:
+                timer.cancel()
+            if until is not None:
+                until.remove_done_callback(wake)
+
     async def next_batch(self, limit: int) -> list[ReceivedMessage] | None:
         """The next non-empty batch of up to ``limit`` messages; None when the stream has ended."""
         options = self.options
-        while not self.closed:
+        while not self.halted:
             remaining = self._remaining()
             if remaining is not None and remaining <= 0:
                 return None
             want = min(limit, options.max_batch_size, remaining if remaining is not None else 32)
             fetch = self._fetch = asyncio.ensure_future(self.link.fetch(want, options.visibility_timeout))
-            try:
-                # shielded: if the caller is cancelled, the fetch completes and aclose gives back
-                # whatever it got, instead of leaving those messages hidden for the visibility timeout
-                entries = await asyncio.shield(fetch)
-            except Exception:
-                self._fetch = None
-                raise
+            # the fetch runs in its own task: if the caller is cancelled or the stream halted, it
+            # completes and aclose gives back whatever it got, instead of leaving those messages
+            # hidden for the visibility timeout
+            await self.pause(None, until=fetch)
+            if not fetch.done():
+                return None  # halted while fetching
             self._fetch = None
+            entries = fetch.result()
             messages, undecodable = self._adopt_all(entries)
-            if self.closed:  # closed while fetching: give them straight back
+            if self.halted:  # stopped or closed while fetching: give them straight back
                 await release_all(messages + undecodable, lambda m: 0)
                 return None
             if undecodable:
@@ -107,17 +146,29 @@ class Consumer:
 
     async def _divert_undecodable(self, good: list[ReceivedMessage], bad: list[ReceivedMessage]) -> None:
         """Content the encoding cannot decode goes to the poison queue when poisoning is on; otherwise
-        it is released for redelivery after ``retry_delay`` and the stream raises MessageEncodingError."""
-        if self.options.poisons:
+        it is released for redelivery after ``retry_delay``, and a stream raises MessageEncodingError
+        (after the rest of the batch is handed back at once) while the worker counts it and goes on."""
+        if self.poison_queue is not None:
             for m in bad:
-                await self._move_to_poison(m)
+                await self._move_to_poison(m, "does not decode with this client's message_encoding")
             return
-        await release_all(bad, self.options.retry_delay_of)
-        self.buffer.extend(good)  # handed back at once by aclose when the error ends the stream
-        raise MessageEncodingError(
-            f"message {bad[0].id} does not decode with this client's message_encoding; it was released "
-            "for redelivery (set max_dequeue_count to move such messages to a poison queue)"
-        )
+        self.undecodable += len(bad)
+        for m in bad:
+            log.warning(
+                "message %s does not decode with this client's message_encoding; released for redelivery "
+                "(set max_dequeue_count to move such messages to a poison queue)",
+                m.id,
+            )
+        try:
+            await release_all(bad, self.options.retry_delay_of)
+        except AioQueueError as exc:
+            log.warning("could not release undecodable messages; they return after their visibility timeout: %s", exc)
+        if self.raise_undecodable:
+            self.buffer.extend(good)  # handed back at once by aclose when the error ends the stream
+            raise MessageEncodingError(
+                f"message {bad[0].id} does not decode with this client's message_encoding; it was released "
+                "for redelivery (set max_dequeue_count to move such messages to a poison queue)"
+            )
 
     async def _idle_wait(self) -> bool:
         """Sleep before the next poll (randomised exponential back-off); False once idle too long."""
@@ -131,33 +182,39 @@ class Consumer:
             if left <= 0:
                 return False
             delay = min(delay, left)
-        await asyncio.sleep(delay)
-        return True
+        await self.pause(delay)
+        return not self.halted
 
     async def _divert_poison(self, messages: list[ReceivedMessage]) -> list[ReceivedMessage]:
         limit = self.options.max_dequeue_count
         keep: list[ReceivedMessage] = []
         for m in messages:
             if limit is not None and m.dequeue_count > limit:
-                await self._move_to_poison(m)
+                await self._move_to_poison(m, f"was received {m.dequeue_count} times")
             else:
                 keep.append(m)
         return keep
 
-    def _poison_queue(self) -> str:
-        name = self.options.poison_queue or f"{self.link.queue_name}-poison"
-        if len(name) > 63:
-            raise ConfigurationError(f"the default poison queue name {name!r} is too long; pass poison_queue=")
-        return name
-
-    async def _move_to_poison(self, message: ReceivedMessage) -> None:
-        """Copy to the poison queue (the exact text, never expiring), then delete from this one."""
-        poison = self._poison_queue()
-        await self.link.copy_text(poison, message._raw)
-        message.settled = "poisoned"
-        await self.link.delete(message)
+    async def _move_to_poison(self, message: ReceivedMessage, why: str) -> None:
+        """Copy to the poison queue (the exact text, never expiring), then delete from this one. When
+        that fails the message is left alone: it returns after its visibility timeout and is tried again."""
+        poison = self.poison_queue
+        assert poison is not None  # only called with poisoning on
+        try:
+            await self.link.copy_text(poison, message._raw)
+            message.settled = "poisoned"
+            await self.link.delete(message)
+        except AioQueueError as exc:
+            log.warning(
+                "message %s %s, but moving it to queue %s failed; it will be tried again: %s",
+                message.id,
+                why,
+                poison,
+                exc,
+            )
+            return
         self.poisoned += 1
-        log.warning("message %s was received %d times; moved to queue %s", message.id, message.dequeue_count, poison)
+        log.warning("message %s %s; moved to queue %s", message.id, why, poison)
 
     # ---- renewal ---------------------------------------------------------------------------
 
@@ -210,6 +267,7 @@ class Consumer:
         if self.closed:
             return
         self.closed = True
+        self.halt()
         for m in self.buffer:
             self.forget(m)
         self._wake.set()
@@ -236,15 +294,15 @@ class Consumer:
 class _Stream:
     """Shared shape of the two streams: async iterable, async context manager, ``aclose``."""
 
-    def __init__(self, link: QueueLink, options: ReceiveSettings, *, linger: bool = False) -> None:
+    def __init__(self, link: QueueLink, options: ReceiveSettings) -> None:
         self._link = link
         self._options = options
+        self._poison_queue = poison_queue_for(options, link.queue_name)  # checked now, before any request
         self._consumer: Consumer | None = None
-        self._linger = linger  # keep renewing yielded messages after the stream ends (the worker)
 
     def _get_consumer(self) -> Consumer:
         if self._consumer is None:
-            self._consumer = Consumer(self._link, self._options)
+            self._consumer = Consumer(self._link, self._options, poison_queue=self._poison_queue)
         return self._consumer
 
     @property
@@ -286,7 +344,7 @@ class MessageStream(_Stream):
                 yield message
         finally:
             # break, an exception, cancellation or the end: give back what was never yielded
-            await shielded(consumer.aclose(keep_renewing=self._linger))
+            await shielded(consumer.aclose())
 
 
 class BatchStream(_Stream):

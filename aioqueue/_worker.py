@@ -1,26 +1,64 @@
-"""``process()``: the supervised worker loop over a message stream."""
+"""``process()``: the supervised worker loop.
+
+One fetcher (a :class:`Consumer`) for the worker's whole life feeds up to ``concurrency`` handler
+tasks. What the worker promises:
+
+- **Shutdown**: ``stop`` wakes it at once, also between empty polls; after it nothing more is
+  fetched and no new handler starts; prefetched messages are released at once; handlers under way
+  finish (or, after ``shutdown_timeout``, are cancelled and their messages released).
+- **Outages are weather**: a fetch that fails with a retryable status (408, 429, 500, 502, 503,
+  504), a connection error, a timeout or a garbled answer is logged once per streak and tried again
+  with jittered back-off up to ``poll_interval``'s maximum. Anything else (authentication, a missing
+  queue, configuration) ends the worker, and then, like on every exit, no handler outlives it.
+- **Bad messages never stop it**: undecodable content is poisoned (with ``max_dequeue_count``) or
+  released, logged and counted.
+- **Honest outcomes**: a handler that succeeded but whose message could not be deleted is counted
+  as ``lease_lost``, not ``failed``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
+import random
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import Any
 
-from ._errors import ConfigurationError, ServerBusy, TransportError
+from ._errors import AioQueueError, MalformedResponse, MessageSettled, ServiceError, TransportError
 from ._link import QueueLink
 from ._models import ProcessStats
-from ._options import ReceiveSettings
-from ._settle import ReceivedMessage
-from ._streams import Consumer, MessageStream
-from ._validation import positive_int
+from ._options import ReceiveSettings, poison_queue_for
+from ._retry import RETRY_STATUSES
+from ._settle import ReceivedMessage, shielded
+from ._streams import Consumer
+from ._validation import nonnegative_seconds, positive_int, positive_number
 
-__all__ = ["Handler", "process"]
+__all__ = ["Handler", "check_handler", "process"]
 
 log = logging.getLogger("aioqueue")
 
 Handler = Callable[[ReceivedMessage], Awaitable[Any]]
+"""An ``async def handler(message)``; its return value is ignored."""
+
+
+def check_handler(handler: object) -> None:
+    """A handler must be an async function (or an object with an ``async def __call__``)."""
+    call = getattr(type(handler), "__call__", None)  # noqa: B004 - the class's, not the instance's
+    if not (inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(call)):
+        what = getattr(handler, "__name__", type(handler).__name__)
+        raise TypeError(
+            f"handler {what!r} must be an async function (async def handler(message): ...); a plain "
+            "function would run its side effects and then fail, and its message would be retried"
+        )
+
+
+def is_weather(exc: BaseException) -> bool:
+    """Would trying the fetch again later help? (Retryable status, connection error, garbled answer.)"""
+    if isinstance(exc, (TransportError, MalformedResponse)):
+        return True
+    return isinstance(exc, ServiceError) and exc.status in RETRY_STATUSES
 
 
 async def process(
@@ -30,76 +68,215 @@ async def process(
     concurrency: int,
     options: ReceiveSettings,
     stop: asyncio.Event | None,
+    handler_timeout: float | None = None,
+    shutdown_timeout: float | None = None,
 ) -> ProcessStats:
-    """The supervised worker loop behind ``QueueClient.process``."""
+    """The worker loop behind ``QueueClient.process``; every argument is checked before any request."""
+    check_handler(handler)
     positive_int(concurrency, "concurrency")
-    if not callable(handler):
-        raise ConfigurationError("handler must be an async function taking the message")
-    slots = asyncio.Semaphore(concurrency)
-    tasks: set[asyncio.Task[None]] = set()
-    counts = {"processed": 0, "failed": 0}
-    remaining = options.max_messages
-    consumers: list[Consumer] = []
+    if handler_timeout is not None:
+        handler_timeout = positive_number(handler_timeout, "handler_timeout")
+    if shutdown_timeout is not None:
+        shutdown_timeout = nonnegative_seconds(shutdown_timeout, "shutdown_timeout")
+    if stop is not None and not isinstance(stop, asyncio.Event):
+        raise TypeError("stop must be an asyncio.Event")
+    worker = _Worker(link, handler, concurrency, options, handler_timeout)
+    return await worker.run(stop if stop is not None else asyncio.Event(), shutdown_timeout)
 
-    async def run(message: ReceivedMessage) -> None:
+
+class _Worker:
+    def __init__(
+        self,
+        link: QueueLink,
+        handler: Handler,
+        concurrency: int,
+        options: ReceiveSettings,
+        handler_timeout: float | None,
+    ) -> None:
+        self.handler = handler
+        self.concurrency = concurrency
+        self.options = options
+        self.handler_timeout = handler_timeout
+        self.consumer = Consumer(
+            link, options, poison_queue=poison_queue_for(options, link.queue_name), raise_undecodable=False
+        )
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.changed = asyncio.Event()  # a handler finished, or stop was set
+        self.processed = self.failed = self.lease_lost = 0
+
+    async def run(self, stop: asyncio.Event, shutdown_timeout: float | None) -> ProcessStats:
+        consumer = self.consumer
+        watcher = asyncio.ensure_future(self._watch(stop))
         try:
-            try:
-                async with message:
-                    await handler(message)
-            except Exception as exc:
-                counts["failed"] += 1
-                log.error(
-                    "handler failed for message %s (dequeue count %d): %r",
-                    message.id,
-                    message.dequeue_count,
-                    exc,
-                    exc_info=exc,
-                )
-            else:
-                counts["processed"] += 1
+            await self._loop(stop)
+            await consumer.aclose(keep_renewing=True)  # prefetched messages go back at once
+            await self._drain(shutdown_timeout)
+        except BaseException:
+            # an error retrying cannot fix, or cancellation: no handler outlives process()
+            await shielded(self._cancel_handlers())
+            raise
         finally:
-            slots.release()
+            watcher.cancel()
+            await shielded(consumer.aclose())  # renewals end; anything still fetched goes back
+        return ProcessStats(
+            processed=self.processed,
+            failed=self.failed,
+            poisoned=consumer.poisoned,
+            lease_lost=self.lease_lost,
+            undecodable=consumer.undecodable,
+        )
 
-    try:
-        while remaining is None or remaining > 0:
-            if stop is not None and stop.is_set():
-                break
-            stream = MessageStream(link, replace(options, max_messages=remaining), linger=True)
-            consumers.append(stream._get_consumer())
-            messages = stream.__aiter__()
-            try:
-                while True:
-                    # take a handler slot first, so a cancellation never catches a message in between
-                    await slots.acquire()
-                    try:
-                        message = await messages.__anext__()
-                    except BaseException:
-                        slots.release()
+    async def _watch(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self.consumer.halt()
+        self.changed.set()
+
+    async def _loop(self, stop: asyncio.Event) -> None:
+        consumer = self.consumer
+        buffer = consumer.buffer
+        streak = 0
+        streak_started = 0.0
+        while not stop.is_set():
+            while len(self.tasks) >= self.concurrency:  # every slot busy: wait for one, or for stop
+                self.changed.clear()
+                await self.changed.wait()
+                if stop.is_set():
+                    return
+            if not buffer:
+                try:
+                    # fetch no more than can start now: prefetched messages would sit hidden, their
+                    # visibility timeout running, while every slot is busy
+                    batch = await consumer.next_batch(self.concurrency - len(self.tasks))
+                except Exception as exc:
+                    if not is_weather(exc):
                         raise
-                    if remaining is not None:
-                        remaining -= 1
-                    task = asyncio.ensure_future(run(message))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-                    if stop is not None and stop.is_set():
-                        break
-            except StopAsyncIteration:
-                break  # max_messages reached or idle_timeout passed
-            except (TransportError, ServerBusy) as exc:
-                log.warning("receiving failed, trying again shortly: %s", exc)
-                await asyncio.sleep(options.poll_interval[1])
-            finally:
-                await messages.aclose()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-    except asyncio.CancelledError:
+                    streak += 1
+                    if streak == 1:
+                        streak_started = time.monotonic()
+                        log.warning("receiving failed; the worker keeps trying with back-off: %s", exc)
+                    else:
+                        log.debug("receiving failed again (%d in a row): %s", streak, exc)
+                    await consumer.pause(self._backoff(streak))
+                    continue
+                if streak:
+                    log.warning(
+                        "receiving works again after %d failed attempts over %.1f s",
+                        streak,
+                        time.monotonic() - streak_started,
+                    )
+                    streak = 0
+                if batch is None:
+                    return  # max_messages reached, idle_timeout passed, or stopped
+                buffer.extend(batch)
+            if stop.is_set():
+                return  # what is in the buffer is released by aclose
+            message = buffer.popleft()
+            consumer.yielded += 1
+            task = asyncio.ensure_future(self._handle(message))
+            self.tasks.add(task)
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        self.changed.set()
+
+    def _backoff(self, streak: int) -> float:
+        low, high = self.options.poll_interval
+        delay = min(high, (low or high) * 2 ** min(streak - 1, 30))
+        return random.uniform(delay / 2, delay)
+
+    async def _drain(self, shutdown_timeout: float | None) -> None:
+        """Let handlers under way finish; after ``shutdown_timeout`` cancel the rest."""
+        if not self.tasks:
+            return
+        _, pending = await asyncio.wait(set(self.tasks), timeout=shutdown_timeout)
+        if pending:
+            log.warning("%d handlers still running after shutdown_timeout; cancelling them", len(pending))
+            await self._cancel_handlers()
+
+    async def _cancel_handlers(self) -> None:
+        tasks = list(self.tasks)
         for task in tasks:
-            task.cancel()  # each handler's message is released at once by its 'async with'
+            task.cancel()  # each releases its message at once
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-    finally:
-        for consumer in consumers:
-            await consumer.aclose()
-    poisoned = sum(consumer.poisoned for consumer in consumers)
-    return ProcessStats(processed=counts["processed"], failed=counts["failed"], poisoned=poisoned)
+
+    # ---- one message ---------------------------------------------------------------------------
+
+    async def _handle(self, message: ReceivedMessage) -> None:
+        try:
+            succeeded = await self._call(message)
+        except asyncio.CancelledError:
+            if message.settled is None:
+                await shielded(_release_quietly(message, 0))
+            raise
+        if not succeeded:
+            self.failed += 1
+            if message.settled is None:
+                await shielded(_release_quietly(message, self.options.retry_delay_of(message)))
+            return
+        if message.settled is None:
+            try:
+                await message._delete_on_exit()
+            except MessageSettled:
+                pass  # settled by the handler's own code meanwhile
+            except AioQueueError as exc:
+                self.lease_lost += 1
+                log.warning(
+                    "message %s was handled, but deleting it failed, so it will be delivered again "
+                    "(lease lost: its visibility timeout lapsed or another consumer took it over): %s; "
+                    "use auto_renew=True for long handlers and keep handlers idempotent",
+                    message.id,
+                    exc,
+                )
+                return
+        self.processed += 1
+
+    async def _call(self, message: ReceivedMessage) -> bool:
+        """Run the handler (within ``handler_timeout``); True when it returned."""
+        timeout = self.handler_timeout
+        timer = None
+        expired = False
+        if timeout is not None:
+            task = asyncio.current_task()
+            assert task is not None
+
+            def expire() -> None:
+                nonlocal expired
+                expired = True
+                task.cancel()
+
+            timer = asyncio.get_running_loop().call_later(timeout, expire)
+        try:
+            await self.handler(message)
+        except asyncio.CancelledError:
+            if not expired:
+                raise
+            uncancel = getattr(asyncio.current_task(), "uncancel", None)
+            if uncancel is not None:  # Python >= 3.11: this cancellation was ours, and is handled
+                uncancel()
+            log.error("handler for message %s ran over handler_timeout=%ss and was cancelled", message.id, timeout)
+            return False
+        except Exception as exc:
+            log.error(
+                "handler failed for message %s (dequeue count %d): %r",
+                message.id,
+                message.dequeue_count,
+                exc,
+                exc_info=exc,
+            )
+            return False
+        finally:
+            if timer is not None:
+                timer.cancel()
+        return True
+
+
+async def _release_quietly(message: ReceivedMessage, delay: int) -> None:
+    """Release; when that fails the message still returns, after its visibility timeout."""
+    try:
+        await message.release(delay=delay)
+    except MessageSettled:
+        pass
+    except AioQueueError as exc:
+        log.warning("could not release message %s; it returns after its visibility timeout: %s", message.id, exc)

@@ -1,0 +1,319 @@
+"""process() in production conditions: shutdown, outages, bad messages, lost leases, bad set-up.
+
+Each test ends by checking that no message was left hidden by a consumer that forgot it: every
+message still in the queue is visible (deleted, released or poisoned, never stranded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+
+import pytest
+
+from aioqueue import (
+    AuthenticationFailed,
+    ConfigurationError,
+    MessageEncodingError,
+    QueueClient,
+    ReceivedMessage,
+)
+from aioqueue._streams import Consumer
+from aioqueue.testing import DEV_KEY
+from tests.faults import Fault, FaultProxy
+
+BOUND = 15.0  # generous: a loaded 2-core machine must never hit it; a broken shutdown always does
+
+
+async def assert_nothing_hidden(queue: QueueClient) -> None:
+    """Every message left in the queue is visible: none is stranded invisible by the consumer."""
+    props = await queue.get_queue_properties()
+    visible = await queue.peek_messages(max_messages=32)
+    assert props.approximate_message_count == len(visible), "a message was left invisible"
+
+
+def through(proxy: FaultProxy, queue: QueueClient, **options) -> QueueClient:
+    return QueueClient(proxy.url(), queue.queue_name, credential=DEV_KEY, **options)
+
+
+# ---- 1. shutdown ------------------------------------------------------------------------------
+
+
+async def test_stop_wakes_an_idle_worker_at_once(queue_client):
+    stop = asyncio.Event()
+    seen: list[str] = []
+
+    async def handler(msg: ReceivedMessage) -> None:
+        seen.append(msg.content)
+
+    await queue_client.send_message("one")
+    worker = asyncio.ensure_future(queue_client.process(handler, stop=stop, poll_interval=(60, 60)))
+    while not seen:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)  # the worker now waits 60 s before its next poll
+    stop.set()
+    stats = await asyncio.wait_for(worker, BOUND)
+    assert stats.processed == 1 and seen == ["one"]
+    await assert_nothing_hidden(queue_client)
+
+
+async def test_no_handler_starts_after_stop(queue_client):
+    """All slots busy, one message prefetched: after stop it is released, never handled."""
+    stop = asyncio.Event()
+    started: list[str] = []
+    entered = asyncio.Event()
+    finish = asyncio.Event()
+
+    async def handler(msg: ReceivedMessage) -> None:
+        started.append(msg.content)
+        entered.set()
+        await finish.wait()
+
+    await queue_client.send_messages(["first", "second"], concurrency=1)
+    worker = asyncio.ensure_future(queue_client.process(handler, concurrency=1, stop=stop, max_batch_size=2))
+    await asyncio.wait_for(entered.wait(), BOUND)
+    stop.set()
+    await asyncio.sleep(0.2)
+    finish.set()
+    stats = await asyncio.wait_for(worker, BOUND)
+    assert started == ["first"] and stats.processed == 1
+    [left] = await queue_client.peek_messages(max_messages=32)  # released at once, not after 30 s
+    assert left.content == "second"
+    await assert_nothing_hidden(queue_client)
+
+
+async def test_shutdown_timeout_cancels_handlers_and_releases_their_messages(queue_client):
+    stop = asyncio.Event()
+    entered = asyncio.Event()
+    cancelled: list[bool] = []
+
+    async def handler(msg: ReceivedMessage) -> None:
+        entered.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    await queue_client.send_message("stuck")
+    worker = asyncio.ensure_future(queue_client.process(handler, stop=stop, shutdown_timeout=0.5))
+    await asyncio.wait_for(entered.wait(), BOUND)
+    stop.set()
+    stats = await asyncio.wait_for(worker, BOUND)
+    assert cancelled == [True] and stats.processed == 0
+    [left] = await queue_client.peek_messages()
+    assert left.content == "stuck"
+    await assert_nothing_hidden(queue_client)
+
+
+async def test_leaving_an_idle_stream_from_another_task_is_prompt(queue_client):
+    stream = queue_client.receive(poll_interval=(60, 60))
+    got: list[ReceivedMessage] = []
+
+    async def consume() -> None:
+        async for msg in stream:
+            got.append(msg)
+
+    task = asyncio.ensure_future(consume())
+    await asyncio.sleep(0.5)  # one empty poll, then a 60 s wait
+    await stream.aclose()
+    await asyncio.wait_for(task, BOUND)
+    assert got == []
+
+
+# ---- 2. outages are weather --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["408", "429", "500", "502", "503", "504", "reset_before"])
+async def test_the_worker_survives_retryable_fetch_failures(proxy, queue_client, fault, caplog):
+    caplog.set_level(logging.WARNING, logger="aioqueue")
+    await queue_client.send_message("after the storm")
+    proxy.script(*[Fault(fault, method="GET") for _ in range(5)])
+    handled: list[str] = []
+
+    async def handler(msg: ReceivedMessage) -> None:
+        handled.append(msg.content)
+
+    async with through(proxy, queue_client, retry=None) as q:
+        stats = await asyncio.wait_for(
+            q.process(handler, max_messages=1, poll_interval=(0.01, 0.05)), BOUND
+        )
+    assert handled == ["after the storm"] and stats.processed == 1
+    streak = [r for r in caplog.records if "receiving failed" in r.getMessage()]
+    assert len(streak) == 1, "one warning per streak of failures, not one per attempt"
+    await assert_nothing_hidden(queue_client)
+
+
+async def test_an_error_retrying_cannot_fix_ends_the_worker_and_no_handler_outlives_it(proxy, queue_client):
+    await queue_client.send_message("in flight")
+    entered = asyncio.Event()
+    outcome: list[str] = []
+
+    async def handler(msg: ReceivedMessage) -> None:
+        entered.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+
+    async with through(proxy, queue_client, retry=None) as q:
+        worker = asyncio.ensure_future(q.process(handler, poll_interval=(0.01, 0.05)))
+        await asyncio.wait_for(entered.wait(), BOUND)
+        proxy.script(*[Fault("403", method="GET") for _ in range(50)])
+        with pytest.raises(AuthenticationFailed):
+            await asyncio.wait_for(worker, BOUND)
+        assert outcome == ["cancelled"]  # decided before process() returned, not in the background
+    proxy.faults.clear()
+    [left] = await queue_client.peek_messages()
+    assert left.content == "in flight"  # released at once
+    await assert_nothing_hidden(queue_client)
+
+
+async def test_memory_stays_flat_through_an_outage(proxy, queue_client):
+    """A long outage is many failed fetches; the worker keeps no object per failed attempt."""
+    stop = asyncio.Event()
+    proxy.script(*[Fault("500", method="GET") for _ in range(400)])
+
+    async def handler(msg: ReceivedMessage) -> None:
+        return None
+
+    async with through(proxy, queue_client, retry=None) as q:
+        worker = asyncio.ensure_future(q.process(handler, stop=stop, poll_interval=(0.0, 0.001)))
+        peak = 0
+        while sum(1 for s in proxy.seen if s.fault == "500") < 300:
+            await asyncio.sleep(0.05)
+            gc.collect()
+            peak = max(peak, sum(isinstance(o, Consumer) for o in gc.get_objects()))
+        stop.set()
+        await asyncio.wait_for(worker, BOUND)
+    assert peak <= 2, f"{peak} consumer objects alive during the outage"
+    proxy.faults.clear()
+    await assert_nothing_hidden(queue_client)
+
+
+# ---- 3. bad messages never stop the worker ------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["{not json", "[" * 30_000], ids=["not-json", "nested-30000"])
+async def test_undecodable_messages_are_released_and_counted(conn_str, queue_client, text, caplog):
+    await queue_client.send_message(text)
+    await queue_client.send_message('{"ok": 1}')
+    handled: list[object] = []
+
+    async def handler(msg: ReceivedMessage) -> None:
+        handled.append(msg.content)
+
+    async with QueueClient.from_connection_string(conn_str, queue_client.queue_name, message_encoding="json") as q:
+        stats = await asyncio.wait_for(q.process(handler, idle_timeout=1.0, retry_delay=60), BOUND)
+    assert handled == [{"ok": 1}]
+    assert stats.processed == 1 and stats.undecodable >= 1 and stats.failed == 0
+    assert any("does not decode" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("text", ["{not json", "[" * 30_000], ids=["not-json", "nested-30000"])
+async def test_undecodable_messages_go_to_the_poison_queue(conn_str, queue_client, text, caplog):
+    caplog.set_level(logging.WARNING, logger="aioqueue")
+    await queue_client.send_message(text)
+
+    async def handler(msg: ReceivedMessage) -> None:
+        raise AssertionError("an undecodable message reached the handler")
+
+    poison = f"{queue_client.queue_name}-poison"
+    async with QueueClient.from_connection_string(conn_str, queue_client.queue_name, message_encoding="json") as q:
+        stats = await asyncio.wait_for(q.process(handler, idle_timeout=0.5, max_dequeue_count=5), BOUND)
+        assert stats.poisoned == 1 and stats.failed == 0
+    async with QueueClient.from_connection_string(conn_str, poison) as p:
+        [moved] = await p.peek_messages()
+        assert moved.content == text
+        await p.delete_queue()
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("does not decode" in m for m in messages)
+    assert not any("received" in m and "times" in m for m in messages)
+
+
+async def test_deeply_nested_json_is_an_encoding_error_everywhere(conn_str, queue_client):
+    await queue_client.send_message("[" * 30_000)
+    async with QueueClient.from_connection_string(conn_str, queue_client.queue_name, message_encoding="json") as q:
+        with pytest.raises(MessageEncodingError, match="message "):
+            await q.peek_messages()
+        with pytest.raises(MessageEncodingError, match="message "):
+            await q.receive_messages(visibility_timeout=1)
+        with pytest.raises(MessageEncodingError):  # once the message is visible again (1 s)
+            async for _ in q.receive(idle_timeout=10, poll_interval=(0.1, 0.5)):
+                pass
+
+
+# ---- 4. a lost lease is not a failed handler ----------------------------------------------------
+
+
+async def test_a_delete_that_fails_after_success_is_lease_lost_not_failed(queue_client, caplog):
+    caplog.set_level(logging.INFO, logger="aioqueue")
+    await queue_client.send_message("job")
+
+    async def handler(msg: ReceivedMessage) -> None:
+        # someone else takes the message over (its visibility lapsed and it was received again)
+        await queue_client.update_message(msg.id, msg.pop_receipt, visibility_timeout=0)
+
+    stats = await asyncio.wait_for(queue_client.process(handler, max_messages=1), BOUND)
+    assert stats.lease_lost == 1 and stats.failed == 0 and stats.processed == 0
+    assert not any(r.exc_info for r in caplog.records), "no handler traceback for a lost lease"
+    assert any("lease" in r.getMessage() for r in caplog.records)
+    await assert_nothing_hidden(queue_client)
+
+
+# ---- 5, 6. checks before any request -------------------------------------------------------------
+
+
+NOWHERE = "http://127.0.0.1:9/devstoreaccount1"  # discard port: a request would fail, not raise these
+
+
+async def test_a_too_long_default_poison_queue_name_is_refused_at_once():
+    q = QueueClient(NOWHERE, "q" * 60, credential=DEV_KEY, retry=None)
+
+    async def handler(msg: ReceivedMessage) -> None:
+        return None
+
+    with pytest.raises(ConfigurationError, match="poison"):
+        q.receive(max_dequeue_count=3)
+    with pytest.raises(ConfigurationError, match="poison"):
+        q.receive_batches(max_dequeue_count=3)
+    with pytest.raises(ConfigurationError, match="poison"):
+        await q.process(handler, max_dequeue_count=3)
+    q.receive(max_dequeue_count=3, poison_queue="short-poison")  # an explicit name is fine
+    await q.close()
+
+
+async def test_a_plain_function_handler_is_a_type_error_before_any_request():
+    q = QueueClient(NOWHERE, "jobs", credential=DEV_KEY, retry=None)
+    calls: list[object] = []
+
+    def handler(msg: ReceivedMessage) -> None:
+        calls.append(msg)
+
+    with pytest.raises(TypeError, match="async"):
+        await q.process(handler)  # type: ignore[arg-type]
+    assert calls == []
+    await q.close()
+
+
+# ---- per-handler timeout ------------------------------------------------------------------------
+
+
+async def test_a_handler_over_its_timeout_is_cancelled_and_its_message_released(queue_client):
+    await queue_client.send_message("slow")
+    cancelled: list[bool] = []
+
+    async def handler(msg: ReceivedMessage) -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    stats = await asyncio.wait_for(queue_client.process(handler, max_messages=1, handler_timeout=0.5), BOUND)
+    assert cancelled == [True] and stats.failed == 1 and stats.processed == 0
+    [left] = await queue_client.peek_messages()  # released with retry_delay=0
+    assert left.content == "slow" and left.dequeue_count == 1
+    await assert_nothing_hidden(queue_client)
