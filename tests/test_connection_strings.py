@@ -7,7 +7,7 @@ from aioqueue import (
     SasCredential,
     SharedKeyCredential,
 )
-from aioqueue._auth import parse_connection_string
+from aioqueue._endpoint import parse_connection_string
 from aioqueue.testing import DEV_KEY
 from tests.helpers import FakeCredential
 

@@ -280,7 +280,7 @@ async def test_no_tasks_or_streams_leak(queue_client):
             pass
     await asyncio.sleep(0)
     assert asyncio.all_tasks() == before
-    assert len(queue_client._conn.consumers) == 0
+    assert len(queue_client._pool.streams) == 0
 
 
 async def test_process_counts_and_keeps_going(queue_client):
@@ -435,4 +435,4 @@ async def test_process_keeps_renewing_while_handlers_run(queue_client):
     stats = await queue_client.process(slow, max_messages=1, visibility_timeout=2, auto_renew=True)
     assert stats == ProcessStats(processed=1, failed=0, poisoned=0)
     assert await count(queue_client) == 0
-    assert len(queue_client._conn.consumers) == 0
+    assert len(queue_client._pool.streams) == 0

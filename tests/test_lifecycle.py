@@ -12,7 +12,7 @@ from aioqueue import ConfigurationError, QueueClient, QueueServiceClient
 def test_constructing_opens_nothing():
     # no running loop needed, no session made
     q = QueueClient.from_connection_string("UseDevelopmentStorage=true", "jobs")
-    assert q._conn._session is None
+    assert q._pool.http._session is None
 
 
 async def test_closed_client_refuses_calls(conn_str, queue_client):
@@ -37,7 +37,7 @@ async def test_child_never_closes_the_parents_pool(conn_str, queue_client):
             await child.peek_messages()
         sibling = service.get_queue_client(queue_client.queue_name)
         assert len(await sibling.peek_messages()) == 1  # the pool still works
-        session = service._conn._session
+        session = service._pool.http._session
         assert session is not None and not session.closed
     assert session.closed
     with pytest.raises(ConfigurationError, match="closed"):

@@ -36,7 +36,7 @@ def test_message_lists_round_trip(text):
     escaped = message_body(text).decode()[len("<QueueMessage><MessageText>") : -len("</MessageText></QueueMessage>")]
     entry = f"<QueueMessage><MessageId>id</MessageId><MessageText>{escaped}</MessageText></QueueMessage>"
     [parsed] = parse_messages(f"<QueueMessagesList>{entry}</QueueMessagesList>".encode())
-    assert parsed["MessageText"] == text
+    assert parsed.text == text
 
 
 @given(st.text(max_size=200))  # any text but lone surrogates (hypothesis leaves those out of st.text)

@@ -2,6 +2,7 @@
 
 import base64
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,8 @@ from aioqueue import (
     RetryPolicy,
     ServiceProperties,
 )
+from aioqueue._dates import format_rfc1123 as rfc1123
+from aioqueue._dates import parse_rfc1123
 from aioqueue._encoding import encode_message, get_encoding
 from aioqueue._retry import retry_after_seconds
 from aioqueue._validation import message_count, metadata_headers, queue_name, seconds
@@ -27,10 +30,8 @@ from aioqueue._xml import (
     parse_error,
     parse_messages,
     parse_queue_list,
-    parse_rfc1123,
     parse_service_properties,
     parse_signed_identifiers,
-    rfc1123,
     service_properties_body,
     signed_identifiers_body,
 )
@@ -47,9 +48,9 @@ def test_rfc1123_round_trip():
 
 
 def test_message_body_escapes_markup_and_carriage_returns():
-    body = message_body("a<b>&\"c\r\n")
-    assert body == b"<QueueMessage><MessageText>a&lt;b&gt;&amp;\"c&#13;\n</MessageText></QueueMessage>"
-    assert parse(body).findtext("MessageText") == "a<b>&\"c\r\n"
+    body = message_body('a<b>&"c\r\n')
+    assert body == b'<QueueMessage><MessageText>a&lt;b&gt;&amp;"c&#13;\n</MessageText></QueueMessage>'
+    assert parse(body).findtext("MessageText") == 'a<b>&"c\r\n'
 
 
 def test_parse_messages():
@@ -59,7 +60,8 @@ def test_parse_messages():
         b"<MessageText>x &amp; y</MessageText><DequeueCount>2</DequeueCount></QueueMessage></QueueMessagesList>"
     )
     [m] = parse_messages(body)
-    assert m["MessageId"] == "id1" and m["MessageText"] == "x & y" and m["DequeueCount"] == "2"
+    assert m.id == "id1" and m.text == "x & y" and m.dequeue_count == "2" and m.pop_receipt == "r1"
+    assert m.next_visible_on is None  # a field the answer lacks is None, never a default
 
 
 def test_xml_bombs_and_entities_are_refused():
@@ -157,8 +159,15 @@ def test_encodings_round_trip(name, content, wire):
 
 @pytest.mark.parametrize(
     ("name", "content"),
-    [("text", b"bytes"), ("text", "bad \x01 char"), ("text", "\ud800"), ("base64", b"x"), ("binary", "str"),
-     ("json", {1, 2}), ("json", float("nan"))],
+    [
+        ("text", b"bytes"),
+        ("text", "bad \x01 char"),
+        ("text", "\ud800"),
+        ("base64", b"x"),
+        ("binary", "str"),
+        ("json", {1, 2}),
+        ("json", float("nan")),
+    ],
 )
 def test_encodings_refuse_what_they_cannot_carry(name, content):
     with pytest.raises(MessageEncodingError):
@@ -219,9 +228,17 @@ def test_counts_and_metadata():
         with pytest.raises(ConfigurationError):
             message_count(bad)
     assert metadata_headers({"Color": "blue"}) == {"x-ms-meta-Color": "blue"}
-    for bad in ({"1abc": "x"}, {"a-b": "x"}, {"a": 1}, {"a": "é"}, {"a": "x\n"}, {"A": "1", "a": "2"}):
+    bad_metadata: list[dict[str, Any]] = [
+        {"1abc": "x"},
+        {"a-b": "x"},
+        {"a": 1},
+        {"a": "é"},
+        {"a": "x\n"},
+        {"A": "1", "a": "2"},
+    ]
+    for metadata in bad_metadata:
         with pytest.raises(ConfigurationError):
-            metadata_headers(bad)
+            metadata_headers(metadata)
 
 
 def test_retry_policy_delays_grow_and_cap():

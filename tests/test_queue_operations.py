@@ -18,6 +18,7 @@ from aioqueue import (
     QueueClient,
     QueueMessage,
     QueueNotFound,
+    SendMessagesError,
     SendReceipt,
     UpdateReceipt,
 )
@@ -109,9 +110,11 @@ async def test_send_messages_partial_failure_reports_what_was_sent(queue_client)
         yield "two"
         yield b"not text"
 
-    with pytest.raises(MessageEncodingError) as info:
+    with pytest.raises(SendMessagesError) as info:
         await queue_client.send_messages(gen(), concurrency=1)
-    receipts = info.value.receipts  # type: ignore[attr-defined]
+    assert isinstance(info.value.error, MessageEncodingError) and info.value.__cause__ is info.value.error
+    assert "2 of 2 messages were sent" in str(info.value)
+    receipts = info.value.receipts
     assert len(receipts) == 2 and all(isinstance(r, SendReceipt) for r in receipts)
     assert len(await queue_client.peek_messages(max_messages=32)) == 2
 

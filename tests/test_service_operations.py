@@ -85,4 +85,4 @@ async def test_child_clients_share_the_pool(conn_str, queue_name):
         # the child closed itself, not the pool
         assert child.closed
         await service.delete_queue(queue_name)
-        assert service._conn is child._conn
+        assert service._pool is child._pool
