@@ -4,6 +4,9 @@
 ``base64``  str, UTF-8 then base64 (what Azure Functions and the official SDK's text base64 policy use).
 ``binary``  bytes, base64 on the wire (the official SDK's binary base64 policy).
 ``json``    any JSON value, serialised compactly as text.
+``base64-json``  any JSON value, as base64 of its UTF-8 JSON: what Azure Functions' queue trigger reads
+            and its output binding writes (and the official SDK with ``BinaryBase64EncodePolicy`` over
+            JSON bytes), so a worker and a Functions app can share a queue both ways.
 
 The service limit is 64 KiB of message text after encoding; base64 leaves about 48 KiB of raw bytes.
 """
@@ -124,11 +127,35 @@ class JsonEncoding:
             raise MessageEncodingError(f"message text is not JSON: {exc}") from None
 
 
+class Base64JsonEncoding:
+    """Any JSON value, sent as base64 of its UTF-8 JSON (Azure Functions' queue message format).
+
+    Decoding also takes plain JSON text that is not base64 (Functions' trigger does the same when a
+    message is not base64), so messages written by a plain ``json`` producer are read too.
+    """
+
+    name = "base64-json"
+
+    def encode(self, content: Any) -> str:
+        return base64.b64encode(JsonEncoding().encode(content).encode("utf-8")).decode("ascii")
+
+    def decode(self, text: str) -> Any:
+        try:
+            data = base64.b64decode(text, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            data = text  # not base64: plain JSON text
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise MessageEncodingError(f"message text is neither base64 of JSON nor JSON: {exc}") from None
+
+
 _BUILTIN: dict[str, MessageEncoding] = {
     "text": TextEncoding(),
     "base64": Base64Encoding(),
     "binary": BinaryEncoding(),
     "json": JsonEncoding(),
+    "base64-json": Base64JsonEncoding(),
 }
 
 

@@ -20,6 +20,7 @@ from dataclasses import asdict, is_dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
+from . import _runner
 from ._auth import SharedKeyCredential
 from ._client import QueueClient, QueueServiceClient
 from ._endpoint import parse_connection_string
@@ -344,6 +345,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--policy-id")
     s.add_argument("--ip")
     s.add_argument("--protocol", choices=["https", "https,http"])
+    s = sub.add_parser(
+        "worker",
+        help="run an async handler over a queue until SIGTERM (module:function)",
+        description=_runner.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _runner.add_arguments(s, duration)
     s = sub.add_parser("emulator", help="run the Azurite emulator in the foreground")
     s.add_argument("--port", type=int, default=10001)
     s.add_argument("--host", default="127.0.0.1")
@@ -379,6 +387,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     try:
         if args.command == "emulator":
             return run_emulator(args, out)
+        if args.command == "worker":
+            conn_str = args.connection_string or os.environ.get(ENV) or "UseDevelopmentStorage=true"
+            return _runner.run_worker(args, conn_str, list(sys.argv[1:] if argv is None else argv))
         asyncio.run(Cli(args, out).run())
         return EXIT_OK
     except KeyboardInterrupt:
@@ -393,7 +404,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         hint = " (no emulator running? start one with 'aioqueue emulator')" if local else ""
     except AioQueueError as exc:
         code, error, hint = EXIT_ERROR, exc, ""
-    except (ValueError, OSError) as exc:  # e.g. a --file that cannot be read
+    except (ValueError, OSError, ImportError, TypeError) as exc:  # e.g. a --file or handler that cannot be read
         code, error, hint = EXIT_USAGE, exc, ""
     if args.debug:
         import traceback
