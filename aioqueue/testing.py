@@ -68,7 +68,11 @@ def connection_string(host: str, port: int) -> str:
 
 
 class Azurite:
-    """One Azurite queue-service process (in-memory persistence). Use as a context manager."""
+    """One Azurite queue-service process. Use as a context manager.
+
+    Its data lives in memory, or on disk in ``location`` (a folder; a new emulator started on the
+    same folder and port finds the queues and messages again, as after a crash of the real service).
+    """
 
     def __init__(
         self,
@@ -78,12 +82,14 @@ class Azurite:
         executable: str | None = None,
         startup_timeout: float = 60.0,
         extra_args: tuple[str, ...] = (),
+        location: str | os.PathLike[str] | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.executable = executable
         self.startup_timeout = startup_timeout
         self.extra_args = extra_args
+        self.location = None if location is None else os.fspath(location)
         self._process: subprocess.Popen[str] | None = None
         self._output: list[str] = []
 
@@ -104,7 +110,7 @@ class Azurite:
             self.host,
             "--queuePort",
             str(self.port),
-            "--inMemoryPersistence",
+            *(("--location", self.location) if self.location else ("--inMemoryPersistence",)),
             "--silent",
             "--disableTelemetry",
             *self.extra_args,
@@ -143,6 +149,16 @@ class Azurite:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+    def kill(self) -> None:
+        """SIGKILL the emulator, as a crash would (for outage tests); :meth:`start` runs it again."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        process.kill()
+        process.wait(10)
         if process.stdout is not None:
             process.stdout.close()
 

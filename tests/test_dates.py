@@ -39,7 +39,9 @@ def test_bad_http_dates_are_malformed_responses(text):
         parse_rfc1123(text)
 
 
-@pytest.mark.parametrize("text", ["2009-10-09", "2009-10-09T21:04:30Zjunk", "２００９-10-09T21:04:30Z", "2009-13-09T21:04:30Z"])
+@pytest.mark.parametrize(
+    "text", ["2009-10-09", "2009-10-09T21:04:30Zjunk", "２００９-10-09T21:04:30Z", "2009-13-09T21:04:30Z"]
+)
 def test_bad_iso_dates_are_malformed_responses(text):
     with pytest.raises(MalformedResponse):
         parse_iso8601(text)
@@ -57,8 +59,20 @@ def test_every_day_and_month_is_english_even_with_a_german_strftime(monkeypatch)
     day = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
     names = {format_rfc1123(day + timedelta(days=d * 31 + d)) for d in range(12)}
     assert all(n.endswith(" GMT") and n[:3] in ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun") for n in names)
-    assert {n.split()[2] for n in names} == {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
-                                            "Nov", "Dec"}
+    assert {n.split()[2] for n in names} == {
+        "Jan",
+        "Feb",
+        "Mar",
+        "Apr",
+        "May",
+        "Jun",
+        "Jul",
+        "Aug",
+        "Sep",
+        "Oct",
+        "Nov",
+        "Dec",
+    }
     header = RequestDate().now()
     assert header.endswith(" GMT") and header[:3] in ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 

@@ -59,7 +59,10 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_the_cycle_finder_finds_a_circle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
-    assert imports_of("from ._client import X\nif TYPE_CHECKING:\n    from ._streams import Y") == {"_client", "_streams"}
+    assert imports_of("from ._client import X\nif TYPE_CHECKING:\n    from ._streams import Y") == {
+        "_client",
+        "_streams",
+    }
     assert imports_of("from . import _xml\nimport aioqueue._dates\nfrom aioqueue._errors import E") == {
         "_xml",
         "_dates",
@@ -80,8 +83,16 @@ def test_the_transport_imports_nothing_queue_specific():
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     names |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     names |= {n.arg for n in ast.walk(tree) if isinstance(n, (ast.arg, ast.keyword)) and n.arg}
-    forbidden = {"MessageNotFound", "PopReceiptMismatch", "QueueNotFound", "consumers", "queue_name", "resent",
-                 "delete_is_idempotent", "sleep_hook"}
+    forbidden = {
+        "MessageNotFound",
+        "PopReceiptMismatch",
+        "QueueNotFound",
+        "consumers",
+        "queue_name",
+        "resent",
+        "delete_is_idempotent",
+        "sleep_hook",
+    }
     assert not names & forbidden
     assert "sleep" in {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}  # asyncio.sleep, no seam
 

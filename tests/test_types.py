@@ -64,8 +64,17 @@ def test_options_are_checked_keywords():
 
 
 def test_names_used_in_public_signatures_are_exported():
-    for name in ("RetryDelay", "Credential", "Duration", "ReceiveOptions", "Handler", "SendMessagesError",
-                 "MalformedResponse", "MessageSettled", "AsyncTokenCredential"):
+    for name in (
+        "RetryDelay",
+        "Credential",
+        "Duration",
+        "ReceiveOptions",
+        "Handler",
+        "SendMessagesError",
+        "MalformedResponse",
+        "MessageSettled",
+        "AsyncTokenCredential",
+    ):
         assert name in aioqueue.__all__ and hasattr(aioqueue, name), name
     assert issubclass(SendMessagesError, aioqueue.AioQueueError)
 

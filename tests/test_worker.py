@@ -136,9 +136,7 @@ async def test_the_worker_survives_retryable_fetch_failures(proxy, queue_client,
         handled.append(msg.content)
 
     async with through(proxy, queue_client, retry=None) as q:
-        stats = await asyncio.wait_for(
-            q.process(handler, max_messages=1, poll_interval=(0.01, 0.05)), BOUND
-        )
+        stats = await asyncio.wait_for(q.process(handler, max_messages=1, poll_interval=(0.01, 0.05)), BOUND)
     assert handled == ["after the storm"] and stats.processed == 1
     streak = [r for r in caplog.records if "receiving failed" in r.getMessage()]
     assert len(streak) == 1, "one warning per streak of failures, not one per attempt"

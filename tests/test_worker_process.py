@@ -20,13 +20,13 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM")
 
 SCRIPT = Path(sys.executable).parent / "aioqueue"
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-HANDLER = '''
+HANDLER = """
 import os
 
 async def handle(msg):
     with open(os.environ["HANDLED_FILE"], "a") as f:
         f.write(f"{os.getpid()} {msg.content}\\n")
-'''
+"""
 GRACE = 2.0  # what the issue asks: an idle worker given SIGTERM exits within 2 s
 
 
