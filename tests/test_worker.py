@@ -43,14 +43,15 @@ def through(proxy: FaultProxy, queue: QueueClient, **options) -> QueueClient:
 async def test_stop_wakes_an_idle_worker_at_once(queue_client):
     stop = asyncio.Event()
     seen: list[str] = []
+    handled = asyncio.Event()
 
     async def handler(msg: ReceivedMessage) -> None:
         seen.append(msg.content)
+        handled.set()
 
     await queue_client.send_message("one")
     worker = asyncio.ensure_future(queue_client.process(handler, stop=stop, poll_interval=(60, 60)))
-    while not seen:
-        await asyncio.sleep(0.05)
+    await asyncio.wait_for(handled.wait(), BOUND)
     await asyncio.sleep(0.5)  # the worker now waits 60 s before its next poll
     stop.set()
     stats = await asyncio.wait_for(worker, BOUND)

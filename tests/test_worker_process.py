@@ -128,14 +128,18 @@ def test_the_worker_command_refuses_a_plain_function(azurite, tmp_path):
     assert result.returncode == 2 and "async" in result.stderr
 
 
-async def test_the_example_worker_exits_0_soon_after_sigterm_when_idle(azurite, tmp_path):
-    proc = subprocess.Popen(
+def start_example_worker(azurite: Azurite, tmp_path: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         [sys.executable, str(EXAMPLES / "worker.py"), "--forever"],
         env=env_for(azurite, tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+async def test_the_example_worker_exits_0_soon_after_sigterm_when_idle(azurite, tmp_path):
+    proc = start_example_worker(azurite, tmp_path)
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "worker started"
     await wait_until_empty(azurite.connection_string, "jobs")
