@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -119,7 +120,9 @@ async def main():
     print(sent[0])
 asyncio.run(main())
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    result = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     header = result.stdout.strip()
     assert header.endswith(" GMT") and header[:3] in ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

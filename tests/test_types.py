@@ -85,4 +85,4 @@ def test_one_version_everywhere():
     from aioqueue._transport import USER_AGENT
 
     assert aioqueue.__version__ == version("aioqueue-azure")
-    assert USER_AGENT == f"aioqueue/{aioqueue.__version__}"
+    assert f"aioqueue/{aioqueue.__version__}" == USER_AGENT
