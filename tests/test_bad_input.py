@@ -96,7 +96,7 @@ CALLS = [
     ("receive stream batch 40", ConfigurationError, "max_batch_size", lambda url: queue(url).receive(
         max_batch_size=40)),
     ("process concurrency 0", ConfigurationError, "concurrency", lambda url: queue(url).process(
-        lambda m: None, concurrency=0)),
+        _handle, concurrency=0)),
     ("url scheme", ConfigurationError, "https://", lambda url: QueueClient("ftp://acct/", "jobs")),
     ("url empty", ConfigurationError, "account URL", lambda url: QueueServiceClient("")),
     ("queue url without queue", ConfigurationError, "queue_url", lambda url: QueueClient.from_queue_url(
@@ -126,6 +126,10 @@ CALLS = [
         "a", DEV_KEY, resource_types="x", permission="r", expiry=timedelta(hours=1))),
 ]
 # fmt: on
+
+
+async def _handle(message: object) -> None:
+    raise AssertionError("never called")
 
 
 @pytest.mark.parametrize(("case", "error", "words", "call"), CALLS, ids=[c[0] for c in CALLS])
