@@ -11,7 +11,8 @@ Faults: a status code ("503", "429", ...), "reset_before" (drop the connection w
 answering: the work is done while the client still waits), "truncate" (forward, then send half the body and drop),
 "bomb" / "garbage" / "html" (answer 200 with a hostile, malformed or foreign body), "huge" /
 "endless" (a body over any sane size), "close" (the real answer with Connection: close),
-"strip_headers" (the real answer without its x-ms-* headers). Held by a ``Gate`` until the test
+"strip_headers" (the real answer without its x-ms-* headers), "rewrite" (the real answer with its
+body passed through ``transform``). Held by a ``Gate`` until the test
 says so: "hold" (before forwarding), "hold_after" (forwarded, the whole answer held), "hold_body"
 (forwarded, the status line, headers and half the body sent, the rest held).
 """
@@ -53,6 +54,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     method: str | None = None  # only requests with this method consume the fault
     gate: Gate | None = None  # for the "hold" kinds
+    transform: Callable[[bytes], bytes] | None = None  # for "rewrite"
 
 
 @dataclass
@@ -251,6 +253,13 @@ async def _bomb(proxy: FaultProxy, request: web.Request, body: bytes, fault: Fau
     return web.Response(status=200, body=BILLION_LAUGHS, content_type="application/xml")
 
 
+async def _rewrite(proxy: FaultProxy, request: web.Request, body: bytes, fault: Fault) -> web.StreamResponse:
+    """The real answer with its body rewritten by the fault's ``transform``."""
+    assert fault.transform is not None, "the rewrite fault needs a transform"
+    status, headers, data = await proxy._forward(request, body)
+    return web.Response(status=status, headers=headers, body=fault.transform(data))
+
+
 async def _garbage(proxy: FaultProxy, request: web.Request, body: bytes, fault: Fault) -> web.StreamResponse:
     return web.Response(status=200, body=b"<QueueMessagesList><QueueMess", content_type="application/xml")
 
@@ -329,4 +338,5 @@ HANDLERS: dict[str, Handler] = {
     "hold": _hold,
     "hold_after": _hold_after,
     "hold_body": _hold_body,
+    "rewrite": _rewrite,
 }

@@ -1,5 +1,6 @@
 """Hostile and broken answers: each is a typed AioQueueError, fast, with bounded memory."""
 
+import re
 import resource
 import time
 from collections.abc import Awaitable, Callable
@@ -8,6 +9,7 @@ import pytest
 
 from aioqueue import AioQueueError, MalformedResponse, QueueClient, QueueServiceClient, RetryPolicy
 from aioqueue.testing import DEV_KEY
+from tests.faults import Fault
 
 NO_WAIT = RetryPolicy(max_attempts=2, initial_delay=0, jitter=None)
 
@@ -54,3 +56,39 @@ async def test_connection_close_answers_are_fine(proxy, queue_client):
         for i in range(8):
             await q.send_message(f"m{i}")
     assert len(await queue_client.peek_messages(max_messages=32)) == 8
+
+
+def _field(element: str, value: str | None):
+    """A body rewrite: the element removed (``value`` None) or given ``value``."""
+    pattern = re.compile(rf"<{element}>[^<]*</{element}>".encode())
+    replacement = b"" if value is None else f"<{element}>{value}</{element}>".encode()
+    return lambda body: pattern.sub(replacement, body)
+
+
+@pytest.mark.parametrize(
+    ("operation", "element", "value", "words"),
+    [
+        ("peek", "DequeueCount", None, "Peek Messages answered a message without a valid DequeueCount"),
+        ("peek", "ExpirationTime", None, "Peek Messages answered a message without a valid ExpirationTime"),
+        ("peek", "DequeueCount", "many", "Peek Messages answered a message without a valid DequeueCount"),
+        ("receive", "PopReceipt", None, "Get Messages answered a message without a valid PopReceipt"),
+        ("receive", "TimeNextVisible", None, "Get Messages answered a message without a valid TimeNextVisible"),
+        ("receive", "DequeueCount", "1.5", "Get Messages answered a message without a valid DequeueCount"),
+        ("send", "InsertionTime", None, "Put Message answered a message without a valid InsertionTime"),
+        ("send", "PopReceipt", None, "Put Message answered a message without a valid PopReceipt"),
+    ],
+)
+async def test_a_message_answer_missing_a_field_is_malformed(proxy, queue_client, operation, element, value, words):
+    """Each field a message answer must carry, missing or not a number, is a MalformedResponse naming it."""
+    await queue_client.send_message("real")
+    async with QueueClient(proxy.url(), queue_client.queue_name, credential=DEV_KEY, retry=None) as q:
+        call: dict[str, Callable[[], Awaitable[object]]] = {
+            "peek": q.peek_messages,
+            "receive": q.receive_messages,
+            "send": lambda: q.send_message("x"),
+        }
+        proxy.script(Fault("rewrite", transform=_field(element, value)))
+        with pytest.raises(MalformedResponse) as info:
+            await call[operation]()
+    assert str(info.value) == words
+    assert [s.fault for s in proxy.seen] == ["rewrite"]
