@@ -56,6 +56,16 @@ def check_text(text: str) -> str:
     return text
 
 
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate: no UTF-8 for it
+        raise MessageEncodingError(
+            f"message content has character U+{ord(exc.object[exc.start]):04X} at index {exc.start}, "
+            "which UTF-8 cannot carry"
+        ) from None
+
+
 class TextEncoding:
     """``str`` content sent as XML-escaped text."""
 
@@ -83,7 +93,7 @@ class Base64Encoding:
             raise MessageEncodingError(
                 f"message_encoding='base64' takes str content, not {type(content).__name__}; use 'binary' for bytes"
             )
-        return base64.b64encode(content.encode("utf-8")).decode("ascii")
+        return base64.b64encode(_utf8(content)).decode("ascii")
 
     def decode(self, text: str) -> Any:
         try:
@@ -137,7 +147,7 @@ class Base64JsonEncoding:
     name = "base64-json"
 
     def encode(self, content: Any) -> str:
-        return base64.b64encode(JsonEncoding().encode(content).encode("utf-8")).decode("ascii")
+        return base64.b64encode(_utf8(JsonEncoding().encode(content))).decode("ascii")
 
     def decode(self, text: str) -> Any:
         try:

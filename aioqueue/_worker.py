@@ -100,8 +100,9 @@ class _Worker:
         self.consumer = Consumer(
             link, options, poison_queue=poison_queue_for(options, link.queue_name), raise_undecodable=False
         )
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.changed = asyncio.Event()  # a handler finished, or stop was set
+        self.tasks: set[asyncio.Task[None]] = set()  # one per message, until it is settled
+        self.running = 0  # of those, how many are still in their handler
+        self.changed = asyncio.Event()  # a handler returned, a task ended, or stop was set
         self.processed = self.failed = self.lease_lost = 0
 
     async def run(self, stop: asyncio.Event, shutdown_timeout: float | None) -> ProcessStats:
@@ -137,7 +138,7 @@ class _Worker:
         streak = 0
         streak_started = 0.0
         while not stop.is_set():
-            while len(self.tasks) >= self.concurrency:  # every slot busy: wait for one, or for stop
+            while (free := self._free()) <= 0:  # every handler slot busy: wait for one, or for stop
                 self.changed.clear()
                 await self.changed.wait()
                 if stop.is_set():
@@ -145,8 +146,8 @@ class _Worker:
             if not buffer:
                 try:
                     # fetch no more than can start now: prefetched messages would sit hidden, their
-                    # visibility timeout running, while every slot is busy
-                    batch = await consumer.next_batch(self.concurrency - len(self.tasks))
+                    # visibility timeout running, while every handler slot is busy
+                    batch = await consumer.next_batch(free)
                 except Exception as exc:
                     if not is_weather(exc):
                         raise
@@ -172,12 +173,23 @@ class _Worker:
                 return  # what is in the buffer is released by aclose
             message = buffer.popleft()
             consumer.yielded += 1
+            self.running += 1
             task = asyncio.ensure_future(self._handle(message))
             self.tasks.add(task)
             task.add_done_callback(self._done)
 
+    def _free(self) -> int:
+        """Messages that may start now: a free handler slot each, while deletes and releases of
+        finished handlers (at most ``concurrency`` more) are still under way."""
+        return min(self.concurrency - self.running, 2 * self.concurrency - len(self.tasks))
+
     def _done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
+        self.changed.set()
+
+    def _returned(self) -> None:
+        """The handler is done (whatever its outcome); settling the message does not hold its slot."""
+        self.running -= 1
         self.changed.set()
 
     def _backoff(self, streak: int) -> float:
@@ -207,9 +219,11 @@ class _Worker:
         try:
             succeeded = await self._call(message)
         except asyncio.CancelledError:
+            self._returned()
             if message.settled is None:
                 await shielded(_release_quietly(message, 0))
             raise
+        self._returned()
         if not succeeded:
             self.failed += 1
             if message.settled is None:
