@@ -37,24 +37,31 @@ def through(proxy: FaultProxy, queue: QueueClient, **options) -> QueueClient:
     return QueueClient(proxy.url(), queue.queue_name, credential=DEV_KEY, **options)
 
 
+async def until_polled(proxy: FaultProxy, gets: int) -> None:
+    """Until the proxy has answered ``gets`` Get Messages calls (so the consumer is now waiting)."""
+    deadline = asyncio.get_running_loop().time() + BOUND
+    while sum(1 for s in proxy.seen if s.method == "GET" and s.path.split("?")[0].endswith("/messages")) < gets:
+        assert asyncio.get_running_loop().time() < deadline, "the consumer did not poll"
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.2)  # the answer reaches the consumer, which starts its 60 s wait
+
+
 # ---- 1. shutdown ------------------------------------------------------------------------------
 
 
-async def test_stop_wakes_an_idle_worker_at_once(queue_client):
+async def test_stop_wakes_an_idle_worker_at_once(proxy, queue_client):
     stop = asyncio.Event()
     seen: list[str] = []
-    handled = asyncio.Event()
 
     async def handler(msg: ReceivedMessage) -> None:
         seen.append(msg.content)
-        handled.set()
 
     await queue_client.send_message("one")
-    worker = asyncio.ensure_future(queue_client.process(handler, stop=stop, poll_interval=(60, 60)))
-    await asyncio.wait_for(handled.wait(), BOUND)
-    await asyncio.sleep(0.5)  # the worker now waits 60 s before its next poll
-    stop.set()
-    stats = await asyncio.wait_for(worker, BOUND)
+    async with through(proxy, queue_client) as q:
+        worker = asyncio.ensure_future(q.process(handler, stop=stop, poll_interval=(60, 60)))
+        await until_polled(proxy, 2)  # one poll found the message, the next none: now a 60 s wait
+        stop.set()
+        stats = await asyncio.wait_for(worker, BOUND)
     assert stats.processed == 1 and seen == ["one"]
     await assert_nothing_hidden(queue_client)
 
@@ -108,18 +115,19 @@ async def test_shutdown_timeout_cancels_handlers_and_releases_their_messages(que
     await assert_nothing_hidden(queue_client)
 
 
-async def test_leaving_an_idle_stream_from_another_task_is_prompt(queue_client):
-    stream = queue_client.receive(poll_interval=(60, 60))
+async def test_leaving_an_idle_stream_from_another_task_is_prompt(proxy, queue_client):
     got: list[ReceivedMessage] = []
+    async with through(proxy, queue_client) as q:
+        stream = q.receive(poll_interval=(60, 60))
 
-    async def consume() -> None:
-        async for msg in stream:
-            got.append(msg)
+        async def consume() -> None:
+            async for msg in stream:
+                got.append(msg)
 
-    task = asyncio.ensure_future(consume())
-    await asyncio.sleep(0.5)  # one empty poll, then a 60 s wait
-    await stream.aclose()
-    await asyncio.wait_for(task, BOUND)
+        task = asyncio.ensure_future(consume())
+        await until_polled(proxy, 1)  # one empty poll, then a 60 s wait
+        await stream.aclose()
+        await asyncio.wait_for(task, BOUND)
     assert got == []
 
 
