@@ -14,7 +14,6 @@ The service limit is 64 KiB of message text after encoding; base64 leaves about 
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 from typing import Any, Protocol, runtime_checkable
@@ -98,7 +97,7 @@ class Base64Encoding:
     def decode(self, text: str) -> Any:
         try:
             return base64.b64decode(text, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError) as exc:
+        except ValueError as exc:  # binascii.Error, UnicodeDecodeError, or non-ASCII text
             raise MessageEncodingError(f"message text is not base64 of UTF-8 text: {exc}") from None
 
 
@@ -115,7 +114,7 @@ class BinaryEncoding:
     def decode(self, text: str) -> Any:
         try:
             return base64.b64decode(text, validate=True)
-        except binascii.Error as exc:
+        except ValueError as exc:  # binascii.Error, or non-ASCII text
             raise MessageEncodingError(f"message text is not base64: {exc}") from None
 
 
@@ -152,7 +151,7 @@ class Base64JsonEncoding:
     def decode(self, text: str) -> Any:
         try:
             data = base64.b64decode(text, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, or non-ASCII text
             data = text  # not base64: plain JSON text
         try:
             return json.loads(data)

@@ -89,3 +89,14 @@ def test_shared_key_changes_with_any_query_value(name, value):
     a = CRED.authorization("GET", "/acct/q", {name: value}, headers, 0)
     b = CRED.authorization("GET", "/acct/q", {name: value + "x"}, headers, 0)
     assert a != b
+
+
+@pytest.mark.parametrize("encoding", ["text", "base64", "binary", "json", "base64-json"])
+@given(st.text(max_size=200))
+def test_decoding_any_text_returns_or_raises_a_typed_error(encoding, text):
+    """Whatever a producer wrote, a decoder answers with content or MessageEncodingError, never another
+    exception (non-ASCII text once leaked ValueError out of the base64 decoders)."""
+    try:
+        get_encoding(encoding).decode(text)
+    except MessageEncodingError:
+        pass
