@@ -58,6 +58,7 @@ from ._transport import (
     DEFAULT_API_VERSION,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_TIMEOUT,
+    Accept,
     Credentials,
     Response,
     RetryingSession,
@@ -260,10 +261,22 @@ class _Client:
     ) -> None:
         await self.close()
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> Response:
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        secondary: bool = False,
+        accept: Accept | None = None,
+    ) -> Response:
         if self._closed:
             raise ConfigurationError("this client is closed; create a new one (or use it inside 'async with')")
-        return await self._pool.http.request(method, path, **kwargs)
+        return await self._pool.http.request(
+            method, path, query=query, body=body, headers=headers, secondary=secondary, accept=accept
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
