@@ -27,6 +27,16 @@ from aioqueue.testing import DEV_KEY
 from tests.helpers import FakeCredential
 
 
+class _BytesEncoding:
+    """A custom encoding with a bug: it returns bytes."""
+
+    def encode(self, content: object) -> bytes:
+        return str(content).encode()
+
+    def decode(self, text: str) -> str:
+        return text
+
+
 def queue(url, **options):
     return QueueClient(url, "jobs", credential=DEV_KEY, **{"retry": None, **options})
 
@@ -97,6 +107,8 @@ CALLS = [
         max_batch_size=40)),
     ("process concurrency 0", ConfigurationError, "concurrency", lambda url: queue(url).process(
         _handle, concurrency=0)),
+    ("process stop not an Event", TypeError, "asyncio.Event", lambda url: queue(url).process(
+        _handle, stop=True)),
     ("url scheme", ConfigurationError, "https://", lambda url: QueueClient("ftp://acct/", "jobs")),
     ("url empty", ConfigurationError, "account URL", lambda url: QueueServiceClient("")),
     ("queue url without queue", ConfigurationError, "queue_url", lambda url: QueueClient.from_queue_url(
@@ -124,6 +136,48 @@ CALLS = [
         "a", "q", DEV_KEY, permission="rz", expiry=timedelta(hours=1))),
     ("account SAS bad resource type", ConfigurationError, "resource_types", lambda url: generate_account_sas(
         "a", DEV_KEY, resource_types="x", permission="r", expiry=timedelta(hours=1))),
+    ("account SAS no resource type", ConfigurationError, "at least one resource type", lambda url: (
+        generate_account_sas("a", DEV_KEY, resource_types="", permission="r", expiry=timedelta(hours=1)))),
+    ("account SAS no expiry", ConfigurationError, "needs an expiry", lambda url: generate_account_sas(
+        "a", DEV_KEY, resource_types="s", permission="r", expiry=None)),  # type: ignore[arg-type]
+    ("SAS permission not str", ConfigurationError, "permission must be a str", lambda url: generate_queue_sas(
+        "a", "q", DEV_KEY, permission=["r"], expiry=timedelta(hours=1))),  # type: ignore[arg-type]
+    ("SAS expiry as str", ConfigurationError, "expiry must be a datetime or a timedelta, not str", lambda url: (
+        generate_queue_sas("a", "q", DEV_KEY, permission="r", expiry="2030-01-01"))),  # type: ignore[arg-type]
+    ("SAS empty queue name", ConfigurationError, "queue_name", lambda url: generate_queue_sas(
+        "a", "", DEV_KEY, permission="r", expiry=timedelta(hours=1))),
+    ("shared key of bytes", ConfigurationError, "base64 str", lambda url: SharedKeyCredential(
+        "acct", DEV_KEY.encode())),  # type: ignore[arg-type]
+    ("SAS of bytes", ConfigurationError, "must be a str", lambda url: SasCredential(
+        b"sv=1&sig=x")),  # type: ignore[arg-type]
+    ("shared key for another account", ConfigurationError, "for account 'other'", lambda url: QueueClient(
+        "https://acct.queue.core.windows.net", "jobs", credential=SharedKeyCredential("other", DEV_KEY))),
+    ("key for a URL naming no account", ConfigurationError, "names the account", lambda url: QueueClient(
+        "http://127.0.0.1:10001", "jobs", credential=DEV_KEY)),
+    ("session of a wrong type", ConfigurationError, "aiohttp.ClientSession", lambda url: queue(
+        url, session="a session")),
+    ("list prefix not str", ConfigurationError, "prefix", lambda url: service(url).list_queues(
+        prefix=3).__anext__()),
+    ("service properties of a dict", ConfigurationError, "ServiceProperties", lambda url: service(
+        url).set_service_properties({"cors": []})),
+    ("queue url not str", ConfigurationError, "queue_url", lambda url: QueueClient.from_queue_url(
+        b"https://acct.queue.core.windows.net/jobs")),  # type: ignore[arg-type]
+    ("policies of a list", ConfigurationError, "mapping", lambda url: queue(url).set_queue_access_policy(
+        [("p", None)])),
+    ("policy id too long", ConfigurationError, "1 to 64", lambda url: queue(url).set_queue_access_policy(
+        {"p" * 65: None})),
+    ("policy of a str", ConfigurationError, "must be an AccessPolicy", lambda url: queue(
+        url).set_queue_access_policy({"p": "r"})),
+    ("bad policy after an empty one", ConfigurationError, "raup", lambda url: queue(url).set_queue_access_policy(
+        {"empty": None, "p": AccessPolicy("rwx")})),
+    ("visibility of 7 days, default ttl", ConfigurationError, "7-day", lambda url: queue(url).send_message(
+        "x", visibility_timeout=timedelta(days=7))),
+    ("message of an int", ConfigurationError, "QueueMessage or a message id", lambda url: queue(
+        url).delete_message(42)),
+    ("metadata of a list", ConfigurationError, "mapping", lambda url: queue(url).set_queue_metadata(
+        [("a", "1")])),
+    ("custom encoding returning bytes", MessageEncodingError, "returned bytes, not str", lambda url: queue(
+        url, message_encoding=_BytesEncoding()).send_message("x")),
 ]
 # fmt: on
 

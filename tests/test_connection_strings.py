@@ -1,6 +1,7 @@
 import pytest
 
 from aioqueue import (
+    AuthenticationFailed,
     ConfigurationError,
     QueueClient,
     QueueServiceClient,
@@ -58,6 +59,7 @@ def test_other_service_endpoints_are_ignored():
         ("DefaultEndpointsProtocol=ftp;AccountName=acct", "http or https"),
         ("QueueEndpoint=https://x;SharedAccessSignature=sv=1", "sig"),
         (f"AccountName=a;AccountKey={KEY};SharedAccessSignature=sig=1", "both"),
+        (f"AccountName=a;AccountKey={KEY};EndpointSuffix=.", "EndpointSuffix is empty"),
     ],
 )
 def test_malformed_connection_strings_name_the_problem(conn, words):
@@ -98,4 +100,30 @@ def test_token_credential_refused_on_plain_http_except_loopback():
     with pytest.raises(ConfigurationError, match="https"):
         QueueClient("http://acct.queue.core.windows.net", "jobs", credential=FakeCredential())
     QueueClient("http://127.0.0.1:10001/devstoreaccount1", "jobs", credential=FakeCredential())
+    QueueClient("http://localhost:10001/devstoreaccount1", "jobs", credential=FakeCredential())
     QueueClient("https://acct.queue.core.windows.net", "jobs", credential=FakeCredential())
+
+
+def test_development_storage_through_a_proxy():
+    q = QueueClient.from_connection_string(
+        "UseDevelopmentStorage=true;DevelopmentStorageProxyUri=http://devproxy.example/", "jobs"
+    )
+    assert q.url == "http://devproxy.example:10001/devstoreaccount1/jobs"
+    assert q.account_name == "devstoreaccount1"
+
+
+def test_a_connection_string_without_a_key_or_sas_is_anonymous():
+    s = parse_connection_string("AccountName=public")
+    assert s.account_url == "https://public.queue.core.windows.net" and s.credential is None
+
+
+async def test_an_anonymous_client_sends_no_authorization(proxy, queue_client):
+    async with QueueClient.from_connection_string(f"QueueEndpoint={proxy.url()}", queue_client.queue_name) as q:
+        with pytest.raises(AuthenticationFailed):
+            await q.peek_messages()
+    assert proxy.seen and all("Authorization" not in r.headers for r in proxy.seen)
+
+
+def test_a_shared_key_credential_names_the_account_a_url_leaves_out():
+    q = QueueClient("http://10.1.2.3:10001", "jobs", credential=SharedKeyCredential("acct", KEY))
+    assert q.account_name == "acct" and q.url == "http://10.1.2.3:10001/jobs"
