@@ -50,6 +50,13 @@ async def test_missing_headers_are_typed(proxy, queue_client):
             await q.get_queue_properties()
 
 
+async def test_a_send_answered_without_the_message_is_malformed(proxy, queue_client):
+    async with QueueClient(proxy.url(), queue_client.queue_name, credential=DEV_KEY, retry=None) as q:
+        proxy.script(Fault("rewrite", transform=lambda body: b"<?xml version='1.0'?><QueueMessagesList />"))
+        with pytest.raises(MalformedResponse, match="without the message"):
+            await q.send_message("stored, but the answer says nothing of it")
+
+
 async def test_connection_close_answers_are_fine(proxy, queue_client):
     async with QueueClient(proxy.url(), queue_client.queue_name, credential=DEV_KEY, retry=None) as q:
         proxy.script(*["close"] * 5)

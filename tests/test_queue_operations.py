@@ -45,6 +45,12 @@ async def test_create_exists_delete(conn_str, queue_name):
         assert "QueueNotFound" in str(err)
 
 
+async def test_exist_ok_leaves_an_existing_queue_and_its_other_metadata_alone(queue_client):
+    await queue_client.set_queue_metadata({"Team": "core"})
+    assert await queue_client.create_queue(metadata={"Team": "other"}, exist_ok=True) is False  # a 409
+    assert (await queue_client.get_queue_properties()).metadata == {"Team": "core"}
+
+
 async def test_properties_and_metadata(queue_client):
     props = await queue_client.get_queue_properties()
     assert props.name == queue_client.queue_name and props.metadata == {} and props.approximate_message_count == 0
@@ -215,6 +221,18 @@ async def test_access_policies(queue_client):
     assert await queue_client.get_queue_access_policy() == {}
     with pytest.raises(ConfigurationError, match="at most 5"):
         await queue_client.set_queue_access_policy({f"p{i}": None for i in range(6)})
+
+
+async def test_a_stored_policy_may_leave_out_its_start_expiry_or_permission(queue_client):
+    """A SAS naming the policy supplies what it leaves out; reading the policies back invents nothing."""
+    start = datetime(2030, 1, 1, tzinfo=UTC)
+    policies = {
+        "readers": AccessPolicy(permission="r"),
+        "from-2030": AccessPolicy(start=start),
+        "until-2030": AccessPolicy(expiry=start),
+    }
+    await queue_client.set_queue_access_policy(policies)
+    assert await queue_client.get_queue_access_policy() == policies
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,11 @@
 """Service-level operations against Azurite."""
 
+import socket
 import uuid
 
+import aiohttp
 import pytest
+from aiohttp.abc import AbstractResolver
 
 from aioqueue import (
     CorsRule,
@@ -55,6 +58,22 @@ async def test_service_properties_round_trip(queue_service_client):
         await queue_service_client.set_service_properties(original)
 
 
+async def test_setting_one_part_of_the_service_properties_leaves_the_others_alone(queue_service_client):
+    original = await queue_service_client.get_service_properties()
+    minute = Metrics(enabled=True, include_apis=False, retention_policy=RetentionPolicy(True, 2))
+    try:
+        await queue_service_client.set_service_properties(ServiceProperties(minute_metrics=minute))
+        got = await queue_service_client.get_service_properties()
+        assert got.minute_metrics == minute
+        assert (got.analytics_logging, got.hour_metrics, got.cors) == (
+            original.analytics_logging,
+            original.hour_metrics,
+            original.cors,
+        )
+    finally:
+        await queue_service_client.set_service_properties(original)
+
+
 async def test_service_properties_validation(queue_service_client):
     rule = CorsRule(("*",), ("GET",))
     with pytest.raises(ValueError, match="at most 5"):
@@ -75,6 +94,34 @@ async def test_service_stats_come_from_the_secondary(proxy):
     path, _, query = request.path.partition("?")
     assert path == f"/{DEV_ACCOUNT}-secondary/"
     assert sorted(query.split("&")) == ["comp=stats", "restype=service"]
+
+
+class _ToLoopback(AbstractResolver):
+    """Resolves every host name to 127.0.0.1 (Azurite answers host-style account URLs too), and
+    notes the names asked for."""
+
+    def __init__(self):
+        self.hosts = []
+
+    async def resolve(self, host, port=0, family=socket.AF_INET):
+        self.hosts.append(host)
+        return [{"hostname": host, "host": "127.0.0.1", "port": port, "family": socket.AF_INET, "proto": 0, "flags": 0}]
+
+    async def close(self):
+        pass
+
+
+async def test_service_stats_come_from_the_secondary_host_of_a_host_style_url(azurite):
+    resolver = _ToLoopback()
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=resolver)) as session,
+        QueueServiceClient(
+            f"http://{DEV_ACCOUNT}.queue.example.test:{azurite.port}", credential=DEV_KEY, session=session
+        ) as service,
+    ):
+        stats = await service.get_service_stats()  # Azurite answers stats only on the secondary
+    assert stats.geo_replication.status == "live"
+    assert resolver.hosts == [f"{DEV_ACCOUNT}-secondary.queue.example.test"]
 
 
 async def test_child_clients_share_the_pool(conn_str, queue_name):
