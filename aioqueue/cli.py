@@ -369,10 +369,17 @@ def run_emulator(args: argparse.Namespace, out: TextIO) -> int:
     )
     out.flush()
     try:
-        emulator.wait()
+        code = emulator.wait()
     finally:
         emulator.stop()
+    if code not in _STOPPED_BY_SIGNAL:
+        sys.stderr.write(f"aioqueue: the emulator exited with code {code}\n")
+        return EXIT_ERROR
     return EXIT_OK
+
+
+# a clean end, or the emulator stopped with the terminal's Ctrl-C or a SIGTERM (as a signal, or as 128 + N)
+_STOPPED_BY_SIGNAL = frozenset({0, -2, -15, 130, 143})
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:

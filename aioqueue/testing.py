@@ -15,6 +15,7 @@ or ``PATH``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import re
@@ -91,7 +92,7 @@ class Azurite:
         self.extra_args = extra_args
         self.location = None if location is None else os.fspath(location)
         self._process: subprocess.Popen[str] | None = None
-        self._output: list[str] = []
+        self._output: collections.deque[str] = collections.deque(maxlen=200)  # the last lines it printed
 
     @property
     def url(self) -> str:
@@ -124,14 +125,17 @@ class Azurite:
         threading.Thread(target=self._drain, args=(process.stdout, ready), daemon=True).start()
         if not ready.wait(self.startup_timeout) or process.poll() is not None:
             self.stop()
-            raise AioQueueError("Azurite did not start: " + " | ".join(self._output[-5:]))
-        _wait_for_port(self.host, self.port, self.startup_timeout)
+            raise AioQueueError("Azurite did not start: " + " | ".join(list(self._output)[-5:]))
+        try:
+            _wait_for_port(self.host, self.port, self.startup_timeout)
+        except AioQueueError:
+            self.stop()  # a started process never outlives a failed start
+            raise
         return self
 
     def _drain(self, stream: IO[str], ready: threading.Event) -> None:
         for line in stream:
-            if len(self._output) < 200:
-                self._output.append(line.rstrip())
+            self._output.append(line.rstrip())
             m = _LISTENING.search(line)
             if m and not ready.is_set():
                 self.port = int(m.group(3))

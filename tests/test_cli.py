@@ -244,11 +244,6 @@ def test_emulator_command_ends_when_the_emulator_does(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="a script stands in for azurite-queue")
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: run_emulator ignores Azurite's exit code, so 'aioqueue emulator' exits 0 when the "
-    "emulator crashes, and a supervisor or script sees success",
-)
 def test_emulator_command_fails_when_the_emulator_crashes(tmp_path, monkeypatch):
     script = fake_emulator.listening(tmp_path / "azurite-queue", exit_after_probe=3)
     monkeypatch.setenv("AIOQUEUE_AZURITE", str(script))

@@ -104,11 +104,6 @@ def test_stop_kills_an_emulator_that_ignores_sigterm(tmp_path):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="a shell script stands in for azurite-queue")
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: start() raises 'did not answer' without stopping the process it started, and "
-    "'with Azurite()' never reaches __exit__, so the emulator is left running",
-)
 def test_an_emulator_that_never_answers_is_an_error_and_is_stopped(tmp_path):
     script = fake_emulator.announcing_a_closed_port(tmp_path / "azurite-queue")
     emulator = Azurite(executable=str(script), startup_timeout=3)
@@ -121,11 +116,6 @@ def test_an_emulator_that_never_answers_is_an_error_and_is_stopped(tmp_path):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="a shell script stands in for azurite-queue")
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Azurite keeps the first 200 lines it printed, and the start error quotes the last 5 "
-    "of those, not the last 5 lines the emulator printed",
-)
 def test_the_start_error_quotes_the_last_lines_of_a_talkative_emulator(tmp_path):
     chatty = _script(
         tmp_path / "azurite-queue",
