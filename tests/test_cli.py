@@ -115,7 +115,7 @@ def test_emulator_command_runs_azurite_in_the_foreground(tmp_path):
         assert main(["--connection-string", conn_line.split(": ", 1)[1].strip(), "create", "from-cli"], out=out) == 0
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=20)
+        proc.communicate(timeout=60)  # stop() allows Azurite 10 s to exit on SIGTERM, then kills it
     assert proc.returncode == 130  # interrupted, after stopping the emulator
 
 
