@@ -105,6 +105,9 @@ def test_emulator_command_runs_azurite_in_the_foreground(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a shell runs background jobs with SIGINT ignored and children inherit that (Python then never
+        # raises KeyboardInterrupt): give the command Ctrl-C's default, as a terminal would
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert proc.stdout is not None
@@ -115,7 +118,12 @@ def test_emulator_command_runs_azurite_in_the_foreground(tmp_path):
         assert main(["--connection-string", conn_line.split(": ", 1)[1].strip(), "create", "from-cli"], out=out) == 0
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=60)  # stop() allows Azurite 10 s to exit on SIGTERM, then kills it
+        try:
+            proc.communicate(timeout=60)  # stop() allows Azurite 10 s to exit on SIGTERM, then kills it
+        except subprocess.TimeoutExpired:
+            proc.kill()  # never leave it running for later tests to trip over
+            proc.communicate()
+            raise
     assert proc.returncode == 130  # interrupted, after stopping the emulator
 
 
