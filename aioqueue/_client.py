@@ -79,7 +79,7 @@ from ._validation import (
 from ._validation import (
     queue_name as check_queue_name,
 )
-from ._worker import Handler, check_handler
+from ._worker import Handler
 from ._worker import process as run_worker
 from ._xml import (
     message_body,
@@ -831,7 +831,6 @@ class QueueClient(_Client):
         are awaited or cancelled, and the messages of cancelled ones released at once.
         Receive options as for :meth:`receive`.
         """
-        check_handler(handler)
         settings = ReceiveSettings.build(**options)
         return await run_worker(
             self._link(),
