@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+import random
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -114,6 +115,14 @@ class ReceiveSettings:
         value = self.retry_delay(message.dequeue_count) if callable(self.retry_delay) else self.retry_delay
         raw = value.total_seconds() if isinstance(value, timedelta) else float(value)
         return max(0, min(MAX_SECONDS, math.ceil(raw)))
+
+    def poll_delay(self, polls: int) -> float:
+        """The jittered wait before the next poll after ``polls`` empty (or failed) polls in a row:
+        exponential from ``poll_interval``'s minimum (its maximum when that is 0), capped at its maximum,
+        a random point in the upper half so that many consumers do not poll in step."""
+        low, high = self.poll_interval
+        delay = min(high, (low or high) * 2 ** min(polls, 64))  # the cap is reached long before 2**64
+        return random.uniform(delay / 2, delay)
 
     @property
     def poisons(self) -> bool:

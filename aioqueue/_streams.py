@@ -12,7 +12,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import random
 import time
 from collections.abc import AsyncGenerator, Callable
 from types import TracebackType
@@ -172,10 +171,8 @@ class Consumer:
 
     async def _idle_wait(self) -> bool:
         """Sleep before the next poll (randomised exponential back-off); False once idle too long."""
-        low, high = self.options.poll_interval
-        delay = min(high, low * (2**self._empty_polls)) if low > 0 else high
+        delay = self.options.poll_delay(self._empty_polls)
         self._empty_polls += 1
-        delay = random.uniform(delay / 2, delay)
         idle = self.options.idle_timeout
         if idle is not None:
             left = self._last_message + idle - time.monotonic()

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -157,7 +156,7 @@ class _Worker:
                         log.warning("receiving failed; the worker keeps trying with back-off: %s", exc)
                     else:
                         log.debug("receiving failed again (%d in a row): %s", streak, exc)
-                    await consumer.pause(self._backoff(streak))
+                    await consumer.pause(self.options.poll_delay(streak - 1))
                     continue
                 if streak:
                     log.warning(
@@ -191,11 +190,6 @@ class _Worker:
         """The handler is done (whatever its outcome); settling the message does not hold its slot."""
         self.running -= 1
         self.changed.set()
-
-    def _backoff(self, streak: int) -> float:
-        low, high = self.options.poll_interval
-        delay = min(high, (low or high) * 2 ** min(streak - 1, 30))
-        return random.uniform(delay / 2, delay)
 
     async def _drain(self, shutdown_timeout: float | None) -> None:
         """Let handlers under way finish; after ``shutdown_timeout`` cancel the rest."""

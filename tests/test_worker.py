@@ -20,6 +20,7 @@ from aioqueue import (
     QueueClient,
     ReceivedMessage,
 )
+from aioqueue._options import ReceiveSettings
 from aioqueue._streams import Consumer
 from aioqueue.testing import DEV_KEY
 from tests.faults import Fault, FaultProxy
@@ -350,3 +351,36 @@ async def test_a_handler_over_its_timeout_is_cancelled_and_its_message_released(
     [left] = await queue_client.peek_messages()  # released with retry_delay=0
     assert left.content == "slow" and left.dequeue_count == 1
     await assert_nothing_hidden(queue_client)
+
+
+# ---- a long idle spell ---------------------------------------------------------------------------
+
+
+class _EmptyQueue:
+    """A QueueLink whose queue stays empty: hours of empty polls in a moment (no server can show that)."""
+
+    queue_name = "idle"
+    closed = False
+
+    async def fetch(self, max_messages: int, visibility_timeout: int) -> list[object]:
+        return []
+
+    def decode(self, raw: object) -> object:
+        raise AssertionError("nothing to decode in an empty queue")
+
+    def track(self, stream: object) -> None:
+        return None
+
+    def untrack(self, stream: object) -> None:
+        return None
+
+
+async def test_a_long_idle_spell_never_overflows_the_poll_back_off():
+    """The 1,100th empty poll in a row (about 3 hours idle at the default 10 s maximum) computed
+    ``low * 2**1100``, which overflows a float: every idle stream and worker died with OverflowError."""
+    settings = ReceiveSettings.build(poll_interval=(0.001, 0.002), idle_timeout=0.2)
+    consumer = Consumer(_EmptyQueue(), settings, poison_queue=None)  # type: ignore[arg-type]
+    consumer._empty_polls = 1100
+    assert await asyncio.wait_for(consumer.next_batch(32), BOUND) is None  # idle_timeout ends it, no error
+    for polls in (0, 1, 5, 1100, 10**6):
+        assert 0.0005 <= settings.poll_delay(polls) <= 0.002
