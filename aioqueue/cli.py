@@ -119,11 +119,16 @@ def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str], out: TextIO) 
         out.write("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() + "\n")
 
 
+def connection_string(args: argparse.Namespace) -> str:
+    """``--connection-string``, else ``$AZURE_STORAGE_CONNECTION_STRING``, else the local emulator."""
+    return str(args.connection_string or os.environ.get(ENV) or "UseDevelopmentStorage=true")
+
+
 class Cli:
     def __init__(self, args: argparse.Namespace, out: TextIO) -> None:
         self.args = args
         self.out = out
-        self.conn_str = args.connection_string or os.environ.get(ENV) or "UseDevelopmentStorage=true"
+        self.conn_str = connection_string(args)
 
     def emit(
         self,
@@ -395,8 +400,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         if args.command == "emulator":
             return run_emulator(args, out)
         if args.command == "worker":
-            conn_str = args.connection_string or os.environ.get(ENV) or "UseDevelopmentStorage=true"
-            return _runner.run_worker(args, conn_str, list(sys.argv[1:] if argv is None else argv))
+            return _runner.run_worker(args, connection_string(args), list(sys.argv[1:] if argv is None else argv))
         asyncio.run(Cli(args, out).run())
         return EXIT_OK
     except KeyboardInterrupt:
