@@ -92,6 +92,7 @@ class Azurite:
         self.extra_args = extra_args
         self.location = None if location is None else os.fspath(location)
         self._process: subprocess.Popen[str] | None = None
+        self._listening = False
         self._output: collections.deque[str] = collections.deque(maxlen=200)  # the last lines it printed
 
     @property
@@ -105,6 +106,7 @@ class Azurite:
 
     def start(self) -> Azurite:
         exe = find_azurite(self.executable)
+        self._listening = False
         args = [
             exe,
             "--queueHost",
@@ -123,7 +125,9 @@ class Azurite:
         ready = threading.Event()
         assert process.stdout is not None
         threading.Thread(target=self._drain, args=(process.stdout, ready), daemon=True).start()
-        if not ready.wait(self.startup_timeout) or process.poll() is not None:
+        # ready is also set when the emulator closes its output: then it is ending, though perhaps not
+        # reaped yet, so only the "listens on" line (which sets _listening) counts as a start
+        if not ready.wait(self.startup_timeout) or not self._listening or process.poll() is not None:
             self.stop()
             raise AioQueueError("Azurite did not start: " + " | ".join(list(self._output)[-5:]))
         try:
@@ -139,6 +143,7 @@ class Azurite:
             m = _LISTENING.search(line)
             if m and not ready.is_set():
                 self.port = int(m.group(3))
+                self._listening = True
                 ready.set()
         ready.set()
 
