@@ -4,7 +4,7 @@ Everything public is importable from here; the underscored modules are private.
 """
 
 from ._auth import AsyncTokenCredential, Credential, SasCredential, SharedKeyCredential
-from ._client import QueueClient, QueueServiceClient
+from ._client import ClientOptions, QueueClient, QueueServiceClient
 from ._encoding import MessageEncoding
 from ._errors import (
     AioQueueError,
@@ -41,17 +41,25 @@ from ._models import (
     ServiceProperties,
     ServiceStats,
     UpdateReceipt,
+    UserDelegationKey,
 )
 from ._options import ReceiveOptions, RetryDelay
+from ._paging import QueueListing, QueuePage
 from ._retry import RetryPolicy
 from ._sas import generate_account_sas, generate_queue_sas
 from ._settle import MessageBatch, ReceivedMessage
 from ._streams import BatchStream, MessageStream
+from ._transport import RequestEvent, ResponseEvent
 from ._validation import Duration
 from ._version import __version__
 from ._worker import Handler
 
 __all__ = [
+    "ResponseEvent",
+    "RequestEvent",
+    "QueuePage",
+    "QueueListing",
+    "ClientOptions",
     "AccessPolicy",
     "AioQueueError",
     "AsyncTokenCredential",
@@ -100,6 +108,7 @@ __all__ = [
     "SharedKeyCredential",
     "TransportError",
     "UpdateReceipt",
+    "UserDelegationKey",
     "__version__",
     "generate_account_sas",
     "generate_queue_sas",

@@ -128,13 +128,27 @@ class AsyncTokenCredential(Protocol):
         ...
 
 
+def token_scope(audience: str | None) -> str:
+    """The scope a token is asked for: ``<audience>/.default`` (default audience: all of Azure Storage)."""
+    if audience is None:
+        return STORAGE_SCOPE
+    if not isinstance(audience, str) or not audience.startswith("https://") or len(audience) <= len("https://"):
+        raise ConfigurationError(
+            "audience must be an https URL such as https://<account>.queue.core.windows.net "
+            "(or https://storage.azure.com)"
+        )
+    audience = audience.rstrip("/")
+    return audience if audience.endswith("/.default") else audience + "/.default"
+
+
 class TokenCache:
     """Caches a bearer token and refreshes it before expiry; concurrent callers share one refresh."""
 
-    __slots__ = ("_credential", "_expires_on", "_lock", "_token", "refreshes")
+    __slots__ = ("_credential", "_expires_on", "_lock", "_token", "refreshes", "scope")
 
-    def __init__(self, credential: AsyncTokenCredential) -> None:
+    def __init__(self, credential: AsyncTokenCredential, scope: str = STORAGE_SCOPE) -> None:
         self._credential = credential
+        self.scope = scope
         self._token = ""
         self._expires_on = 0.0
         self._lock: asyncio.Lock | None = None
@@ -142,6 +156,11 @@ class TokenCache:
 
     def __repr__(self) -> str:
         return f"TokenCache({type(self._credential).__name__})"
+
+    @property
+    def credential(self) -> AsyncTokenCredential:
+        """The token credential this cache asks."""
+        return self._credential
 
     def _fresh(self) -> bool:
         return bool(self._token) and self._expires_on - time.time() > TOKEN_REFRESH_MARGIN
@@ -153,7 +172,7 @@ class TokenCache:
             self._lock = asyncio.Lock()
         async with self._lock:
             if not self._fresh():
-                access = await self._credential.get_token(STORAGE_SCOPE)
+                access = await self._credential.get_token(self.scope)
                 self._token = str(access.token)
                 self._expires_on = float(access.expires_on)
                 self.refreshes += 1

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import sys
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 from urllib.parse import quote
 
 import aiohttp
@@ -20,10 +21,11 @@ from ._auth import (
     TokenCache,
     decode_key,
     normalize_sas,
+    token_scope,
 )
 from ._dates import parse_rfc1123
 from ._encoding import MessageEncoding, encode_message, get_encoding
-from ._endpoint import Endpoint, parse_account_url, parse_connection_string
+from ._endpoint import ConnectionSettings, Endpoint, parse_account_url, parse_connection_string, parse_secondary
 from ._errors import (
     AioQueueError,
     ConfigurationError,
@@ -49,9 +51,12 @@ from ._models import (
     ServiceProperties,
     ServiceStats,
     UpdateReceipt,
+    UserDelegationKey,
 )
 from ._options import ReceiveOptions, ReceiveSettings, Unpack
+from ._paging import QueueListing
 from ._retry import RetryPolicy
+from ._sas import USER_DELEGATION_VERSION, delegation_key_window
 from ._settle import ReceivedMessage
 from ._streams import BatchStream, MessageStream
 from ._transport import (
@@ -60,9 +65,11 @@ from ._transport import (
     DEFAULT_TIMEOUT,
     Accept,
     Credentials,
+    Location,
     Response,
     RetryingSession,
     State,
+    check_event_hooks,
 )
 from ._validation import (
     MAX_SECONDS,
@@ -79,6 +86,12 @@ from ._validation import (
 from ._validation import (
     queue_name as check_queue_name,
 )
+from ._validation import (
+    user_agent as check_user_agent,
+)
+from ._validation import (
+    user_headers as check_user_headers,
+)
 from ._worker import Handler
 from ._worker import process as run_worker
 from ._xml import (
@@ -89,8 +102,10 @@ from ._xml import (
     parse_service_properties,
     parse_service_stats,
     parse_signed_identifiers,
+    parse_user_delegation_key,
     service_properties_body,
     signed_identifiers_body,
+    user_delegation_key_body,
 )
 
 if sys.version_info >= (3, 11):
@@ -140,36 +155,115 @@ class _Pool:
         self.streams: weakref.WeakSet[Closable] = weakref.WeakSet()
 
 
-def _resolve_credential(endpoint: Endpoint, credential: Credential) -> tuple[Credentials, str]:
-    """The credential the transport uses, and the account name."""
-    account = endpoint.account_name
-    if credential is None:
-        return None, account
-    if endpoint.sas is not None:
+class ClientOptions(TypedDict, total=False):
+    """Keyword options every client constructor accepts (defaults in brackets).
+
+    - ``api_version`` ["2025-11-05"]: the x-ms-version sent.
+    - ``retry`` [RetryPolicy()]: ``None`` for no retries.
+    - ``timeout`` [30.0]: seconds per attempt. ``max_connections`` [100]: the pool's size.
+    - ``session`` [None]: your own ``aiohttp.ClientSession`` (the client never closes it).
+    - ``message_encoding`` ["text"]: "text", "base64", "binary", "json", "base64-json" or a MessageEncoding.
+    - ``secondary_hostname`` [derived]: the read-access geo-redundant secondary, as a host name or a URL;
+      derived for ``*.queue.core.windows.net``-shaped hosts and path-style emulator URLs.
+    - ``location_mode`` ["primary"]: "secondary" sends reads (peek, properties, metadata, ACL, list
+      queues, service properties) to the secondary; writes always go to the primary.
+    - ``retry_to_secondary`` [False]: retries of reads alternate between primary and secondary.
+    - ``user_agent`` [None]: text put before aioqueue's own User-Agent.
+    - ``audience`` [None]: token audience, e.g. ``https://<account>.queue.core.windows.net`` (default
+      ``https://storage.azure.com``); only with a token credential.
+    - ``event_hooks`` [None]: ``{"request": [fn, ...], "response": [fn, ...]}``, each called (or
+      awaited) with a :class:`RequestEvent` / :class:`ResponseEvent` for every attempt.
+    """
+
+    api_version: str
+    retry: RetryPolicy | None
+    timeout: float
+    max_connections: int
+    session: aiohttp.ClientSession | None
+    message_encoding: str | MessageEncoding
+    secondary_hostname: str | None
+    location_mode: Location
+    retry_to_secondary: bool
+    user_agent: str | None
+    audience: str | None
+    event_hooks: Mapping[str, Iterable[Callable[..., object]]] | None
+
+
+def _resolve_credential(
+    endpoint: Endpoint, credential: Credential, account_name: str | None, audience: str | None
+) -> tuple[Endpoint, Credentials]:
+    """The endpoint with the account's name settled, and the credential the transport uses.
+
+    The name comes from a Shared Key credential, else the URL, else the connection string's AccountName.
+    """
+    if credential is not None and endpoint.sas is not None:
         raise ConfigurationError("the URL carries a SAS token and credential= is given too; pass only one")
+    if audience is not None and (
+        isinstance(credential, (str, SharedKeyCredential, SasCredential))
+        or not isinstance(credential, AsyncTokenCredential)
+    ):
+        raise ConfigurationError("audience= applies only to a token credential (an Entra ID identity)")
+    name = endpoint.account_name
     if isinstance(credential, SharedKeyCredential):
-        if account and credential.account_name != account and endpoint.path_prefix == "":
+        if name and credential.account_name != name and not endpoint.path_prefix:
             raise ConfigurationError(
-                f"the credential is for account {credential.account_name!r} but the URL names {account!r}"
+                f"the credential is for account {credential.account_name!r} but the URL names {name!r}"
             )
-        return credential, credential.account_name
-    if isinstance(credential, SasCredential):
-        return credential, account
+        name = credential.account_name
+    if name is None and account_name:
+        name = account_name
+    if name and name != endpoint.account_name:
+        endpoint = endpoint.with_account(name)
+    if credential is None or isinstance(credential, (SharedKeyCredential, SasCredential)):
+        return endpoint, credential
     if isinstance(credential, str):
         if "sig=" in credential:
-            return SasCredential(normalize_sas(credential)), account
+            return endpoint, SasCredential(normalize_sas(credential))
         decode_key(credential)
-        if not account:
-            raise ConfigurationError("an account key needs a URL that names the account (or a SharedKeyCredential)")
-        return SharedKeyCredential(account, credential), account
+        if not name:
+            raise ConfigurationError(
+                f"the URL {endpoint.hostname!r} does not name the storage account (a custom domain?), so an "
+                "account key cannot sign for it: pass SharedKeyCredential(account_name, key), or a connection "
+                "string with AccountName"
+            )
+        return endpoint, SharedKeyCredential(name, credential)
     if isinstance(credential, AsyncTokenCredential):
         if not endpoint.secure and not endpoint.loopback:
             raise ConfigurationError("a token credential needs an https:// URL: bearer tokens never travel over http")
-        return TokenCache(credential), account
+        return endpoint, TokenCache(credential, token_scope(audience))
     raise ConfigurationError(
         "credential must be None, an account key or SAS str, SharedKeyCredential, SasCredential, "
         f"or an async token credential; got {type(credential).__name__}"
     )
+
+
+def _location_mode(value: object) -> Location:
+    if value not in ("primary", "secondary"):
+        raise ConfigurationError(f"location_mode must be 'primary' or 'secondary'; got {value!r}")
+    return "primary" if value == "primary" else "secondary"
+
+
+def _merge_headers(own: Mapping[str, str] | None, extra: Mapping[str, str]) -> dict[str, str]:
+    """The operation's headers plus the caller's; a caller's header the operation sets is an error."""
+    merged = dict(own or {})
+    taken = {name.lower() for name in merged}
+    for name, value in check_user_headers(extra).items():
+        if name.lower() in taken:
+            raise ConfigurationError(f"the {name} header is set by this operation; pass it through its argument")
+        merged[name] = value
+    return merged
+
+
+def _with_settings(settings: ConnectionSettings, options: ClientOptions) -> dict[str, Any]:
+    """The options plus what the connection string adds: the account name and the secondary."""
+    merged: dict[str, Any] = dict(options)
+    if settings.secondary_url is not None:
+        given = merged.get("secondary_hostname")
+        if given is not None and given != settings.secondary_url:
+            raise ConfigurationError("secondary_hostname= and the connection string's QueueSecondaryEndpoint differ")
+        merged["secondary_hostname"] = settings.secondary_url
+    merged["_account_name"] = settings.account_name
+    return merged
 
 
 class _Client:
@@ -186,7 +280,14 @@ class _Client:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         session: aiohttp.ClientSession | None = None,
         message_encoding: str | MessageEncoding = "text",
+        secondary_hostname: str | None = None,
+        location_mode: Location = "primary",
+        retry_to_secondary: bool = False,
+        user_agent: str | None = None,
+        audience: str | None = None,
+        event_hooks: Mapping[str, Iterable[Callable[..., object]]] | None = None,
         _pool: _Pool | None = None,
+        _account_name: str | None = None,
     ) -> None:
         self._encoding = get_encoding(message_encoding)
         self._streams: weakref.WeakSet[Closable] = weakref.WeakSet()
@@ -194,16 +295,21 @@ class _Client:
             self._pool = _pool
             self._owner = False
         else:
-            endpoint = parse_account_url(account_url)
-            cred, account = _resolve_credential(endpoint, credential)
+            endpoint, cred = _resolve_credential(parse_account_url(account_url), credential, _account_name, audience)
+            if secondary_hostname is not None:
+                endpoint = endpoint.with_secondary(parse_secondary(secondary_hostname))
+            mode = _location_mode(location_mode)
+            if not isinstance(retry_to_secondary, bool):
+                raise ConfigurationError("retry_to_secondary must be True or False")
+            if (mode == "secondary" or retry_to_secondary) and endpoint.secondary_origin is None:
+                raise ConfigurationError(
+                    f"{'location_mode=secondary' if mode == 'secondary' else 'retry_to_secondary'} needs the "
+                    "account's secondary endpoint, which this URL does not show: pass secondary_hostname="
+                )
             if retry is not None and not isinstance(retry, RetryPolicy):
                 raise ConfigurationError("retry must be a RetryPolicy or None (no retries)")
             if session is not None and not isinstance(session, aiohttp.ClientSession):
                 raise ConfigurationError("session must be an aiohttp.ClientSession or None")
-            if account != endpoint.account_name:
-                endpoint = Endpoint(
-                    endpoint.origin, endpoint.path_prefix, account, endpoint.secure, endpoint.loopback, endpoint.sas
-                )
             http = RetryingSession(
                 endpoint,
                 cred,
@@ -213,15 +319,69 @@ class _Client:
                 max_connections=positive_int(max_connections, "max_connections"),
                 session=session,
                 map_error=_error_for,
+                location_mode=mode,
+                retry_to_secondary=retry_to_secondary,
+                user_agent=check_user_agent(user_agent),
+                hooks=check_event_hooks(event_hooks),
             )
             self._pool = _Pool(http)
             self._owner = True
         self._closed = False
 
     @property
-    def account_name(self) -> str:
-        """The storage account's name."""
+    def account_name(self) -> str | None:
+        """The storage account's name: the primary's, even for a ``-secondary`` URL (None when a
+        custom domain's URL is given without a credential or connection string naming it)."""
         return self._pool.http.endpoint.account_name
+
+    @property
+    def api_version(self) -> str:
+        """The x-ms-version every request sends."""
+        return self._pool.http.api_version
+
+    @property
+    def credential(self) -> SharedKeyCredential | SasCredential | AsyncTokenCredential | None:
+        """The credential requests are signed with (None when anonymous or the SAS is in the URL).
+
+        An account key given as a str comes back as the SharedKeyCredential made from it; reprs hide secrets.
+        """
+        credential = self._pool.http.credential
+        return credential.credential if isinstance(credential, TokenCache) else credential
+
+    @property
+    def location_mode(self) -> Location:
+        """Where reads go: "primary" or "secondary" (writes always go to the primary)."""
+        return self._pool.http.location_mode
+
+    @property
+    def primary_hostname(self) -> str:
+        """The primary's ``host[:port]`` (plus the account path of a path-style URL)."""
+        return self._pool.http.endpoint.hostname
+
+    @property
+    def secondary_hostname(self) -> str | None:
+        """The read-access secondary's ``host[:port]`` (plus path), or None when not known."""
+        return self._pool.http.endpoint.secondary_hostname
+
+    @property
+    def primary_endpoint(self) -> str:
+        """This client's URL on the primary (no SAS token in it); the same as :attr:`url`."""
+        return self._pool.http.endpoint.url + self._resource
+
+    @property
+    def secondary_endpoint(self) -> str:
+        """This client's URL on the read-access secondary; ConfigurationError when none is known."""
+        base = self._pool.http.endpoint.secondary_url
+        if base is None:
+            raise ConfigurationError("no secondary endpoint is known for this account: pass secondary_hostname=")
+        return base + self._resource
+
+    @property
+    def url(self) -> str:
+        """The client's URL on the primary (no SAS token in it)."""
+        return self._pool.http.endpoint.url + self._resource
+
+    _resource = ""  # the path below the account: "" for the service, "/<queue>" for a queue
 
     @property
     def closed(self) -> bool:
@@ -269,22 +429,23 @@ class _Client:
         query: Mapping[str, str] | None = None,
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, str] | None = None,
+        read: bool = False,
         secondary: bool = False,
         accept: Accept | None = None,
     ) -> Response:
+        """One operation. ``headers``: the operation's own; ``extra``: the caller's ``headers=``
+        (checked here, before any request); ``read``: the secondary may answer it."""
         if self._closed:
             raise ConfigurationError("this client is closed; create a new one (or use it inside 'async with')")
+        if extra is not None:
+            headers = _merge_headers(headers, extra)
         return await self._pool.http.request(
-            method, path, query=query, body=body, headers=headers, secondary=secondary, accept=accept
+            method, path, query=query, body=body, headers=headers, read=read, secondary=secondary, accept=accept
         )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
-
-    @property
-    def url(self) -> str:
-        """The client's URL."""
-        raise NotImplementedError
 
 
 class QueueServiceClient(_Client):
@@ -294,50 +455,33 @@ class QueueServiceClient(_Client):
     closes its connection pool on exit. Queue clients from :meth:`get_queue_client` share that pool.
     """
 
-    def __init__(
-        self,
-        account_url: str,
-        *,
-        credential: Credential = None,
-        api_version: str = DEFAULT_API_VERSION,
-        retry: RetryPolicy | None = _DEFAULT_RETRY,
-        timeout: float = DEFAULT_TIMEOUT,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
-        session: aiohttp.ClientSession | None = None,
-        message_encoding: str | MessageEncoding = "text",
-    ) -> None:
-        super().__init__(
-            account_url,
-            credential=credential,
-            api_version=api_version,
-            retry=retry,
-            timeout=timeout,
-            max_connections=max_connections,
-            session=session,
-            message_encoding=message_encoding,
-        )
+    def __init__(self, account_url: str, *, credential: Credential = None, **options: Unpack[ClientOptions]) -> None:
+        super().__init__(account_url, credential=credential, **options)
 
     @classmethod
-    def from_connection_string(cls, conn_str: str, **options: Any) -> QueueServiceClient:
+    def from_connection_string(cls, conn_str: str, **options: Unpack[ClientOptions]) -> QueueServiceClient:
         """A client from any connection string form, including ``UseDevelopmentStorage=true``."""
         settings = parse_connection_string(conn_str)
-        return cls(settings.account_url, credential=settings.credential, **options)
-
-    @property
-    def url(self) -> str:
-        """The account's queue service URL (no SAS token in it)."""
-        return self._pool.http.endpoint.url
+        return cls(settings.account_url, credential=settings.credential, **_with_settings(settings, options))
 
     def get_queue_client(self, queue_name: str) -> QueueClient:
         """A client for one queue that shares this client's connection pool (and never closes it)."""
         return QueueClient("", check_queue_name(queue_name), message_encoding=self._encoding, _pool=self._pool)
 
-    async def list_queues(
-        self, *, prefix: str | None = None, include_metadata: bool = False, page_size: int | None = None
-    ) -> AsyncIterator[QueueItem]:
+    def list_queues(
+        self,
+        *,
+        prefix: str | None = None,
+        include_metadata: bool = False,
+        page_size: int | None = None,
+        continuation_token: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> QueueListing:
         """Every queue (optionally those starting with ``prefix``), following pages transparently.
 
-        ``page_size`` is queues per request (1..5000, the service's cap).
+        ``page_size`` is queues per request (1..5000, the service's cap). ``.pages()`` on the result
+        yields pages with a ``continuation_token``; ``continuation_token=`` resumes from one.
+        A read: with ``location_mode="secondary"`` the secondary answers it.
         """
         if page_size is not None and (
             isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= 5000
@@ -345,42 +489,51 @@ class QueueServiceClient(_Client):
             raise ConfigurationError(f"page_size must be an int from 1 to 5000; got {page_size!r}")
         if prefix is not None and not isinstance(prefix, str):
             raise ConfigurationError("prefix must be a str")
-        marker: str | None = None
-        while True:
-            query = {"comp": "list"}
-            if prefix:
-                query["prefix"] = prefix
-            if marker:
-                query["marker"] = marker
-            if page_size is not None:
-                query["maxresults"] = str(page_size)
-            if include_metadata:
-                query["include"] = "metadata"
-            response = await self._request("GET", "/", query=query)
-            items, marker = parse_queue_list(response.body)
-            for item in items:
-                yield item
-            if not marker:
-                return
+        extra = check_user_headers(headers) if headers is not None else None
+        base = {"comp": "list"}
+        if prefix:
+            base["prefix"] = prefix
+        if page_size is not None:
+            base["maxresults"] = str(page_size)
+        if include_metadata:
+            base["include"] = "metadata"
+
+        async def fetch(marker: str | None) -> tuple[list[QueueItem], str | None]:
+            query = {**base, "marker": marker} if marker else base
+            response = await self._request("GET", "/", query=query, extra=extra, read=True)
+            return parse_queue_list(response.body)
+
+        return QueueListing(fetch, continuation_token)
 
     async def create_queue(
-        self, name: str, *, metadata: Mapping[str, str] | None = None, exist_ok: bool = False
+        self,
+        name: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        exist_ok: bool = False,
+        headers: Mapping[str, str] | None = None,
     ) -> QueueClient:
         """Create a queue and return its client (sharing this pool)."""
         queue = self.get_queue_client(name)
-        await queue.create_queue(metadata=metadata, exist_ok=exist_ok)
+        await queue.create_queue(metadata=metadata, exist_ok=exist_ok, headers=headers)
         return queue
 
-    async def delete_queue(self, name: str, *, missing_ok: bool = False) -> None:
+    async def delete_queue(
+        self, name: str, *, missing_ok: bool = False, headers: Mapping[str, str] | None = None
+    ) -> None:
         """Delete a queue and its messages. Azure then refuses the name for about 40 s."""
-        await self.get_queue_client(name).delete_queue(missing_ok=missing_ok)
+        await self.get_queue_client(name).delete_queue(missing_ok=missing_ok, headers=headers)
 
-    async def get_service_properties(self) -> ServiceProperties:
+    async def get_service_properties(self, *, headers: Mapping[str, str] | None = None) -> ServiceProperties:
         """Logging, hour and minute metrics, and CORS rules."""
-        response = await self._request("GET", "/", query={"restype": "service", "comp": "properties"})
+        response = await self._request(
+            "GET", "/", query={"restype": "service", "comp": "properties"}, extra=headers, read=True
+        )
         return parse_service_properties(response.body)
 
-    async def set_service_properties(self, properties: ServiceProperties) -> None:
+    async def set_service_properties(
+        self, properties: ServiceProperties, *, headers: Mapping[str, str] | None = None
+    ) -> None:
         """Set the parts of ``properties`` that are not None (at most 5 CORS rules)."""
         if not isinstance(properties, ServiceProperties):
             raise ConfigurationError("properties must be a ServiceProperties")
@@ -395,12 +548,48 @@ class QueueServiceClient(_Client):
             "/",
             query={"restype": "service", "comp": "properties"},
             body=service_properties_body(properties),
+            extra=headers,
         )
 
-    async def get_service_stats(self) -> ServiceStats:
+    async def get_service_stats(self, *, headers: Mapping[str, str] | None = None) -> ServiceStats:
         """Geo-replication status, answered by the account's secondary endpoint (RA-GRS accounts)."""
-        response = await self._request("GET", "/", query={"restype": "service", "comp": "stats"}, secondary=True)
+        response = await self._request(
+            "GET", "/", query={"restype": "service", "comp": "stats"}, extra=headers, secondary=True
+        )
         return parse_service_stats(response.body)
+
+    async def get_user_delegation_key(
+        self,
+        start: datetime | timedelta,
+        expiry: datetime | timedelta,
+        *,
+        delegated_user_tid: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> UserDelegationKey:
+        """A key for signing user delegation SAS tokens: ``generate_queue_sas(..., user_delegation_key=key)``.
+
+        Needs a token credential (Microsoft Entra ID). ``start`` and ``expiry`` are aware datetimes or
+        timedeltas from now; the key may live at most 7 days from now. ``delegated_user_tid`` is the
+        Entra ID tenant of the user a SAS signed with the key will be bound to (optional).
+        """
+        if not isinstance(self._pool.http.credential, TokenCache):
+            raise ConfigurationError(
+                "get_user_delegation_key needs a token credential (Microsoft Entra ID), not an account key or SAS"
+            )
+        if delegated_user_tid is not None and (not isinstance(delegated_user_tid, str) or not delegated_user_tid):
+            raise ConfigurationError("delegated_user_tid must be a non-empty str (an Entra ID tenant id)")
+        st, se = delegation_key_window(start, expiry)
+        # The Queue service hands out delegation keys from version 2026-02-06 on: send at least that.
+        version = max(self._pool.http.api_version, USER_DELEGATION_VERSION)
+        response = await self._request(
+            "POST",
+            "/",
+            query={"restype": "service", "comp": "userdelegationkey"},
+            body=user_delegation_key_body(st, se, delegated_user_tid),
+            headers={"x-ms-version": version},
+            extra=headers,
+        )
+        return parse_user_delegation_key(response.body)
 
 
 class QueueClient(_Client):
@@ -416,27 +605,12 @@ class QueueClient(_Client):
         queue_name: str,
         *,
         credential: Credential = None,
-        api_version: str = DEFAULT_API_VERSION,
-        retry: RetryPolicy | None = _DEFAULT_RETRY,
-        timeout: float = DEFAULT_TIMEOUT,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
-        session: aiohttp.ClientSession | None = None,
-        message_encoding: str | MessageEncoding = "text",
         _pool: _Pool | None = None,
+        **options: Unpack[ClientOptions],
     ) -> None:
         self.queue_name = check_queue_name(queue_name)
-        super().__init__(
-            account_url,
-            credential=credential,
-            api_version=api_version,
-            retry=retry,
-            timeout=timeout,
-            max_connections=max_connections,
-            session=session,
-            message_encoding=message_encoding,
-            _pool=_pool,
-        )
-        self._path = f"/{self.queue_name}"
+        super().__init__(account_url, credential=credential, _pool=_pool, **options)
+        self._path = self._resource = f"/{self.queue_name}"
         self._messages_path = f"/{self.queue_name}/messages"
 
     def _sibling(self, queue_name: str) -> QueueClient:
@@ -444,13 +618,17 @@ class QueueClient(_Client):
         return QueueClient("", check_queue_name(queue_name), message_encoding=self._encoding, _pool=self._pool)
 
     @classmethod
-    def from_connection_string(cls, conn_str: str, queue_name: str, **options: Any) -> QueueClient:
+    def from_connection_string(cls, conn_str: str, queue_name: str, **options: Unpack[ClientOptions]) -> QueueClient:
         """A client for one queue from any connection string form."""
         settings = parse_connection_string(conn_str)
-        return cls(settings.account_url, queue_name, credential=settings.credential, **options)
+        return cls(
+            settings.account_url, queue_name, credential=settings.credential, **_with_settings(settings, options)
+        )
 
     @classmethod
-    def from_queue_url(cls, queue_url: str, *, credential: Credential = None, **options: Any) -> QueueClient:
+    def from_queue_url(
+        cls, queue_url: str, *, credential: Credential = None, **options: Unpack[ClientOptions]
+    ) -> QueueClient:
         """A client from a queue's full URL, which may carry a SAS token (``...?sv=...&sig=...``)."""
         if not isinstance(queue_url, str):
             raise ConfigurationError("queue_url must be a str")
@@ -461,21 +639,21 @@ class QueueClient(_Client):
             raise ConfigurationError("queue_url must look like https://<account>.queue.core.windows.net/<queue>")
         return cls(account_url + (query_sep + query if query else ""), name, credential=credential, **options)
 
-    @property
-    def url(self) -> str:
-        """The queue's URL (no SAS token in it)."""
-        return self._pool.http.endpoint.url + self._path
-
     # ---- queue operations ------------------------------------------------------------------
 
-    async def create_queue(self, *, metadata: Mapping[str, str] | None = None, exist_ok: bool = False) -> bool:
+    async def create_queue(
+        self,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        exist_ok: bool = False,
+        headers: Mapping[str, str] | None = None,
+    ) -> bool:
         """Create the queue; True when created, False when it existed and ``exist_ok`` (metadata untouched).
 
         Raises QueueAlreadyExists when it exists and ``exist_ok`` is false.
         """
-        headers = metadata_headers(metadata)
         try:
-            response = await self._request("PUT", self._path, headers=headers)
+            response = await self._request("PUT", self._path, headers=metadata_headers(metadata), extra=headers)
         except QueueAlreadyExists:
             if exist_ok:
                 return False
@@ -492,27 +670,27 @@ class QueueClient(_Client):
             )
         return True
 
-    async def delete_queue(self, *, missing_ok: bool = False) -> bool:
+    async def delete_queue(self, *, missing_ok: bool = False, headers: Mapping[str, str] | None = None) -> bool:
         """Delete the queue and its messages; True when deleted, False when missing and ``missing_ok``."""
         try:
-            await self._request("DELETE", self._path)
+            await self._request("DELETE", self._path, extra=headers)
         except QueueNotFound:
             if missing_ok:
                 return False
             raise
         return True
 
-    async def exists(self) -> bool:
+    async def exists(self, *, headers: Mapping[str, str] | None = None) -> bool:
         """Whether the queue exists."""
         try:
-            await self._request("GET", self._path, query={"comp": "metadata"})
+            await self._request("GET", self._path, query={"comp": "metadata"}, extra=headers, read=True)
         except QueueNotFound:
             return False
         return True
 
-    async def get_queue_properties(self) -> QueueProperties:
+    async def get_queue_properties(self, *, headers: Mapping[str, str] | None = None) -> QueueProperties:
         """Metadata and the approximate message count."""
-        response = await self._request("GET", self._path, query={"comp": "metadata"})
+        response = await self._request("GET", self._path, query={"comp": "metadata"}, extra=headers, read=True)
         headers = response.headers
         metadata = {k[10:]: v for k, v in headers.items() if k[:10].lower() == "x-ms-meta-"}
         try:
@@ -521,16 +699,22 @@ class QueueClient(_Client):
             raise MalformedResponse("the response lacks a valid x-ms-approximate-messages-count") from None
         return QueueProperties(name=self.queue_name, metadata=metadata, approximate_message_count=count)
 
-    async def set_queue_metadata(self, metadata: Mapping[str, str] | None) -> None:
+    async def set_queue_metadata(
+        self, metadata: Mapping[str, str] | None, *, headers: Mapping[str, str] | None = None
+    ) -> None:
         """Replace all of the queue's metadata (None or {} clears it)."""
-        await self._request("PUT", self._path, query={"comp": "metadata"}, headers=metadata_headers(metadata))
+        await self._request(
+            "PUT", self._path, query={"comp": "metadata"}, headers=metadata_headers(metadata), extra=headers
+        )
 
-    async def get_queue_access_policy(self) -> dict[str, AccessPolicy]:
+    async def get_queue_access_policy(self, *, headers: Mapping[str, str] | None = None) -> dict[str, AccessPolicy]:
         """The stored access policies, by identifier."""
-        response = await self._request("GET", self._path, query={"comp": "acl"})
+        response = await self._request("GET", self._path, query={"comp": "acl"}, extra=headers, read=True)
         return parse_signed_identifiers(response.body)
 
-    async def set_queue_access_policy(self, policies: Mapping[str, AccessPolicy | None]) -> None:
+    async def set_queue_access_policy(
+        self, policies: Mapping[str, AccessPolicy | None], *, headers: Mapping[str, str] | None = None
+    ) -> None:
         """Replace the stored access policies (at most 5; identifiers up to 64 characters)."""
         if not isinstance(policies, Mapping):
             raise ConfigurationError("policies must be a mapping of identifier to AccessPolicy (or None)")
@@ -547,7 +731,9 @@ class QueueClient(_Client):
                         raise ConfigurationError(f"policy {ident!r}: start and expiry must be aware datetimes")
                 if policy.permission is not None and (set(policy.permission) - set("raup")):
                     raise ConfigurationError(f"policy {ident!r}: permission letters come from 'raup'")
-        await self._request("PUT", self._path, query={"comp": "acl"}, body=signed_identifiers_body(policies))
+        await self._request(
+            "PUT", self._path, query={"comp": "acl"}, body=signed_identifiers_body(policies), extra=headers
+        )
 
     # ---- message operations ----------------------------------------------------------------
 
@@ -566,8 +752,10 @@ class QueueClient(_Client):
             query["visibilitytimeout"] = str(vis)
         return query
 
-    async def _send_encoded(self, text: str, query: dict[str, str]) -> SendReceipt:
-        response = await self._request("POST", self._messages_path, query=query, body=message_body(text))
+    async def _send_encoded(
+        self, text: str, query: dict[str, str], extra: Mapping[str, str] | None = None
+    ) -> SendReceipt:
+        response = await self._request("POST", self._messages_path, query=query, body=message_body(text), extra=extra)
         entries = parse_messages(response.body)
         if not entries:
             raise MalformedResponse("Put Message answered without the message")
@@ -579,12 +767,13 @@ class QueueClient(_Client):
         *,
         visibility_timeout: Duration | None = None,
         time_to_live: Duration | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> SendReceipt:
         """Put one message. ``visibility_timeout`` 0 s..7 d (hidden until then) and shorter than
         ``time_to_live`` (default 7 days; -1 never expires). Over 64 KiB encoded: MessageTooLarge.
         A retried send after a lost answer can store the message twice (at-least-once)."""
         query = self._send_query(visibility_timeout, time_to_live)
-        return await self._send_encoded(encode_message(self._encoding, content), query)
+        return await self._send_encoded(encode_message(self._encoding, content), query, headers)
 
     async def send_messages(
         self,
@@ -593,6 +782,7 @@ class QueueClient(_Client):
         concurrency: int = 16,
         visibility_timeout: Duration | None = None,
         time_to_live: Duration | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> list[SendReceipt]:
         """Put many messages, up to ``concurrency`` at once; receipts come back in input order.
 
@@ -603,6 +793,7 @@ class QueueClient(_Client):
         """
         positive_int(concurrency, "concurrency")
         query = self._send_query(visibility_timeout, time_to_live)
+        extra = check_user_headers(headers) if headers is not None else None
         encoding = self._encoding
         source: AsyncIterator[str] | None = None
         texts: list[str] = []
@@ -649,7 +840,7 @@ class QueueClient(_Client):
             while (item := await next_text()) is not None:
                 index, text = item
                 try:
-                    receipts[index] = await self._send_encoded(text, query)
+                    receipts[index] = await self._send_encoded(text, query, extra)
                 except BaseException as exc:
                     failure.append(exc)
                     return
@@ -675,11 +866,15 @@ class QueueClient(_Client):
             ) from None
 
     async def receive_messages(
-        self, *, max_messages: int = 1, visibility_timeout: Duration | None = None
+        self,
+        *,
+        max_messages: int = 1,
+        visibility_timeout: Duration | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> list[QueueMessage]:
         """Get up to ``max_messages`` (1..32) messages, hiding them for ``visibility_timeout``
         (1 s..7 d; the service default is 30 s). Delete each one once handled, or it comes back."""
-        raws = await self._receive_raw(max_messages, visibility_timeout)
+        raws = await self._receive_raw(max_messages, visibility_timeout, headers)
         messages: list[QueueMessage] = []
         failure: MessageEncodingError | None = None
         for raw in raws:
@@ -696,17 +891,29 @@ class QueueClient(_Client):
             raise failure
         return messages
 
-    async def _receive_raw(self, max_messages: int, visibility_timeout: Duration | None) -> list[RawMessage]:
+    async def receive_message(
+        self, *, visibility_timeout: Duration | None = None, headers: Mapping[str, str] | None = None
+    ) -> QueueMessage | None:
+        """One message (hidden for ``visibility_timeout``, as :meth:`receive_messages`), or None when
+        the queue has no visible message."""
+        messages = await self.receive_messages(max_messages=1, visibility_timeout=visibility_timeout, headers=headers)
+        return messages[0] if messages else None
+
+    async def _receive_raw(
+        self, max_messages: int, visibility_timeout: Duration | None, extra: Mapping[str, str] | None = None
+    ) -> list[RawMessage]:
         query = {"numofmessages": str(message_count(max_messages))}
         if visibility_timeout is not None:
             query["visibilitytimeout"] = str(seconds(visibility_timeout, "visibility_timeout", low=1))
-        response = await self._request("GET", self._messages_path, query=query)
+        response = await self._request("GET", self._messages_path, query=query, extra=extra)
         return parse_messages(response.body)
 
-    async def peek_messages(self, *, max_messages: int = 1) -> list[PeekedMessage]:
+    async def peek_messages(
+        self, *, max_messages: int = 1, headers: Mapping[str, str] | None = None
+    ) -> list[PeekedMessage]:
         """Look at up to ``max_messages`` (1..32) visible messages without hiding or counting them."""
         query = {"peekonly": "true", "numofmessages": str(message_count(max_messages))}
-        response = await self._request("GET", self._messages_path, query=query)
+        response = await self._request("GET", self._messages_path, query=query, extra=headers, read=True)
         return [peeked_message(raw, self._decode(raw)) for raw in parse_messages(response.body)]
 
     @staticmethod
@@ -726,6 +933,7 @@ class QueueClient(_Client):
         *,
         content: Any = UNCHANGED,
         visibility_timeout: Duration = 0,
+        headers: Mapping[str, str] | None = None,
     ) -> UpdateReceipt:
         """Change a message's visibility (0 s..7 d) and, if ``content`` is given, its content.
 
@@ -740,6 +948,7 @@ class QueueClient(_Client):
             f"{self._messages_path}/{quote(msg_id, safe='')}",
             query={"popreceipt": receipt, "visibilitytimeout": str(vis)},
             body=body,
+            extra=headers,
         )
         headers = response.headers
         try:
@@ -756,13 +965,17 @@ class QueueClient(_Client):
                 message.content = content
         return result
 
-    async def delete_message(self, message: QueueMessage | str, pop_receipt: str | None = None) -> None:
+    async def delete_message(
+        self, message: QueueMessage | str, pop_receipt: str | None = None, *, headers: Mapping[str, str] | None = None
+    ) -> None:
         """Delete a received message. A retry after a lost answer that finds it gone counts as success."""
-        await self._delete(*self._id_and_receipt(message, pop_receipt))
+        await self._delete(*self._id_and_receipt(message, pop_receipt), extra=headers)
         if isinstance(message, ReceivedMessage) and message.settled is None:
             message._mark_settled("deleted")  # deleted directly: its 'async with' exit skips it
 
-    async def _delete(self, msg_id: str, receipt: str, *, resent: bool = False) -> None:
+    async def _delete(
+        self, msg_id: str, receipt: str, *, resent: bool = False, extra: Mapping[str, str] | None = None
+    ) -> None:
         """Delete Message; ``resent``: an earlier request for this delete may have landed."""
         await self._request(
             "DELETE",
@@ -771,11 +984,12 @@ class QueueClient(_Client):
             # an earlier attempt (or, with resent, an earlier request) may have deleted it before its
             # answer was lost: finding it gone then means done
             accept=lambda response, attempt: (resent or attempt > 1) and _message_gone(response),
+            extra=extra,
         )
 
-    async def clear_messages(self) -> None:
+    async def clear_messages(self, *, headers: Mapping[str, str] | None = None) -> None:
         """Delete every message in the queue."""
-        await self._request("DELETE", self._messages_path)
+        await self._request("DELETE", self._messages_path, extra=headers)
 
     # ---- consuming -------------------------------------------------------------------------
 

@@ -1,23 +1,43 @@
 """Where requests go: account URLs and connection strings, parsed into an :class:`Endpoint`.
 
+Azure's host shapes (``https://<account>.queue.core.windows.net`` and the other clouds' suffixes) name
+the account in the first label, which may carry ``-secondary`` (the read-access geo-redundant
+secondary), ``-ipv6`` or ``-dualstack``. Shared Key always signs with the *primary* account's name, so
+these suffixes are not part of the account name. Custom domains (``https://queues.example.com``) do
+not name the account at all: it then comes from the credential or the connection string. Path-style
+URLs (the emulator, an IP address) name it in the first path segment.
+
 Errors name the problem and never echo a secret.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from ._auth import SasCredential, SharedKeyCredential, normalize_sas
 from ._errors import ConfigurationError
 
-__all__ = ["DEV_ACCOUNT", "DEV_KEY", "ConnectionSettings", "Endpoint", "parse_account_url", "parse_connection_string"]
+__all__ = [
+    "DEV_ACCOUNT",
+    "DEV_KEY",
+    "ConnectionSettings",
+    "Endpoint",
+    "parse_account_url",
+    "parse_connection_string",
+    "parse_secondary",
+]
 
 # Azurite's well-known development account (public, the same in every emulator).
 DEV_ACCOUNT = "devstoreaccount1"
 DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 DEV_QUEUE_ENDPOINT = "http://127.0.0.1:10001/devstoreaccount1"
+
+# <account>[-secondary][-ipv6|-dualstack]: the first label of an Azure host name
+_AZURE_LABEL = re.compile(r"^(?P<account>[a-z0-9]+)(?P<secondary>-secondary)?(?P<network>-ipv6|-dualstack)?$")
+_DNS_ZONE = re.compile(r"^z[0-9]{2}$")  # Azure DNS zone endpoints: <account>.z01.queue.storage.azure.net
 
 
 @dataclass(frozen=True)
@@ -26,22 +46,53 @@ class Endpoint:
 
     origin: str  # scheme://host[:port]
     path_prefix: str  # "" or "/account" for path-style (emulator, IP address) URLs
-    account_name: str
+    account_name: str | None  # None: the URL does not name it (a custom domain)
     secure: bool
     loopback: bool
     sas: str | None  # a SAS token carried in the URL
+    secondary_origin: str | None = None  # the read-only geo-redundant secondary, when known
+    secondary_prefix: str = ""
+    # the Azure host's first label minus the account: "-secondary", "-ipv6", ... ("" if not an Azure host)
+    azure_label: str | None = None
 
     @property
     def url(self) -> str:
         return self.origin + self.path_prefix
 
-    def secondary(self) -> tuple[str, str]:
-        """Origin and path prefix of a geo-redundant account's secondary (``<account>-secondary``)."""
-        account = self.account_name
-        if self.path_prefix:
-            return self.origin, f"/{account}-secondary"
-        scheme, _, netloc = self.origin.partition("://")
-        return f"{scheme}://{netloc.replace(account + '.', account + '-secondary.', 1)}", ""
+    @property
+    def hostname(self) -> str:
+        """``host[:port]`` plus the path prefix, as the official SDK's ``primary_hostname``."""
+        return self.origin.partition("://")[2] + self.path_prefix
+
+    @property
+    def secondary_url(self) -> str | None:
+        return None if self.secondary_origin is None else self.secondary_origin + self.secondary_prefix
+
+    @property
+    def secondary_hostname(self) -> str | None:
+        if self.secondary_origin is None:
+            return None
+        return self.secondary_origin.partition("://")[2] + self.secondary_prefix
+
+    def with_account(self, account_name: str) -> Endpoint:
+        """This endpoint for a known account name, its secondary derived where Azure's shapes allow."""
+        endpoint = replace(self, account_name=account_name)
+        if endpoint.secondary_origin is None:
+            endpoint = _derive_secondary(endpoint)
+        return endpoint
+
+    def with_secondary(self, secondary: Endpoint) -> Endpoint:
+        if secondary.secure != self.secure:
+            raise ConfigurationError("the secondary endpoint must use the same scheme (http/https) as the primary")
+        return replace(self, secondary_origin=secondary.origin, secondary_prefix=secondary.path_prefix)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_loopback(host: str) -> bool:
@@ -53,50 +104,91 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def parse_account_url(url: str) -> Endpoint:
+def _azure_host(host: str) -> tuple[str, str] | None:
+    """(account, rest of the first label) for ``<label>.queue.<suffix>`` hosts, else None."""
+    labels = host.split(".")
+    if len(labels) >= 3 and (
+        labels[1] == "queue" or (len(labels) >= 4 and _DNS_ZONE.match(labels[1]) and labels[2] == "queue")
+    ):
+        match = _AZURE_LABEL.match(labels[0])
+        if match:
+            return match["account"], labels[0][len(match["account"]) :]
+    return None
+
+
+def _derive_secondary(endpoint: Endpoint) -> Endpoint:
+    """The secondary of an Azure host (``<account>-secondary``) or of a path-style emulator URL."""
+    account = endpoint.account_name
+    if not account:
+        return endpoint
+    scheme, _, netloc = endpoint.origin.partition("://")
+    if endpoint.azure_label is not None:
+        network = endpoint.azure_label.removeprefix("-secondary")
+        _, dot, rest = netloc.partition(".")
+        return replace(endpoint, secondary_origin=f"{scheme}://{account}-secondary{network}{dot}{rest}")
+    if endpoint.path_prefix:
+        segments = endpoint.path_prefix.split("/")  # ["", account, ...]
+        if segments[1] == account:
+            segments[1] = f"{account}-secondary"
+            return replace(endpoint, secondary_origin=endpoint.origin, secondary_prefix="/".join(segments))
+    return endpoint
+
+
+def parse_account_url(url: str, what: str = "account URL") -> Endpoint:
+    """An account URL as an Endpoint; a URL without a scheme is taken as https (as Azure's SDKs do)."""
     if not isinstance(url, str) or not url.strip():
+        raise ConfigurationError(f"the {what} must be a non-empty str such as https://<account>.queue.core.windows.net")
+    text = url.strip()
+    if "://" not in text:
+        text = "https://" + text
+    parts = urlsplit(text)
+    try:
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        host = None
+    if parts.scheme not in ("http", "https") or not host:
         raise ConfigurationError(
-            "the account URL must be a non-empty str such as https://<account>.queue.core.windows.net"
-        )
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(
-            "the account URL must start with https:// (or http://) and name a host, "
+            f"the {what} must start with https:// (or http://) and name a host, "
             "such as https://<account>.queue.core.windows.net"
         )
-    host = parts.hostname
     segments = [s for s in parts.path.split("/") if s]
+    prefix = "/" + "/".join(segments) if segments else ""
     loopback = _is_loopback(host)
-    if segments:  # path-style: http://127.0.0.1:10001/devstoreaccount1
+    azure = None if segments or _is_ip(host) else _azure_host(host)
+    if azure is not None:
+        account: str | None = azure[0]
+    elif segments and (loopback or _is_ip(host)):  # path-style: http://127.0.0.1:10001/devstoreaccount1
         account = segments[0]
-        prefix = "/" + "/".join(segments)
-    else:  # https://<account>.queue.core.windows.net
-        account = "" if loopback or _is_ip(host) else host.split(".", 1)[0]
-        prefix = ""
+    else:  # a custom domain, or a path the account name cannot be told from
+        account = None
     netloc = parts.netloc.rsplit("@", 1)[-1]
-    sas = normalize_sas(parts.query) if parts.query else None
-    return Endpoint(
+    endpoint = Endpoint(
         origin=f"{parts.scheme}://{netloc}",
         path_prefix=prefix,
         account_name=account,
         secure=parts.scheme == "https",
         loopback=loopback,
-        sas=sas,
+        sas=normalize_sas(parts.query) if parts.query else None,
+        azure_label=azure[1] if azure is not None else None,
     )
+    return _derive_secondary(endpoint)
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+def parse_secondary(value: str) -> Endpoint:
+    """A secondary given as a host name (``myaccount-secondary.queue.core.windows.net``) or a URL."""
+    endpoint = parse_account_url(value, "secondary endpoint")
+    if endpoint.sas is not None:
+        raise ConfigurationError("the secondary endpoint must not carry a SAS token; give it to the primary")
+    return endpoint
 
 
 @dataclass(frozen=True)
 class ConnectionSettings:
     account_url: str
     credential: SharedKeyCredential | SasCredential | None
+    account_name: str | None = None
+    secondary_url: str | None = None
 
 
 _KNOWN_KEYS = {
@@ -151,11 +243,11 @@ def parse_connection_string(conn_str: str) -> ConnectionSettings:
         proxy = settings.get("developmentstorageproxyuri")
         if proxy:
             endpoint = proxy.rstrip("/") + ":10001/" + DEV_ACCOUNT
-        return ConnectionSettings(endpoint, SharedKeyCredential(DEV_ACCOUNT, DEV_KEY))
+        return ConnectionSettings(endpoint, SharedKeyCredential(DEV_ACCOUNT, DEV_KEY), DEV_ACCOUNT)
     if "usedevelopmentstorage" in settings:
         raise ConfigurationError("UseDevelopmentStorage must be 'true' when present")
 
-    name = settings.get("accountname")
+    name = settings.get("accountname") or None
     key = settings.get("accountkey")
     sas = settings.get("sharedaccesssignature")
     if key and sas:
@@ -163,6 +255,12 @@ def parse_connection_string(conn_str: str) -> ConnectionSettings:
     if key is not None and not name:
         raise ConfigurationError("connection string has AccountKey but no AccountName")
     account_url = settings.get("queueendpoint")
+    secondary_url = settings.get("queuesecondaryendpoint") or None
+    if secondary_url and not account_url:
+        raise ConfigurationError(
+            "connection string has only a secondary endpoint (QueueSecondaryEndpoint); "
+            "add QueueEndpoint for the primary, which every write goes to"
+        )
     if not account_url:
         if not name:
             raise ConfigurationError("connection string needs QueueEndpoint or AccountName")
@@ -178,4 +276,4 @@ def parse_connection_string(conn_str: str) -> ConnectionSettings:
         credential = SharedKeyCredential(name, key)
     elif sas is not None:
         credential = SasCredential(sas)
-    return ConnectionSettings(account_url, credential)
+    return ConnectionSettings(account_url, credential, name, secondary_url)

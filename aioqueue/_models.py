@@ -26,6 +26,7 @@ __all__ = [
     "ServiceProperties",
     "ServiceStats",
     "UpdateReceipt",
+    "UserDelegationKey",
 ]
 
 
@@ -185,3 +186,29 @@ class ProcessStats:
     poisoned: int = 0
     lease_lost: int = 0
     undecodable: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class UserDelegationKey:
+    """A key from Get User Delegation Key, for signing user delegation SAS tokens.
+
+    The ``signed_*`` fields are the service's strings, passed into the SAS as they are. ``value`` is
+    the secret (base64) signing key: the repr hides it.
+    """
+
+    signed_oid: str
+    signed_tid: str
+    signed_start: str
+    signed_expiry: str
+    signed_service: str
+    signed_version: str
+    value: str
+    signed_delegated_user_tid: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(signed_oid={self.signed_oid!r}, signed_tid={self.signed_tid!r}, "
+            f"signed_start={self.signed_start!r}, signed_expiry={self.signed_expiry!r}, "
+            f"signed_service={self.signed_service!r}, signed_version={self.signed_version!r}, "
+            f"signed_delegated_user_tid={self.signed_delegated_user_tid!r}, value=<hidden>)"
+        )

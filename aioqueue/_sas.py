@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 import ipaddress
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
@@ -9,10 +13,16 @@ from urllib.parse import quote
 from ._auth import SharedKeyCredential
 from ._dates import format_iso8601
 from ._errors import ConfigurationError
+from ._models import UserDelegationKey
 
 __all__ = ["generate_account_sas", "generate_queue_sas"]
 
 DEFAULT_SAS_VERSION = "2025-11-05"
+# The first service version in which the Queue service hands out user delegation keys (the official
+# SDKs added queue user delegation SAS together with it). Used for the key request and as the
+# default ``sv`` of a user delegation SAS.
+USER_DELEGATION_VERSION = "2026-02-06"
+MAX_DELEGATION_KEY_LIFETIME = timedelta(days=7)
 QUEUE_PERMISSIONS = "raup"
 ACCOUNT_PERMISSIONS = "rwdlacup"
 RESOURCE_TYPES = "sco"
@@ -38,6 +48,45 @@ def _when(value: datetime | timedelta | None, what: str) -> str | None:
             raise ConfigurationError(f"{what} must be an aware datetime (with tzinfo) or a timedelta from now")
         return format_iso8601(value)
     raise ConfigurationError(f"{what} must be a datetime or a timedelta, not {type(value).__name__}")
+
+
+def _aware(value: datetime | timedelta, what: str, now: datetime) -> datetime:
+    if isinstance(value, timedelta):
+        return now + value
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ConfigurationError(f"{what} must be an aware datetime (with tzinfo) or a timedelta from now")
+        return value
+    raise ConfigurationError(f"{what} must be a datetime or a timedelta, not {type(value).__name__}")
+
+
+def delegation_key_window(start: datetime | timedelta, expiry: datetime | timedelta) -> tuple[str, str]:
+    """Check and format the ``start`` and ``expiry`` of a user delegation key request.
+
+    Both are aware datetimes or timedeltas from now. The service allows a key to live at most seven
+    days from now, so a later expiry (or one not after ``start``) is refused before any request.
+    """
+    now = datetime.now(timezone.utc)
+    begin, end = _aware(start, "start", now), _aware(expiry, "expiry", now)
+    if end <= begin:
+        raise ConfigurationError("expiry must be later than start")
+    if end - now > MAX_DELEGATION_KEY_LIFETIME:
+        raise ConfigurationError("a user delegation key expires at most 7 days from now")
+    return format_iso8601(begin), format_iso8601(end)
+
+
+def _delegation_signer(key: UserDelegationKey) -> hmac.HMAC:
+    if not isinstance(key, UserDelegationKey):
+        raise ConfigurationError(
+            f"user_delegation_key must be a UserDelegationKey (from get_user_delegation_key), not {type(key).__name__}"
+        )
+    try:
+        secret = base64.b64decode(key.value, validate=True) if isinstance(key.value, str) else b""
+    except (binascii.Error, ValueError):
+        secret = b""
+    if not secret:
+        raise ConfigurationError("the user delegation key's value is not valid base64")
+    return hmac.new(secret, digestmod=hashlib.sha256)
 
 
 def _ip(ip: str | None) -> str | None:
@@ -68,7 +117,7 @@ def _token(fields: list[tuple[str, str | None]], signature: str) -> str:
 def generate_queue_sas(
     account_name: str,
     queue_name: str,
-    account_key: str,
+    account_key: str | None = None,
     *,
     permission: str = "",
     expiry: datetime | timedelta | None = None,
@@ -76,15 +125,43 @@ def generate_queue_sas(
     policy_id: str | None = None,
     ip: str | None = None,
     protocol: str | None = None,
-    version: str = DEFAULT_SAS_VERSION,
+    version: str | None = None,
+    user_delegation_key: UserDelegationKey | None = None,
+    user_delegation_oid: str | None = None,
 ) -> str:
     """A service SAS for one queue, without a leading ``?``.
 
     ``permission`` letters from ``raup`` (read/peek, add, update, process = get + delete) in any order;
     ``expiry``/``start`` are aware datetimes or timedeltas from now. Either give ``permission`` and
     ``expiry`` or name a stored access policy with ``policy_id`` that supplies them.
+
+    Sign with the ``account_key``, or instead (``account_key=None``) with a ``user_delegation_key``
+    from ``QueueServiceClient.get_user_delegation_key``: a user delegation SAS. That kind cannot use
+    a stored access policy. ``user_delegation_oid`` (only with a delegation key) limits the SAS to
+    the Entra ID user with that object id, who must also send a bearer token.
+
+    ``version`` is the SAS's ``sv``: by default 2025-11-05 for an account key and 2026-02-06 for a
+    user delegation key.
     """
-    credential = SharedKeyCredential(account_name, account_key)
+    if user_delegation_key is not None:
+        if account_key is not None:
+            raise ConfigurationError("give either account_key or user_delegation_key, not both")
+        if policy_id is not None:
+            raise ConfigurationError("a user delegation SAS cannot use a stored access policy (policy_id)")
+        if not isinstance(account_name, str) or not account_name:
+            raise ConfigurationError("account_name must be a non-empty str")
+        if user_delegation_oid is not None and (not isinstance(user_delegation_oid, str) or not user_delegation_oid):
+            raise ConfigurationError("user_delegation_oid must be a non-empty str (an Entra ID object id)")
+        keyed = _delegation_signer(user_delegation_key)
+        credential = None
+    else:
+        if account_key is None:
+            raise ConfigurationError("a queue SAS needs an account_key or a user_delegation_key")
+        if user_delegation_oid is not None:
+            raise ConfigurationError("user_delegation_oid only applies with a user_delegation_key")
+        credential = SharedKeyCredential(account_name, account_key)
+    if version is None:
+        version = DEFAULT_SAS_VERSION if user_delegation_key is None else USER_DELEGATION_VERSION
     sp = normalize_letters(permission, QUEUE_PERMISSIONS, "permission") if permission else ""
     se = _when(expiry, "expiry") or ""
     st = _when(start, "start") or ""
@@ -94,10 +171,31 @@ def generate_queue_sas(
         raise ConfigurationError("queue_name must be a non-empty str")
     sip, spr = _ip(ip) or "", _protocol(protocol) or ""
     resource = f"/queue/{account_name}/{queue_name.lower()}"
-    string_to_sign = "\n".join([sp, st, se, resource, policy_id or "", sip, spr, version])
+    if credential is not None:
+        string_to_sign = "\n".join([sp, st, se, resource, policy_id or "", sip, spr, version])
+        return _token(
+            [("sv", version), ("st", st), ("se", se), ("sp", sp), ("sip", sip), ("spr", spr), ("si", policy_id)],
+            credential.sign(string_to_sign),
+        )
+    key = user_delegation_key
+    assert key is not None
+    delegation = [
+        ("skoid", key.signed_oid),
+        ("sktid", key.signed_tid),
+        ("skt", key.signed_start),
+        ("ske", key.signed_expiry),
+        ("sks", key.signed_service),
+        ("skv", key.signed_version),
+        ("skdutid", key.signed_delegated_user_tid or ""),
+        ("sduoid", user_delegation_oid or ""),
+    ]
+    # the key's fields and the delegated user stand where an account-key SAS has the policy id
+    string_to_sign = "\n".join([sp, st, se, resource, *(v for _, v in delegation), sip, spr, version])
+    mac = keyed.copy()
+    mac.update(string_to_sign.encode("utf-8"))
     return _token(
-        [("sv", version), ("st", st), ("se", se), ("sp", sp), ("sip", sip), ("spr", spr), ("si", policy_id)],
-        credential.sign(string_to_sign),
+        [("sv", version), ("st", st), ("se", se), ("sp", sp), ("sip", sip), ("spr", spr), *delegation],
+        base64.b64encode(mac.digest()).decode("ascii"),
     )
 
 

@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import inspect
 import logging
 import time
-from collections.abc import Callable, Mapping
-from typing import NamedTuple
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
 from urllib.parse import quote
 
 import aiohttp
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from ._auth import SasCredential, SharedKeyCredential, TokenCache
@@ -53,6 +55,7 @@ XML_CONTENT_TYPE = "application/xml; charset=utf-8"
 _SKIP_AUTO_HEADERS = ("Content-Type", "Accept-Encoding")
 
 Credentials = SharedKeyCredential | SasCredential | TokenCache | None
+Location = Literal["primary", "secondary"]
 
 
 class State(enum.Enum):
@@ -72,6 +75,96 @@ Accept = Callable[[Response, int], bool]
 MapError = Callable[[Response], AioQueueError]
 
 
+@dataclass(frozen=True, slots=True)
+class RequestEvent:
+    """What a ``"request"`` event hook sees of one attempt, just before it is sent.
+
+    Read-only, and without secrets: the ``sig`` of a SAS token in ``url`` and the ``Authorization``
+    header's value are replaced by ``REDACTED``.
+    """
+
+    method: str
+    url: str
+    headers: CIMultiDictProxy[str]
+    attempt: int  # 1 for the first try, 2 for the first retry, ...
+    location: Location  # "primary", or "secondary" for the read-access geo-redundant secondary
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseEvent:
+    """What a ``"response"`` event hook sees of one attempt's outcome (every attempt, retried or not).
+
+    ``status`` is None when no answer came (a connection error or timeout; ``error`` says which).
+    """
+
+    request: RequestEvent
+    status: int | None
+    headers: CIMultiDictProxy[str]
+    request_id: str | None  # the service's x-ms-request-id
+    elapsed: float  # seconds from sending to the whole answer read
+    error: str | None = None
+
+    @property
+    def method(self) -> str:
+        return self.request.method
+
+    @property
+    def url(self) -> str:
+        return self.request.url
+
+    @property
+    def attempt(self) -> int:
+        return self.request.attempt
+
+    @property
+    def location(self) -> Location:
+        return self.request.location
+
+
+RequestHook = Callable[[RequestEvent], Awaitable[None] | None]
+ResponseHook = Callable[[ResponseEvent], Awaitable[None] | None]
+_NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
+
+
+class Hooks(NamedTuple):
+    request: tuple[RequestHook, ...] = ()
+    response: tuple[ResponseHook, ...] = ()
+
+
+def check_event_hooks(event_hooks: Mapping[str, Iterable[Callable[..., object]]] | None) -> Hooks | None:
+    """httpx's shape: ``{"request": [fn, ...], "response": [fn, ...]}``; fns may be sync or async."""
+    if event_hooks is None:
+        return None
+    if not isinstance(event_hooks, Mapping):
+        raise ConfigurationError('event_hooks must be a mapping like {"request": [...], "response": [...]}')
+    unknown = set(event_hooks) - {"request", "response"}
+    if unknown:
+        raise ConfigurationError(f"event_hooks keys are 'request' and 'response'; got {sorted(map(str, unknown))}")
+    found: dict[str, tuple[Callable[..., object], ...]] = {}
+    for kind, hooks in event_hooks.items():
+        if callable(hooks) or isinstance(hooks, (str, bytes)) or not isinstance(hooks, Iterable):
+            raise ConfigurationError(f"event_hooks[{kind!r}] must be a list of callables")
+        found[kind] = tuple(hooks)
+        if not all(callable(h) for h in found[kind]):
+            raise ConfigurationError(f"event_hooks[{kind!r}] must hold only callables")
+    hooks_ = Hooks(found.get("request", ()), found.get("response", ()))  # type: ignore[arg-type]
+    return hooks_ if hooks_.request or hooks_.response else None
+
+
+async def _call(hooks: tuple[Callable[..., object], ...], event: object) -> None:
+    for hook in hooks:
+        result = hook(event)
+        if inspect.isawaitable(result):
+            await result
+
+
+def _visible(headers: Mapping[str, str]) -> CIMultiDictProxy[str]:
+    shown = CIMultiDict(headers)
+    if "Authorization" in shown:
+        shown["Authorization"] = "REDACTED"
+    return CIMultiDictProxy(shown)
+
+
 class _Target(NamedTuple):
     """One request's fixed parts, the same for every attempt."""
 
@@ -81,6 +174,7 @@ class _Target(NamedTuple):
     query: Mapping[str, str]
     body: bytes | None
     headers: Mapping[str, str] | None
+    location: Location
 
 
 class RetryingSession:
@@ -98,6 +192,10 @@ class RetryingSession:
         session: aiohttp.ClientSession | None,
         map_error: MapError,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        location_mode: Location = "primary",
+        retry_to_secondary: bool = False,
+        user_agent: str | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.credential = credential
@@ -110,7 +208,11 @@ class RetryingSession:
         self._session = session
         self._owns_session = session is None
         self.state = State.UNOPENED
-        self._static_headers = {"x-ms-version": api_version, "User-Agent": USER_AGENT}
+        self.location_mode: Location = location_mode
+        self.retry_to_secondary = retry_to_secondary
+        self.hooks = hooks
+        agent = f"{user_agent} {USER_AGENT}" if user_agent else USER_AGENT
+        self._static_headers = {"x-ms-version": api_version, "User-Agent": agent}
         self._date = RequestDate()
 
     def _open(self) -> aiohttp.ClientSession:
@@ -144,10 +246,18 @@ class RetryingSession:
         query: Mapping[str, str] | None,
         body: bytes | None,
         headers: Mapping[str, str] | None,
-        secondary: bool,
+        location: Location,
     ) -> _Target:
         endpoint = self.endpoint
-        origin, prefix = endpoint.secondary() if secondary else (endpoint.origin, endpoint.path_prefix)
+        if location == "secondary":
+            if endpoint.secondary_origin is None:
+                raise ConfigurationError(
+                    "this account has no known secondary endpoint: pass secondary_hostname= "
+                    "(or QueueSecondaryEndpoint in the connection string)"
+                )
+            origin, prefix = endpoint.secondary_origin, endpoint.secondary_prefix
+        else:
+            origin, prefix = endpoint.origin, endpoint.path_prefix
         full_path = prefix + path
         qs = "&".join(f"{k}={quote(v, safe='')}" for k, v in query.items()) if query else ""
         credential = self.credential
@@ -155,7 +265,7 @@ class RetryingSession:
         if sas:
             qs = f"{qs}&{sas}" if qs else sas
         url = URL(f"{origin}{full_path}?{qs}" if qs else f"{origin}{full_path}", encoded=True)
-        return _Target(method, url, full_path, query or {}, body, headers)
+        return _Target(method, url, full_path, query or {}, body, headers, location)
 
     async def request(
         self,
@@ -165,18 +275,25 @@ class RetryingSession:
         query: Mapping[str, str] | None = None,
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
+        read: bool = False,
         secondary: bool = False,
         accept: Accept | None = None,
     ) -> Response:
         """Send one operation with retries; return a 2xx (or accepted) answer or raise a typed error.
 
-        ``path`` is below the account (``/queue/messages``); ``secondary`` sends it to the account's
-        geo-redundant secondary.
+        ``path`` is below the account (``/queue/messages``). ``secondary`` sends it to the account's
+        read-only geo-redundant secondary. ``read`` marks an operation the secondary can answer: it
+        goes there when the location mode is "secondary", and with ``retry_to_secondary`` its retries
+        alternate between the two (a 404 from the secondary, which may lag, is then retried on the
+        primary). Writes always go to the primary.
         """
         session = self._session if self.state is State.OPENED else None
         if session is None:
             session = self._open()
-        target = self._target(method, path, query, body, headers, secondary)
+        location: Location = "secondary" if secondary or (read and self.location_mode == "secondary") else "primary"
+        alternate = read and location == "primary" and self.retry_to_secondary
+        target = self._target(method, path, query, body, headers, location)
+        other: _Target | None = None
         retry = self.retry
         delays = None  # made on the first retry: most requests need none
         attempt = 0
@@ -192,7 +309,8 @@ class RetryingSession:
                 if status < 300 or (accept is not None and accept(response, attempt)):
                     return response
                 error = self._map_error(response)
-                if status not in retry.retry_statuses:
+                lagging = alternate and status == 404 and target.location == "secondary"
+                if status not in retry.retry_statuses and not lagging:
                     raise error
                 wait = retry_after_seconds(response.headers.get("Retry-After"))
                 if wait is not None and wait > retry.max_retry_after:
@@ -203,6 +321,10 @@ class RetryingSession:
                 delays = retry.delays()
             delay = next(delays)
             await asyncio.sleep(wait if wait is not None else delay)
+            if alternate:
+                if other is None:
+                    other = self._target(method, path, query, body, headers, "secondary")
+                target, other = other, target
 
     async def _attempt(self, session: aiohttp.ClientSession, target: _Target, attempt: int) -> Response:
         """One attempt: sign, send, read. Connection failures and timeouts become TransportError."""
@@ -221,8 +343,13 @@ class RetryingSession:
             )
         elif isinstance(credential, TokenCache):
             hdrs["Authorization"] = "Bearer " + await credential.token()
+        hooks = self.hooks
+        event = None
+        if hooks is not None:
+            event = RequestEvent(method, redact(str(target.url)), _visible(hdrs), attempt, target.location)
+            await _call(hooks.request, event)
         debug = log.isEnabledFor(logging.DEBUG)
-        started = time.monotonic() if debug else 0.0
+        started = time.monotonic() if debug or hooks is not None else 0.0
         outcome: Response | TransportError
         try:
             async with session.request(
@@ -251,6 +378,15 @@ class RetryingSession:
                 attempt,
                 time.monotonic() - started,
             )
+        if event is not None and hooks is not None:
+            elapsed = time.monotonic() - started
+            if isinstance(outcome, Response):
+                done = ResponseEvent(
+                    event, outcome.status, outcome.headers, outcome.headers.get("x-ms-request-id"), elapsed
+                )
+            else:
+                done = ResponseEvent(event, None, _NO_HEADERS, None, elapsed, str(outcome))
+            await _call(hooks.response, done)
         if isinstance(outcome, TransportError):
             raise outcome
         return outcome

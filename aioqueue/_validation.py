@@ -102,3 +102,34 @@ def positive_int(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigurationError(f"{what} must be an int >= 1; got {value!r}")
     return value
+
+
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 token
+# headers aioqueue owns: the signature covers them, or the connection depends on them
+_OWNED_HEADERS = frozenset({"authorization", "x-ms-date", "x-ms-version", "date", "content-length", "host"})
+
+
+def user_agent(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or not all(" " <= c <= "~" for c in value):
+        raise ConfigurationError("user_agent must be a non-empty str of printable ASCII")
+    return value.strip()
+
+
+def user_headers(headers: Any) -> dict[str, str]:
+    """Extra request headers a caller adds to one operation (e.g. ``x-ms-client-request-id``)."""
+    if not isinstance(headers, Mapping):
+        raise ConfigurationError("headers must be a mapping of header name to str value")
+    checked: dict[str, str] = {}
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _HEADER_NAME.match(name):
+            raise ConfigurationError(f"{str(name)[:64]!r} is not a valid header name")
+        if name.lower() in _OWNED_HEADERS:
+            raise ConfigurationError(f"the {name} header is set by aioqueue (it is signed or owned by the connection)")
+        if not isinstance(value, str) or not all(" " <= c <= "~" or c == "\t" for c in value):
+            raise ConfigurationError(f"the {name} header's value must be a str of printable ASCII (no line breaks)")
+        if name.lower() in (k.lower() for k in checked):
+            raise ConfigurationError(f"the {name} header is given twice (names are case-insensitive)")
+        checked[name] = value
+    return checked

@@ -6,6 +6,8 @@ references, so an XML bomb or an external-entity trick is a typed error, not a h
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from xml.etree.ElementTree import Element, ParseError
 from xml.etree.ElementTree import fromstring as _fast_fromstring
@@ -27,6 +29,7 @@ from ._models import (
     RetentionPolicy,
     ServiceProperties,
     ServiceStats,
+    UserDelegationKey,
 )
 
 # What may start an element name (ASCII letters, '_', ':', and any non-ASCII UTF-8 byte).
@@ -309,6 +312,50 @@ def parse_service_stats(body: bytes) -> ServiceStats:
     last = _opt(geo, "LastSyncTime")
     return ServiceStats(
         GeoReplication(status=_text(geo, "Status"), last_sync_time=parse_rfc1123(last) if last else None)
+    )
+
+
+# ---- user delegation key ----------------------------------------------------------------------
+
+
+def user_delegation_key_body(start: str, expiry: str, delegated_user_tid: str | None = None) -> bytes:
+    """The Get User Delegation Key request body (``<KeyInfo>``); times are ISO 8601 UTC strings.
+
+    ``delegated_user_tid`` is the Entra ID tenant of the user a SAS signed with the key will be
+    restricted to (optional).
+    """
+    tid = f"<DelegatedUserTid>{escape(delegated_user_tid)}</DelegatedUserTid>" if delegated_user_tid else ""
+    return (
+        "<?xml version='1.0' encoding='utf-8'?>"
+        f"<KeyInfo><Start>{escape(start)}</Start><Expiry>{escape(expiry)}</Expiry>{tid}</KeyInfo>"
+    ).encode()
+
+
+def parse_user_delegation_key(body: bytes) -> UserDelegationKey:
+    """The ``<UserDelegationKey>`` answer. Every field but ``SignedDelegatedUserTid`` must be present
+    and non-empty, and ``Value`` must be base64; the key itself never appears in an error."""
+    root = _root(body, "UserDelegationKey")
+
+    def required(tag: str) -> str:
+        text = _text(root, tag)
+        if not text:
+            raise MalformedResponse(f"the response has an empty <{tag}> in <UserDelegationKey>")
+        return text
+
+    value = required("Value")
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise MalformedResponse("the <Value> of the user delegation key is not base64") from None
+    return UserDelegationKey(
+        signed_oid=required("SignedOid"),
+        signed_tid=required("SignedTid"),
+        signed_start=required("SignedStart"),
+        signed_expiry=required("SignedExpiry"),
+        signed_service=required("SignedService"),
+        signed_version=required("SignedVersion"),
+        value=value,
+        signed_delegated_user_tid=_opt(root, "SignedDelegatedUserTid") or None,
     )
 
 

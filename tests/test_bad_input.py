@@ -152,7 +152,7 @@ CALLS = [
         b"sv=1&sig=x")),  # type: ignore[arg-type]
     ("shared key for another account", ConfigurationError, "for account 'other'", lambda url: QueueClient(
         "https://acct.queue.core.windows.net", "jobs", credential=SharedKeyCredential("other", DEV_KEY))),
-    ("key for a URL naming no account", ConfigurationError, "names the account", lambda url: QueueClient(
+    ("key for a URL naming no account", ConfigurationError, "not name the storage account", lambda url: QueueClient(
         "http://127.0.0.1:10001", "jobs", credential=DEV_KEY)),
     ("session of a wrong type", ConfigurationError, "aiohttp.ClientSession", lambda url: queue(
         url, session="a session")),

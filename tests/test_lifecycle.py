@@ -68,7 +68,7 @@ async def test_no_unclosed_session_warning_in_correct_use(conn_str, queue_client
 
 def test_unknown_options_are_refused():
     with pytest.raises(TypeError):
-        QueueClient.from_connection_string("UseDevelopmentStorage=true", "jobs", retries=3)
+        QueueClient.from_connection_string("UseDevelopmentStorage=true", "jobs", retries=3)  # type: ignore[call-arg]  # mypy refuses it too
     with pytest.raises(ConfigurationError):
         QueueClient.from_connection_string("UseDevelopmentStorage=true", "jobs", timeout=0)
     with pytest.raises(ConfigurationError):
