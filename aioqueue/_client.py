@@ -297,7 +297,9 @@ class _Client:
         else:
             endpoint, cred = _resolve_credential(parse_account_url(account_url), credential, _account_name, audience)
             if secondary_hostname is not None:
-                endpoint = endpoint.with_secondary(parse_secondary(secondary_hostname))
+                endpoint = endpoint.with_secondary(
+                    parse_secondary(secondary_hostname, "https" if endpoint.secure else "http")
+                )
             mode = _location_mode(location_mode)
             if not isinstance(retry_to_secondary, bool):
                 raise ConfigurationError("retry_to_secondary must be True or False")

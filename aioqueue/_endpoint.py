@@ -175,8 +175,11 @@ def parse_account_url(url: str, what: str = "account URL") -> Endpoint:
     return _derive_secondary(endpoint)
 
 
-def parse_secondary(value: str) -> Endpoint:
-    """A secondary given as a host name (``myaccount-secondary.queue.core.windows.net``) or a URL."""
+def parse_secondary(value: str, scheme: str = "https") -> Endpoint:
+    """A secondary given as a host name (``myaccount-secondary.queue.core.windows.net``; the primary's
+    scheme is used) or a URL."""
+    if isinstance(value, str) and value.strip() and "://" not in value:
+        value = f"{scheme}://{value.strip()}"
     endpoint = parse_account_url(value, "secondary endpoint")
     if endpoint.sas is not None:
         raise ConfigurationError("the secondary endpoint must not carry a SAS token; give it to the primary")

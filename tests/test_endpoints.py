@@ -22,7 +22,17 @@ import pytest_asyncio
 from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
-from aioqueue import ConfigurationError, QueueClient, QueueServiceClient, SasCredential, SharedKeyCredential
+from aioqueue import (
+    ConfigurationError,
+    MalformedResponse,
+    QueueClient,
+    QueueNotFound,
+    QueueServiceClient,
+    RetryPolicy,
+    SasCredential,
+    ServiceError,
+    SharedKeyCredential,
+)
 from aioqueue._endpoint import parse_connection_string
 from aioqueue.testing import DEV_ACCOUNT, DEV_KEY
 
@@ -197,9 +207,15 @@ class _ToLoopback(AbstractResolver):
 
 
 class Recorder:
+    """Records requests; answers each host's queued statuses in turn (then 200), like Get Queue Metadata."""
+
     def __init__(self) -> None:
         self.requests: list[web.Request] = []
         self.port = 0
+        self.statuses: dict[str, list[int]] = {}  # first host label -> statuses still to answer
+
+    def hosts(self) -> list[str]:
+        return [r.headers["Host"].split(".", 1)[0] for r in self.requests]
 
 
 @pytest_asyncio.fixture
@@ -208,6 +224,11 @@ async def recorder():
 
     async def answer(request: web.Request) -> web.Response:
         rec.requests.append(request)
+        queued = rec.statuses.get(request.headers["Host"].split(".", 1)[0])
+        status = queued.pop(0) if queued else 200
+        if status >= 300:
+            code = "QueueNotFound" if status == 404 else "InternalError"
+            return web.Response(status=status, headers={"x-ms-error-code": code})
         return web.Response(status=200, headers={"x-ms-approximate-messages-count": "0"})
 
     app = web.Application()
@@ -263,6 +284,99 @@ async def test_reads_go_to_the_secondary_in_secondary_mode_and_writes_never_do(r
     assert read.headers["Host"] == f"myaccount-secondary.queue.core.windows.net:{recorder.port}"
     assert read.headers["Authorization"] == _expected_authorization(read.headers["x-ms-date"], "/jobs")
     assert write.headers["Host"] == f"myaccount.queue.core.windows.net:{recorder.port}"
+
+
+def _session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=_ToLoopback()))
+
+
+QUICK = RetryPolicy(max_attempts=4, initial_delay=0, max_delay=0, jitter=None)
+
+
+async def test_retry_to_secondary_sends_a_failed_read_to_the_secondary(recorder):
+    recorder.statuses["myaccount"] = [500, 503]
+    url = f"http://myaccount.queue.core.windows.net:{recorder.port}"
+    async with (
+        _session() as session,
+        QueueClient(url, "jobs", credential=KEY, session=session, retry=QUICK, retry_to_secondary=True) as q,
+    ):
+        props = await q.get_queue_properties()
+    assert props.approximate_message_count == 0
+    assert recorder.hosts() == ["myaccount", "myaccount-secondary"]
+    for request in recorder.requests:  # signed for the primary account wherever it went
+        assert request.headers["Authorization"] == _expected_authorization(request.headers["x-ms-date"], "/jobs")
+
+
+async def test_a_404_from_a_lagging_secondary_is_retried_on_the_primary(recorder):
+    recorder.statuses["myaccount"] = [500]
+    recorder.statuses["myaccount-secondary"] = [404]
+    url = f"http://myaccount.queue.core.windows.net:{recorder.port}"
+    async with (
+        _session() as session,
+        QueueClient(url, "jobs", credential=KEY, session=session, retry=QUICK, retry_to_secondary=True) as q,
+    ):
+        await q.get_queue_properties()
+    assert recorder.hosts() == ["myaccount", "myaccount-secondary", "myaccount"]
+
+
+async def test_a_404_from_the_primary_is_final_even_with_retry_to_secondary(recorder):
+    recorder.statuses["myaccount"] = [404]
+    url = f"http://myaccount.queue.core.windows.net:{recorder.port}"
+    async with (
+        _session() as session,
+        QueueClient(url, "jobs", credential=KEY, session=session, retry=QUICK, retry_to_secondary=True) as q,
+    ):
+        with pytest.raises(QueueNotFound):
+            await q.get_queue_properties()
+    assert recorder.hosts() == ["myaccount"]
+
+
+async def test_writes_and_get_messages_never_go_to_the_secondary(recorder):
+    recorder.statuses["myaccount"] = [500, 500, 500, 500, 500, 500, 500, 500]
+    url = f"http://myaccount.queue.core.windows.net:{recorder.port}"
+    retry = RetryPolicy(max_attempts=2, initial_delay=0, max_delay=0, jitter=None)
+    async with (
+        _session() as session,
+        QueueClient(
+            url,
+            "jobs",
+            credential=KEY,
+            session=session,
+            retry=retry,
+            retry_to_secondary=True,
+            location_mode="secondary",
+        ) as q,
+    ):
+        with pytest.raises(ServiceError):
+            await q.set_queue_metadata({"a": "b"})
+        with pytest.raises(ServiceError):
+            await q.receive_messages()  # Get Messages hides messages: a write, refused by a secondary
+        with pytest.raises(ServiceError):
+            await q.send_message("x")
+    assert recorder.hosts() == ["myaccount"] * 6
+
+
+async def test_service_stats_go_to_a_secondary_given_by_name(recorder):
+    url = f"http://www.mydomain.com:{recorder.port}"
+    async with (
+        _session() as session,
+        QueueServiceClient(
+            url,
+            credential=SharedKeyCredential("myaccount", KEY),
+            session=session,
+            secondary_hostname=f"ro.mydomain.com:{recorder.port}",
+        ) as service,
+    ):
+        with pytest.raises(MalformedResponse):  # the recorder's empty body is no stats document
+            await service.get_service_stats()
+    assert recorder.hosts() == ["ro"]
+
+
+def test_secondary_features_need_a_known_secondary():
+    for option in ({"location_mode": "secondary"}, {"retry_to_secondary": True}):
+        with pytest.raises(ConfigurationError, match="secondary_hostname"):
+            QueueClient("https://www.mydomain.com", "jobs", credential=SAS, **option)
+        QueueClient("https://www.mydomain.com", "jobs", credential=SAS, secondary_hostname="ro.mydomain.com", **option)
 
 
 async def test_shared_key_to_a_secondary_host_is_accepted_by_azurite(azurite, queue_client):
