@@ -562,8 +562,8 @@ class QueueServiceClient(_Client):
 
     async def get_user_delegation_key(
         self,
-        start: datetime | timedelta,
-        expiry: datetime | timedelta,
+        start: datetime | timedelta | None = None,
+        expiry: datetime | timedelta | None = None,
         *,
         delegated_user_tid: str | None = None,
         headers: Mapping[str, str] | None = None,
@@ -571,7 +571,8 @@ class QueueServiceClient(_Client):
         """A key for signing user delegation SAS tokens: ``generate_queue_sas(..., user_delegation_key=key)``.
 
         Needs a token credential (Microsoft Entra ID). ``start`` and ``expiry`` are aware datetimes or
-        timedeltas from now; the key may live at most 7 days from now. ``delegated_user_tid`` is the
+        timedeltas from now (``start`` None: now; ``expiry`` is required); the key may live at most 7
+        days from now. ``delegated_user_tid`` is the
         Entra ID tenant of the user a SAS signed with the key will be bound to (optional).
         """
         if not isinstance(self._pool.http.credential, TokenCache):
@@ -580,7 +581,11 @@ class QueueServiceClient(_Client):
             )
         if delegated_user_tid is not None and (not isinstance(delegated_user_tid, str) or not delegated_user_tid):
             raise ConfigurationError("delegated_user_tid must be a non-empty str (an Entra ID tenant id)")
-        st, se = delegation_key_window(start, expiry)
+        if expiry is None:
+            raise ConfigurationError(
+                "get_user_delegation_key needs expiry= (an aware datetime or a timedelta from now)"
+            )
+        st, se = delegation_key_window(timedelta(0) if start is None else start, expiry)
         # The Queue service hands out delegation keys from version 2026-02-06 on: send at least that.
         version = max(self._pool.http.api_version, USER_DELEGATION_VERSION)
         response = await self._request(

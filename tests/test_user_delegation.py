@@ -389,6 +389,18 @@ async def test_get_user_delegation_key_with_timedeltas(key_service):
     assert abs(expiry - datetime.now(timezone.utc) - timedelta(hours=1)) < timedelta(seconds=10)
 
 
+async def test_get_user_delegation_key_as_the_official_sdk_calls_it(key_service):
+    """``get_user_delegation_key(expiry=...)``: start defaults to now; expiry is required."""
+    async with QueueServiceClient(key_service.url, credential=FakeCredential()) as service:
+        with pytest.raises(ConfigurationError, match="expiry"):
+            await service.get_user_delegation_key()
+        assert key_service.requests == []
+        await service.get_user_delegation_key(expiry=timedelta(hours=1))
+    sent = fromstring(key_service.requests[0].body)
+    start = datetime.strptime(sent.findtext("Start") or "", "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    assert abs(start - datetime.now(timezone.utc)) < timedelta(seconds=10)
+
+
 @pytest.mark.parametrize(
     "credential",
     [
