@@ -117,7 +117,11 @@ def _azure_host(host: str) -> tuple[str, str] | None:
 
 
 def _derive_secondary(endpoint: Endpoint) -> Endpoint:
-    """The secondary of an Azure host (``<account>-secondary``) or of a path-style emulator URL."""
+    """The secondary of an Azure host (``<account>-secondary``) or of a path-style emulator URL.
+
+    A custom domain maps only the primary; its account's secondary is taken to be in Azure's public
+    cloud (``<account>-secondary.queue.core.windows.net``), as the official SDK does. Elsewhere pass
+    ``secondary_hostname=``."""
     account = endpoint.account_name
     if not account:
         return endpoint
@@ -131,7 +135,10 @@ def _derive_secondary(endpoint: Endpoint) -> Endpoint:
         if segments[1] == account:
             segments[1] = f"{account}-secondary"
             return replace(endpoint, secondary_origin=endpoint.origin, secondary_prefix="/".join(segments))
-    return endpoint
+    host = urlsplit(endpoint.origin).hostname or ""
+    if endpoint.loopback or not host or _is_ip(host):
+        return endpoint
+    return replace(endpoint, secondary_origin=f"{scheme}://{account}-secondary.queue.core.windows.net")
 
 
 def parse_account_url(url: str, what: str = "account URL") -> Endpoint:

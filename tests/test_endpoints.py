@@ -62,7 +62,8 @@ SHAPES = [
     ("myaccount.queue.core.chinacloudapi.cn", "myaccount", "myaccount-secondary.queue.core.chinacloudapi.cn"),
     ("myaccount.queue.core.usgovcloudapi.net", "myaccount", "myaccount-secondary.queue.core.usgovcloudapi.net"),
     ("myaccount.z42.queue.storage.azure.net", "myaccount", "myaccount-secondary.z42.queue.storage.azure.net"),
-    ("www.mydomain.com", None, None),  # a custom domain: the name comes from the credential
+    # a custom domain: the name comes from the credential; the secondary is taken to be the public cloud's
+    ("www.mydomain.com", None, "myaccount-secondary.queue.core.windows.net"),
 ]
 IDS = [shape[0] for shape in SHAPES]
 
@@ -177,6 +178,12 @@ def test_secondary_hostname_option_takes_a_host_or_a_url():
         QueueServiceClient("https://www.mydomain.com", secondary_hostname="http://queues-ro.mydomain.com")
     with pytest.raises(ConfigurationError, match="SAS"):
         QueueServiceClient("https://www.mydomain.com", secondary_hostname=f"https://ro.mydomain.com/?{SAS}")
+
+
+def test_an_ip_address_or_loopback_url_gets_no_guessed_secondary():
+    for url in ("http://10.1.2.3:10001", "http://localhost:10001", "http://[fd00::1]:10001"):
+        q = QueueClient(url, "jobs", credential=SharedKeyCredential("acct", KEY))
+        assert q.account_name == "acct" and q.secondary_hostname is None
 
 
 def test_the_account_name_of_a_path_style_url_comes_from_its_path():
