@@ -13,7 +13,7 @@ import hmac
 import time
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from ._errors import ConfigurationError
 
@@ -132,7 +132,7 @@ def token_scope(audience: str | None) -> str:
     """The scope a token is asked for: ``<audience>/.default`` (default audience: all of Azure Storage)."""
     if audience is None:
         return STORAGE_SCOPE
-    if not isinstance(audience, str) or not audience.startswith("https://") or len(audience) <= len("https://"):
+    if not isinstance(audience, str) or not audience.startswith("https://") or not urlsplit(audience).hostname:
         raise ConfigurationError(
             "audience must be an https URL such as https://<account>.queue.core.windows.net "
             "(or https://storage.azure.com)"

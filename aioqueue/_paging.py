@@ -50,11 +50,16 @@ class QueueListing(AsyncIterator[QueueItem]):
 
     async def _pages(self, start: str | None) -> AsyncGenerator[QueuePage, None]:
         marker = start
+        seen: set[str] = set()  # markers already asked for: one coming back would loop for ever
         while True:
+            if marker is not None:
+                seen.add(marker)
             items, next_marker = await self._fetch(marker)
             next_marker = next_marker or None
-            if next_marker is not None and next_marker == marker:
-                raise MalformedResponse(f"the service answered the marker {marker[:80]!r} with itself: listing stopped")
+            if next_marker is not None and next_marker in seen:
+                raise MalformedResponse(
+                    f"the service answered with the marker {next_marker[:80]!r} again: listing stopped"
+                )
             yield QueuePage(tuple(items), next_marker)
             if next_marker is None:
                 return

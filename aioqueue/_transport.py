@@ -158,6 +158,13 @@ async def _call(hooks: tuple[Callable[..., object], ...], event: object) -> None
             await result
 
 
+def _response_event(
+    event: RequestEvent, started: float, status: int | None, headers: CIMultiDictProxy[str], error: str | None = None
+) -> ResponseEvent:
+    request_id = headers.get("x-ms-request-id")
+    return ResponseEvent(event, status, headers, request_id, time.monotonic() - started, error)
+
+
 def _visible(headers: Mapping[str, str]) -> CIMultiDictProxy[str]:
     shown = CIMultiDict(headers)
     if "Authorization" in shown:
@@ -361,7 +368,15 @@ class RetryingSession:
                 allow_redirects=False,
                 skip_auto_headers=_SKIP_AUTO_HEADERS,
             ) as resp:
-                outcome = Response(resp.status, resp.headers, await self._read(resp))
+                try:
+                    body = await self._read(resp)
+                except MalformedResponse as exc:  # an answer came, but its body is refused
+                    if event is not None and hooks is not None:
+                        await _call(
+                            hooks.response, _response_event(event, started, resp.status, resp.headers, str(exc))
+                        )
+                    raise
+                outcome = Response(resp.status, resp.headers, body)
         except asyncio.CancelledError:
             raise
         except asyncio.TimeoutError:
@@ -379,13 +394,10 @@ class RetryingSession:
                 time.monotonic() - started,
             )
         if event is not None and hooks is not None:
-            elapsed = time.monotonic() - started
             if isinstance(outcome, Response):
-                done = ResponseEvent(
-                    event, outcome.status, outcome.headers, outcome.headers.get("x-ms-request-id"), elapsed
-                )
+                done = _response_event(event, started, outcome.status, outcome.headers)
             else:
-                done = ResponseEvent(event, None, _NO_HEADERS, None, elapsed, str(outcome))
+                done = _response_event(event, started, None, _NO_HEADERS, str(outcome))
             await _call(hooks.response, done)
         if isinstance(outcome, TransportError):
             raise outcome

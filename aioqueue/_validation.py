@@ -106,7 +106,23 @@ def positive_int(value: Any, what: str) -> int:
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 token
 # headers aioqueue owns: the signature covers them, or the connection depends on them
-_OWNED_HEADERS = frozenset({"authorization", "x-ms-date", "x-ms-version", "date", "content-length", "host"})
+_OWNED_HEADERS = frozenset(
+    {"authorization", "x-ms-date", "x-ms-version", "date", "content-length", "content-type", "host"}
+)
+# standard headers Shared Key signs by name: sent in the spelling the signer looks up
+_SIGNED_HEADERS = {
+    name.lower(): name
+    for name in (
+        "Content-Encoding",
+        "Content-Language",
+        "Content-MD5",
+        "If-Modified-Since",
+        "If-Match",
+        "If-None-Match",
+        "If-Unmodified-Since",
+        "Range",
+    )
+}
 
 
 def user_agent(value: Any) -> str | None:
@@ -131,5 +147,5 @@ def user_headers(headers: Any) -> dict[str, str]:
             raise ConfigurationError(f"the {name} header's value must be a str of printable ASCII (no line breaks)")
         if name.lower() in (k.lower() for k in checked):
             raise ConfigurationError(f"the {name} header is given twice (names are case-insensitive)")
-        checked[name] = value
+        checked[_SIGNED_HEADERS.get(name.lower(), name)] = value
     return checked
