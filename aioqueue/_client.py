@@ -161,7 +161,8 @@ class ClientOptions(TypedDict, total=False):
     - ``api_version`` ["2025-11-05"]: the x-ms-version sent.
     - ``retry`` [RetryPolicy()]: ``None`` for no retries.
     - ``timeout`` [30.0]: seconds per attempt. ``max_connections`` [100]: the pool's size.
-    - ``session`` [None]: your own ``aiohttp.ClientSession`` (the client never closes it).
+    - ``session`` [None]: your own ``aiohttp.ClientSession`` (the client never closes it; size its
+      connector yourself: ``max_connections`` is refused with it).
     - ``message_encoding`` ["text"]: "text", "base64", "binary", "json", "base64-json" or a MessageEncoding.
     - ``secondary_hostname`` [derived]: the read-access geo-redundant secondary, as a host name or a URL;
       derived for ``*.queue.core.windows.net``-shaped hosts and path-style emulator URLs.
@@ -178,7 +179,7 @@ class ClientOptions(TypedDict, total=False):
     api_version: str
     retry: RetryPolicy | None
     timeout: float
-    max_connections: int
+    max_connections: int | None
     session: aiohttp.ClientSession | None
     message_encoding: str | MessageEncoding
     secondary_hostname: str | None
@@ -237,6 +238,17 @@ def _resolve_credential(
     )
 
 
+def _pool_size(max_connections: int | None, session: aiohttp.ClientSession | None) -> int:
+    if max_connections is None:
+        return DEFAULT_MAX_CONNECTIONS
+    if session is not None:
+        raise ConfigurationError(
+            "max_connections sizes aioqueue's own pool; with session= size your session's connector "
+            "(aiohttp.TCPConnector(limit=...)) instead"
+        )
+    return positive_int(max_connections, "max_connections")
+
+
 def _location_mode(value: object) -> Location:
     if value not in ("primary", "secondary"):
         raise ConfigurationError(f"location_mode must be 'primary' or 'secondary'; got {value!r}")
@@ -277,7 +289,7 @@ class _Client:
         api_version: str = DEFAULT_API_VERSION,
         retry: RetryPolicy | None = _DEFAULT_RETRY,
         timeout: float = DEFAULT_TIMEOUT,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_connections: int | None = None,
         session: aiohttp.ClientSession | None = None,
         message_encoding: str | MessageEncoding = "text",
         secondary_hostname: str | None = None,
@@ -318,7 +330,7 @@ class _Client:
                 api_version=check_api_version(api_version),
                 retry=retry,
                 timeout=positive_number(timeout, "timeout"),
-                max_connections=positive_int(max_connections, "max_connections"),
+                max_connections=_pool_size(max_connections, session),
                 session=session,
                 map_error=_error_for,
                 location_mode=mode,
@@ -736,8 +748,10 @@ class QueueClient(_Client):
                 for when in (policy.start, policy.expiry):
                     if when is not None and when.tzinfo is None:
                         raise ConfigurationError(f"policy {ident!r}: start and expiry must be aware datetimes")
-                if policy.permission is not None and (set(policy.permission) - set("raup")):
-                    raise ConfigurationError(f"policy {ident!r}: permission letters come from 'raup'")
+                if policy.permission is not None and (
+                    not isinstance(policy.permission, str) or set(policy.permission) - set("raup")
+                ):
+                    raise ConfigurationError(f"policy {ident!r}: permission must be a str of letters from 'raup'")
         await self._request(
             "PUT", self._path, query={"comp": "acl"}, body=signed_identifiers_body(policies), extra=headers
         )

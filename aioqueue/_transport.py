@@ -291,14 +291,14 @@ class RetryingSession:
         ``path`` is below the account (``/queue/messages``). ``secondary`` sends it to the account's
         read-only geo-redundant secondary. ``read`` marks an operation the secondary can answer: it
         goes there when the location mode is "secondary", and with ``retry_to_secondary`` its retries
-        alternate between the two (a 404 from the secondary, which may lag, is then retried on the
-        primary). Writes always go to the primary.
+        alternate between the two, starting from the mode's location (a 404 from the secondary, which
+        may lag, is then retried on the primary). Writes always go to the primary.
         """
         session = self._session if self.state is State.OPENED else None
         if session is None:
             session = self._open()
         location: Location = "secondary" if secondary or (read and self.location_mode == "secondary") else "primary"
-        alternate = read and location == "primary" and self.retry_to_secondary
+        alternate = read and not secondary and self.retry_to_secondary
         target = self._target(method, path, query, body, headers, location)
         other: _Target | None = None
         retry = self.retry
@@ -330,7 +330,9 @@ class RetryingSession:
             await asyncio.sleep(wait if wait is not None else delay)
             if alternate:
                 if other is None:
-                    other = self._target(method, path, query, body, headers, "secondary")
+                    other = self._target(
+                        method, path, query, body, headers, "primary" if location == "secondary" else "secondary"
+                    )
                 target, other = other, target
 
     async def _attempt(self, session: aiohttp.ClientSession, target: _Target, attempt: int) -> Response:

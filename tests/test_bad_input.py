@@ -6,6 +6,7 @@ case must raise its error and leave the proxy without a single request.
 
 from datetime import datetime, timedelta
 
+import aiohttp
 import pytest
 
 from aioqueue import (
@@ -82,6 +83,9 @@ CALLS = [
         {"p": AccessPolicy("r", datetime(2030, 1, 1), None)})),
     ("policy bad letters", ConfigurationError, "raup", lambda url: queue(url).set_queue_access_policy(
         {"p": AccessPolicy("rwx")})),
+    # an object for permission (the official SDK's QueueSasPermissions) was a bare TypeError
+    ("policy permission object", ConfigurationError, "permission", lambda url: queue(url).set_queue_access_policy(
+        {"p": AccessPolicy(object())})),  # type: ignore[arg-type]
     ("six CORS rules", ConfigurationError, "at most 5", lambda url: service(url).set_service_properties(
         ServiceProperties(cors=(CorsRule(("*",), ("GET",)),) * 6))),
     ("message over 64 KiB", MessageTooLarge, "65536", lambda url: queue(url).send_message("x" * 65537)),
@@ -195,3 +199,11 @@ async def test_bad_input_fails_before_any_io(proxy, case, error, words, call):
     assert words.lower() in str(info.value).lower(), f"{case}: {info.value}"
     assert DEV_KEY not in str(info.value)
     assert proxy.seen == [], f"{case}: a request was made before the error"
+
+
+async def test_max_connections_with_a_session_of_ones_own_is_refused():
+    """aiohttp sizes a caller's session by its connector: a pool size given with it was ignored."""
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(ConfigurationError, match="TCPConnector"):
+            QueueClient("http://127.0.0.1:10001/devstoreaccount1", "jobs", session=session, max_connections=5)
+        QueueClient("http://127.0.0.1:10001/devstoreaccount1", "jobs", session=session)  # the default is fine

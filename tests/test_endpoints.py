@@ -326,6 +326,26 @@ async def test_a_404_from_a_lagging_secondary_is_retried_on_the_primary(recorder
     assert recorder.hosts() == ["myaccount", "myaccount-secondary", "myaccount"]
 
 
+async def test_retry_to_secondary_in_secondary_mode_alternates_back_to_the_primary(recorder):
+    recorder.statuses["myaccount-secondary"] = [500, 404]
+    recorder.statuses["myaccount"] = [500]
+    url = f"http://myaccount.queue.core.windows.net:{recorder.port}"
+    async with (
+        _session() as session,
+        QueueClient(
+            url,
+            "jobs",
+            credential=KEY,
+            session=session,
+            retry=QUICK,
+            retry_to_secondary=True,
+            location_mode="secondary",
+        ) as q,
+    ):
+        await q.get_queue_properties()
+    assert recorder.hosts() == ["myaccount-secondary", "myaccount", "myaccount-secondary", "myaccount"]
+
+
 async def test_a_404_from_the_primary_is_final_even_with_retry_to_secondary(recorder):
     recorder.statuses["myaccount"] = [404]
     url = f"http://myaccount.queue.core.windows.net:{recorder.port}"
