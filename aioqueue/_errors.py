@@ -145,7 +145,7 @@ class ServiceError(AioQueueError):
 
 
 class AuthenticationFailed(ServiceError):
-    """403: the signature, SAS or token was refused, or lacks the permission for this operation."""
+    """401 or 403: the signature, SAS or token was refused (or missing), or lacks the permission for this operation."""
 
 
 class QueueNotFound(ServiceError):
@@ -197,7 +197,7 @@ def service_error(
         )
     cls = _BY_CODE.get(error_code or "")
     if cls is None:
-        if status == 403:
+        if status in (401, 403):
             cls = AuthenticationFailed
         elif status == 503:
             cls = ServerBusy

@@ -8,6 +8,7 @@ import pytest
 
 from aioqueue import (
     AccessPolicy,
+    AuthenticationFailed,
     ConfigurationError,
     CorsRule,
     MalformedResponse,
@@ -271,3 +272,13 @@ def test_the_printable_shortcut_lets_no_unsendable_character_through():
     leaks = [hex(c) for c in range(sys.maxunicode + 1) if chr(c).isprintable() and _INVALID_XML.match(chr(c))]
     assert leaks == []
     assert _INVALID_XML.match("\x01") and not "\x01".isprintable()  # the premise is not vacuous
+
+
+@pytest.mark.parametrize("code", ["InvalidAuthenticationInfo", "NoAuthenticationInformation", None])
+def test_a_401_is_an_authentication_failure(code):
+    """Azure answers 401 to a missing or expired bearer token (the official SDK raises
+    ClientAuthenticationError); it was a plain ServiceError."""
+    from aioqueue._errors import service_error
+
+    error = service_error(401, code, "Server failed to authenticate the request.", "rid", {})
+    assert isinstance(error, AuthenticationFailed) and error.status == 401 and error.request_id == "rid"
