@@ -199,22 +199,19 @@ def _resolve_credential(
     """
     if credential is not None and endpoint.sas is not None:
         raise ConfigurationError("the URL carries a SAS token and credential= is given too; pass only one")
-    if audience is not None and (
-        isinstance(credential, (str, SharedKeyCredential, SasCredential))
-        or not isinstance(credential, AsyncTokenCredential)
-    ):
+    if audience is not None and not isinstance(credential, AsyncTokenCredential):
         raise ConfigurationError("audience= applies only to a token credential (an Entra ID identity)")
     name = endpoint.account_name
-    if isinstance(credential, SharedKeyCredential):
-        if name and credential.account_name != name and not endpoint.path_prefix:
-            raise ConfigurationError(
-                f"the credential is for account {credential.account_name!r} but the URL names {name!r}"
-            )
-        name = credential.account_name
-    if name is None and account_name:
-        name = account_name
-    if name and name != endpoint.account_name:
-        endpoint = endpoint.with_account(name)
+    given, source = (
+        (credential.account_name, "the credential is")
+        if isinstance(credential, SharedKeyCredential)
+        else (account_name, "the connection string's AccountName is")
+    )
+    if given and given != name:
+        if name and endpoint.account_certain and not endpoint.path_prefix:
+            raise ConfigurationError(f"{source} for account {given!r} but the URL names {name!r}")
+        name = given  # the URL only guessed it (or did not name it)
+        endpoint = endpoint.with_account(given)
     if credential is None or isinstance(credential, (SharedKeyCredential, SasCredential)):
         return endpoint, credential
     if isinstance(credential, str):
@@ -309,9 +306,12 @@ class _Client:
         else:
             endpoint, cred = _resolve_credential(parse_account_url(account_url), credential, _account_name, audience)
             if secondary_hostname is not None:
-                endpoint = endpoint.with_secondary(
-                    parse_secondary(secondary_hostname, "https" if endpoint.secure else "http")
-                )
+                secondary = parse_secondary(secondary_hostname, "https" if endpoint.secure else "http")
+                if isinstance(cred, TokenCache) and not secondary.secure and not secondary.loopback:
+                    raise ConfigurationError(
+                        "a token credential needs an https:// secondary: bearer tokens never travel over http"
+                    )
+                endpoint = endpoint.with_secondary(secondary)
             mode = _location_mode(location_mode)
             if not isinstance(retry_to_secondary, bool):
                 raise ConfigurationError("retry_to_secondary must be True or False")

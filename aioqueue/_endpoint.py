@@ -52,8 +52,10 @@ class Endpoint:
     sas: str | None  # a SAS token carried in the URL
     secondary_origin: str | None = None  # the read-only geo-redundant secondary, when known
     secondary_prefix: str = ""
-    # the Azure host's first label minus the account: "-secondary", "-ipv6", ... ("" if not an Azure host)
+    # the Azure host's first label minus the account: "-secondary", "-ipv6", ... (None if not an Azure host)
     azure_label: str | None = None
+    # the URL names the account beyond doubt: a *.queue.core.* host, or a path-style URL on an IP address
+    account_certain: bool = False
 
     @property
     def url(self) -> str:
@@ -75,11 +77,14 @@ class Endpoint:
         return self.secondary_origin.partition("://")[2] + self.secondary_prefix
 
     def with_account(self, account_name: str) -> Endpoint:
-        """This endpoint for a known account name, its secondary derived where Azure's shapes allow."""
-        endpoint = replace(self, account_name=account_name)
-        if endpoint.secondary_origin is None:
-            endpoint = _derive_secondary(endpoint)
-        return endpoint
+        """This endpoint for an account named by a credential or connection string: the URL's guess
+        (if any) is dropped, and the secondary derived again."""
+        if self.account_name != account_name:
+            fresh = replace(
+                self, account_name=account_name, azure_label=None, secondary_origin=None, secondary_prefix=""
+            )
+            return _derive_secondary(fresh)
+        return self
 
     def with_secondary(self, secondary: Endpoint) -> Endpoint:
         if secondary.secure != self.secure:
@@ -104,16 +109,24 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _azure_host(host: str) -> tuple[str, str] | None:
-    """(account, rest of the first label) for ``<label>.queue.<suffix>`` hosts, else None."""
+def _azure_host(host: str) -> tuple[str, str, bool] | None:
+    """(account, rest of the first label, certain) for ``<label>.queue.<suffix>`` hosts, else None.
+
+    Certain for Azure's own suffixes (``.queue.core.<cloud>``, ``.zNN.queue.storage.azure.net``); for
+    another suffix (Azure Stack, a custom domain that happens to have a ``queue`` label) the first
+    label is only a guess that a credential or connection string overrides.
+    """
     labels = host.split(".")
-    if len(labels) >= 3 and (
-        labels[1] == "queue" or (len(labels) >= 4 and _DNS_ZONE.match(labels[1]) and labels[2] == "queue")
-    ):
-        match = _AZURE_LABEL.match(labels[0])
-        if match:
-            return match["account"], labels[0][len(match["account"]) :]
-    return None
+    if len(labels) >= 3 and labels[1] == "queue":
+        certain = labels[2] == "core"
+    elif len(labels) >= 4 and _DNS_ZONE.match(labels[1]) and labels[2] == "queue":
+        certain = labels[3:] == ["storage", "azure", "net"]
+    else:
+        return None
+    match = _AZURE_LABEL.match(labels[0])
+    if match is None:
+        return None
+    return match["account"], labels[0][len(match["account"]) :], certain
 
 
 def _derive_secondary(endpoint: Endpoint) -> Endpoint:
@@ -129,7 +142,8 @@ def _derive_secondary(endpoint: Endpoint) -> Endpoint:
     if endpoint.azure_label is not None:
         network = endpoint.azure_label.removeprefix("-secondary")
         _, dot, rest = netloc.partition(".")
-        return replace(endpoint, secondary_origin=f"{scheme}://{account}-secondary{network}{dot}{rest}")
+        origin = f"{scheme}://{account}-secondary{network}{dot}{rest}"
+        return replace(endpoint, secondary_origin=origin, secondary_prefix=endpoint.path_prefix)
     if endpoint.path_prefix:
         segments = endpoint.path_prefix.split("/")  # ["", account, ...]
         if segments[1] == account:
@@ -162,12 +176,16 @@ def parse_account_url(url: str, what: str = "account URL") -> Endpoint:
     segments = [s for s in parts.path.split("/") if s]
     prefix = "/" + "/".join(segments) if segments else ""
     loopback = _is_loopback(host)
-    azure = None if segments or _is_ip(host) else _azure_host(host)
+    ip = _is_ip(host)
+    azure = None if ip else _azure_host(host)
+    certain = False
     if azure is not None:
         account: str | None = azure[0]
-    elif segments and (loopback or _is_ip(host)):  # path-style: http://127.0.0.1:10001/devstoreaccount1
+        certain = azure[2]
+    elif segments:  # path-style: http://127.0.0.1:10001/devstoreaccount1, http://azurite:10001/devstoreaccount1
         account = segments[0]
-    else:  # a custom domain, or a path the account name cannot be told from
+        certain = loopback or ip
+    else:  # a custom domain: the account comes from the credential or the connection string
         account = None
     netloc = parts.netloc.rsplit("@", 1)[-1]
     endpoint = Endpoint(
@@ -178,6 +196,7 @@ def parse_account_url(url: str, what: str = "account URL") -> Endpoint:
         loopback=loopback,
         sas=normalize_sas(parts.query) if parts.query else None,
         azure_label=azure[1] if azure is not None else None,
+        account_certain=certain,
     )
     return _derive_secondary(endpoint)
 

@@ -54,6 +54,11 @@ def redact(text: str) -> str:
     return _SIG_RE.sub(r"\1REDACTED", text)
 
 
+def redact_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Headers safe to show: credentials' values REDACTED, SAS signatures in the others hidden."""
+    return [(k, "REDACTED" if k.lower() in _SECRET_HEADERS else redact(v)) for k, v in headers.items()]
+
+
 class AioQueueError(Exception):
     """Base of every error aioqueue raises."""
 
@@ -128,9 +133,7 @@ class ServiceError(AioQueueError):
         self.status = status
         self.error_code = error_code
         self.request_id = request_id
-        self.headers: dict[str, str] = {
-            k: redact(v) for k, v in (headers or {}).items() if k.lower() not in _SECRET_HEADERS
-        }
+        self.headers: dict[str, str] = dict(redact_headers(headers or {}))
         super().__init__(self._describe())
 
     def _describe(self) -> str:

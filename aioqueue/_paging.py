@@ -14,6 +14,12 @@ FetchPage = Callable[[str | None], Awaitable[tuple[list[QueueItem], str | None]]
 """``fetch(marker)``: one List Queues call from ``marker`` (None: the start); its queues and NextMarker."""
 
 
+def _token(continuation_token: object) -> str | None:
+    if continuation_token is not None and (not isinstance(continuation_token, str) or not continuation_token):
+        raise ConfigurationError("continuation_token must be a non-empty str from a page's continuation_token")
+    return continuation_token
+
+
 @dataclass(frozen=True)
 class QueuePage:
     """One List Queues answer: its queues, and the token to resume after it (None on the last page)."""
@@ -42,10 +48,8 @@ class QueueListing(AsyncIterator[QueueItem]):
     __slots__ = ("_fetch", "_items", "_start")
 
     def __init__(self, fetch: FetchPage, continuation_token: str | None = None) -> None:
-        if continuation_token is not None and (not isinstance(continuation_token, str) or not continuation_token):
-            raise ConfigurationError("continuation_token must be a non-empty str from a page's continuation_token")
         self._fetch = fetch
-        self._start = continuation_token
+        self._start = _token(continuation_token)
         self._items: AsyncGenerator[QueueItem, None] | None = None
 
     async def _pages(self, start: str | None) -> AsyncGenerator[QueuePage, None]:
@@ -71,9 +75,7 @@ class QueueListing(AsyncIterator[QueueItem]):
 
     def by_page(self, continuation_token: str | None = None) -> AsyncGenerator[QueuePage, None]:
         """The official SDK's spelling: pages from ``continuation_token`` (default: this listing's start)."""
-        if continuation_token is not None and (not isinstance(continuation_token, str) or not continuation_token):
-            raise ConfigurationError("continuation_token must be a non-empty str from a page's continuation_token")
-        return self._pages(continuation_token or self._start)
+        return self._pages(_token(continuation_token) or self._start)
 
     async def _all(self) -> AsyncGenerator[QueueItem, None]:
         async for page in self._pages(self._start):

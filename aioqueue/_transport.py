@@ -36,7 +36,15 @@ from yarl import URL
 from ._auth import SasCredential, SharedKeyCredential, TokenCache
 from ._dates import RequestDate
 from ._endpoint import Endpoint
-from ._errors import AioQueueError, ConfigurationError, MalformedResponse, RequestTimeout, TransportError, redact
+from ._errors import (
+    AioQueueError,
+    ConfigurationError,
+    MalformedResponse,
+    RequestTimeout,
+    TransportError,
+    redact,
+    redact_headers,
+)
 from ._retry import NO_RETRY, RetryPolicy, retry_after_seconds
 from ._version import __version__
 
@@ -79,8 +87,8 @@ MapError = Callable[[Response], AioQueueError]
 class RequestEvent:
     """What a ``"request"`` event hook sees of one attempt, just before it is sent.
 
-    Read-only, and without secrets: the ``sig`` of a SAS token in ``url`` and the ``Authorization``
-    header's value are replaced by ``REDACTED``.
+    Read-only, and without secrets: the ``sig`` of a SAS token (in ``url`` or a header) and the values
+    of ``Authorization`` and the other credential headers are replaced by ``REDACTED``.
     """
 
     method: str
@@ -166,10 +174,7 @@ def _response_event(
 
 
 def _visible(headers: Mapping[str, str]) -> CIMultiDictProxy[str]:
-    shown = CIMultiDict(headers)
-    if "Authorization" in shown:
-        shown["Authorization"] = "REDACTED"
-    return CIMultiDictProxy(shown)
+    return CIMultiDictProxy(CIMultiDict(redact_headers(headers)))
 
 
 class _Target(NamedTuple):
@@ -301,12 +306,14 @@ class RetryingSession:
         alternate = read and not secondary and self.retry_to_secondary
         target = self._target(method, path, query, body, headers, location)
         other: _Target | None = None
+        primary_error: AioQueueError | None = None  # with alternation: the primary's last failure
         retry = self.retry
         delays = None  # made on the first retry: most requests need none
         attempt = 0
         while True:
             attempt += 1
             wait: float | None = None
+            lagging = False
             try:
                 response = await self._attempt(session, target, attempt)
             except TransportError as exc:
@@ -322,8 +329,11 @@ class RetryingSession:
                 wait = retry_after_seconds(response.headers.get("Retry-After"))
                 if wait is not None and wait > retry.max_retry_after:
                     raise error
+            if alternate and target.location == "primary":
+                primary_error = error
             if attempt >= retry.max_attempts:
-                raise error
+                # a secondary not caught up says nothing of the queue: the primary's failure stands
+                raise primary_error if lagging and primary_error is not None else error
             if delays is None:
                 delays = retry.delays()
             delay = next(delays)

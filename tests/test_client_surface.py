@@ -164,6 +164,17 @@ async def test_sas_in_the_url_is_redacted_in_event_urls(proxy, queue_client):
     assert "sig=REDACTED" in rec.requests[0].url and sig not in rec.requests[0].url
 
 
+async def test_credentials_in_a_caller_s_headers_are_redacted_in_events(proxy, queue_client):
+    rec = Recorder()
+    secret = {"Proxy-Authorization": "Basic c2VjcmV0", "x-ms-copy-source": "https://a/b?sv=1&sig=SECRETSIG"}
+    async with via_proxy(proxy, queue_client.queue_name, event_hooks=rec.hooks) as q:
+        await q.peek_messages(headers=secret)
+    assert proxy.seen[0].headers["Proxy-Authorization"] == "Basic c2VjcmV0"  # sent as given
+    shown = rec.requests[0].headers
+    assert shown["Proxy-Authorization"] == "REDACTED" and shown["x-ms-copy-source"] == "https://a/b?sv=1&sig=REDACTED"
+    assert "c2VjcmV0" not in repr(rec.requests[0]) and "SECRETSIG" not in repr(rec.requests[0])
+
+
 async def test_token_authorization_is_redacted_in_events(proxy, queue_name):
     rec = Recorder()
     async with via_proxy(proxy, queue_name, credential=ScopeCredential(), event_hooks=rec.hooks) as q:

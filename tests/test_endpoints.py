@@ -30,11 +30,13 @@ from aioqueue import (
     QueueServiceClient,
     RetryPolicy,
     SasCredential,
+    ServerBusy,
     ServiceError,
     SharedKeyCredential,
 )
 from aioqueue._endpoint import parse_connection_string
 from aioqueue.testing import DEV_ACCOUNT, DEV_KEY
+from tests.helpers import FakeCredential
 
 KEY = DEV_KEY
 SAS = "sv=2025-11-05&ss=q&srt=sco&sp=rl&se=2030-01-01T00%3A00%3A00Z&sig=abc%3D"
@@ -193,6 +195,61 @@ def test_the_account_name_of_a_path_style_url_comes_from_its_path():
         assert q.secondary_endpoint == url.replace(DEV_ACCOUNT, f"{DEV_ACCOUNT}-secondary") + "/jobs"
 
 
+def test_a_queue_label_outside_azure_s_suffixes_is_only_a_guess():
+    """``prod.queue.contoso.com`` is a custom domain that happens to have a ``queue`` label."""
+    url = "https://prod.queue.contoso.com"
+    keyed = QueueClient.from_connection_string(f"AccountName=myaccount;AccountKey={KEY};QueueEndpoint={url}", "jobs")
+    sas = QueueClient.from_connection_string(
+        f"AccountName=myaccount;SharedAccessSignature={SAS};QueueEndpoint={url}", "job"
+    )
+    for client in (keyed, sas):
+        assert client.account_name == "myaccount"
+        assert client.secondary_hostname == "myaccount-secondary.queue.core.windows.net"
+    guessed = QueueClient(url, "jobs", credential=SAS)  # nothing names it: the first label is the best guess
+    assert guessed.account_name == "prod" and guessed.secondary_hostname == "prod-secondary.queue.contoso.com"
+    # Azure Stack: the connection string's own EndpointSuffix
+    stack = QueueServiceClient.from_connection_string(
+        f"AccountName=myaccount;AccountKey={KEY};EndpointSuffix=local.azurestack.external"
+    )
+    assert stack.account_name == "myaccount"
+    assert stack.secondary_hostname == "myaccount-secondary.queue.local.azurestack.external"
+
+
+def test_a_connection_string_naming_another_account_than_an_azure_url_is_refused():
+    with pytest.raises(ConfigurationError, match="AccountName is for account 'other'"):
+        QueueClient.from_connection_string(
+            f"AccountName=other;SharedAccessSignature={SAS};QueueEndpoint=https://myaccount.queue.core.windows.net",
+            "job",
+        )
+
+
+def test_a_path_style_url_on_a_host_name_takes_the_account_from_its_path():
+    """``http://azurite:10001/devstoreaccount1`` (an emulator in docker compose)."""
+    q = QueueClient.from_queue_url(f"http://azurite:10001/{DEV_ACCOUNT}/jobs", credential=DEV_KEY)
+    assert q.account_name == DEV_ACCOUNT and q.url == f"http://azurite:10001/{DEV_ACCOUNT}/jobs"
+    assert q.secondary_endpoint == f"http://azurite:10001/{DEV_ACCOUNT}-secondary/jobs"
+    named = QueueClient("http://azurite:10001/custom/path", "jobs", credential=SharedKeyCredential("myaccount", KEY))
+    assert named.account_name == "myaccount" and named.primary_hostname == "azurite:10001/custom/path"
+
+
+def test_an_azure_host_with_a_path_still_names_the_account():
+    q = QueueServiceClient("https://myaccount.queue.core.windows.net/extra", credential=KEY)
+    assert q.account_name == "myaccount"
+    assert q.secondary_endpoint == "https://myaccount-secondary.queue.core.windows.net/extra"
+
+
+def test_a_token_never_goes_to_a_plain_http_secondary():
+    with pytest.raises(ConfigurationError, match="https:// secondary"):
+        QueueClient(
+            f"http://127.0.0.1:10001/{DEV_ACCOUNT}",
+            "jobs",
+            credential=FakeCredential(),
+            secondary_hostname=f"http://queues.example.com/{DEV_ACCOUNT}",
+        )
+    local = QueueClient(f"http://127.0.0.1:10001/{DEV_ACCOUNT}", "jobs", credential=FakeCredential())
+    assert local.secondary_hostname == f"127.0.0.1:10001/{DEV_ACCOUNT}-secondary"
+
+
 def test_a_shared_key_for_another_account_is_refused():
     with pytest.raises(ConfigurationError, match="'other'"):
         QueueClient(
@@ -262,7 +319,16 @@ def _expected_authorization(date: str, resource: str) -> str:
 
 
 @pytest.mark.parametrize(("host", "name", "secondary"), SHAPES, ids=IDS)
-@pytest.mark.parametrize("how", ["QueueClient", "from_queue_url", "QueueClient.from_connection_string"])
+@pytest.mark.parametrize(
+    "how",
+    [
+        "QueueServiceClient",
+        "QueueClient",
+        "from_queue_url",
+        "from_connection_string",
+        "QueueClient.from_connection_string",
+    ],
+)
 async def test_shared_key_signs_with_the_primary_name_for_every_host_shape(recorder, host, name, secondary, how):
     url = f"http://{host}:{recorder.port}"
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=_ToLoopback())) as session:
@@ -271,7 +337,8 @@ async def test_shared_key_signs_with_the_primary_name_for_every_host_shape(recor
         client._pool.http._session = session
         client._pool.http._owns_session = False
         async with client:
-            await client.get_queue_properties()
+            queue = client if isinstance(client, QueueClient) else client.get_queue_client("jobs")
+            await queue.get_queue_properties()
     [request] = recorder.requests
     assert request.headers["Host"] == f"{host}:{recorder.port}"
     assert request.path == "/jobs" and request.query_string == "comp=metadata"
@@ -344,6 +411,23 @@ async def test_retry_to_secondary_in_secondary_mode_alternates_back_to_the_prima
     ):
         await q.get_queue_properties()
     assert recorder.hosts() == ["myaccount-secondary", "myaccount", "myaccount-secondary", "myaccount"]
+
+
+@pytest.mark.parametrize("attempts", [2, 3, 4])
+async def test_a_lagging_secondary_s_404_never_hides_the_primary_s_failure(recorder, attempts):
+    """The primary is busy and the secondary has not caught up: the answer is 'busy', not 'no queue'."""
+    recorder.statuses["myaccount"] = [503] * 8
+    recorder.statuses["myaccount-secondary"] = [404] * 8
+    url = f"http://myaccount.queue.core.windows.net:{recorder.port}"
+    retry = RetryPolicy(max_attempts=attempts, initial_delay=0, max_delay=0, jitter=None)
+    async with (
+        _session() as session,
+        QueueClient(url, "jobs", credential=KEY, session=session, retry=retry, retry_to_secondary=True) as q,
+    ):
+        with pytest.raises(ServerBusy):
+            await q.get_queue_properties()
+        with pytest.raises(ServerBusy):
+            await q.exists()  # not False: nobody said the queue is gone
 
 
 async def test_a_404_from_the_primary_is_final_even_with_retry_to_secondary(recorder):
