@@ -38,10 +38,28 @@ def decode_key(account_key: str) -> bytes:
     return key
 
 
+class HmacKey:
+    """A decoded key ready to sign with: base64 HMAC-SHA256 of UTF-8 text. The keyed state (the padded
+    key hashed in) is made once; each signature copies it."""
+
+    __slots__ = ("_keyed",)
+
+    def __init__(self, key: bytes) -> None:
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
+
+    def __repr__(self) -> str:
+        return "HmacKey(<hidden>)"
+
+    def sign(self, text: str) -> str:
+        mac = self._keyed.copy()
+        mac.update(text.encode("utf-8"))
+        return base64.b64encode(mac.digest()).decode("ascii")
+
+
 class SharedKeyCredential:
     """An account name and key; every request is signed with HMAC-SHA256 (Shared Key)."""
 
-    __slots__ = ("_keyed", "account_key", "account_name")
+    __slots__ = ("_key", "account_key", "account_name")
 
     def __init__(self, account_name: str, account_key: str) -> None:
         if not account_name or not isinstance(account_name, str):
@@ -50,17 +68,14 @@ class SharedKeyCredential:
             raise ConfigurationError("SharedKeyCredential needs the account key as a base64 str")
         self.account_name = account_name
         self.account_key = account_key
-        # the key's HMAC state (padded key hashed in) is made once; each signature copies it
-        self._keyed = hmac.new(decode_key(account_key), digestmod=hashlib.sha256)
+        self._key = HmacKey(decode_key(account_key))
 
     def __repr__(self) -> str:
         return f"SharedKeyCredential(account_name={self.account_name!r}, account_key=<hidden>)"
 
     def sign(self, string_to_sign: str) -> str:
         """Base64 HMAC-SHA256 of the UTF-8 string with the decoded account key."""
-        mac = self._keyed.copy()
-        mac.update(string_to_sign.encode("utf-8"))
-        return base64.b64encode(mac.digest()).decode("ascii")
+        return self._key.sign(string_to_sign)
 
     def authorization(
         self,

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import ipaddress
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
-from ._auth import SharedKeyCredential
+from ._auth import HmacKey, SharedKeyCredential
 from ._dates import format_iso8601
 from ._errors import ConfigurationError
 from ._models import UserDelegationKey
@@ -75,7 +73,7 @@ def delegation_key_window(start: datetime | timedelta, expiry: datetime | timede
     return format_iso8601(begin), format_iso8601(end)
 
 
-def _delegation_signer(key: UserDelegationKey) -> hmac.HMAC:
+def _delegation_signer(key: UserDelegationKey) -> HmacKey:
     if not isinstance(key, UserDelegationKey):
         raise ConfigurationError(
             f"user_delegation_key must be a UserDelegationKey (from get_user_delegation_key), not {type(key).__name__}"
@@ -86,7 +84,7 @@ def _delegation_signer(key: UserDelegationKey) -> hmac.HMAC:
         secret = b""
     if not secret:
         raise ConfigurationError("the user delegation key's value is not valid base64")
-    return hmac.new(secret, digestmod=hashlib.sha256)
+    return HmacKey(secret)
 
 
 def _ip(ip: str | None) -> str | None:
@@ -191,11 +189,9 @@ def generate_queue_sas(
     ]
     # the key's fields and the delegated user stand where an account-key SAS has the policy id
     string_to_sign = "\n".join([sp, st, se, resource, *(v for _, v in delegation), sip, spr, version])
-    mac = keyed.copy()
-    mac.update(string_to_sign.encode("utf-8"))
     return _token(
         [("sv", version), ("st", st), ("se", se), ("sp", sp), ("sip", sip), ("spr", spr), *delegation],
-        base64.b64encode(mac.digest()).decode("ascii"),
+        keyed.sign(string_to_sign),
     )
 
 
