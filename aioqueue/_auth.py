@@ -10,12 +10,13 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import parse_qsl, urlsplit
 
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, RequestTimeout
 
 __all__ = [
     "AsyncTokenCredential",
@@ -102,10 +103,19 @@ class SharedKeyCredential:
         return f"SharedKey {self.account_name}:{self.sign(string_to_sign)}"
 
 
+# RFC 3986 query characters, with '%' only as a %XX escape
+_QUERY = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})+")
+
+
 def normalize_sas(token: str) -> str:
     if not isinstance(token, str):
         raise ConfigurationError("a SAS token must be a str")
     token = token.strip().lstrip("?")
+    if not _QUERY.fullmatch(token):
+        raise ConfigurationError(
+            "the SAS token holds characters a URL query cannot carry (a space, '#', a quote, a line break or "
+            "non-ASCII text); pass it exactly as issued (URL-encoded)"
+        )
     names = {k.lower() for k, _ in parse_qsl(token, keep_blank_values=True)}
     if "sig" not in names:
         raise ConfigurationError("the SAS token has no 'sig' parameter; pass the whole query string it came as")
@@ -156,17 +166,32 @@ def token_scope(audience: str | None) -> str:
     return audience if audience.endswith("/.default") else audience + "/.default"
 
 
-class TokenCache:
-    """Caches a bearer token and refreshes it before expiry; concurrent callers share one refresh."""
+def _wall() -> float:
+    return time.time()
 
-    __slots__ = ("_credential", "_expires_on", "_lock", "_token", "refreshes", "scope")
+
+def _monotonic() -> float:
+    return time.monotonic()
+
+
+class TokenCache:
+    """Caches a bearer token and refreshes it before expiry; concurrent callers share one fetch.
+
+    A token is fetched again 5 minutes before it expires, or, when it lives less than 10 minutes,
+    halfway through its life (so a short-lived token is not fetched anew for every request). The
+    deadline is kept on the monotonic clock, so a wall-clock jump does not keep an expired token.
+    Every caller waits for the one fetch under way at most its request's timeout (then
+    :class:`RequestTimeout`, retried like one); a 401 drops the cached token.
+    """
+
+    __slots__ = ("_credential", "_fetch", "_refresh_at", "_token", "refreshes", "scope")
 
     def __init__(self, credential: AsyncTokenCredential, scope: str = STORAGE_SCOPE) -> None:
         self._credential = credential
         self.scope = scope
         self._token = ""
-        self._expires_on = 0.0
-        self._lock: asyncio.Lock | None = None
+        self._refresh_at = 0.0  # on the monotonic clock
+        self._fetch: asyncio.Future[str] | None = None
         self.refreshes = 0
 
     def __repr__(self) -> str:
@@ -177,21 +202,32 @@ class TokenCache:
         """The token credential this cache asks."""
         return self._credential
 
-    def _fresh(self) -> bool:
-        return bool(self._token) and self._expires_on - time.time() > TOKEN_REFRESH_MARGIN
+    def invalidate(self) -> None:
+        """Forget the cached token (the service refused it)."""
+        self._token = ""
 
-    async def token(self) -> str:
-        if self._fresh():
+    async def _refresh(self) -> str:
+        access = await self._credential.get_token(self.scope)
+        token = str(access.token)
+        life = float(access.expires_on) - _wall()
+        margin = TOKEN_REFRESH_MARGIN if life >= 2 * TOKEN_REFRESH_MARGIN else life / 2
+        self._token = token
+        self._refresh_at = _monotonic() + life - margin
+        self.refreshes += 1
+        return token
+
+    async def token(self, timeout: float | None = None) -> str:
+        if self._token and _monotonic() < self._refresh_at:
             return self._token
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            if not self._fresh():
-                access = await self._credential.get_token(self.scope)
-                self._token = str(access.token)
-                self._expires_on = float(access.expires_on)
-                self.refreshes += 1
-        return self._token
+        fetch = self._fetch
+        if fetch is None or fetch.done():
+            fetch = self._fetch = asyncio.ensure_future(self._refresh())
+            # a fetch whose waiters all gave up still ends; its failure is not "never retrieved"
+            fetch.add_done_callback(lambda done: done.cancelled() or done.exception())
+        try:
+            return await asyncio.wait_for(asyncio.shield(fetch), timeout)
+        except asyncio.TimeoutError:
+            raise RequestTimeout(f"the token credential gave no token within {timeout} s") from None
 
 
 Credential = str | SharedKeyCredential | SasCredential | AsyncTokenCredential | None

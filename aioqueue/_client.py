@@ -24,7 +24,7 @@ from ._auth import (
     token_scope,
 )
 from ._dates import parse_rfc1123
-from ._encoding import MessageEncoding, encode_message, get_encoding
+from ._encoding import MAX_MESSAGE_BYTES, MessageEncoding, encode_message, get_encoding
 from ._endpoint import ConnectionSettings, Endpoint, parse_account_url, parse_connection_string, parse_secondary
 from ._errors import (
     AioQueueError,
@@ -62,6 +62,7 @@ from ._streams import BatchStream, MessageStream
 from ._transport import (
     DEFAULT_API_VERSION,
     DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_TIMEOUT,
     Accept,
     Credentials,
@@ -73,15 +74,23 @@ from ._transport import (
 )
 from ._validation import (
     MAX_SECONDS,
+    POP_RECEIPT,
     Duration,
     message_count,
     metadata_headers,
     positive_int,
     positive_number,
     seconds,
+    signed_identifier,
 )
 from ._validation import (
     api_version as check_api_version,
+)
+from ._validation import (
+    message_id as check_message_id,
+)
+from ._validation import (
+    pop_receipt as check_pop_receipt,
 )
 from ._validation import (
     queue_name as check_queue_name,
@@ -124,6 +133,26 @@ class _Unchanged:
 UNCHANGED: Final = _Unchanged()
 _DEFAULT_RETRY = RetryPolicy()
 
+# The largest answer each operation can legally get: the transport reads no more (README, "Bounds").
+# A message's text is at most 64 KiB as sent; in an answer it is XML-escaped again ("&quot;" is 6
+# bytes for 1), beside its id, receipt and dates.
+_MESSAGE_ENTRY_BYTES = 6 * MAX_MESSAGE_BYTES + 1024
+# A queue's entry in List Queues: its name, or with metadata up to 8 KiB of names and values, escaped,
+# with an element per name: names are case-insensitive identifiers, so 8 KiB holds at most about
+# 3,100 of them (27 of one character, 999 of two, the rest of three).
+_QUEUE_ENTRY_BYTES = 1024
+_QUEUE_ENTRY_WITH_METADATA_BYTES = 6 * 8192 + 7 * 3200 + 1024
+_QUEUE_ELEMENTS, _QUEUE_ELEMENTS_WITH_METADATA = 3, 3 + 3200
+_LIST_PAGE = 5000  # the service's default and largest page
+_LIST_PAGE_WITH_METADATA = 100  # asked for explicitly, so a page's legal size stays near 11 MiB
+# Five CORS rules of up to 64 origins, 64 allowed and 64 exposed headers of 256 characters, escaped.
+_SERVICE_PROPERTIES_BYTES = 2 * 1024 * 1024
+_SMALL_DOCUMENT_BYTES = 16 * 1024  # an ACL (5 policies), service stats, a user delegation key
+
+
+def _messages_bytes(count: int) -> int:
+    return count * _MESSAGE_ENTRY_BYTES + 1024
+
 
 def _error_for(response: Response) -> AioQueueError:
     """The typed error for one error answer: its ``x-ms-error-code`` header, else the body's code."""
@@ -136,6 +165,11 @@ def _error_for(response: Response) -> AioQueueError:
         headers.get("x-ms-request-id"),
         headers,
     )
+
+
+def _error_code(response: Response) -> str | None:
+    """The answer's error code: the ``x-ms-error-code`` header, else the body's <Code>."""
+    return response.headers.get("x-ms-error-code") or parse_error(response.body)[0]
 
 
 def _message_gone(response: Response) -> bool:
@@ -174,6 +208,8 @@ class ClientOptions(TypedDict, total=False):
       ``https://storage.azure.com``); only with a token credential.
     - ``event_hooks`` [None]: ``{"request": [fn, ...], "response": [fn, ...]}``, each called (or
       awaited) with a :class:`RequestEvent` / :class:`ResponseEvent` for every attempt.
+    - ``allow_insecure_http`` [False]: let a SAS or bearer token travel over plain http to a host that
+      is not loopback (test setups only: anyone on the path could replay it).
     """
 
     api_version: str
@@ -188,6 +224,7 @@ class ClientOptions(TypedDict, total=False):
     user_agent: str | None
     audience: str | None
     event_hooks: Mapping[str, Iterable[Callable[..., object]]] | None
+    allow_insecure_http: bool
 
 
 def _resolve_credential(
@@ -226,13 +263,30 @@ def _resolve_credential(
             )
         return endpoint, SharedKeyCredential(name, credential)
     if isinstance(credential, AsyncTokenCredential):
-        if not endpoint.secure and not endpoint.loopback:
-            raise ConfigurationError("a token credential needs an https:// URL: bearer tokens never travel over http")
         return endpoint, TokenCache(credential, token_scope(audience))
     raise ConfigurationError(
         "credential must be None, an account key or SAS str, SharedKeyCredential, SasCredential, "
         f"or an async token credential; got {type(credential).__name__}"
     )
+
+
+def _refuse_secrets_over_http(endpoint: Endpoint, credential: Credentials, allowed: object) -> None:
+    """Bearer tokens and SAS tokens are secrets anyone on the path could replay: https only, except to
+    loopback, or with ``allow_insecure_http=True`` for a test setup (an emulator in docker compose)."""
+    if not isinstance(allowed, bool):
+        raise ConfigurationError("allow_insecure_http must be True or False")
+    if isinstance(credential, TokenCache):
+        secret = "a token credential"
+    elif isinstance(credential, SasCredential) or endpoint.sas is not None:
+        secret = "a SAS token"
+    else:
+        return
+    hosts = endpoint.plain_http_hosts()
+    if hosts and not allowed:
+        raise ConfigurationError(
+            f"{secret} needs an https:// URL: it would travel in clear to {hosts[0]} "
+            "(for a test setup on a private network, pass allow_insecure_http=True; --allow-insecure-http in the CLI)"
+        )
 
 
 def _pool_size(max_connections: int | None, session: aiohttp.ClientSession | None) -> int:
@@ -295,6 +349,7 @@ class _Client:
         user_agent: str | None = None,
         audience: str | None = None,
         event_hooks: Mapping[str, Iterable[Callable[..., object]]] | None = None,
+        allow_insecure_http: bool = False,
         _pool: _Pool | None = None,
         _account_name: str | None = None,
     ) -> None:
@@ -306,12 +361,10 @@ class _Client:
         else:
             endpoint, cred = _resolve_credential(parse_account_url(account_url), credential, _account_name, audience)
             if secondary_hostname is not None:
-                secondary = parse_secondary(secondary_hostname, "https" if endpoint.secure else "http")
-                if isinstance(cred, TokenCache) and not secondary.secure and not secondary.loopback:
-                    raise ConfigurationError(
-                        "a token credential needs an https:// secondary: bearer tokens never travel over http"
-                    )
-                endpoint = endpoint.with_secondary(secondary)
+                endpoint = endpoint.with_secondary(
+                    parse_secondary(secondary_hostname, "https" if endpoint.secure else "http")
+                )
+            _refuse_secrets_over_http(endpoint, cred, allow_insecure_http)
             mode = _location_mode(location_mode)
             if not isinstance(retry_to_secondary, bool):
                 raise ConfigurationError("retry_to_secondary must be True or False")
@@ -447,15 +500,25 @@ class _Client:
         read: bool = False,
         secondary: bool = False,
         accept: Accept | None = None,
+        max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> Response:
         """One operation. ``headers``: the operation's own; ``extra``: the caller's ``headers=``
-        (checked here, before any request); ``read``: the secondary may answer it."""
+        (checked here, before any request); ``read``: the secondary may answer it; ``max_bytes``: the
+        largest answer body it can legally get."""
         if self._closed:
             raise ConfigurationError("this client is closed; create a new one (or use it inside 'async with')")
         if extra is not None:
             headers = _merge_headers(headers, extra)
         return await self._pool.http.request(
-            method, path, query=query, body=body, headers=headers, read=read, secondary=secondary, accept=accept
+            method,
+            path,
+            query=query,
+            body=body,
+            headers=headers,
+            read=read,
+            secondary=secondary,
+            accept=accept,
+            max_bytes=max_bytes,
         )
 
     def __repr__(self) -> str:
@@ -507,15 +570,22 @@ class QueueServiceClient(_Client):
         base = {"comp": "list"}
         if prefix:
             base["prefix"] = prefix
-        if page_size is not None:
-            base["maxresults"] = str(page_size)
         if include_metadata:
             base["include"] = "metadata"
+            page = page_size or _LIST_PAGE_WITH_METADATA
+            base["maxresults"] = str(page)
+            max_bytes, max_elements = page * _QUEUE_ENTRY_WITH_METADATA_BYTES, page * _QUEUE_ELEMENTS_WITH_METADATA
+        else:
+            if page_size is not None:
+                base["maxresults"] = str(page_size)
+            page = page_size or _LIST_PAGE
+            max_bytes, max_elements = page * _QUEUE_ENTRY_BYTES, page * _QUEUE_ELEMENTS
+        max_bytes += 4096  # the envelope: prefix, markers (up to 1 KiB each, escaped)
 
         async def fetch(marker: str | None) -> tuple[list[QueueItem], str | None]:
             query = {**base, "marker": marker} if marker else base
-            response = await self._request("GET", "/", query=query, extra=extra, read=True)
-            return parse_queue_list(response.body)
+            response = await self._request("GET", "/", query=query, extra=extra, read=True, max_bytes=max_bytes)
+            return parse_queue_list(response.body, max_elements + 16)
 
         return QueueListing(fetch, continuation_token)
 
@@ -541,7 +611,12 @@ class QueueServiceClient(_Client):
     async def get_service_properties(self, *, headers: Mapping[str, str] | None = None) -> ServiceProperties:
         """Logging, hour and minute metrics, and CORS rules."""
         response = await self._request(
-            "GET", "/", query={"restype": "service", "comp": "properties"}, extra=headers, read=True
+            "GET",
+            "/",
+            query={"restype": "service", "comp": "properties"},
+            extra=headers,
+            read=True,
+            max_bytes=_SERVICE_PROPERTIES_BYTES,
         )
         return parse_service_properties(response.body)
 
@@ -568,7 +643,12 @@ class QueueServiceClient(_Client):
     async def get_service_stats(self, *, headers: Mapping[str, str] | None = None) -> ServiceStats:
         """Geo-replication status, answered by the account's secondary endpoint (RA-GRS accounts)."""
         response = await self._request(
-            "GET", "/", query={"restype": "service", "comp": "stats"}, extra=headers, secondary=True
+            "GET",
+            "/",
+            query={"restype": "service", "comp": "stats"},
+            extra=headers,
+            secondary=True,
+            max_bytes=_SMALL_DOCUMENT_BYTES,
         )
         return parse_service_stats(response.body)
 
@@ -607,6 +687,7 @@ class QueueServiceClient(_Client):
             body=user_delegation_key_body(st, se, delegated_user_tid),
             headers={"x-ms-version": version},
             extra=headers,
+            max_bytes=_SMALL_DOCUMENT_BYTES,
         )
         return parse_user_delegation_key(response.body)
 
@@ -669,14 +750,24 @@ class QueueClient(_Client):
     ) -> bool:
         """Create the queue; True when created, False when it existed and ``exist_ok`` (metadata untouched).
 
-        Raises QueueAlreadyExists when it exists and ``exist_ok`` is false.
+        Raises QueueAlreadyExists when it exists and ``exist_ok`` is false. When an attempt's answer
+        was lost, the retry's "already exists" is taken as this call's success (True): the lost
+        attempt may have created it.
         """
         try:
-            response = await self._request("PUT", self._path, headers=metadata_headers(metadata), extra=headers)
+            response = await self._request(
+                "PUT",
+                self._path,
+                headers=metadata_headers(metadata),
+                extra=headers,
+                accept=lambda response: response.after_lost_answer and _error_code(response) == "QueueAlreadyExists",
+            )
         except QueueAlreadyExists:
             if exist_ok:
                 return False
             raise
+        if response.after_lost_answer and response.status in (204, 409):
+            return True  # an earlier attempt, whose answer was lost, may have created it
         if response.status == 204:  # already there, with identical metadata
             if exist_ok:
                 return False
@@ -690,9 +781,17 @@ class QueueClient(_Client):
         return True
 
     async def delete_queue(self, *, missing_ok: bool = False, headers: Mapping[str, str] | None = None) -> bool:
-        """Delete the queue and its messages; True when deleted, False when missing and ``missing_ok``."""
+        """Delete the queue and its messages; True when deleted, False when missing and ``missing_ok``.
+
+        When an attempt's answer was lost, the retry's "not found" is this call's success (True).
+        """
         try:
-            await self._request("DELETE", self._path, extra=headers)
+            await self._request(
+                "DELETE",
+                self._path,
+                extra=headers,
+                accept=lambda response: response.after_lost_answer and _error_code(response) == "QueueNotFound",
+            )
         except QueueNotFound:
             if missing_ok:
                 return False
@@ -728,7 +827,9 @@ class QueueClient(_Client):
 
     async def get_queue_access_policy(self, *, headers: Mapping[str, str] | None = None) -> dict[str, AccessPolicy]:
         """The stored access policies, by identifier."""
-        response = await self._request("GET", self._path, query={"comp": "acl"}, extra=headers, read=True)
+        response = await self._request(
+            "GET", self._path, query={"comp": "acl"}, extra=headers, read=True, max_bytes=_SMALL_DOCUMENT_BYTES
+        )
         return parse_signed_identifiers(response.body)
 
     async def set_queue_access_policy(
@@ -740,8 +841,7 @@ class QueueClient(_Client):
         if len(policies) > 5:
             raise ConfigurationError(f"a queue holds at most 5 stored access policies; got {len(policies)}")
         for ident, policy in policies.items():
-            if not isinstance(ident, str) or not 1 <= len(ident) <= 64:
-                raise ConfigurationError("access policy identifiers must be str of 1 to 64 characters")
+            signed_identifier(ident, "an access policy identifier")
             if policy is not None and not isinstance(policy, AccessPolicy):
                 raise ConfigurationError(f"policy {ident!r} must be an AccessPolicy or None")
             if policy is not None:
@@ -776,7 +876,9 @@ class QueueClient(_Client):
     async def _send_encoded(
         self, text: str, query: dict[str, str], extra: Mapping[str, str] | None = None
     ) -> SendReceipt:
-        response = await self._request("POST", self._messages_path, query=query, body=message_body(text), extra=extra)
+        response = await self._request(
+            "POST", self._messages_path, query=query, body=message_body(text), extra=extra, max_bytes=_messages_bytes(1)
+        )
         entries = parse_messages(response.body)
         if not entries:
             raise MalformedResponse("Put Message answered without the message")
@@ -926,7 +1028,9 @@ class QueueClient(_Client):
         query = {"numofmessages": str(message_count(max_messages))}
         if visibility_timeout is not None:
             query["visibilitytimeout"] = str(seconds(visibility_timeout, "visibility_timeout", low=1))
-        response = await self._request("GET", self._messages_path, query=query, extra=extra)
+        response = await self._request(
+            "GET", self._messages_path, query=query, extra=extra, max_bytes=_messages_bytes(max_messages)
+        )
         return parse_messages(response.body)
 
     async def peek_messages(
@@ -934,18 +1038,21 @@ class QueueClient(_Client):
     ) -> list[PeekedMessage]:
         """Look at up to ``max_messages`` (1..32) visible messages without hiding or counting them."""
         query = {"peekonly": "true", "numofmessages": str(message_count(max_messages))}
-        response = await self._request("GET", self._messages_path, query=query, extra=headers, read=True)
+        response = await self._request(
+            "GET", self._messages_path, query=query, extra=headers, read=True, max_bytes=_messages_bytes(max_messages)
+        )
         return [peeked_message(raw, self._decode(raw)) for raw in parse_messages(response.body)]
 
     @staticmethod
     def _id_and_receipt(message: QueueMessage | SendReceipt | str, pop_receipt: str | None) -> tuple[str, str]:
+        """Checked, so no id or receipt the service never issues (``..``, ``a/b``, a space) reaches a URL."""
         if isinstance(message, (QueueMessage, SendReceipt)):
-            return message.id, pop_receipt or message.pop_receipt
+            return check_message_id(message.id), check_pop_receipt(pop_receipt or message.pop_receipt)
         if not isinstance(message, str) or not message:
             raise ConfigurationError("message must be a QueueMessage or a message id str")
         if not isinstance(pop_receipt, str) or not pop_receipt:
             raise ConfigurationError("a message id needs its pop_receipt")
-        return message, pop_receipt
+        return check_message_id(message), check_pop_receipt(pop_receipt)
 
     async def update_message(
         self,
@@ -972,6 +1079,9 @@ class QueueClient(_Client):
             extra=headers,
         )
         headers = response.headers
+        receipt_text = headers.get("x-ms-popreceipt")
+        if receipt_text is not None and not POP_RECEIPT.fullmatch(receipt_text):
+            raise MalformedResponse("Update Message answered a pop receipt the service never issues")
         try:
             result = UpdateReceipt(
                 pop_receipt=headers["x-ms-popreceipt"],
@@ -1004,7 +1114,7 @@ class QueueClient(_Client):
             query={"popreceipt": receipt},
             # an earlier attempt (or, with resent, an earlier request) may have deleted it before its
             # answer was lost: finding it gone then means done
-            accept=lambda response, attempt: (resent or attempt > 1) and _message_gone(response),
+            accept=lambda response: (resent or response.after_lost_answer) and _message_gone(response),
             extra=extra,
         )
 
@@ -1105,7 +1215,7 @@ class _QueueLink:
         return self._client._decode(raw)
 
     async def delete(self, message: QueueMessage, *, resent: bool = False) -> None:
-        await self._client._delete(message.id, message.pop_receipt, resent=resent)
+        await self._client._delete(*self._client._id_and_receipt(message, None), resent=resent)
 
     async def set_visibility(self, message: QueueMessage, visibility_timeout: int) -> None:
         await self._client.update_message(message, visibility_timeout=visibility_timeout)

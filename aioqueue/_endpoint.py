@@ -12,9 +12,10 @@ Errors name the problem and never echo a secret.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 from ._auth import SasCredential, SharedKeyCredential, normalize_sas
@@ -36,8 +37,8 @@ DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFP
 DEV_QUEUE_ENDPOINT = "http://127.0.0.1:10001/devstoreaccount1"
 
 # <account>[-secondary][-ipv6|-dualstack]: the first label of an Azure host name
-_AZURE_LABEL = re.compile(r"^(?P<account>[a-z0-9]+)(?P<secondary>-secondary)?(?P<network>-ipv6|-dualstack)?$")
-_DNS_ZONE = re.compile(r"^z[0-9]{2}$")  # Azure DNS zone endpoints: <account>.z01.queue.storage.azure.net
+_AZURE_LABEL = re.compile(r"(?P<account>[a-z0-9]+)(?P<secondary>-secondary)?(?P<network>-ipv6|-dualstack)?")
+_DNS_ZONE = re.compile(r"z[0-9]{2}")  # Azure DNS zone endpoints: <account>.z01.queue.storage.azure.net
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class Endpoint:
     account_name: str | None  # None: the URL does not name it (a custom domain)
     secure: bool
     loopback: bool
-    sas: str | None  # a SAS token carried in the URL
+    sas: str | None = field(repr=False)  # a SAS token carried in the URL (a secret: not in the repr)
     secondary_origin: str | None = None  # the read-only geo-redundant secondary, when known
     secondary_prefix: str = ""
     # the Azure host's first label minus the account: "-secondary", "-ipv6", ... (None if not an Azure host)
@@ -86,6 +87,16 @@ class Endpoint:
             return _derive_secondary(fresh)
         return self
 
+    def plain_http_hosts(self) -> list[str]:
+        """The origins (primary, secondary) a secret would reach over plain http on the network."""
+        found = []
+        for origin in (self.origin, self.secondary_origin):
+            if origin is not None and origin.startswith("http://"):
+                host = urlsplit(origin).hostname or ""
+                if not _is_loopback(host):
+                    found.append(origin)
+        return found
+
     def with_secondary(self, secondary: Endpoint) -> Endpoint:
         if secondary.secure != self.secure:
             raise ConfigurationError("the secondary endpoint must use the same scheme (http/https) as the primary")
@@ -119,11 +130,11 @@ def _azure_host(host: str) -> tuple[str, str, bool] | None:
     labels = host.split(".")
     if len(labels) >= 3 and labels[1] == "queue":
         certain = labels[2] == "core"
-    elif len(labels) >= 4 and _DNS_ZONE.match(labels[1]) and labels[2] == "queue":
+    elif len(labels) >= 4 and _DNS_ZONE.fullmatch(labels[1]) and labels[2] == "queue":
         certain = labels[3:] == ["storage", "azure", "net"]
     else:
         return None
-    match = _AZURE_LABEL.match(labels[0])
+    match = _AZURE_LABEL.fullmatch(labels[0])
     if match is None:
         return None
     return match["account"], labels[0][len(match["account"]) :], certain
@@ -257,7 +268,10 @@ def parse_connection_string(conn_str: str) -> ConnectionSettings:
         if setting in _IGNORED_KEYS:
             continue
         if setting not in _KNOWN_KEYS:
-            raise ConfigurationError(f"connection string has an unknown setting {label.strip()[:40]!r}")
+            # never echo it: a pasted key's text would land in the error (and the CLI's output)
+            near = difflib.get_close_matches(setting, list(_KNOWN_KEYS) + list(_IGNORED_KEYS), n=1, cutoff=0.8)
+            hint = f" (did you mean {_KNOWN_KEYS.get(near[0], near[0])}?)" if near else ""
+            raise ConfigurationError(f"connection string segment {index} has an unknown setting{hint}")
         if setting in settings:
             raise ConfigurationError(f"connection string sets {_KNOWN_KEYS[setting]} twice")
         settings[setting] = value.strip()

@@ -129,7 +129,7 @@ class ServiceError(AioQueueError):
         request_id: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        self.message = message
+        self.message = redact(message)  # a server may echo the request's URL, SAS signature included
         self.status = status
         self.error_code = error_code
         self.request_id = request_id

@@ -78,7 +78,9 @@ async def _work(args: argparse.Namespace, conn_str: str, handler: Handler) -> in
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
-    async with QueueClient.from_connection_string(conn_str, args.queue, message_encoding=args.encoding) as queue:
+    async with QueueClient.from_connection_string(
+        conn_str, args.queue, message_encoding=args.encoding, allow_insecure_http=args.allow_insecure_http
+    ) as queue:
         log.info("worker %d on queue %s: %s, concurrency %d", os.getpid(), args.queue, args.handler, args.concurrency)
         try:
             stats = await queue.process(

@@ -12,6 +12,10 @@ from ._auth import HmacKey, SharedKeyCredential
 from ._dates import format_iso8601
 from ._errors import ConfigurationError
 from ._models import UserDelegationKey
+from ._validation import account_name as check_account_name
+from ._validation import api_version as check_api_version
+from ._validation import queue_name as check_queue_name
+from ._validation import signed_identifier
 
 __all__ = ["generate_account_sas", "generate_queue_sas"]
 
@@ -141,15 +145,23 @@ def generate_queue_sas(
     ``version`` is the SAS's ``sv``: by default 2025-11-05 for an account key and 2026-02-06 for a
     user delegation key.
     """
+    # every field below feeds a newline-separated string to sign and the token's query: a newline,
+    # '/' or '&' in one would sign (or send) something else than was meant
+    account_name = check_account_name(account_name)
+    if not isinstance(queue_name, str):
+        raise ConfigurationError("queue_name must be a str")
+    queue_name = check_queue_name(queue_name.lower())
+    if policy_id is not None:
+        signed_identifier(policy_id, "policy_id")
+    if version is not None:
+        check_api_version(version)
     if user_delegation_key is not None:
         if account_key is not None:
             raise ConfigurationError("give either account_key or user_delegation_key, not both")
         if policy_id is not None:
             raise ConfigurationError("a user delegation SAS cannot use a stored access policy (policy_id)")
-        if not isinstance(account_name, str) or not account_name:
-            raise ConfigurationError("account_name must be a non-empty str")
-        if user_delegation_oid is not None and (not isinstance(user_delegation_oid, str) or not user_delegation_oid):
-            raise ConfigurationError("user_delegation_oid must be a non-empty str (an Entra ID object id)")
+        if user_delegation_oid is not None:
+            signed_identifier(user_delegation_oid, "user_delegation_oid (an Entra ID object id)")
         keyed = _delegation_signer(user_delegation_key)
         credential = None
     else:
@@ -165,10 +177,8 @@ def generate_queue_sas(
     st = _when(start, "start") or ""
     if policy_id is None and (not sp or not se):
         raise ConfigurationError("a queue SAS needs permission and expiry, or a policy_id naming a stored policy")
-    if not isinstance(queue_name, str) or not queue_name:
-        raise ConfigurationError("queue_name must be a non-empty str")
     sip, spr = _ip(ip) or "", _protocol(protocol) or ""
-    resource = f"/queue/{account_name}/{queue_name.lower()}"
+    resource = f"/queue/{account_name}/{queue_name}"
     if credential is not None:
         string_to_sign = "\n".join([sp, st, se, resource, policy_id or "", sip, spr, version])
         return _token(
@@ -212,7 +222,8 @@ def generate_account_sas(
     ``resource_types`` from ``sco`` (service, container = queue, object = message); ``permission`` from
     ``rwdlacup``; both in any order.
     """
-    credential = SharedKeyCredential(account_name, account_key)
+    credential = SharedKeyCredential(check_account_name(account_name), account_key)
+    check_api_version(version)
     srt = normalize_letters(resource_types, RESOURCE_TYPES, "resource_types")
     sp = normalize_letters(permission, ACCOUNT_PERMISSIONS, "permission")
     if not srt or not sp:

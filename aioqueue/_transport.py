@@ -53,7 +53,10 @@ log = logging.getLogger("aioqueue")
 DEFAULT_API_VERSION = "2025-11-05"
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_CONNECTIONS = 100
-DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024  # an answer without a body (the operation gives its own cap otherwise)
+# an error's <Code> and <Message>, with room for the details Azure adds (a 403's string-to-sign
+# echoes the request's headers, x-ms-meta-* included: up to 8 KiB of them)
+ERROR_BODY_BYTES = 32 * 1024
 # Azurite closes idle keep-alive connections after 5 s; close ours first so a request rarely
 # meets a connection the server has just dropped (when it does, the retry below handles it).
 KEEPALIVE_TIMEOUT = 4.0
@@ -66,6 +69,32 @@ Credentials = SharedKeyCredential | SasCredential | TokenCache | None
 Location = Literal["primary", "secondary"]
 
 
+class ConnectionLost(aiohttp.ClientConnectionError):
+    """The connection dropped after the request may have been sent (raised by :func:`_no_resend`)."""
+
+
+async def _no_resend(request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
+    """Stop aiohttp's own silent resend.
+
+    aiohttp (3.10+) resends a GET/PUT/DELETE once, unseen, when the connection drops with
+    ServerDisconnectedError or ClientOSError. Storage operations are not idempotent in HTTP's sense (a
+    resent Delete Message answers 404 after the first one deleted it; a resent Update kills the
+    receipt), so only our retry loop may resend: counted, logged, re-signed and judged. aiohttp runs
+    its middlewares inside that resend loop and resends only on those two errors, so raising another
+    connection error here ends it, for our sessions and a caller's alike. (A failure to connect at
+    all is let through: nothing was sent.)
+    """
+    try:
+        return await handler(request)
+    except aiohttp.ClientConnectorError:
+        raise
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+        raise ConnectionLost(f"{type(exc).__name__}: {exc}") from exc
+
+
+_MIDDLEWARES = (_no_resend,)
+
+
 class State(enum.Enum):
     UNOPENED = "unopened"
     OPENED = "opened"
@@ -76,10 +105,15 @@ class Response(NamedTuple):
     status: int
     headers: CIMultiDictProxy[str]
     body: bytes
+    # an earlier attempt of this call may have done the work: it got no answer (a lost answer, a
+    # timeout) or one that does not say it was not done (408, 500, 502, 504; not 429 or 503)
+    after_lost_answer: bool = False
 
 
-Accept = Callable[[Response, int], bool]
-"""``accept(response, attempt)``: True declares a non-2xx answer to attempt ``attempt`` (1-based) a success."""
+Accept = Callable[[Response], bool]
+"""``accept(response)``: True declares a non-2xx answer a success (``response.after_lost_answer`` tells
+whether an earlier attempt may have done the work)."""
+_MAYBE_DONE = frozenset({408, 500, 502, 504})  # answers that do not say the work was not done
 MapError = Callable[[Response], AioQueueError]
 
 
@@ -187,6 +221,7 @@ class _Target(NamedTuple):
     body: bytes | None
     headers: Mapping[str, str] | None
     location: Location
+    max_bytes: int  # the largest body the operation's answer may legally have
 
 
 class RetryingSession:
@@ -203,7 +238,6 @@ class RetryingSession:
         max_connections: int,
         session: aiohttp.ClientSession | None,
         map_error: MapError,
-        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         location_mode: Location = "primary",
         retry_to_secondary: bool = False,
         user_agent: str | None = None,
@@ -215,11 +249,11 @@ class RetryingSession:
         self.retry = retry if retry is not None else NO_RETRY
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self.max_connections = max_connections
-        self.max_response_bytes = max_response_bytes
         self._map_error = map_error
         self._session = session
         self._owns_session = session is None
         self.state = State.UNOPENED
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.location_mode: Location = location_mode
         self.retry_to_secondary = retry_to_secondary
         self.hooks = hooks
@@ -233,12 +267,7 @@ class RetryingSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=KEEPALIVE_TIMEOUT)
             self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False, trust_env=False)
-            # aiohttp >= 3.10 silently resends an idempotent-method request once when a pooled
-            # connection drops. Storage operations are not idempotent in HTTP's sense (a resent Update
-            # kills the receipt, a resent Delete answers 404), so only our retry policy resends, with
-            # each attempt counted, logged, re-signed and judged. There is no public switch for it.
-            if hasattr(self._session, "_retry_connection"):
-                self._session._retry_connection = False
+        self._loop = asyncio.get_running_loop()
         self.state = State.OPENED
         return self._session
 
@@ -259,6 +288,7 @@ class RetryingSession:
         body: bytes | None,
         headers: Mapping[str, str] | None,
         location: Location,
+        max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> _Target:
         endpoint = self.endpoint
         if location == "secondary":
@@ -277,7 +307,7 @@ class RetryingSession:
         if sas:
             qs = f"{qs}&{sas}" if qs else sas
         url = URL(f"{origin}{full_path}?{qs}" if qs else f"{origin}{full_path}", encoded=True)
-        return _Target(method, url, full_path, query or {}, body, headers, location)
+        return _Target(method, url, full_path, query or {}, body, headers, location, max_bytes)
 
     async def request(
         self,
@@ -290,6 +320,7 @@ class RetryingSession:
         read: bool = False,
         secondary: bool = False,
         accept: Accept | None = None,
+        max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> Response:
         """Send one operation with retries; return a 2xx (or accepted) answer or raise a typed error.
 
@@ -302,11 +333,17 @@ class RetryingSession:
         session = self._session if self.state is State.OPENED else None
         if session is None:
             session = self._open()
+        elif asyncio.get_running_loop() is not self._loop:
+            raise ConfigurationError(
+                "this client was first used in another event loop (an earlier asyncio.run?) and belongs to it: "
+                "make one client per event loop"
+            )
         location: Location = "secondary" if secondary or (read and self.location_mode == "secondary") else "primary"
         alternate = read and not secondary and self.retry_to_secondary
-        target = self._target(method, path, query, body, headers, location)
+        target = self._target(method, path, query, body, headers, location, max_bytes)
         other: _Target | None = None
         primary_error: AioQueueError | None = None  # with alternation: the primary's last failure
+        maybe_done = False  # an earlier attempt may have done the work
         retry = self.retry
         delays = None  # made on the first retry: most requests need none
         attempt = 0
@@ -318,10 +355,16 @@ class RetryingSession:
                 response = await self._attempt(session, target, attempt)
             except TransportError as exc:
                 error: AioQueueError = exc
+                maybe_done = True
             else:
                 status = response.status
-                if status < 300 or (accept is not None and accept(response, attempt)):
+                if maybe_done:
+                    response = response._replace(after_lost_answer=True)
+                if status < 300 or (accept is not None and accept(response)):
                     return response
+                if status == 401 and isinstance(self.credential, TokenCache):
+                    self.credential.invalidate()  # expired or revoked: the next request fetches a new one
+                maybe_done = maybe_done or status in _MAYBE_DONE
                 error = self._map_error(response)
                 lagging = alternate and status == 404 and target.location == "secondary"
                 if status not in retry.retry_statuses and not lagging:
@@ -340,9 +383,8 @@ class RetryingSession:
             await asyncio.sleep(wait if wait is not None else delay)
             if alternate:
                 if other is None:
-                    other = self._target(
-                        method, path, query, body, headers, "primary" if location == "secondary" else "secondary"
-                    )
+                    elsewhere: Location = "primary" if location == "secondary" else "secondary"
+                    other = self._target(method, path, query, body, headers, elsewhere, max_bytes)
                 target, other = other, target
 
     async def _attempt(self, session: aiohttp.ClientSession, target: _Target, attempt: int) -> Response:
@@ -361,7 +403,7 @@ class RetryingSession:
                 method, target.path, target.query, hdrs, len(body) if body else 0
             )
         elif isinstance(credential, TokenCache):
-            hdrs["Authorization"] = "Bearer " + await credential.token()
+            hdrs["Authorization"] = "Bearer " + await credential.token(self.timeout.total)
         hooks = self.hooks
         event = None
         if hooks is not None:
@@ -379,9 +421,15 @@ class RetryingSession:
                 timeout=self.timeout,
                 allow_redirects=False,
                 skip_auto_headers=_SKIP_AUTO_HEADERS,
+                # the same for a caller's session as for ours: never raise on a status (we map it),
+                # never inflate a body (we ask for none compressed, so a compressed one is hostile),
+                # never resend behind our back (see _no_resend)
+                raise_for_status=False,
+                auto_decompress=False,
+                middlewares=_MIDDLEWARES,
             ) as resp:
                 try:
-                    body = await self._read(resp)
+                    body = await self._read(resp, target.max_bytes)
                 except MalformedResponse as exc:  # an answer came, but its body is refused
                     if event is not None and hooks is not None:
                         await _call(
@@ -415,18 +463,26 @@ class RetryingSession:
             raise outcome
         return outcome
 
-    async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
-        limit = self.max_response_bytes
+    @staticmethod
+    async def _read(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+        """The body, at most ``limit`` bytes as sent (never inflated). An error answer's body is cut at
+        ERROR_BODY_BYTES (its code and message fit); a larger success body is a MalformedResponse."""
+        error = resp.status >= 300
+        if error:
+            limit = ERROR_BODY_BYTES
         length = resp.content_length
-        if length is not None and length > limit:
-            raise MalformedResponse(f"the response body is {length} bytes, over the {limit}-byte limit")
-        if length is not None:
-            return await resp.read()
+        if length is not None and length <= limit:
+            return await resp.read()  # exactly length bytes: aiohttp enforces Content-Length
+        if length is not None and not error:
+            raise MalformedResponse(f"the response body is {length} bytes, over this operation's {limit}-byte limit")
         chunks: list[bytes] = []
         size = 0
         async for chunk in resp.content.iter_chunked(65536):
             size += len(chunk)
             if size > limit:
-                raise MalformedResponse(f"the response body is over the {limit}-byte limit")
+                if error:  # keep what fits; the rest is never read (the connection is not reused)
+                    chunks.append(chunk[: len(chunk) - (size - limit)])
+                    break
+                raise MalformedResponse(f"the response body is over this operation's {limit}-byte limit")
             chunks.append(chunk)
         return b"".join(chunks)

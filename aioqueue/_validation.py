@@ -11,9 +11,18 @@ from typing import Any
 from ._errors import ConfigurationError
 
 MAX_SECONDS = 7 * 24 * 3600  # 7 days: the longest visibility timeout the service allows
-_QUEUE_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
-_METADATA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Every pattern is used with fullmatch and spells its classes in ASCII: re.match(...$) lets a trailing
+# newline through, and \d matches full-width and other non-ASCII digits.
+_QUEUE_NAME = re.compile(r"[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]")
+_METADATA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_API_VERSION = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# what the service issues as message ids (GUIDs) and pop receipts (base64-like): no '.', so no dot
+# segment (".." in DELETE .../messages/.. would name the queue to a path-normalising hop)
+POP_RECEIPT = re.compile(r"[A-Za-z0-9+/=_-]{1,1024}")
+MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,1024}")
+_ACCOUNT_NAME = re.compile(r"[A-Za-z0-9]{1,64}")  # Azure: 3-24 lowercase; emulators are freer
+# control characters, and what XML or UTF-8 cannot carry (lone surrogates, U+FFFE, U+FFFF)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 
 Duration = int | float | timedelta
 
@@ -22,7 +31,7 @@ def queue_name(name: Any) -> str:
     """3-63 characters: lowercase letters, digits and single hyphens, starting and ending alphanumeric."""
     if not isinstance(name, str):
         raise ConfigurationError(f"queue name must be a str, not {type(name).__name__}")
-    if not _QUEUE_NAME.match(name):
+    if not _QUEUE_NAME.fullmatch(name):
         raise ConfigurationError(
             f"invalid queue name {name[:80]!r}: use 3-63 lowercase letters, digits and single hyphens, "
             "starting and ending with a letter or digit"
@@ -62,7 +71,7 @@ def metadata_headers(metadata: Mapping[str, str] | None) -> dict[str, str]:
     headers: dict[str, str] = {}
     seen: set[str] = set()
     for name, value in metadata.items():
-        if not isinstance(name, str) or not _METADATA_NAME.match(name):
+        if not isinstance(name, str) or not _METADATA_NAME.fullmatch(name):
             raise ConfigurationError(
                 f"invalid metadata name {str(name)[:64]!r}: use letters, digits and '_', not starting with a digit"
             )
@@ -78,7 +87,7 @@ def metadata_headers(metadata: Mapping[str, str] | None) -> dict[str, str]:
 
 
 def api_version(value: Any) -> str:
-    if not isinstance(value, str) or not _API_VERSION.match(value):
+    if not isinstance(value, str) or not _API_VERSION.fullmatch(value):
         raise ConfigurationError(f"api_version must look like '2025-11-05', not {value!r}")
     return value
 
@@ -104,7 +113,7 @@ def positive_int(value: Any, what: str) -> int:
     return value
 
 
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 token
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
 # headers aioqueue owns: the signature covers them, or the connection depends on them
 _OWNED_HEADERS = frozenset(
     {"authorization", "x-ms-date", "x-ms-version", "date", "content-length", "content-type", "host"}
@@ -139,7 +148,7 @@ def user_headers(headers: Any) -> dict[str, str]:
         raise ConfigurationError("headers must be a mapping of header name to str value")
     checked: dict[str, str] = {}
     for name, value in headers.items():
-        if not isinstance(name, str) or not _HEADER_NAME.match(name):
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
             raise ConfigurationError(f"{str(name)[:64]!r} is not a valid header name")
         if name.lower() in _OWNED_HEADERS:
             raise ConfigurationError(f"the {name} header is set by aioqueue (it is signed or owned by the connection)")
@@ -149,3 +158,38 @@ def user_headers(headers: Any) -> dict[str, str]:
             raise ConfigurationError(f"the {name} header is given twice (names are case-insensitive)")
         checked[_SIGNED_HEADERS.get(name.lower(), name)] = value
     return checked
+
+
+def message_id(value: Any) -> str:
+    """A message id as the service issues it (a GUID): never empty, a dot segment or a path."""
+    if not isinstance(value, str) or not MESSAGE_ID.fullmatch(value):
+        raise ConfigurationError(
+            f"message id {str(value)[:80]!r} is not one the service issues (letters, digits, '-' and '_')"
+        )
+    return value
+
+
+def pop_receipt(value: Any) -> str:
+    """A pop receipt as the service issues it (base64-like text)."""
+    if not isinstance(value, str) or not POP_RECEIPT.fullmatch(value):
+        raise ConfigurationError("the pop receipt is not one the service issues (base64 letters, digits, '+/=-_')")
+    return value
+
+
+def signed_identifier(value: Any, what: str = "policy id") -> str:
+    """A stored access policy's id: 1..64 characters, no control characters (no newline, no NUL) and
+    nothing XML cannot carry."""
+    if not isinstance(value, str) or not 1 <= len(value) <= 64 or _CONTROL.search(value):
+        raise ConfigurationError(
+            f"{what} must be a str of 1 to 64 characters without control characters (or ones XML cannot carry)"
+        )
+    return value
+
+
+def account_name(value: Any) -> str:
+    """A storage account's name: letters and digits only (nothing that could reshape what is signed)."""
+    if not isinstance(value, str) or not _ACCOUNT_NAME.fullmatch(value):
+        raise ConfigurationError(
+            f"account name {str(value)[:40]!r} must be letters and digits (Azure's are 3-24 lowercase ones)"
+        )
+    return value

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from xml.etree.ElementTree import Element, ParseError
 from xml.etree.ElementTree import fromstring as _fast_fromstring
@@ -31,6 +32,8 @@ from ._models import (
     ServiceStats,
     UserDelegationKey,
 )
+from ._validation import MESSAGE_ID as _MESSAGE_ID
+from ._validation import POP_RECEIPT as _POP_RECEIPT
 
 # What may start an element name (ASCII letters, '_', ':', and any non-ASCII UTF-8 byte).
 _NAME_START = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_:") | frozenset(range(0x80, 0x100))
@@ -55,27 +58,59 @@ def _root_comes_first(body: bytes) -> bool:
     return len(head) == 2 and head[0] == 0x3C and head[1] in _NAME_START  # '<' and a name's first byte
 
 
-def parse(body: bytes) -> Element:
+# What an answer may cost to parse: the service's documents are at most 4 levels deep and their
+# element counts follow from its limits (32 messages, 5 policies, a page of queues...), so each
+# parse is given the most its document can legally hold. Counting '<' is a bound on elements that
+# costs no Python per element; depth is checked by a scan only for bodies over DEPTH_SCAN_BYTES
+# (a smaller one cannot be deep enough to cost anything to parse).
+MAX_DEPTH = 32
+DEPTH_SCAN_BYTES = 64 * 1024
+DEFAULT_MAX_ELEMENTS = 4096
+_TAG = re.compile(rb"<(/?)[^<>]*?(/?)>")
+
+
+def _too_deep(body: bytes) -> bool:
+    depth = 0
+    for match in _TAG.finditer(body):
+        closing, empty = match.groups()
+        first = body[match.start() + 1 : match.start() + 2]
+        if closing:
+            depth -= 1
+        elif not empty and first not in (b"?", b"!"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+    return False
+
+
+def parse(body: bytes, max_elements: int = DEFAULT_MAX_ELEMENTS) -> Element:
     """Parse a response body safely; every failure is a :class:`MalformedResponse`.
+
+    At most ``max_elements`` elements (start tags: '<' not followed by '/') and, for a large body, ``MAX_DEPTH``
+    levels; an XML declaration naming an unknown or non-text codec is refused too.
 
     A body whose root element comes first (what Azure and Azurite always send) cannot declare
     entities, so the C-accelerated parser builds it (defusedxml's pure-Python parser costs about 2.5x
     more per response). Anything else (a DTD, a comment or processing instruction before the root,
     a byte-order mark) is parsed by defusedxml, which refuses DTDs, entities and external references.
     """
+    if body.count(b"<") - body.count(b"</") > max_elements + 2:  # start tags (and a declaration)
+        raise MalformedResponse(f"the response holds more than the {max_elements} elements its answer can have")
+    if len(body) > DEPTH_SCAN_BYTES and _too_deep(body):
+        raise MalformedResponse(f"the response nests elements deeper than {MAX_DEPTH} levels")
     try:
         if not _root_comes_first(body):
             return fromstring(body, forbid_dtd=True)
         return _fast_fromstring(body)
     except DefusedXmlException as exc:
         raise MalformedResponse(f"refused unsafe XML in the response: {type(exc).__name__}") from None
-    except (ParseError, ValueError) as exc:
-        raise MalformedResponse(f"malformed XML in the response: {exc}") from None
+    except (ParseError, ValueError, LookupError) as exc:  # LookupError: encoding="x-nope", "rot13", "zlib"
+        raise MalformedResponse(f"malformed XML in the response: {str(exc)[:200]}") from None
 
 
-def _root(body: bytes, tag: str) -> Element:
+def _root(body: bytes, tag: str, max_elements: int = DEFAULT_MAX_ELEMENTS) -> Element:
     """Parse and check the document element, so an HTML error page or another document is refused."""
-    root = parse(body)
+    root = parse(body, max_elements)
     if root.tag != tag:
         raise MalformedResponse(f"expected <{tag}> in the response, got <{str(root.tag)[:40]}>")
     return root
@@ -116,7 +151,8 @@ def escape_text(text: str) -> str:
 def parse_messages(body: bytes) -> list[RawMessage]:
     """The ``<QueueMessage>`` entries of a Get/Peek/Put Messages answer, as raw records."""
     out: list[RawMessage] = []
-    for m in _root(body, "QueueMessagesList"):  # the messages are its children; nothing else is
+    # at most 32 messages of 7 fields each
+    for m in _root(body, "QueueMessagesList", 32 * 9 + 8):  # the messages are its children; nothing else is
         if m.tag != "QueueMessage":
             continue
         fields = {child.tag: child.text or "" for child in m}
@@ -124,11 +160,15 @@ def parse_messages(body: bytes) -> list[RawMessage]:
         message_id = get("MessageId")
         if message_id is None:
             raise MalformedResponse("a message in the response has no <MessageId>")
+        receipt = get("PopReceipt")
+        # an id or receipt the service never issues ("..", "a/b") would reach a URL when it is settled
+        if not _MESSAGE_ID.fullmatch(message_id) or (receipt is not None and not _POP_RECEIPT.fullmatch(receipt)):
+            raise MalformedResponse("a message in the response has an id or pop receipt the service never issues")
         out.append(
             RawMessage(
                 message_id,
                 get("MessageText"),
-                get("PopReceipt"),
+                receipt,
                 get("DequeueCount"),
                 get("InsertionTime"),
                 get("ExpirationTime"),
@@ -141,9 +181,9 @@ def parse_messages(body: bytes) -> list[RawMessage]:
 # ---- queues -----------------------------------------------------------------------------------
 
 
-def parse_queue_list(body: bytes) -> tuple[list[QueueItem], str | None]:
+def parse_queue_list(body: bytes, max_elements: int = DEFAULT_MAX_ELEMENTS) -> tuple[list[QueueItem], str | None]:
     """One List Queues page and its continuation marker (None at the end)."""
-    root = _root(body, "EnumerationResults")
+    root = _root(body, "EnumerationResults", max_elements)
     items: list[QueueItem] = []
     queues = root.find("Queues")
     if queues is not None:
@@ -161,7 +201,7 @@ def parse_queue_list(body: bytes) -> tuple[list[QueueItem], str | None]:
 def parse_signed_identifiers(body: bytes) -> dict[str, AccessPolicy]:
     if not body.strip():
         return {}
-    root = _root(body, "SignedIdentifiers")
+    root = _root(body, "SignedIdentifiers", 5 * 8 + 8)
     out: dict[str, AccessPolicy] = {}
     for si in root.iter("SignedIdentifier"):
         ap = si.find("AccessPolicy")
@@ -305,7 +345,7 @@ def service_properties_body(props: ServiceProperties) -> bytes:
 
 
 def parse_service_stats(body: bytes) -> ServiceStats:
-    root = _root(body, "StorageServiceStats")
+    root = _root(body, "StorageServiceStats", 16)
     geo = root.find("GeoReplication")
     if geo is None:
         raise MalformedResponse("the response lacks <GeoReplication>")
@@ -334,7 +374,7 @@ def user_delegation_key_body(start: str, expiry: str, delegated_user_tid: str | 
 def parse_user_delegation_key(body: bytes) -> UserDelegationKey:
     """The ``<UserDelegationKey>`` answer. Every field but ``SignedDelegatedUserTid`` must be present
     and non-empty, and ``Value`` must be base64; the key itself never appears in an error."""
-    root = _root(body, "UserDelegationKey")
+    root = _root(body, "UserDelegationKey", 16)
 
     def required(tag: str) -> str:
         text = _text(root, tag)
@@ -364,7 +404,7 @@ def parse_error(body: bytes) -> tuple[str | None, str]:
     if not body:
         return None, ""
     try:
-        root = parse(body)
+        root = parse(body, 16)
     except MalformedResponse:
         return None, ""
     code = _opt(root, "Code")

@@ -37,14 +37,14 @@ from ._sas import generate_account_sas, generate_queue_sas
 
 ENV = "AZURE_STORAGE_CONNECTION_STRING"
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhd]?)")
 
 
 def duration(text: str) -> float:
     """``90``, ``90s``, ``15m``, ``2h`` or ``7d`` as seconds (``-1`` passes through, for never)."""
     if text == "-1":
         return -1
-    m = _DURATION.match(text.strip())
+    m = _DURATION.fullmatch(text.strip())
     if not m:
         raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use 30, 30s, 15m, 2h or 7d)")
     return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
@@ -145,10 +145,14 @@ class Cli:
             self.out.write(text + "\n")
 
     def service(self) -> QueueServiceClient:
-        return QueueServiceClient.from_connection_string(self.conn_str)
+        return QueueServiceClient.from_connection_string(
+            self.conn_str, allow_insecure_http=self.args.allow_insecure_http
+        )
 
     def queue(self, name: str) -> QueueClient:
-        return QueueClient.from_connection_string(self.conn_str, name)
+        return QueueClient.from_connection_string(
+            self.conn_str, name, allow_insecure_http=self.args.allow_insecure_http
+        )
 
     async def run(self) -> None:
         handler = getattr(self, "cmd_" + self.args.command)
@@ -302,6 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--connection-string", help=f"default: ${ENV}, else the local emulator")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="let a SAS or token travel over plain http to a host that is not loopback (test setups only)",
+    )
     p.add_argument("--debug", action="store_true", help="tracebacks and request logging")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -12,7 +12,8 @@ answering: the work is done while the client still waits), "truncate" (forward, 
 "bomb" / "garbage" / "html" (answer 200 with a hostile, malformed or foreign body), "huge" /
 "endless" (a body over any sane size), "close" (the real answer with Connection: close),
 "strip_headers" (the real answer without its x-ms-* headers), "rewrite" (the real answer with its
-body passed through ``transform``). Held by a ``Gate`` until the test
+body passed through ``transform``), "canned" (answer ``status``, ``headers`` and ``body`` without
+asking the server; a callable body is sent chunked, as it yields). Held by a ``Gate`` until the test
 says so: "hold" (before forwarding), "hold_after" (forwarded, the whole answer held), "hold_body"
 (forwarded, the status line, headers and half the body sent, the rest held).
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,8 @@ class Fault:
     method: str | None = None  # only requests with this method consume the fault
     gate: Gate | None = None  # for the "hold" kinds
     transform: Callable[[bytes], bytes] | None = None  # for "rewrite"
+    status: int = 200  # for "canned"
+    body: bytes | Callable[[], Iterable[bytes]] = b""  # for "canned": bytes, or a chunk source (sent chunked)
 
 
 @dataclass
@@ -249,6 +252,23 @@ async def _endless(proxy: FaultProxy, request: web.Request, body: bytes, fault: 
     return resp
 
 
+async def _canned(proxy: FaultProxy, request: web.Request, body: bytes, fault: Fault) -> web.StreamResponse:
+    """An answer of the test's making: ``status``, ``headers``, and ``body`` (chunks from a callable)."""
+    if not callable(fault.body):
+        return web.Response(status=fault.status, headers=fault.headers, body=fault.body)
+    resp = web.StreamResponse(status=fault.status, headers=fault.headers)
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    for chunk in fault.body():
+        try:
+            await resp.write(chunk)
+        except (ConnectionError, RuntimeError):  # the client stopped reading: done
+            return resp
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await resp.write_eof()
+    return resp
+
+
 async def _bomb(proxy: FaultProxy, request: web.Request, body: bytes, fault: Fault) -> web.StreamResponse:
     return web.Response(status=200, body=BILLION_LAUGHS, content_type="application/xml")
 
@@ -339,4 +359,5 @@ HANDLERS: dict[str, Handler] = {
     "hold_after": _hold_after,
     "hold_body": _hold_body,
     "rewrite": _rewrite,
+    "canned": _canned,
 }

@@ -137,7 +137,7 @@ CALLS = [
     ("conn str no account", ConfigurationError, "AccountName", lambda url: QueueClient.from_connection_string(
         "DefaultEndpointsProtocol=https", "q")),
     ("SAS bad permission", ConfigurationError, "permission", lambda url: generate_queue_sas(
-        "a", "q", DEV_KEY, permission="rz", expiry=timedelta(hours=1))),
+        "a", "jobs", DEV_KEY, permission="rz", expiry=timedelta(hours=1))),
     ("account SAS bad resource type", ConfigurationError, "resource_types", lambda url: generate_account_sas(
         "a", DEV_KEY, resource_types="x", permission="r", expiry=timedelta(hours=1))),
     ("account SAS no resource type", ConfigurationError, "at least one resource type", lambda url: (
@@ -145,10 +145,10 @@ CALLS = [
     ("account SAS no expiry", ConfigurationError, "needs an expiry", lambda url: generate_account_sas(
         "a", DEV_KEY, resource_types="s", permission="r", expiry=None)),  # type: ignore[arg-type]
     ("SAS permission not str", ConfigurationError, "permission must be a str", lambda url: generate_queue_sas(
-        "a", "q", DEV_KEY, permission=["r"], expiry=timedelta(hours=1))),  # type: ignore[arg-type]
+        "a", "jobs", DEV_KEY, permission=["r"], expiry=timedelta(hours=1))),  # type: ignore[arg-type]
     ("SAS expiry as str", ConfigurationError, "expiry must be a datetime or a timedelta, not str", lambda url: (
-        generate_queue_sas("a", "q", DEV_KEY, permission="r", expiry="2030-01-01"))),  # type: ignore[arg-type]
-    ("SAS empty queue name", ConfigurationError, "queue_name", lambda url: generate_queue_sas(
+        generate_queue_sas("a", "jobs", DEV_KEY, permission="r", expiry="2030-01-01"))),  # type: ignore[arg-type]
+    ("SAS empty queue name", ConfigurationError, "queue name", lambda url: generate_queue_sas(
         "a", "", DEV_KEY, permission="r", expiry=timedelta(hours=1))),
     ("shared key of bytes", ConfigurationError, "base64 str", lambda url: SharedKeyCredential(
         "acct", DEV_KEY.encode())),  # type: ignore[arg-type]
@@ -182,6 +182,64 @@ CALLS = [
         [("a", "1")])),
     ("custom encoding returning bytes", MessageEncodingError, "returned bytes, not str", lambda url: queue(
         url, message_encoding=_BytesEncoding()).send_message("x")),
+    # issue 13: re.match(...$) let a trailing newline through, and \d took non-ASCII digits
+    ("queue name with a trailing newline", ConfigurationError, "queue name", lambda url: QueueClient(url, "abc\n")),
+    ("queue name with full-width letters", ConfigurationError, "queue name", lambda url: QueueClient(url, "ａｂｃ")),
+    ("metadata name with a trailing newline", ConfigurationError, "metadata name", lambda url: queue(
+        url).set_queue_metadata({"foo\n": "x"})),
+    ("api_version with a trailing newline", ConfigurationError, "api_version", lambda url: queue(
+        url, api_version="2025-11-05\n")),
+    ("api_version with full-width digits", ConfigurationError, "api_version", lambda url: queue(
+        url, api_version="２０２５-１１-０５")),
+    # a dot segment would turn DELETE .../messages/.. into Delete Queue behind a path-normalising hop
+    ("message id '..'", ConfigurationError, "message id", lambda url: queue(url).delete_message("..", "AgAAAA==")),
+    ("message id '.'", ConfigurationError, "message id", lambda url: queue(url).delete_message(".", "AgAAAA==")),
+    ("message id with a slash", ConfigurationError, "message id", lambda url: queue(url).update_message(
+        "a/../b", "AgAAAA==")),
+    ("message id with a space", ConfigurationError, "message id", lambda url: queue(url).delete_message(
+        "a b", "AgAAAA==")),
+    ("pop receipt with a newline", ConfigurationError, "pop receipt", lambda url: queue(url).delete_message(
+        "0a1b", "AgAA\nAA==")),
+    ("pop receipt '..'", ConfigurationError, "pop receipt", lambda url: queue(url).update_message("0a1b", "..")),
+    # SAS text: a space or '#' corrupts the request line or cuts the signature
+    ("SAS with a space", ConfigurationError, "URL query cannot carry", lambda url: SasCredential(
+        "sv=2025-11-05&sig=a b")),
+    ("SAS with a hash", ConfigurationError, "URL query cannot carry", lambda url: SasCredential(
+        "sv=2025-11-05&sig=ab#cd")),
+    ("SAS in a URL with a quote", ConfigurationError, "URL query cannot carry", lambda url: QueueClient(
+        url + '?sv=2025-11-05&sig=a"b', "jobs")),
+    ("SAS rotated to a bad token", ConfigurationError, "URL query cannot carry", lambda url: SasCredential(
+        "sv=1&sig=ab").update("sv=1&sig=a\r\nb")),
+    # what feeds a SAS's newline-separated string to sign
+    ("SAS queue name with a newline", ConfigurationError, "queue name", lambda url: generate_queue_sas(
+        "acct", "jobs\nx", DEV_KEY, permission="r", expiry=timedelta(hours=1))),
+    ("SAS queue name with a slash", ConfigurationError, "queue name", lambda url: generate_queue_sas(
+        "acct", "jobs/x", DEV_KEY, permission="r", expiry=timedelta(hours=1))),
+    ("SAS account name with a slash", ConfigurationError, "account name", lambda url: generate_queue_sas(
+        "acct/x", "jobs", DEV_KEY, permission="r", expiry=timedelta(hours=1))),
+    ("SAS version with a newline", ConfigurationError, "api_version", lambda url: generate_queue_sas(
+        "acct", "jobs", DEV_KEY, permission="r", expiry=timedelta(hours=1), version="2025-11-05\nx")),
+    ("SAS policy id with a newline", ConfigurationError, "policy_id", lambda url: generate_queue_sas(
+        "acct", "jobs", DEV_KEY, policy_id="p\n1")),
+    ("account SAS account name with a newline", ConfigurationError, "account name", lambda url: generate_account_sas(
+        "acct\n", DEV_KEY, resource_types="s", permission="r", expiry=timedelta(hours=1))),
+    ("account SAS version with a newline", ConfigurationError, "api_version", lambda url: generate_account_sas(
+        "acct", DEV_KEY, resource_types="s", permission="r", expiry=timedelta(hours=1), version="2025-11-05\n")),
+    # Azurite answered 500 to a NUL, and the call was retried 4 times
+    ("access policy id with NUL", ConfigurationError, "control characters", lambda url: queue(
+        url).set_queue_access_policy({"a\x00": AccessPolicy("r")})),
+    ("access policy id with a newline", ConfigurationError, "control characters", lambda url: queue(
+        url).set_queue_access_policy({"a\nb": AccessPolicy("r")})),
+    ("access policy id of 65 characters", ConfigurationError, "1 to 64", lambda url: queue(
+        url).set_queue_access_policy({"x" * 65: AccessPolicy("r")})),
+    # a SAS is a secret like a token: not over plain http to the network
+    ("SAS over http to the network", ConfigurationError, "allow_insecure_http", lambda url: QueueClient(
+        "http://10.0.0.5:10001/devstoreaccount1", "jobs", credential="sv=2025-11-05&sig=abc")),
+    ("SAS in an http URL to the network", ConfigurationError, "allow_insecure_http", lambda url: QueueClient(
+        "http://queues.example.com/devstoreaccount1?sv=2025-11-05&sig=abc", "jobs")),
+    ("token over http to a network secondary", ConfigurationError, "allow_insecure_http", lambda url: QueueClient(
+        "http://127.0.0.1:10001/devstoreaccount1", "jobs", credential=FakeCredential(),
+        secondary_hostname="http://10.0.0.5:10001/devstoreaccount1-secondary")),
 ]
 # fmt: on
 

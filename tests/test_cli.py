@@ -268,3 +268,12 @@ def test_emulator_command_that_cannot_start_is_one_line_and_exit_1(tmp_path, mon
     assert capsys.readouterr().err == (
         "aioqueue: Azurite did not start: Error: listen EADDRINUSE: address already in use 127.0.0.1:10001\n"
     )
+
+
+def test_a_sas_over_plain_http_to_the_network_needs_the_cli_s_opt_in(cli, capsys):
+    """An emulator in docker compose with a SAS connection string: refused, naming the flag; with it,
+    the request goes out (to a port nothing listens on here: exit 1, not 2)."""
+    conn = "QueueEndpoint=http://queues.invalid:9/devstoreaccount1;SharedAccessSignature=sv=2025-11-05&sig=abc"
+    assert cli("--connection-string", conn, "queues")[0] == 2
+    assert "--allow-insecure-http" in capsys.readouterr().err
+    assert cli("--allow-insecure-http", "--connection-string", conn, "queues")[0] == 1

@@ -53,6 +53,7 @@ def test_other_service_endpoints_are_ignored():
         ("AccountName=acct;AccountKey=!!notbase64!!", "base64"),
         ("AccountKey=" + KEY, "AccountName"),
         ("AccountName=acct;Color=blue", "unknown setting"),
+        ("AccountName=acct;AcountKey=x", "segment 2 has an unknown setting (did you mean AccountKey?)"),
         ("AccountName=a;AccountName=b", "twice"),
         ("UseDevelopmentStorage=false", "UseDevelopmentStorage"),
         ("UseDevelopmentStorage=true;AccountName=x", "cannot be combined"),
@@ -127,3 +128,13 @@ async def test_an_anonymous_client_sends_no_authorization(proxy, queue_client):
 def test_a_shared_key_credential_names_the_account_a_url_leaves_out():
     q = QueueClient("http://10.1.2.3:10001", "jobs", credential=SharedKeyCredential("acct", KEY))
     assert q.account_name == "acct" and q.url == "http://10.1.2.3:10001/jobs"
+
+
+def test_a_key_pasted_where_a_setting_goes_is_never_echoed():
+    """A key without its 'AccountKey=' has an '=' inside (its padding): the text before that was echoed
+    as the 'setting' (40 characters of the key)."""
+    for conn in (f"AccountName=a;{KEY}", f"AccountName=a;{KEY[:20]}=x"):
+        with pytest.raises(ConfigurationError, match="segment 2 has an unknown setting") as info:
+            parse_connection_string(conn)
+        text = str(info.value)
+        assert KEY[:8] not in text and KEY[-12:] not in text

@@ -1,13 +1,17 @@
 """Hostile and broken answers: each is a typed AioQueueError, fast, with bounded memory."""
 
+import asyncio
 import re
 import resource
 import time
-from collections.abc import Awaitable, Callable
+import tracemalloc
+import zlib
+from collections.abc import Awaitable, Callable, Iterator
 
+import aiohttp
 import pytest
 
-from aioqueue import AioQueueError, MalformedResponse, QueueClient, QueueServiceClient, RetryPolicy
+from aioqueue import AioQueueError, MalformedResponse, QueueClient, QueueServiceClient, RetryPolicy, ServiceError
 from aioqueue.testing import DEV_KEY
 from tests.faults import Fault
 
@@ -83,6 +87,10 @@ def _field(element: str, value: str | None):
         ("receive", "DequeueCount", "1.5", "Get Messages answered a message without a valid DequeueCount"),
         ("send", "InsertionTime", None, "Put Message answered a message without a valid InsertionTime"),
         ("send", "PopReceipt", None, "Put Message answered a message without a valid PopReceipt"),
+        # settling it would send DELETE .../messages/.. (Delete Queue to a path-normalising hop)
+        ("receive", "MessageId", "..", "a message in the response has an id or pop receipt the service never issues"),
+        ("receive", "PopReceipt", "a b", "a message in the response has an id or pop receipt the service never issues"),
+        ("peek", "MessageId", "a/b", "a message in the response has an id or pop receipt the service never issues"),
     ],
 )
 async def test_a_message_answer_missing_a_field_is_malformed(proxy, queue_client, operation, element, value, words):
@@ -99,3 +107,135 @@ async def test_a_message_answer_missing_a_field_is_malformed(proxy, queue_client
             await call[operation]()
     assert str(info.value) == words
     assert [s.fault for s in proxy.seen] == ["rewrite"]
+
+
+# ---- issue 13: what an answer may cost --------------------------------------------------------
+
+MESSAGE = (
+    b"<QueueMessage><MessageId>0a1b2c3d-0000-0000-0000-000000000000</MessageId>"
+    b"<InsertionTime>Fri, 27 Nov 2026 00:00:00 GMT</InsertionTime>"
+    b"<ExpirationTime>Fri, 04 Dec 2026 00:00:00 GMT</ExpirationTime><DequeueCount>0</DequeueCount>"
+    b"<MessageText>%s</MessageText></QueueMessage>"
+)
+
+
+def _messages(*entries: bytes, declaration: bytes = b'<?xml version="1.0" encoding="utf-8"?>') -> bytes:
+    return declaration + b"<QueueMessagesList>" + b"".join(entries) + b"</QueueMessagesList>"
+
+
+def _peek_client(proxy, name, **options):
+    return QueueClient(proxy.url(), name, credential=DEV_KEY, **{"retry": None, **options})
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "max_messages", "words"),
+    [
+        # one message's legal most is 64 KiB of text, escaped (6 bytes for '"'): 600 KiB is not one
+        ("one message over its legal size", _messages(MESSAGE % (b"a" * 600_000)), 1, "byte limit"),
+        ("too many elements", _messages(b"<a/>" * 100_000), 32, "elements"),
+        ("too deep", _messages(b"<a>" * 100 + b"x" * 70_000 + b"</a>" * 100), 32, "deeper than 32"),
+        ("an unknown codec", _messages(declaration=b'<?xml version="1.0" encoding="x-nope"?>'), 1, "x-nope"),
+        ("a non-text codec", _messages(declaration=b'<?xml version="1.0" encoding="zlib"?>'), 1, "zlib"),
+    ],
+    ids=lambda v: v if isinstance(v, str) and len(v) < 40 else "",
+)
+async def test_answers_over_what_the_operation_can_get_are_refused_fast(
+    proxy, queue_name, case, body, max_messages, words
+):
+    proxy.script(Fault("canned", body=body, headers={"Content-Type": "application/xml"}))
+    started = time.monotonic()
+    async with _peek_client(proxy, queue_name) as q:
+        with pytest.raises(MalformedResponse, match=words):
+            await q.peek_messages(max_messages=max_messages)
+    assert time.monotonic() - started < 10, case
+
+
+def _endless(head: bytes = b"") -> Callable[[], Iterator[bytes]]:
+    def chunks() -> Iterator[bytes]:
+        yield head
+        for _ in range(1024):  # 64 MiB if nobody stopped reading
+            yield b"<a>" + b"x" * 65536 + b"</a>"
+
+    return chunks
+
+
+async def test_a_chunked_answer_is_cut_at_the_operation_s_limit(proxy, queue_name):
+    proxy.script(Fault("canned", body=_endless(), headers={"Content-Type": "application/xml"}))
+    tracemalloc.start()
+    try:
+        async with _peek_client(proxy, queue_name) as q:
+            with pytest.raises(MalformedResponse, match="limit"):
+                await q.peek_messages()  # 1 message: about 385 KiB at most
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024, f"{peak / 2**20:.0f} MiB"  # the 32 MiB cap of old read 32
+
+
+async def test_an_error_answer_is_read_only_as_far_as_its_code_and_message(proxy, queue_name):
+    """A 500 with an endless body: a ServiceError from its first 32 KiB, retried as a 500 is (it was a
+    MalformedResponse after 32 MiB, never retried)."""
+    error = b"<?xml version='1.0' encoding='utf-8'?><Error><Code>InternalError</Code><Message>boom</Message>"
+    headers = {"Content-Type": "application/xml", "x-ms-error-code": "InternalError"}
+    huge = Fault("canned", status=500, body=_endless(error), headers=headers)
+    proxy.script(huge, huge)
+    retry = RetryPolicy(max_attempts=2, initial_delay=0, jitter=None)
+    async with _peek_client(proxy, queue_name, retry=retry) as q:
+        with pytest.raises(ServiceError) as info:
+            await q.peek_messages()
+    assert info.value.status == 500 and info.value.error_code == "InternalError"
+    assert len(proxy.seen) == 2
+
+
+async def test_an_error_body_with_an_unknown_codec_is_still_a_retried_service_error(proxy, queue_name):
+    """It was a bare LookupError that skipped retry and ServiceError."""
+    body = b'<?xml version="1.0" encoding="rot13"?><Error><Code>InternalError</Code></Error>'
+    bad = Fault("canned", status=500, body=body, headers={"Content-Type": "application/xml"})
+    proxy.script(bad, bad)
+    retry = RetryPolicy(max_attempts=2, initial_delay=0, jitter=None)
+    async with _peek_client(proxy, queue_name, retry=retry) as q:
+        with pytest.raises(ServiceError) as info:
+            await q.peek_messages()
+    assert info.value.status == 500 and len(proxy.seen) == 2
+
+
+def _gzip_bomb(inflated: int) -> bytes:
+    """``inflated`` bytes of zeros, gzip-compressed (about 1,000 to 1), made without holding them."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = bytes(1 << 20)
+    return b"".join(packer.compress(zeros) for _ in range(inflated >> 20)) + packer.flush()
+
+
+async def test_a_compressed_answer_is_never_inflated_even_with_a_caller_s_session(proxy, queue_name):
+    """With session= (aiohttp inflates by default) a 2 MiB gzip answer grew to 2 GiB: aioqueue asks for
+    no compression and reads bodies as sent, whichever session carries them."""
+    bomb = _gzip_bomb(256 << 20)  # 256 MiB inflated, about 256 KiB sent
+    assert len(bomb) < 385_000  # under peek's limit: only inflating could make it big
+    proxy.script(Fault("canned", body=bomb, headers={"Content-Type": "application/xml", "Content-Encoding": "gzip"}))
+    tracemalloc.start()
+    try:
+        async with aiohttp.ClientSession() as session, _peek_client(proxy, queue_name, session=session) as q:
+            with pytest.raises(MalformedResponse):
+                await q.peek_messages()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * 1024 * 1024, f"{peak / 2**20:.0f} MiB"
+    assert "gzip" not in proxy.seen[0].headers.get("Accept-Encoding", "")
+
+
+async def test_a_hundred_concurrent_hostile_answers_stay_within_a_stated_bound(proxy, queue_name):
+    """README's bound: N concurrent peeks of one message hold at most N x 385 KiB of answer (plus
+    aiohttp's buffers). Each hostile answer here is an endless chunked stream."""
+
+    proxy.script(*[Fault("canned", body=_endless(), headers={"Content-Type": "application/xml"}) for _ in range(100)])
+    tracemalloc.start()
+    try:
+        async with _peek_client(proxy, queue_name, max_connections=100) as q:
+            results = await asyncio.gather(*(q.peek_messages() for _ in range(100)), return_exceptions=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert all(isinstance(r, MalformedResponse) for r in results), {type(r).__name__ for r in results}
+    bound = 100 * 385 * 1024 + 64 * 1024 * 1024
+    assert peak < bound, f"{peak / 2**20:.0f} MiB over the {bound / 2**20:.0f} MiB bound"
