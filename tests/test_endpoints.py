@@ -239,7 +239,7 @@ def test_an_azure_host_with_a_path_still_names_the_account():
 
 
 def test_a_token_never_goes_to_a_plain_http_secondary():
-    with pytest.raises(ConfigurationError, match="https:// secondary"):
+    with pytest.raises(ConfigurationError, match="in clear to http://queues"):
         QueueClient(
             f"http://127.0.0.1:10001/{DEV_ACCOUNT}",
             "jobs",
