@@ -161,7 +161,7 @@ def _error_for(response: Response) -> AioQueueError:
     return service_error(
         response.status,
         headers.get("x-ms-error-code") or code,
-        message or f"HTTP {response.status}",
+        message,
         headers.get("x-ms-request-id"),
         headers,
     )

@@ -137,8 +137,12 @@ class ServiceError(AioQueueError):
         super().__init__(self._describe())
 
     def _describe(self) -> str:
-        code = self.error_code or "error"
-        text = f"{code} (HTTP {self.status}): {self.message}"
+        if self.error_code and self.message:
+            text = f"{self.error_code} (HTTP {self.status}): {self.message}"
+        elif self.error_code or self.message:
+            text = f"{self.error_code or self.message} (HTTP {self.status})"
+        else:
+            text = f"HTTP {self.status}, with no error code or message in the answer"
         if self.request_id:
             text += f" [request id {self.request_id}]"
         return redact(text)

@@ -1,8 +1,8 @@
-"""``aioqueue worker QUEUE module:handler``: a long-lived worker process, what a container runs.
+"""aioqueue worker QUEUE module:handler: a long-lived worker process, what a container runs.
 
 SIGTERM or SIGINT stops it gracefully (nothing more is fetched, prefetched messages go back at
-once, handlers under way finish or are cancelled after ``--shutdown-timeout``) and it exits 0;
-a second signal cancels the handlers at once. ``--processes N`` runs N such processes over the
+once, handlers under way finish or are cancelled after --shutdown-timeout) and it exits 0;
+a second signal cancels the handlers at once. --processes N runs N such processes over the
 same queue (one per core) and forwards signals to them.
 """
 
@@ -59,7 +59,7 @@ def add_arguments(s: argparse.ArgumentParser, duration: Callable[[str], float]) 
         choices=["text", "base64", "binary", "json", "base64-json"],
         help="message encoding (base64-json: Azure Functions' JSON messages)",
     )
-    s.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    s.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default INFO")
 
 
 async def _work(args: argparse.Namespace, conn_str: str, handler: Handler) -> int:

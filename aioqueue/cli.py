@@ -1,10 +1,18 @@
-"""The ``aioqueue`` command: everyday queue operations from a shell.
+"""aioqueue: everyday Azure Queue Storage operations from a shell.
 
-The connection comes from ``--connection-string``, else ``$AZURE_STORAGE_CONNECTION_STRING``, else the
-local emulator (``UseDevelopmentStorage=true``; start one with ``aioqueue emulator``). Output is a
-readable table, or JSON with ``--json``. Errors are one line on stderr (a traceback with ``--debug``).
-Exit codes: 0 success, 1 service or connection error, 2 bad usage or configuration, 3 not found,
-130 interrupted.
+The connection: --connection-string (or $AZURE_STORAGE_CONNECTION_STRING), or --account-url with
+--sas or --account-key, or --emulator for the local Azurite emulator (start one with
+'aioqueue emulator'). There is no silent default: without one of them the command stops and says so.
+Options go before or after the command. Output is a table, or JSON with --json. Errors are one line
+on stderr (a traceback with --debug).
+
+exit codes:
+  0    success
+  1    service or connection error
+  2    bad usage or configuration (nothing was sent)
+  3    not found: the queue, or the message (gone, or its pop receipt is stale)
+  4    the queue already exists
+  130  interrupted
 """
 
 from __future__ import annotations
@@ -14,8 +22,9 @@ import asyncio
 import json
 import os
 import re
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
@@ -23,20 +32,24 @@ from typing import Any, TextIO
 from . import _runner
 from ._auth import SharedKeyCredential
 from ._client import QueueClient, QueueServiceClient
-from ._endpoint import parse_connection_string
+from ._endpoint import parse_account_url, parse_connection_string
 from ._errors import (
     AioQueueError,
     ConfigurationError,
     MessageEncodingError,
     MessageNotFound,
+    PopReceiptMismatch,
+    QueueAlreadyExists,
     QueueNotFound,
     TransportError,
 )
 from ._models import QueueMessage
 from ._sas import generate_account_sas, generate_queue_sas
+from ._validation import seconds
 
 ENV = "AZURE_STORAGE_CONNECTION_STRING"
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_EXISTS, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+ENCODINGS = ["text", "base64", "binary", "json", "base64-json"]
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhd]?)")
 
 
@@ -119,9 +132,49 @@ def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str], out: TextIO) 
         out.write("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() + "\n")
 
 
+NO_CONNECTION = (
+    "no connection given: pass --connection-string (or set $AZURE_STORAGE_CONNECTION_STRING), "
+    "--account-url with --sas or --account-key, or --emulator for the local Azurite emulator"
+)
+
+
 def connection_string(args: argparse.Namespace) -> str:
-    """``--connection-string``, else ``$AZURE_STORAGE_CONNECTION_STRING``, else the local emulator."""
-    return str(args.connection_string or os.environ.get(ENV) or "UseDevelopmentStorage=true")
+    """The connection the options name, as a connection string; never a silent default."""
+    given = [
+        flag
+        for flag, value in (
+            ("--connection-string", args.connection_string),
+            ("--account-url", args.account_url),
+            ("--emulator", args.emulator),
+        )
+        if value
+    ]
+    if len(given) > 1:
+        raise ConfigurationError(f"give one connection, not {' and '.join(given)}")
+    if (args.sas or args.account_key) and not args.account_url:
+        raise ConfigurationError("--sas and --account-key go with --account-url")
+    if args.emulator:
+        return "UseDevelopmentStorage=true"
+    if args.account_url:
+        if args.sas and args.account_key:
+            raise ConfigurationError("give --sas or --account-key, not both")
+        endpoint = parse_account_url(args.account_url)
+        conn = f"QueueEndpoint={endpoint.url}"
+        if args.sas:
+            conn += f";SharedAccessSignature={args.sas.lstrip('?')}"
+        elif args.account_key:
+            if not endpoint.account_name:
+                raise ConfigurationError("--account-key needs an --account-url that names the account")
+            conn += f";AccountName={endpoint.account_name};AccountKey={args.account_key}"
+        return conn
+    conn_str = args.connection_string or os.environ.get(ENV)
+    if not conn_str:
+        raise ConfigurationError(NO_CONNECTION)
+    return str(conn_str)
+
+
+class AlreadyExists(Exception):
+    """The CLI's own wording of QueueAlreadyExists (exit 4)."""
 
 
 class Cli:
@@ -151,11 +204,14 @@ class Cli:
 
     def queue(self, name: str) -> QueueClient:
         return QueueClient.from_connection_string(
-            self.conn_str, name, allow_insecure_http=self.args.allow_insecure_http
+            self.conn_str,
+            name,
+            allow_insecure_http=self.args.allow_insecure_http,
+            message_encoding=getattr(self.args, "encoding", "text"),
         )
 
     async def run(self) -> None:
-        handler = getattr(self, "cmd_" + self.args.command)
+        handler = getattr(self, "cmd_" + self.args.command.replace("-", "_"))
         await handler()
 
     async def cmd_queues(self) -> None:
@@ -166,7 +222,12 @@ class Cli:
 
     async def cmd_create(self) -> None:
         async with self.queue(self.args.queue) as q:
-            created = await q.create_queue(metadata=dict(self.args.metadata or []), exist_ok=self.args.exist_ok)
+            try:
+                created = await q.create_queue(metadata=dict(self.args.metadata or []), exist_ok=self.args.exist_ok)
+            except QueueAlreadyExists as exc:
+                # the service answers 204 (identical metadata) or 409 (other metadata): the same to a user
+                same = " with the same metadata" if exc.status == 204 else " with other metadata"
+                raise AlreadyExists(f"queue already exists{same}: {q.queue_name} (--exist-ok accepts that)") from None
         self.emit(
             {"queue": q.queue_name, "created": created}, text=f"{'created' if created else 'exists'}: {q.queue_name}"
         )
@@ -178,20 +239,26 @@ class Cli:
             {"queue": q.queue_name, "deleted": deleted}, text=f"{'deleted' if deleted else 'not found'}: {q.queue_name}"
         )
 
-    def _contents(self) -> list[str]:
+    def _contents(self) -> list[Any]:
         a = self.args
         if a.text is not None and a.file is not None:
             raise ConfigurationError("give the message as an argument or with --file, not both")
         if a.text is not None:
             text = a.text
         elif a.file is not None:
-            with open(a.file, encoding="utf-8") as f:
+            with open(a.file, encoding="utf-8", newline="") as f:
                 text = f.read()
         else:
             text = sys.stdin.read()
-        if a.lines:
-            return [line for line in text.splitlines() if line]
-        return [text]
+            if not a.raw:  # what echo (or a here-string) adds, once: the message is the line
+                text = text.removesuffix("\n")
+        texts = [line for line in text.splitlines() if line] if a.lines else [text]
+        if a.encoding in ("json", "base64-json"):  # the text is JSON: send the value it stands for
+            try:
+                return [json.loads(t) for t in texts]
+            except ValueError as exc:
+                raise ConfigurationError(f"--encoding {a.encoding} needs JSON text: {exc}") from None
+        return texts
 
     async def cmd_send(self) -> None:
         contents = self._contents()
@@ -249,6 +316,41 @@ class Cli:
             ["pop_receipt", "next_visible"],
         )
 
+    async def cmd_delete_message(self) -> None:
+        a = self.args
+        async with self.queue(a.queue) as q:
+            await q.delete_message(a.id, a.pop_receipt)
+        self.emit({"queue": q.queue_name, "id": a.id, "deleted": True}, text=f"deleted: {a.id}")
+
+    async def cmd_move(self) -> None:
+        """Each message: stored in the destination as it is (its text, not decoded), then deleted from
+        the source; one that cannot be stored stays in the source (visible again after --visibility)."""
+        a = self.args
+        wanted = a.count if a.count is not None else None
+        moved = 0
+        progress = Progress("moved", wanted)
+        async with self.service() as service:
+            source, destination = service.get_queue_client(a.source), service.get_queue_client(a.destination)
+            if source.queue_name == destination.queue_name:
+                raise ConfigurationError("the source and destination are the same queue")
+            await destination.create_queue(exist_ok=True)
+            ttl = {"messagettl": str(seconds(a.ttl, "--ttl", low=1, high=None, allow_never=True))}
+            while wanted is None or moved < wanted:
+                n = 32 if wanted is None else min(32, wanted - moved)
+                batch = await source._receive_raw(n, a.visibility)
+                if not batch:
+                    break
+                for raw in batch:
+                    await destination._send_encoded(raw.text or "", ttl)
+                    await source._delete(raw.id, raw.pop_receipt or "")
+                    moved += 1
+                progress.add(len(batch))
+        progress.finish()
+        self.emit(
+            {"source": a.source, "destination": a.destination, "moved": moved},
+            text=f"moved {moved} message{'s' if moved != 1 else ''}: {a.source} -> {a.destination}",
+        )
+
     async def cmd_clear(self) -> None:
         async with self.queue(self.args.queue) as q:
             await q.clear_messages()
@@ -300,76 +402,159 @@ class Cli:
         self.emit({"sas": token}, text=token)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="aioqueue", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--connection-string", help=f"default: ${ENV}, else the local emulator")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument(
+def count(low: int, high: int | None) -> Callable[[str], int]:
+    """An argparse type for a whole number in [low, high], named by its flag in the error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {low}..{high}" if high is not None else f"must be >= {low}")
+        return value
+
+    return parse
+
+
+def _common() -> argparse.ArgumentParser:
+    """The options that may stand before or after the command (defaults are filled in by main)."""
+    c = argparse.ArgumentParser(add_help=False)
+    g = c.add_argument_group("connection (one of them) and output")
+    S = argparse.SUPPRESS
+    g.add_argument("--connection-string", default=S, help=f"a storage connection string (default: ${ENV})")
+    g.add_argument("--account-url", default=S, help="the queue service URL, https://<account>.queue.core.windows.net")
+    g.add_argument("--sas", default=S, help="a SAS token for --account-url")
+    g.add_argument("--account-key", default=S, help="the account key for --account-url")
+    g.add_argument("--emulator", action="store_true", default=S, help="use the local Azurite emulator")
+    g.add_argument(
         "--allow-insecure-http",
         action="store_true",
+        default=S,
         help="let a SAS or token travel over plain http to a host that is not loopback (test setups only)",
     )
-    p.add_argument("--debug", action="store_true", help="tracebacks and request logging")
+    g.add_argument("--json", action="store_true", default=S, help="machine-readable output")
+    g.add_argument("--debug", action="store_true", default=S, help="tracebacks and request logging")
+    return c
+
+
+_COMMON_DEFAULTS = {
+    "connection_string": None,
+    "account_url": None,
+    "sas": None,
+    "account_key": None,
+    "emulator": False,
+    "allow_insecure_http": False,
+    "json": False,
+    "debug": False,
+}
+
+
+def _encoding_option(s: argparse.ArgumentParser) -> None:
+    s.add_argument(
+        "--encoding",
+        default="text",
+        choices=ENCODINGS,
+        help="how message text is encoded (default text; base64-json: Azure Functions' JSON messages)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    p = argparse.ArgumentParser(
+        prog="aioqueue",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+        allow_abbrev=False,  # --account (sas) must not be read as a prefix of --account-url
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("queues", help="list queues")
-    s.add_argument("--prefix")
-    s.add_argument("--metadata", action="store_true", help="include metadata")
-    s = sub.add_parser("create", help="create a queue")
-    s.add_argument("queue")
-    s.add_argument("--metadata", type=metadata_pair, action="append", metavar="NAME=VALUE")
-    s.add_argument("--exist-ok", action="store_true")
-    s = sub.add_parser("delete", help="delete a queue")
-    s.add_argument("queue")
-    s.add_argument("--missing-ok", action="store_true")
-    s = sub.add_parser("send", help="send a message (argument, --file, or stdin)")
-    s.add_argument("queue")
-    s.add_argument("text", nargs="?")
-    s.add_argument("--file")
+    def command(name: str, help: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, parents=[common], allow_abbrev=False, **kwargs)
+
+    queue_help = "the queue's name"
+    s = command("queues", "list queues")
+    s.add_argument("--prefix", help="only queues whose names start with this")
+    s.add_argument("--metadata", action="store_true", help="show each queue's metadata")
+    s = command("create", "create a queue")
+    s.add_argument("queue", help=queue_help)
+    s.add_argument("--metadata", type=metadata_pair, action="append", metavar="NAME=VALUE", help="metadata (repeat)")
+    s.add_argument("--exist-ok", action="store_true", help="succeed if the queue already exists")
+    s = command("delete", "delete a queue and its messages")
+    s.add_argument("queue", help=queue_help)
+    s.add_argument("--missing-ok", action="store_true", help="succeed if the queue does not exist")
+    s = command("send", "send a message (argument, --file, or stdin)")
+    s.add_argument("queue", help=queue_help)
+    s.add_argument("text", nargs="?", help="the message (default: read --file or stdin)")
+    s.add_argument("--file", help="read the message from this file")
     s.add_argument("--lines", action="store_true", help="one message per non-empty line")
+    s.add_argument(
+        "--raw",
+        action="store_true",
+        help="keep the input verbatim (default: drop one trailing newline, as echo adds)",
+    )
     s.add_argument("--ttl", type=duration, help="time to live (30s, 15m, 2h, 7d; -1 never expires)")
     s.add_argument("--visibility", type=duration, help="hidden for this long first")
-    s = sub.add_parser("peek", help="look at messages without hiding them")
-    s.add_argument("queue")
-    s.add_argument("--count", type=int, default=1, help="1..32")
-    s = sub.add_parser("receive", help="receive messages (and delete them with --delete)")
-    s.add_argument("queue")
-    s.add_argument("--count", type=int, default=1)
-    s.add_argument("--visibility", type=duration, default=30.0)
-    s.add_argument("--delete", action="store_true")
-    s = sub.add_parser("update", help="change a message's visibility and content")
-    s.add_argument("queue")
-    s.add_argument("id")
-    s.add_argument("pop_receipt")
-    s.add_argument("--content")
-    s.add_argument("--visibility", type=duration, default=0.0)
-    s = sub.add_parser("clear", help="delete every message of a queue")
-    s.add_argument("queue")
-    s = sub.add_parser("props", help="approximate length and metadata")
-    s.add_argument("queue")
-    s = sub.add_parser("sas", help="generate a queue SAS (or an account SAS with --account)")
-    s.add_argument("queue", nargs="?")
-    s.add_argument("--account", action="store_true")
-    s.add_argument("--permission", default="r", help="queue: raup; account: rwdlacup")
-    s.add_argument("--resource-types", default="sco")
+    _encoding_option(s)
+    s = command("peek", "look at messages without hiding them")
+    s.add_argument("queue", help=queue_help)
+    s.add_argument("--count", type=count(1, 32), default=1, help="how many, 1..32 (default 1)")
+    _encoding_option(s)
+    s = command("receive", "receive messages (and delete them with --delete)")
+    s.add_argument("queue", help=queue_help)
+    s.add_argument("--count", type=count(1, None), default=1, help="how many (default 1; fetched 32 at a time)")
+    s.add_argument("--visibility", type=duration, default=30.0, help="hidden for this long (default 30s)")
+    s.add_argument("--delete", action="store_true", help="delete each message once received")
+    _encoding_option(s)
+    s = command("update", "change a message's visibility and content")
+    s.add_argument("queue", help=queue_help)
+    s.add_argument("id", help="the message id")
+    s.add_argument("pop_receipt", help="the pop receipt from receiving it")
+    s.add_argument("--content", help="new content (default: keep it)")
+    s.add_argument("--visibility", type=duration, default=0.0, help="hidden for this long from now (default 0)")
+    _encoding_option(s)
+    s = command("delete-message", "delete one received message")
+    s.add_argument("queue", help=queue_help)
+    s.add_argument("id", help="the message id")
+    s.add_argument("pop_receipt", help="the pop receipt from receiving it")
+    s = command("move", "move messages to another queue (e.g. a poison queue back into its queue)")
+    s.add_argument("source", help="the queue to take messages from")
+    s.add_argument("destination", help="the queue to put them in (created if missing)")
+    group = s.add_mutually_exclusive_group(required=True)
+    group.add_argument("--count", type=count(1, None), help="move this many")
+    group.add_argument("--all", action="store_true", help="move until the source is empty")
+    s.add_argument("--ttl", type=duration, default=7 * 86400.0, help="time to live in the destination (default 7d)")
+    s.add_argument("--visibility", type=duration, default=60.0, help="how long a message being moved is held")
+    s = command("clear", "delete every message of a queue")
+    s.add_argument("queue", help=queue_help)
+    s = command("props", "approximate length and metadata")
+    s.add_argument("queue", help=queue_help)
+    s = command("sas", "generate a queue SAS (or an account SAS with --account)")
+    s.add_argument("queue", nargs="?", help="the queue (not with --account)")
+    s.add_argument("--account", action="store_true", help="an account SAS instead of a queue SAS")
+    s.add_argument("--permission", default="r", help="queue: letters from raup; account: rwdlacup (default r)")
+    s.add_argument("--resource-types", default="sco", help="account SAS: letters from sco (default sco)")
     s.add_argument("--expiry", type=when, default=timedelta(hours=1), help="duration from now or ISO date-time")
-    s.add_argument("--start", type=when)
-    s.add_argument("--policy-id")
-    s.add_argument("--ip")
-    s.add_argument("--protocol", choices=["https", "https,http"])
-    s = sub.add_parser(
+    s.add_argument("--start", type=when, help="duration from now or ISO date-time")
+    s.add_argument("--policy-id", help="a stored access policy of the queue")
+    s.add_argument("--ip", help="an IP address or range a.b.c.d-e.f.g.h")
+    s.add_argument("--protocol", choices=["https", "https,http"], metavar="PROTOCOL", help="https or https,http")
+    s = command(
         "worker",
-        help="run an async handler over a queue until SIGTERM (module:function)",
-        description=_runner.__doc__,
+        "run an async handler over a queue until SIGTERM (module:function)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    s.description = _runner.__doc__
     _runner.add_arguments(s, duration)
-    s = sub.add_parser("emulator", help="run the Azurite emulator in the foreground")
-    s.add_argument("--port", type=int, default=10001)
-    s.add_argument("--host", default="127.0.0.1")
+    s = command("emulator", "run the Azurite emulator in the foreground (Ctrl-C or SIGTERM stops it)")
+    s.add_argument("--port", type=int, default=10001, help="default 10001 (0: any free port)")
+    s.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     return p
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived while the emulator ran in the foreground."""
 
 
 def run_emulator(args: argparse.Namespace, out: TextIO) -> int:
@@ -378,14 +563,22 @@ def run_emulator(args: argparse.Namespace, out: TextIO) -> int:
     emulator = Azurite(host=args.host, port=args.port)
     emulator.start()
     out.write(
-        f"Azurite queue service on {emulator.url} (in memory). Ctrl-C stops it.\n"
+        f"Azurite queue service on {emulator.url} (in memory). Ctrl-C or SIGTERM stops it.\n"
         f"connection string: {emulator.connection_string}\n"
     )
     out.flush()
+
+    def stop(signum: int, frame: object) -> None:
+        raise _Terminated  # unwinds to the finally below, which stops the emulator
+
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
         code = emulator.wait()
+    except _Terminated:
+        code = 0  # asked to stop: a clean end (Ctrl-C's KeyboardInterrupt still ends as 130)
     finally:
         emulator.stop()
+        signal.signal(signal.SIGTERM, previous)
     if code not in _STOPPED_BY_SIGNAL:
         sys.stderr.write(f"aioqueue: the emulator exited with code {code}\n")
         return EXIT_ERROR
@@ -401,6 +594,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     parser = build_parser()
     error: BaseException
     args = parser.parse_args(argv)
+    for name, default in _COMMON_DEFAULTS.items():
+        if not hasattr(args, name):
+            setattr(args, name, default)
     if args.debug:
         import logging
 
@@ -414,14 +610,16 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return EXIT_OK
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
-    except (QueueNotFound, MessageNotFound) as exc:
+    except (QueueNotFound, MessageNotFound, PopReceiptMismatch) as exc:
+        # a stale pop receipt is 404 MessageNotFound on Azure and 400 PopReceiptMismatch on Azurite
         code, error, hint = EXIT_NOT_FOUND, exc, ""
+    except (AlreadyExists, QueueAlreadyExists) as exc:
+        code, error, hint = EXIT_EXISTS, exc, ""
     except (ConfigurationError, MessageEncodingError) as exc:
         code, error, hint = EXIT_USAGE, exc, ""
     except TransportError as exc:
-        local = not (args.connection_string or os.environ.get(ENV))
         code, error = EXIT_ERROR, exc
-        hint = " (no emulator running? start one with 'aioqueue emulator')" if local else ""
+        hint = " (no emulator running? start one with 'aioqueue emulator')" if args.emulator else ""
     except AioQueueError as exc:
         code, error, hint = EXIT_ERROR, exc, ""
     except (ValueError, OSError, ImportError, TypeError) as exc:  # e.g. a --file or handler that cannot be read

@@ -1,17 +1,19 @@
 """The aioqueue command, run in-process against the suite's emulator."""
 
+import argparse
 import asyncio
 import base64
 import io
 import json
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from aioqueue import QueueClient
-from aioqueue.cli import Progress, main
+from aioqueue.cli import Progress, build_parser, main
 from aioqueue.testing import DEV_ACCOUNT, DEV_KEY
 from tests import fake_emulator
 
@@ -60,8 +62,9 @@ def test_queue_lifecycle_and_messages(cli, queue_name, capsys):
 def test_errors_are_one_line_with_meaningful_exit_codes(cli, queue_name, capsys):
     assert cli("props", queue_name)[0] == 3  # not found
     assert capsys.readouterr().err.count("\n") == 1
-    assert cli("peek", queue_name, "--count", "99")[0] == 2  # bad usage, before any request
-    assert "1 to 32" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:  # bad usage, before any request: argparse's exit 2
+        cli("peek", queue_name, "--count", "99")
+    assert usage.value.code == 2 and "--count: must be 1..32" in capsys.readouterr().err
     assert cli("create", "Bad_Name")[0] == 2
     code, _ = cli("--connection-string", "AccountName=x;Oops", "queues")
     assert code == 2 and "Traceback" not in capsys.readouterr().err
@@ -84,16 +87,23 @@ def test_sas_generation(cli):
     assert code == 0 and "srt=sc" in json.loads(out)["sas"]
 
 
+# the 'aioqueue' command the package installs, beside this Python (the virtual environment's bin/):
+# what users run, so the tests run it too
+SCRIPT = Path(sys.executable).with_name("aioqueue.exe" if sys.platform == "win32" else "aioqueue")
+
+
 def test_console_script_is_installed():
-    """The 'aioqueue' command the package installs, beside this Python (the virtual environment's bin/)."""
-    script = Path(sys.executable).with_name("aioqueue.exe" if sys.platform == "win32" else "aioqueue")
+    script = SCRIPT
     assert script.is_file(), f"no console script at {script}: is aioqueue installed (pip install -e .)?"
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: aioqueue") and "emulator" in result.stdout
 
 
-def test_emulator_command_runs_azurite_in_the_foreground(tmp_path):
+@pytest.mark.parametrize(("stop_signal", "code"), [("SIGINT", 130), ("SIGTERM", 0)])
+def test_emulator_command_runs_azurite_in_the_foreground(tmp_path, stop_signal, code):
+    """Ctrl-C (130: interrupted) and SIGTERM (0: asked to stop, as a container runtime does) both stop
+    Azurite; SIGTERM used to leave node holding the port."""
     import signal
     import socket
 
@@ -101,7 +111,7 @@ def test_emulator_command_runs_azurite_in_the_foreground(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "aioqueue.cli", "emulator", "--port", str(port)],
+        [str(SCRIPT), "emulator", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -117,14 +127,16 @@ def test_emulator_command_runs_azurite_in_the_foreground(tmp_path):
         out = io.StringIO()
         assert main(["--connection-string", conn_line.split(": ", 1)[1].strip(), "create", "from-cli"], out=out) == 0
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(getattr(signal, stop_signal))
         try:
             proc.communicate(timeout=60)  # stop() allows Azurite 10 s to exit on SIGTERM, then kills it
         except subprocess.TimeoutExpired:
             proc.kill()  # never leave it running for later tests to trip over
             proc.communicate()
             raise
-    assert proc.returncode == 130  # interrupted, after stopping the emulator
+    assert proc.returncode == code  # after stopping the emulator
+    with socket.socket() as s:  # nothing holds the port any more
+        assert s.connect_ex(("127.0.0.1", port)) != 0
 
 
 def test_send_from_a_file_one_message_per_line_never_expiring(cli, queue_name, tmp_path, capsys):
@@ -230,7 +242,7 @@ def test_debug_logs_requests_and_shows_the_traceback(azurite):
     wrong_key = base64.b64encode(b"w" * 64).decode()
     conn = azurite.connection_string.replace(DEV_KEY, wrong_key)
     result = subprocess.run(
-        [sys.executable, "-m", "aioqueue.cli", "--debug", "--connection-string", conn, "queues"],
+        [str(SCRIPT), "--debug", "--connection-string", conn, "queues"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -277,3 +289,117 @@ def test_a_sas_over_plain_http_to_the_network_needs_the_cli_s_opt_in(cli, capsys
     assert cli("--connection-string", conn, "queues")[0] == 2
     assert "--allow-insecure-http" in capsys.readouterr().err
     assert cli("--allow-insecure-http", "--connection-string", conn, "queues")[0] == 1
+
+
+# ---- issue 14: no silent fallback, options anywhere, encodings, new commands, exit codes --------
+
+
+def test_no_connection_is_a_usage_error_that_says_how_to_give_one(monkeypatch, capsys):
+    """It quietly used the local emulator: a missing variable in production looked like a missing queue."""
+    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
+    assert main(["props", "jobs"], out=io.StringIO()) == 2
+    err = capsys.readouterr().err
+    assert "no connection given" in err and "--connection-string" in err and "--emulator" in err
+
+
+def test_emulator_account_url_and_connection_string_are_each_enough(azurite, queue_name, monkeypatch):
+    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
+    url = azurite.url
+    assert main(["--account-url", url, "--account-key", DEV_KEY, "create", queue_name], out=io.StringIO()) == 0
+    assert main(["--connection-string", azurite.connection_string, "props", queue_name], out=io.StringIO()) == 0
+    out = io.StringIO()
+    assert main(["props", queue_name, "--connection-string", azurite.connection_string, "--json"], out=out) == 0
+    assert json.loads(out.getvalue())["name"] == queue_name  # options after the command too
+    code = main(["--emulator", "--connection-string", azurite.connection_string, "queues"], out=io.StringIO())
+    assert code == 2  # two connections: which one?
+
+
+def test_options_go_before_or_after_the_command(cli, queue_name):
+    cli("create", queue_name)
+    cli("send", queue_name, "hello")
+    code, before = cli("--json", "peek", queue_name)
+    code2, after = cli("peek", queue_name, "--json")
+    assert code == code2 == 0 and json.loads(before) == json.loads(after)
+    assert json.loads(after)[0]["content"] == "hello"
+
+
+def test_encoding_for_send_peek_and_receive(cli, queue_name):
+    """An Azure Functions message (base64 of JSON) peeked as eyJvcmRlciI6IDQyfQ==."""
+    cli("create", queue_name)
+    assert cli("send", queue_name, '{"order": 42}', "--encoding", "base64-json")[0] == 0
+    code, out = cli("--json", "peek", queue_name, "--encoding", "base64-json")
+    assert code == 0 and json.loads(out)[0]["content"] == {"order": 42}
+    code, out = cli("--json", "peek", queue_name)  # as text: what is on the wire, base64 of the JSON
+    assert json.loads(base64.b64decode(json.loads(out)[0]["content"])) == {"order": 42}
+    code, out = cli("--json", "receive", queue_name, "--encoding", "base64-json", "--delete")
+    assert json.loads(out)[0]["content"] == {"order": 42}
+
+
+def test_stdin_loses_exactly_one_trailing_newline_unless_raw(cli, queue_name):
+    cli("create", queue_name)
+    cli("send", queue_name, stdin="line\n")
+    cli("send", queue_name, stdin="two\n\n")
+    cli("send", queue_name, "--raw", stdin="kept\n")
+    code, out = cli("--json", "peek", queue_name, "--count", "3")
+    assert code == 0 and [m["content"] for m in json.loads(out)] == ["line", "two\n", "kept\n"]
+
+
+def test_delete_message_and_a_stale_pop_receipt_exit_code(cli, queue_name):
+    cli("create", queue_name)
+    cli("send", queue_name, "x")
+    [msg] = json.loads(cli("--json", "receive", queue_name)[1])
+    assert cli("delete-message", queue_name, msg["id"], msg["pop_receipt"]) == (0, f"deleted: {msg['id']}\n")
+    # gone now: 404 MessageNotFound on Azure, 400 PopReceiptMismatch on Azurite; one exit code for both
+    assert cli("delete-message", queue_name, msg["id"], msg["pop_receipt"])[0] == 3
+
+
+def test_move_replays_messages_exactly_and_deletes_only_what_was_stored(cli, queue_name):
+    poison = queue_name + "-poison"
+    cli("create", poison)
+    texts = ["plain", "eyJvcmRlciI6IDQyfQ==", "<&>", "x" * 1000]
+    for text in texts:
+        cli("send", poison, text)
+    moved_two = (0, f"moved 2 messages: {poison} -> {queue_name}\n")
+    assert cli("move", poison, queue_name, "--count", "2", "--ttl", "1h") == moved_two
+    assert cli("move", poison, queue_name, "--all")[0] == 0
+    moved = json.loads(cli("--json", "peek", queue_name, "--count", "32")[1])
+    assert sorted(m["content"] for m in moved) == sorted(texts)  # the text as stored, not re-encoded
+    assert json.loads(cli("--json", "props", poison)[1])["approximate_message_count"] == 0
+    lives = sorted(datetime.fromisoformat(m["expires_on"]) - datetime.fromisoformat(m["inserted_on"]) for m in moved)
+    assert timedelta(minutes=59) <= lives[0] <= lives[1] <= timedelta(minutes=61)  # --ttl 1h, given explicitly
+    assert timedelta(days=7) - timedelta(minutes=1) <= lives[2]  # the default: 7 days, given explicitly
+    assert cli("move", queue_name, queue_name, "--all")[0] == 2
+
+
+def test_an_existing_queue_is_exit_4_in_words(cli, queue_name, capsys):
+    """'QueueAlreadyExists (HTTP 204)' showed a success status as an error."""
+    cli("create", queue_name)
+    capsys.readouterr()
+    assert cli("create", queue_name)[0] == 4
+    err = capsys.readouterr().err
+    assert err == f"aioqueue: queue already exists with the same metadata: {queue_name} (--exist-ok accepts that)\n"
+
+
+def test_flag_errors_name_the_flag(cli, queue_name, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli("peek", queue_name, "--count", "99")
+    assert exc.value.code == 2 and "--count: must be 1..32" in capsys.readouterr().err
+
+
+def test_every_flag_has_help_in_plain_text():
+    parser = build_parser()
+    commands: dict[str, argparse.ArgumentParser] = parser._subparsers._group_actions[0].choices  # type: ignore
+    for p in [parser, *commands.values()]:
+        for action in p._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"{p.prog} {action.option_strings} has no help"
+        text = p.format_help()
+        assert "``" not in text, f"{p.prog}: reStructuredText in the help"
+        assert "{https,https,http}" not in text
+    assert "exit codes:" in parser.format_help()
+
+
+def test_an_empty_error_answer_reads_in_words():
+    from aioqueue._errors import service_error
+
+    assert str(service_error(500, None, "", None, {})) == "HTTP 500, with no error code or message in the answer"
