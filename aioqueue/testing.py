@@ -3,9 +3,12 @@
     async with azurite() as conn_str:          # Azurite's queue service on a free port, in memory
         async with QueueClient.from_connection_string(conn_str, "jobs") as queue: ...
 
-The pytest plugin (registered automatically, or ``-p aioqueue.testing``) provides fixtures:
-``azurite`` (session-scoped: the running emulator, ``.connection_string``), and function-scoped
-``queue_service_client`` and ``queue_client`` (a fresh queue per test, deleted afterwards).
+The pytest plugin (registered automatically, or ``-p aioqueue.testing``; ``pip install
+'aioqueue-azure[testing]'`` brings pytest-asyncio) provides fixtures: ``azurite`` (session-scoped: the
+running emulator, ``.connection_string``; per worker under pytest-xdist), ``azurite_factory`` (more
+emulators with other arguments), and function-scoped ``queue_service_client``, ``queue_client`` (a
+fresh queue per test, deleted afterwards) and ``queue_factory`` (queues with options, deleted with
+their poison queues afterwards).
 
 Azurite comes from npm (``npm install azurite@3.35.0``). It is found through ``$AIOQUEUE_AZURITE``
 (the path of ``azurite-queue``), a ``node_modules/.bin`` above the working directory or this package,
@@ -231,17 +234,53 @@ async def local_connection_string(env_var: str = "AZURE_STORAGE_CONNECTION_STRIN
 
 # ---- pytest plugin ---------------------------------------------------------------------------
 
+ASYNC_HINT = (
+    "aioqueue's queue fixtures are async and need pytest-asyncio: pip install 'aioqueue-azure[testing]' "
+    '(and set asyncio_mode = "auto" under [tool.pytest.ini_options])'
+)
+
 try:
     import pytest
+except ImportError:  # pragma: no cover - the plugin needs pytest
+    pytest = None  # type: ignore[assignment]
+try:
     import pytest_asyncio
-except ImportError:  # pragma: no cover - the plugin needs pytest and pytest-asyncio
-    pass
-else:
+except ImportError:  # pragma: no cover - exercised in a subprocess by the tests, without it
+    pytest_asyncio = None  # type: ignore[assignment]
+
+if pytest is not None:
+
+    def pytest_addoption(parser: Any) -> None:
+        parser.addini(
+            "aioqueue_azurite_args",
+            type="args",
+            default=[],
+            help="extra arguments for the session's Azurite (e.g. --oauth basic --cert cert.pem --key key.pem)",
+        )
 
     @pytest.fixture(scope="session")
-    def azurite_emulator() -> Iterator[Azurite]:
-        """The running Azurite emulator for this test session (``.connection_string``, ``.url``)."""
-        with Azurite() as emulator:
+    def azurite_factory() -> Iterator[Any]:
+        """Start more emulators with options: ``azurite_factory(extra_args=(...), location=...)`` returns a
+        started :class:`Azurite`; every one is stopped at the end of the session."""
+        started: list[Azurite] = []
+
+        def start(**options: Any) -> Azurite:
+            emulator = Azurite(**options).start()
+            started.append(emulator)
+            return emulator
+
+        try:
+            yield start
+        finally:
+            for emulator in started:
+                emulator.stop()
+
+    @pytest.fixture(scope="session")
+    def azurite_emulator(request: Any) -> Iterator[Azurite]:
+        """The running Azurite emulator for this test session (``.connection_string``, ``.url``), on a
+        free port: under pytest-xdist each worker process has its own. Extra Azurite arguments come from
+        the ``aioqueue_azurite_args`` ini option."""
+        with Azurite(extra_args=tuple(request.config.getini("aioqueue_azurite_args"))) as emulator:
             yield emulator
 
     @pytest.fixture(scope="session", name="azurite")
@@ -249,19 +288,64 @@ else:
         """Alias of ``azurite_emulator``."""
         return azurite_emulator
 
-    @pytest_asyncio.fixture
-    async def queue_service_client(azurite_emulator: Azurite) -> AsyncIterator[Any]:
-        """A QueueServiceClient on the session's emulator, closed after the test."""
-        from ._client import QueueServiceClient
+    if pytest_asyncio is not None:
 
-        async with QueueServiceClient.from_connection_string(azurite_emulator.connection_string) as service:
-            yield service
+        @pytest_asyncio.fixture
+        async def queue_service_client(azurite_emulator: Azurite) -> AsyncIterator[Any]:
+            """A QueueServiceClient on the session's emulator, closed after the test."""
+            from ._client import QueueServiceClient
 
-    @pytest_asyncio.fixture
-    async def queue_client(queue_service_client: Any) -> AsyncIterator[Any]:
-        """A QueueClient on a freshly created, uniquely named queue, deleted after the test."""
-        queue = await queue_service_client.create_queue(f"test-{uuid.uuid4().hex[:20]}")
-        try:
-            yield queue
-        finally:
-            await queue.delete_queue(missing_ok=True)
+            async with QueueServiceClient.from_connection_string(azurite_emulator.connection_string) as service:
+                yield service
+
+        @pytest_asyncio.fixture
+        async def queue_client(queue_service_client: Any) -> AsyncIterator[Any]:
+            """A QueueClient on a freshly created, uniquely named queue, deleted after the test."""
+            queue = await queue_service_client.create_queue(f"test-{uuid.uuid4().hex[:20]}")
+            try:
+                yield queue
+            finally:
+                await queue.delete_queue(missing_ok=True)
+
+        @pytest_asyncio.fixture
+        async def queue_factory(azurite_emulator: Azurite) -> AsyncIterator[Any]:
+            """``await queue_factory(prefix="orders", message_encoding="json", retry=None, ...)``: a
+            QueueClient on a new, uniquely named queue, with any client options. After the test every
+            queue it made, and its poison queue (``<name>-poison``), is deleted and its client closed."""
+            from ._client import QueueClient
+
+            made: list[Any] = []
+
+            async def make(*, prefix: str = "test", **options: Any) -> Any:
+                name = f"{prefix}-{uuid.uuid4().hex[:20]}"
+                queue = QueueClient.from_connection_string(azurite_emulator.connection_string, name, **options)
+                made.append(queue)
+                await queue.create_queue()
+                return queue
+
+            try:
+                yield make
+            finally:
+                for queue in made:
+                    for name in (queue.queue_name, f"{queue.queue_name}-poison"):
+                        cleaner = QueueClient.from_connection_string(azurite_emulator.connection_string, name)
+                        async with cleaner:
+                            await cleaner.delete_queue(missing_ok=True)
+                    await queue.close()
+
+    else:
+
+        @pytest.fixture
+        def queue_service_client() -> Any:
+            """Needs pytest-asyncio (see ASYNC_HINT)."""
+            pytest.fail(ASYNC_HINT, pytrace=False)
+
+        @pytest.fixture
+        def queue_client() -> Any:
+            """Needs pytest-asyncio (see ASYNC_HINT)."""
+            pytest.fail(ASYNC_HINT, pytrace=False)
+
+        @pytest.fixture
+        def queue_factory() -> Any:
+            """Needs pytest-asyncio (see ASYNC_HINT)."""
+            pytest.fail(ASYNC_HINT, pytrace=False)

@@ -1,9 +1,12 @@
 """aioqueue.testing's own helpers, as a user of the module calls them: finding, starting and failing
 to start Azurite, and the connection string for local work."""
 
+import os
 import socket
 import stat
+import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -145,3 +148,136 @@ async def test_local_connection_string_starts_the_emulator_only_when_none_runs(m
             await q.send_message("local")
             assert [m.content for m in await q.peek_messages()] == ["local"]
     assert not _listening(10001)  # stopped on exit, by the block that started it
+
+
+# ---- the pytest plugin, as a user's project runs it (a pytest of its own in a subprocess) --------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run_pytest(
+    tmp_path: Path, files: dict[str, str], *args: str, block: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """pytest in a fresh process on ``files`` (a project of the test's making), with aioqueue's plugin.
+    ``block``: a module made unimportable, as if it were not installed."""
+    for name, text in files.items():
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    # an import statement of it fails (pytest's own import hooks would find it for a meta path blocker)
+    blocker = (
+        "import builtins\n"
+        "_import = builtins.__import__\n"
+        "def _blocked(name, *args, **kwargs):\n"
+        f"    if name == {block!r} or name.startswith({block + '.'!r}):\n"
+        "        raise ImportError(name)\n"
+        "    return _import(name, *args, **kwargs)\n"
+        "builtins.__import__ = _blocked\n"
+        if block
+        else ""
+    )
+    code = (
+        blocker
+        + f"import sys, pytest\nsys.exit(pytest.main({['-p', 'no:cacheprovider', '-p', 'no:randomly', *args]!r}))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "AIOQUEUE_AZURITE": find_azurite()}
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_without_pytest_asyncio_the_fixtures_say_what_to_install(tmp_path):
+    """It was "fixture 'queue_client' not found", and no hint."""
+    result = _run_pytest(
+        tmp_path,
+        {"test_user.py": "async def test_uses_a_queue(queue_client):\n    await queue_client.send_message('x')\n"},
+        "-p",
+        "no:asyncio",
+        block="pytest_asyncio",
+    )
+    assert result.returncode != 0
+    assert "pip install 'aioqueue-azure[testing]'" in result.stdout, result.stdout[-2000:]
+    assert "not found" not in result.stdout
+
+
+def test_queue_factory_makes_queues_with_options_and_deletes_them_and_their_poison_queues(tmp_path):
+    result = _run_pytest(
+        tmp_path,
+        {
+            "pytest.ini": "[pytest]\nasyncio_mode = auto\n",
+            "test_user.py": """
+                import json
+                from pathlib import Path
+
+                from aioqueue import QueueServiceClient
+
+                async def test_makes(queue_factory):
+                    orders = await queue_factory(prefix="orders", message_encoding="json", retry=None)
+                    plain = await queue_factory()
+                    assert orders.queue_name.startswith("orders-") and plain.queue_name.startswith("test-")
+                    await orders.send_message({"n": 1})
+                    [msg] = await orders.peek_messages()
+                    assert msg.content == {"n": 1}
+                    await orders._sibling(orders.queue_name + "-poison").create_queue()
+                    Path("made.json").write_text(json.dumps([orders.queue_name, plain.queue_name]))
+
+                async def test_they_are_gone(azurite):
+                    made = json.loads(Path("made.json").read_text())
+                    async with QueueServiceClient.from_connection_string(azurite.connection_string) as service:
+                        names = [q.name async for q in service.list_queues()]
+                    assert not [n for n in names if any(n.startswith(m) for m in made)], names
+            """,
+        },
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "2 passed" in result.stdout
+
+
+def test_extra_azurite_arguments_come_from_an_ini_option(tmp_path):
+    """--skipApiVersionCheck lets a version newer than Azurite knows through (it answers 400 otherwise)."""
+    test = """
+        from aioqueue import QueueClient
+
+        async def test_newer_version(azurite):
+            q = QueueClient.from_connection_string(azurite.connection_string, "vvv", api_version="2099-01-01")
+            async with q:
+                await q.create_queue()
+    """
+    ok = _run_pytest(
+        tmp_path,
+        {
+            "pytest.ini": "[pytest]\nasyncio_mode = auto\naioqueue_azurite_args = --skipApiVersionCheck\n",
+            "test_v.py": test,
+        },
+    )
+    assert ok.returncode == 0, ok.stdout[-3000:]
+    refused = _run_pytest(tmp_path, {"pytest.ini": "[pytest]\nasyncio_mode = auto\n", "test_v.py": test})
+    assert refused.returncode != 0 and "InvalidHeaderValue" in refused.stdout
+
+
+def test_pytest_xdist_gives_each_worker_its_own_emulator(tmp_path):
+    """Documented in README: with -n N each worker process starts one emulator on a free port."""
+    tests = "".join(
+        f"""
+async def test_{i}(queue_client, azurite):
+    await queue_client.send_message("x")
+    with open("ports.txt", "a") as f:
+        f.write(f"{{os.getpid()}} {{azurite.port}}\\n")
+"""
+        for i in range(4)
+    )
+    result = _run_pytest(
+        tmp_path, {"pytest.ini": "[pytest]\nasyncio_mode = auto\n", "test_x.py": "import os\n" + tests}, "-n", "2"
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    pairs = {tuple(line.split()) for line in (tmp_path / "ports.txt").read_text().splitlines()}
+    workers = {pid for pid, _ in pairs}
+    ports = {port for _, port in pairs}
+    assert len(workers) == 2 and len(ports) == 2, pairs  # one emulator per worker, each on its own port
+
+
+def test_azurite_factory_starts_more_emulators_with_options(azurite_factory, tmp_path):
+    first = azurite_factory()
+    second = azurite_factory(location=tmp_path)  # on disk, another port
+    assert first.port != second.port
+    for emulator in (first, second):
+        with socket.create_connection((emulator.host, emulator.port), timeout=5):
+            pass
