@@ -173,6 +173,30 @@ def connection_string(args: argparse.Namespace) -> str:
     return str(conn_str)
 
 
+# the library's parameter names, as the CLI's flags say them (an error names what the user typed)
+_FLAGS = {
+    "visibility_timeout": "--visibility",
+    "time_to_live": "--ttl",
+    "max_messages": "--count",
+    "policy_id": "--policy-id",
+    "resource_types": "--resource-types",
+    "permission": "--permission",
+    "expiry": "--expiry",
+    "start": "--start",
+    "protocol": "--protocol",
+    "ip": "--ip",
+}
+_PARAMETER = re.compile(r"\b(" + "|".join(_FLAGS) + r")\b")
+
+
+def _in_flags(text: str) -> str:
+    return _PARAMETER.sub(lambda m: _FLAGS[m.group(1)], text)
+
+
+class UsageError(Exception):
+    """A ConfigurationError in the CLI's words."""
+
+
 class AlreadyExists(Exception):
     """The CLI's own wording of QueueAlreadyExists (exit 4)."""
 
@@ -616,7 +640,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except (AlreadyExists, QueueAlreadyExists) as exc:
         code, error, hint = EXIT_EXISTS, exc, ""
     except (ConfigurationError, MessageEncodingError) as exc:
-        code, error, hint = EXIT_USAGE, exc, ""
+        code, error, hint = EXIT_USAGE, UsageError(_in_flags(str(exc))), ""
     except TransportError as exc:
         code, error = EXIT_ERROR, exc
         hint = " (no emulator running? start one with 'aioqueue emulator')" if args.emulator else ""

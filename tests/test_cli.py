@@ -384,6 +384,13 @@ def test_flag_errors_name_the_flag(cli, queue_name, capsys):
     with pytest.raises(SystemExit) as exc:
         cli("peek", queue_name, "--count", "99")
     assert exc.value.code == 2 and "--count: must be 1..32" in capsys.readouterr().err
+    # a range the library checks: said with the flag, not the Python parameter
+    assert cli("receive", queue_name, "--visibility", "8d")[0] == 2
+    err = capsys.readouterr().err
+    assert "--visibility must be" in err and "visibility_timeout" not in err
+    assert cli("send", queue_name, "x", "--ttl", "30", "--visibility", "60")[0] == 2
+    err = capsys.readouterr().err
+    assert "--visibility must be shorter than --ttl" in err, err
 
 
 def test_every_flag_has_help_in_plain_text():
