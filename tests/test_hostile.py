@@ -225,7 +225,7 @@ async def test_a_compressed_answer_is_never_inflated_even_with_a_caller_s_sessio
 
 
 async def test_a_hundred_concurrent_hostile_answers_stay_within_a_stated_bound(proxy, queue_name):
-    """README's bound: N concurrent peeks of one message hold at most N x 385 KiB of answer (plus
+    """docs/guide/reliability.md's bound: N concurrent peeks of one message hold at most N x 385 KiB of answer (plus
     aiohttp's buffers). Each hostile answer here is an endless chunked stream."""
 
     proxy.script(*[Fault("canned", body=_endless(), headers={"Content-Type": "application/xml"}) for _ in range(100)])

@@ -254,7 +254,7 @@ def test_extra_azurite_arguments_come_from_an_ini_option(tmp_path):
 
 
 def test_pytest_xdist_gives_each_worker_its_own_emulator(tmp_path):
-    """Documented in README: with -n N each worker process starts one emulator on a free port."""
+    """Documented in docs/guide/testing.md: with -n N each worker process starts one emulator on a free port."""
     tests = "".join(
         f"""
 async def test_{i}(queue_client, azurite):
