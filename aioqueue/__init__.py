@@ -52,7 +52,7 @@ from ._streams import BatchStream, MessageStream
 from ._transport import RequestEvent, ResponseEvent
 from ._validation import Duration
 from ._version import __version__
-from ._worker import Handler
+from ._worker import FailureHook, Handler, PoisonHook, Worker
 
 __all__ = [
     "ResponseEvent",
@@ -70,7 +70,9 @@ __all__ = [
     "Credential",
     "Duration",
     "GeoReplication",
+    "FailureHook",
     "Handler",
+    "PoisonHook",
     "MalformedResponse",
     "MessageBatch",
     "MessageEncoding",
@@ -109,6 +111,7 @@ __all__ = [
     "TransportError",
     "UpdateReceipt",
     "UserDelegationKey",
+    "Worker",
     "__version__",
     "generate_account_sas",
     "generate_queue_sas",

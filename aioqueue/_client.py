@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
@@ -12,6 +13,7 @@ from typing import Any, Final, TypedDict
 from urllib.parse import quote
 
 import aiohttp
+from yarl import URL
 
 from ._auth import (
     AsyncTokenCredential,
@@ -59,6 +61,7 @@ from ._retry import RetryPolicy
 from ._sas import USER_DELEGATION_VERSION, delegation_key_window
 from ._settle import ReceivedMessage
 from ._streams import BatchStream, MessageStream
+from ._telemetry import Operation, Telemetry, _Off, count_outcome
 from ._transport import (
     DEFAULT_API_VERSION,
     DEFAULT_MAX_CONNECTIONS,
@@ -101,8 +104,7 @@ from ._validation import (
 from ._validation import (
     user_headers as check_user_headers,
 )
-from ._worker import Handler
-from ._worker import process as run_worker
+from ._worker import FailureHook, Handler, PoisonHook, Worker
 from ._xml import (
     message_body,
     parse_error,
@@ -182,10 +184,11 @@ def _message_gone(response: Response) -> bool:
 class _Pool:
     """What a root client and its children share: the HTTP session and every open stream."""
 
-    __slots__ = ("http", "streams")
+    __slots__ = ("http", "streams", "telemetry")
 
-    def __init__(self, http: RetryingSession) -> None:
+    def __init__(self, http: RetryingSession, telemetry: Telemetry) -> None:
         self.http = http
+        self.telemetry = telemetry
         self.streams: weakref.WeakSet[Closable] = weakref.WeakSet()
 
 
@@ -210,6 +213,11 @@ class ClientOptions(TypedDict, total=False):
       awaited) with a :class:`RequestEvent` / :class:`ResponseEvent` for every attempt.
     - ``allow_insecure_http`` [False]: let a SAS or bearer token travel over plain http to a host that
       is not loopback (test setups only: anyone on the path could replay it).
+    - ``tracer_provider`` / ``meter_provider`` [the global ones]: OpenTelemetry providers for this
+      client's spans and metrics (docs: Observability); nothing is recorded while neither is configured.
+    - ``trace_context_field`` [None]: a field name, e.g. ``"traceparent"``: sent JSON-object messages
+      carry the send span's W3C trace context in it, and a worker's process span links to the context
+      it finds there (opt-in on both sides; other content is sent unchanged).
     """
 
     api_version: str
@@ -225,6 +233,9 @@ class ClientOptions(TypedDict, total=False):
     audience: str | None
     event_hooks: Mapping[str, Iterable[Callable[..., object]]] | None
     allow_insecure_http: bool
+    tracer_provider: Any
+    meter_provider: Any
+    trace_context_field: str | None
 
 
 def _resolve_credential(
@@ -317,6 +328,24 @@ def _merge_headers(own: Mapping[str, str] | None, extra: Mapping[str, str]) -> d
     return merged
 
 
+def _make_telemetry(endpoint: Endpoint, tracer_provider: Any, meter_provider: Any, trace_field: object) -> Telemetry:
+    """The pool's telemetry: options checked, and the server address and port its metrics name."""
+    for name, provider, method in (
+        ("tracer_provider", tracer_provider, "get_tracer"),
+        ("meter_provider", meter_provider, "get_meter"),
+    ):
+        if provider is not None and not callable(getattr(provider, method, None)):
+            raise ConfigurationError(f"{name} must be an OpenTelemetry {name.replace('_', ' ')} (with .{method}())")
+    if trace_field is not None and (not isinstance(trace_field, str) or not _FIELD.fullmatch(trace_field)):
+        raise ConfigurationError("trace_context_field must be a JSON field name of letters, digits, '_', '-' or '.'")
+    url = URL(endpoint.origin)
+    server = (url.host, url.port) if url.host is not None and url.port is not None else None
+    return Telemetry(tracer_provider, meter_provider, server=server, trace_field=trace_field)
+
+
+_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}")
+
+
 def _with_settings(settings: ConnectionSettings, options: ClientOptions) -> dict[str, Any]:
     """The options plus what the connection string adds: the account name and the secondary."""
     merged: dict[str, Any] = dict(options)
@@ -350,6 +379,9 @@ class _Client:
         audience: str | None = None,
         event_hooks: Mapping[str, Iterable[Callable[..., object]]] | None = None,
         allow_insecure_http: bool = False,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+        trace_context_field: str | None = None,
         _pool: _Pool | None = None,
         _account_name: str | None = None,
     ) -> None:
@@ -391,7 +423,7 @@ class _Client:
                 user_agent=check_user_agent(user_agent),
                 hooks=check_event_hooks(event_hooks),
             )
-            self._pool = _Pool(http)
+            self._pool = _Pool(http, _make_telemetry(endpoint, tracer_provider, meter_provider, trace_context_field))
             self._owner = True
         self._closed = False
 
@@ -488,8 +520,15 @@ class _Client:
     ) -> None:
         await self.close()
 
+    def _operation(self, name: str, message: QueueMessage | None = None) -> Operation | _Off:
+        """The telemetry recorder of one operation (:data:`OFF` when OpenTelemetry is not configured)."""
+        return self._pool.telemetry.operation(name, self._queue_label, message)
+
+    _queue_label: str | None = None  # messaging.destination.name: the queue's name on a QueueClient
+
     async def _request(
         self,
+        op: str | Operation | _Off,
         method: str,
         path: str,
         *,
@@ -502,14 +541,32 @@ class _Client:
         accept: Accept | None = None,
         max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> Response:
-        """One operation. ``headers``: the operation's own; ``extra``: the caller's ``headers=``
-        (checked here, before any request); ``read``: the secondary may answer it; ``max_bytes``: the
-        largest answer body it can legally get."""
+        """One operation. ``op``: its name (its telemetry is recorded here) or the recorder its caller
+        opened; ``headers``: the operation's own; ``extra``: the caller's ``headers=`` (checked here,
+        before any request); ``read``: the secondary may answer it; ``max_bytes``: the largest answer
+        body it can legally get."""
         if self._closed:
             raise ConfigurationError("this client is closed; create a new one (or use it inside 'async with')")
         if extra is not None:
             headers = _merge_headers(headers, extra)
-        return await self._pool.http.request(
+        http = self._pool.http
+        if isinstance(op, str):
+            op = self._pool.telemetry.operation(op, self._queue_label)
+            if op.on:
+                with op:
+                    return await http.request(
+                        method,
+                        path,
+                        query=query,
+                        body=body,
+                        headers=headers,
+                        read=read,
+                        secondary=secondary,
+                        accept=accept,
+                        max_bytes=max_bytes,
+                        op=op,
+                    )
+        return await http.request(
             method,
             path,
             query=query,
@@ -519,6 +576,7 @@ class _Client:
             secondary=secondary,
             accept=accept,
             max_bytes=max_bytes,
+            op=op,
         )
 
     def __repr__(self) -> str:
@@ -584,7 +642,9 @@ class QueueServiceClient(_Client):
 
         async def fetch(marker: str | None) -> tuple[list[QueueItem], str | None]:
             query = {**base, "marker": marker} if marker else base
-            response = await self._request("GET", "/", query=query, extra=extra, read=True, max_bytes=max_bytes)
+            response = await self._request(
+                "list_queues", "GET", "/", query=query, extra=extra, read=True, max_bytes=max_bytes
+            )
             return parse_queue_list(response.body, max_elements + 16)
 
         return QueueListing(fetch, continuation_token)
@@ -611,6 +671,7 @@ class QueueServiceClient(_Client):
     async def get_service_properties(self, *, headers: Mapping[str, str] | None = None) -> ServiceProperties:
         """Logging, hour and minute metrics, and CORS rules."""
         response = await self._request(
+            "get_service_properties",
             "GET",
             "/",
             query={"restype": "service", "comp": "properties"},
@@ -633,6 +694,7 @@ class QueueServiceClient(_Client):
             if r is not None and r.enabled and not (isinstance(r.days, int) and 1 <= r.days <= 365):
                 raise ConfigurationError("an enabled retention policy needs days from 1 to 365")
         await self._request(
+            "set_service_properties",
             "PUT",
             "/",
             query={"restype": "service", "comp": "properties"},
@@ -643,6 +705,7 @@ class QueueServiceClient(_Client):
     async def get_service_stats(self, *, headers: Mapping[str, str] | None = None) -> ServiceStats:
         """Geo-replication status, answered by the account's secondary endpoint (RA-GRS accounts)."""
         response = await self._request(
+            "get_service_stats",
             "GET",
             "/",
             query={"restype": "service", "comp": "stats"},
@@ -681,6 +744,7 @@ class QueueServiceClient(_Client):
         # The Queue service hands out delegation keys from version 2026-02-06 on: send at least that.
         version = max(self._pool.http.api_version, USER_DELEGATION_VERSION)
         response = await self._request(
+            "get_user_delegation_key",
             "POST",
             "/",
             query={"restype": "service", "comp": "userdelegationkey"},
@@ -708,7 +772,7 @@ class QueueClient(_Client):
         _pool: _Pool | None = None,
         **options: Unpack[ClientOptions],
     ) -> None:
-        self.queue_name = check_queue_name(queue_name)
+        self.queue_name = self._queue_label = check_queue_name(queue_name)
         super().__init__(account_url, credential=credential, _pool=_pool, **options)
         self._path = self._resource = f"/{self.queue_name}"
         self._messages_path = f"/{self.queue_name}/messages"
@@ -756,6 +820,7 @@ class QueueClient(_Client):
         """
         try:
             response = await self._request(
+                "create_queue",
                 "PUT",
                 self._path,
                 headers=metadata_headers(metadata),
@@ -787,6 +852,7 @@ class QueueClient(_Client):
         """
         try:
             await self._request(
+                "delete_queue",
                 "DELETE",
                 self._path,
                 extra=headers,
@@ -801,14 +867,16 @@ class QueueClient(_Client):
     async def exists(self, *, headers: Mapping[str, str] | None = None) -> bool:
         """Whether the queue exists."""
         try:
-            await self._request("GET", self._path, query={"comp": "metadata"}, extra=headers, read=True)
+            await self._request("exists", "GET", self._path, query={"comp": "metadata"}, extra=headers, read=True)
         except QueueNotFound:
             return False
         return True
 
     async def get_queue_properties(self, *, headers: Mapping[str, str] | None = None) -> QueueProperties:
         """Metadata and the approximate message count."""
-        response = await self._request("GET", self._path, query={"comp": "metadata"}, extra=headers, read=True)
+        response = await self._request(
+            "get_queue_properties", "GET", self._path, query={"comp": "metadata"}, extra=headers, read=True
+        )
         headers = response.headers
         metadata = {k[10:]: v for k, v in headers.items() if k[:10].lower() == "x-ms-meta-"}
         try:
@@ -822,13 +890,24 @@ class QueueClient(_Client):
     ) -> None:
         """Replace all of the queue's metadata (None or {} clears it)."""
         await self._request(
-            "PUT", self._path, query={"comp": "metadata"}, headers=metadata_headers(metadata), extra=headers
+            "set_queue_metadata",
+            "PUT",
+            self._path,
+            query={"comp": "metadata"},
+            headers=metadata_headers(metadata),
+            extra=headers,
         )
 
     async def get_queue_access_policy(self, *, headers: Mapping[str, str] | None = None) -> dict[str, AccessPolicy]:
         """The stored access policies, by identifier."""
         response = await self._request(
-            "GET", self._path, query={"comp": "acl"}, extra=headers, read=True, max_bytes=_SMALL_DOCUMENT_BYTES
+            "get_queue_access_policy",
+            "GET",
+            self._path,
+            query={"comp": "acl"},
+            extra=headers,
+            read=True,
+            max_bytes=_SMALL_DOCUMENT_BYTES,
         )
         return parse_signed_identifiers(response.body)
 
@@ -853,7 +932,12 @@ class QueueClient(_Client):
                 ):
                     raise ConfigurationError(f"policy {ident!r}: permission must be a str of letters from 'raup'")
         await self._request(
-            "PUT", self._path, query={"comp": "acl"}, body=signed_identifiers_body(policies), extra=headers
+            "set_queue_access_policy",
+            "PUT",
+            self._path,
+            query={"comp": "acl"},
+            body=signed_identifiers_body(policies),
+            extra=headers,
         )
 
     # ---- message operations ----------------------------------------------------------------
@@ -874,15 +958,33 @@ class QueueClient(_Client):
         return query
 
     async def _send_encoded(
-        self, text: str, query: dict[str, str], extra: Mapping[str, str] | None = None
+        self, text: str, query: dict[str, str], extra: Mapping[str, str] | None = None, content: Any = UNCHANGED
     ) -> SendReceipt:
-        response = await self._request(
-            "POST", self._messages_path, query=query, body=message_body(text), extra=extra, max_bytes=_messages_bytes(1)
-        )
-        entries = parse_messages(response.body)
-        if not entries:
-            raise MalformedResponse("Put Message answered without the message")
-        return send_receipt(entries[0])
+        """Put Message with ``text``; ``content`` (when given) gets the send span's trace context
+        when ``trace_context_field`` is set, and is encoded again with it."""
+        rec = self._operation("send")
+        with rec:
+            if rec.span is not None:
+                if content is not UNCHANGED:
+                    traced = self._pool.telemetry.inject(content, rec.span)
+                    if traced is not content:
+                        text = encode_message(self._encoding, traced)
+                rec.set("messaging.message.body.size", len(text.encode("utf-8", "surrogatepass")))
+            response = await self._request(
+                rec,
+                "POST",
+                self._messages_path,
+                query=query,
+                body=message_body(text),
+                extra=extra,
+                max_bytes=_messages_bytes(1),
+            )
+            entries = parse_messages(response.body)
+            if not entries:
+                raise MalformedResponse("Put Message answered without the message")
+            receipt = send_receipt(entries[0])
+            rec.set("messaging.message.id", receipt.id)
+        return receipt
 
     async def send_message(
         self,
@@ -896,7 +998,7 @@ class QueueClient(_Client):
         ``time_to_live`` (default 7 days; -1 never expires). Over 64 KiB encoded: MessageTooLarge.
         A retried send after a lost answer can store the message twice (at-least-once)."""
         query = self._send_query(visibility_timeout, time_to_live)
-        return await self._send_encoded(encode_message(self._encoding, content), query, headers)
+        return await self._send_encoded(encode_message(self._encoding, content), query, headers, content)
 
     async def send_messages(
         self,
@@ -918,26 +1020,28 @@ class QueueClient(_Client):
         query = self._send_query(visibility_timeout, time_to_live)
         extra = check_user_headers(headers) if headers is not None else None
         encoding = self._encoding
-        source: AsyncIterator[str] | None = None
+        source: AsyncIterator[tuple[str, Any]] | None = None
         texts: list[str] = []
+        items: list[Any] = []
         if isinstance(contents, AsyncIterable):
 
-            async def _encode_async(items: AsyncIterable[Any]) -> AsyncIterator[str]:
+            async def _encode_async(items: AsyncIterable[Any]) -> AsyncIterator[tuple[str, Any]]:
                 async for item in items:
-                    yield encode_message(encoding, item)
+                    yield encode_message(encoding, item), item
 
             source = _encode_async(contents)
         elif isinstance(contents, (str, bytes)) or not isinstance(contents, Iterable):
             raise ConfigurationError("contents must be an iterable (or async iterable) of message contents")
         else:
-            texts = [encode_message(encoding, item) for item in contents]
+            items = list(contents)
+            texts = [encode_message(encoding, item) for item in items]
         receipts: list[SendReceipt | None] = [None] * len(texts)
         failure: list[BaseException] = []
         lock = asyncio.Lock()
         next_index = [0]
 
-        async def next_text() -> tuple[int, str] | None:
-            """The next (index, text); None when done or after a failure."""
+        async def next_text() -> tuple[int, str, Any] | None:
+            """The next (index, text, content); None when done or after a failure."""
             if failure:
                 return None
             if source is None:
@@ -945,25 +1049,25 @@ class QueueClient(_Client):
                 if index >= len(texts):
                     return None
                 next_index[0] = index + 1
-                return index, texts[index]
+                return index, texts[index], items[index]
             async with lock:  # one reader of the caller's async iterator at a time
                 if failure:
                     return None
                 try:
-                    text = await source.__anext__()
+                    text, content = await source.__anext__()
                 except StopAsyncIteration:
                     return None
                 except BaseException as exc:  # the caller's iterator or its encoding failed
                     failure.append(exc)
                     return None
                 receipts.append(None)
-                return len(receipts) - 1, text
+                return len(receipts) - 1, text, content
 
         async def worker() -> None:
             while (item := await next_text()) is not None:
-                index, text = item
+                index, text, content = item
                 try:
-                    receipts[index] = await self._send_encoded(text, query, extra)
+                    receipts[index] = await self._send_encoded(text, query, extra, content)
                 except BaseException as exc:
                     failure.append(exc)
                     return
@@ -1028,20 +1132,35 @@ class QueueClient(_Client):
         query = {"numofmessages": str(message_count(max_messages))}
         if visibility_timeout is not None:
             query["visibilitytimeout"] = str(seconds(visibility_timeout, "visibility_timeout", low=1))
-        response = await self._request(
-            "GET", self._messages_path, query=query, extra=extra, max_bytes=_messages_bytes(max_messages)
-        )
-        return parse_messages(response.body)
+        rec = self._operation("receive")
+        with rec:
+            response = await self._request(
+                rec, "GET", self._messages_path, query=query, extra=extra, max_bytes=_messages_bytes(max_messages)
+            )
+            raws = parse_messages(response.body)
+            if rec.on:
+                rec.received(raws)
+        return raws
 
     async def peek_messages(
         self, *, max_messages: int = 1, headers: Mapping[str, str] | None = None
     ) -> list[PeekedMessage]:
         """Look at up to ``max_messages`` (1..32) visible messages without hiding or counting them."""
         query = {"peekonly": "true", "numofmessages": str(message_count(max_messages))}
-        response = await self._request(
-            "GET", self._messages_path, query=query, extra=headers, read=True, max_bytes=_messages_bytes(max_messages)
-        )
-        return [peeked_message(raw, self._decode(raw)) for raw in parse_messages(response.body)]
+        rec = self._operation("peek")
+        with rec:
+            response = await self._request(
+                rec,
+                "GET",
+                self._messages_path,
+                query=query,
+                extra=headers,
+                read=True,
+                max_bytes=_messages_bytes(max_messages),
+            )
+            messages = [peeked_message(raw, self._decode(raw)) for raw in parse_messages(response.body)]
+            rec.messages(len(messages))
+        return messages
 
     @staticmethod
     def _id_and_receipt(message: QueueMessage | SendReceipt | str, pop_receipt: str | None) -> tuple[str, str]:
@@ -1068,16 +1187,31 @@ class QueueClient(_Client):
         The old pop receipt is dead afterwards; given a QueueMessage, its ``pop_receipt`` and
         ``next_visible_on`` are refreshed in place so the same object can be used again.
         """
+        return await self._update_message("update", message, pop_receipt, content, visibility_timeout, headers)
+
+    async def _update_message(
+        self,
+        op: str,
+        message: QueueMessage | str,
+        pop_receipt: str | None,
+        content: Any,
+        visibility_timeout: Duration,
+        headers: Mapping[str, str] | None,
+    ) -> UpdateReceipt:
+        """Update Message, recorded as ``op`` ("update", or a received message's "release"/"renew")."""
         msg_id, receipt = self._id_and_receipt(message, pop_receipt)
         vis = seconds(visibility_timeout, "visibility_timeout", low=0)
         body = None if content is UNCHANGED else message_body(encode_message(self._encoding, content))
-        response = await self._request(
-            "PUT",
-            f"{self._messages_path}/{quote(msg_id, safe='')}",
-            query={"popreceipt": receipt, "visibilitytimeout": str(vis)},
-            body=body,
-            extra=headers,
-        )
+        rec = self._operation(op, message if isinstance(message, QueueMessage) else None)
+        with rec:
+            response = await self._request(
+                rec,
+                "PUT",
+                f"{self._messages_path}/{quote(msg_id, safe='')}",
+                query={"popreceipt": receipt, "visibilitytimeout": str(vis)},
+                body=body,
+                extra=headers,
+            )
         headers = response.headers
         receipt_text = headers.get("x-ms-popreceipt")
         if receipt_text is not None and not POP_RECEIPT.fullmatch(receipt_text):
@@ -1100,27 +1234,40 @@ class QueueClient(_Client):
         self, message: QueueMessage | str, pop_receipt: str | None = None, *, headers: Mapping[str, str] | None = None
     ) -> None:
         """Delete a received message. A retry after a lost answer that finds it gone counts as success."""
-        await self._delete(*self._id_and_receipt(message, pop_receipt), extra=headers)
+        await self._delete(
+            *self._id_and_receipt(message, pop_receipt),
+            extra=headers,
+            message=message if isinstance(message, QueueMessage) else None,
+        )
         if isinstance(message, ReceivedMessage) and message.settled is None:
             message._mark_settled("deleted")  # deleted directly: its 'async with' exit skips it
 
     async def _delete(
-        self, msg_id: str, receipt: str, *, resent: bool = False, extra: Mapping[str, str] | None = None
+        self,
+        msg_id: str,
+        receipt: str,
+        *,
+        resent: bool = False,
+        extra: Mapping[str, str] | None = None,
+        message: QueueMessage | None = None,
     ) -> None:
         """Delete Message; ``resent``: an earlier request for this delete may have landed."""
-        await self._request(
-            "DELETE",
-            f"{self._messages_path}/{quote(msg_id, safe='')}",
-            query={"popreceipt": receipt},
-            # an earlier attempt (or, with resent, an earlier request) may have deleted it before its
-            # answer was lost: finding it gone then means done
-            accept=lambda response: (resent or response.after_lost_answer) and _message_gone(response),
-            extra=extra,
-        )
+        rec = self._operation("delete", message)
+        with rec:
+            await self._request(
+                rec,
+                "DELETE",
+                f"{self._messages_path}/{quote(msg_id, safe='')}",
+                query={"popreceipt": receipt},
+                # an earlier attempt (or, with resent, an earlier request) may have deleted it before its
+                # answer was lost: finding it gone then means done
+                accept=lambda response: (resent or response.after_lost_answer) and _message_gone(response),
+                extra=extra,
+            )
 
     async def clear_messages(self, *, headers: Mapping[str, str] | None = None) -> None:
         """Delete every message in the queue."""
-        await self._request("DELETE", self._messages_path, extra=headers)
+        await self._request("clear", "DELETE", self._messages_path, extra=headers)
 
     # ---- consuming -------------------------------------------------------------------------
 
@@ -1148,6 +1295,40 @@ class QueueClient(_Client):
         """
         return BatchStream(self._link(), ReceiveSettings.build(**options))
 
+    def worker(
+        self,
+        handler: Handler,
+        *,
+        concurrency: int = 16,
+        stop: asyncio.Event | None = None,
+        handler_timeout: float | None = None,
+        shutdown_timeout: float | None = None,
+        on_failure: FailureHook | None = None,
+        on_poison: PoisonHook | None = None,
+        on_lease_lost: FailureHook | None = None,
+        **options: Unpack[ReceiveOptions],
+    ) -> Worker:
+        """The worker :meth:`process` runs, as an object: ``await worker.run()`` runs it, and while it
+        runs ``worker.stats``, ``worker.in_flight``, ``worker.state`` and ``worker.last_answer`` can
+        be read and ``worker.stop()`` ends it gracefully. Every argument is checked here, before any
+        request; the arguments are :meth:`process`'s, plus callbacks (plain or async functions, their
+        failures logged): ``on_failure(message, error)`` after a handler raised (or timed out) and its
+        message was released, ``on_poison(message, why)`` after a message moved to the poison queue,
+        ``on_lease_lost(message, error)`` when a handled message could not be deleted.
+        """
+        return Worker(
+            self._link(),
+            handler,
+            concurrency=concurrency,
+            options=ReceiveSettings.build(**options),
+            stop=stop,
+            handler_timeout=handler_timeout,
+            shutdown_timeout=shutdown_timeout,
+            on_failure=on_failure,
+            on_poison=on_poison,
+            on_lease_lost=on_lease_lost,
+        )
+
     async def process(
         self,
         handler: Handler,
@@ -1156,6 +1337,9 @@ class QueueClient(_Client):
         stop: asyncio.Event | None = None,
         handler_timeout: float | None = None,
         shutdown_timeout: float | None = None,
+        on_failure: FailureHook | None = None,
+        on_poison: PoisonHook | None = None,
+        on_lease_lost: FailureHook | None = None,
         **options: Unpack[ReceiveOptions],
     ) -> ProcessStats:
         """Run ``await handler(msg)`` on up to ``concurrency`` messages at once: delete on success;
@@ -1174,18 +1358,21 @@ class QueueClient(_Client):
         maximum; any other error (authentication, queue not found) ends the worker and is raised.
         On that, on cancellation, and on every other exit no handler outlives the call: handlers
         are awaited or cancelled, and the messages of cancelled ones released at once.
-        Receive options as for :meth:`receive`.
+        Receive options as for :meth:`receive`; the callbacks as for :meth:`worker`, which gives the
+        same worker as an object whose stats can be read while it runs.
         """
-        settings = ReceiveSettings.build(**options)
-        return await run_worker(
-            self._link(),
+        worker = self.worker(
             handler,
             concurrency=concurrency,
-            options=settings,
             stop=stop,
             handler_timeout=handler_timeout,
             shutdown_timeout=shutdown_timeout,
+            on_failure=on_failure,
+            on_poison=on_poison,
+            on_lease_lost=on_lease_lost,
+            **options,
         )
+        return await worker.run()
 
     def _link(self) -> _QueueLink:
         return _QueueLink(self)
@@ -1215,10 +1402,16 @@ class _QueueLink:
         return self._client._decode(raw)
 
     async def delete(self, message: QueueMessage, *, resent: bool = False) -> None:
-        await self._client._delete(*self._client._id_and_receipt(message, None), resent=resent)
+        await self._client._delete(*self._client._id_and_receipt(message, None), resent=resent, message=message)
 
-    async def set_visibility(self, message: QueueMessage, visibility_timeout: int) -> None:
-        await self._client.update_message(message, visibility_timeout=visibility_timeout)
+    async def set_visibility(self, message: QueueMessage, visibility_timeout: int, *, why: str = "update") -> None:
+        await self._client._update_message(why, message, None, UNCHANGED, visibility_timeout, None)
+
+    def operation(self, name: str, message: QueueMessage | None = None) -> Operation | _Off:
+        return self._client._operation(name, message)
+
+    def count(self, outcome: str) -> None:
+        count_outcome(self._client._pool.telemetry, outcome, self._client.queue_name)
 
     async def copy_text(self, queue_name: str, text: str) -> None:
         other = self._client._sibling(queue_name)

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from ._messages import RawMessage
 from ._models import QueueMessage
+from ._telemetry import Operation, _Off
 
 __all__ = ["Closable", "QueueLink"]
 
@@ -42,8 +43,17 @@ class QueueLink(Protocol):
         delete may have landed, so 'not found' counts as done."""
         ...
 
-    async def set_visibility(self, message: QueueMessage, visibility_timeout: int) -> None:
-        """Update Message (visibility only); the message's pop receipt is refreshed in place."""
+    async def set_visibility(self, message: QueueMessage, visibility_timeout: int, *, why: str = "update") -> None:
+        """Update Message (visibility only); the message's pop receipt is refreshed in place.
+        ``why`` names the operation in telemetry: "release" or "renew"."""
+        ...
+
+    def operation(self, name: str, message: QueueMessage | None = None) -> Operation | _Off:
+        """The telemetry recorder of a consumer-side operation ("process", "poison"); a context manager."""
+        ...
+
+    def count(self, outcome: str) -> None:
+        """Count what became of a message (``aioqueue.consumer.messages``): processed, failed, ..."""
         ...
 
     async def copy_text(self, queue_name: str, text: str) -> None:

@@ -122,7 +122,7 @@ class ReceivedMessage(QueueMessage):
         async with self._lock:
             self._check("release")
             self._mark_settled("released")
-            await self._consumer.link.set_visibility(self, vis)
+            await self._consumer.link.set_visibility(self, vis, why="release")
 
     async def renew(self, visibility_timeout: Duration | None = None) -> None:
         """Keep the message hidden for ``visibility_timeout`` more (default: the stream's)."""
@@ -133,7 +133,7 @@ class ReceivedMessage(QueueMessage):
         )
         async with self._lock:
             self._check("renew")
-            await self._consumer.link.set_visibility(self, vis)
+            await self._consumer.link.set_visibility(self, vis, why="renew")
             self._renew_at = time.monotonic() + vis / 2
 
     def _mark_settled(self, how: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import inspect
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable
@@ -32,15 +33,23 @@ class Consumer:
     """Fetching, poison handling, renewal and clean-up for one stream."""
 
     def __init__(
-        self, link: QueueLink, options: ReceiveSettings, *, poison_queue: str | None, raise_undecodable: bool = True
+        self,
+        link: QueueLink,
+        options: ReceiveSettings,
+        *,
+        poison_queue: str | None,
+        raise_undecodable: bool = True,
+        on_poison: Callable[[ReceivedMessage, str], object] | None = None,
     ) -> None:
         self.link = link
+        self.on_poison = on_poison  # called (or awaited) with each message moved to the poison queue
         self.options = options
         self.poison_queue = poison_queue  # checked by the caller; None when poisoning is off
         self.raise_undecodable = raise_undecodable  # streams raise; the worker counts and goes on
         self.buffer: collections.deque[ReceivedMessage] = collections.deque()
         self.held: dict[int, ReceivedMessage] = {}  # by id(): fetched, not settled, renewal wanted
         self.yielded = 0
+        self.last_answer: float | None = None  # time.monotonic() of the last fetch the queue answered
         self.poisoned = 0
         self.undecodable = 0  # released for redelivery (poisoning off)
         self.closed = False
@@ -108,6 +117,7 @@ class Consumer:
                 return None  # halted while fetching
             self._fetch = None
             entries = fetch.result()
+            self.last_answer = time.monotonic()
             messages, undecodable = self._adopt_all(entries)
             if self.halted:  # stopped or closed while fetching: give them straight back
                 await release_all(messages + undecodable, lambda m: 0)
@@ -149,10 +159,11 @@ class Consumer:
         (after the rest of the batch is handed back at once) while the worker counts it and goes on."""
         if self.poison_queue is not None:
             for m in bad:
-                await self._move_to_poison(m, "does not decode with this client's message_encoding")
+                await self._move_to_poison(m, "does not decode with this client's message_encoding", "undecodable")
             return
         self.undecodable += len(bad)
         for m in bad:
+            self.link.count("undecodable")
             log.warning(
                 "message %s does not decode with this client's message_encoding; released for redelivery "
                 "(set max_dequeue_count to move such messages to a poison queue)",
@@ -187,20 +198,24 @@ class Consumer:
         keep: list[ReceivedMessage] = []
         for m in messages:
             if limit is not None and m.dequeue_count > limit:
-                await self._move_to_poison(m, f"was received {m.dequeue_count} times")
+                await self._move_to_poison(m, f"was received {m.dequeue_count} times", "max_dequeue_count")
             else:
                 keep.append(m)
         return keep
 
-    async def _move_to_poison(self, message: ReceivedMessage, why: str) -> None:
+    async def _move_to_poison(self, message: ReceivedMessage, why: str, reason: str) -> None:
         """Copy to the poison queue (the exact text, never expiring), then delete from this one. When
-        that fails the message is left alone: it returns after its visibility timeout and is tried again."""
+        that fails the message is left alone: it returns after its visibility timeout and is tried again.
+        Its telemetry is a ``poison`` span marked failed with ``error.type`` ``reason``."""
         poison = self.poison_queue
         assert poison is not None  # only called with poisoning on
         try:
-            await self.link.copy_text(poison, message._raw)
-            message.settled = "poisoned"
-            await self.link.delete(message)
+            with self.link.operation("poison", message) as rec:
+                rec.set("aioqueue.poison_queue", poison)
+                await self.link.copy_text(poison, message._raw)
+                message.settled = "poisoned"
+                await self.link.delete(message)
+                rec.fail(reason, f"message {message.id} {why}; moved to queue {poison}")
         except AioQueueError as exc:
             log.warning(
                 "message %s %s, but moving it to queue %s failed; it will be tried again: %s",
@@ -211,7 +226,10 @@ class Consumer:
             )
             return
         self.poisoned += 1
+        self.link.count("poisoned")
         log.warning("message %s %s; moved to queue %s", message.id, why, poison)
+        if self.on_poison is not None:
+            await call_hook(self.on_poison, "on_poison", message, why)
 
     # ---- renewal ---------------------------------------------------------------------------
 
@@ -364,3 +382,13 @@ class BatchStream(_Stream):
                 yield MessageBatch(batch, consumer)
         finally:
             await shielded(consumer.aclose())
+
+
+async def call_hook(hook: Callable[..., object], name: str, *args: object) -> None:
+    """Call (or await) an application's callback; its failure is logged, never raised into the loop."""
+    try:
+        result = hook(*args)
+        if inspect.isawaitable(result):
+            await result
+    except Exception:
+        log.exception("the %s callback raised; the worker goes on", name)

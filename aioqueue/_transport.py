@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, Protocol
 from urllib.parse import quote
 
 import aiohttp
@@ -224,6 +224,35 @@ class _Target(NamedTuple):
     max_bytes: int  # the largest body the operation's answer may legally have
 
 
+class AttemptRecorder(Protocol):
+    """What an operation's telemetry takes from the retry loop (``on`` False: nothing, and the loop
+    does not even read the clock for it)."""
+
+    on: bool
+
+    def attempt(
+        self,
+        *,
+        attempt: int,
+        method: str,
+        status: int | None,
+        request_id: str | None,
+        error: BaseException | None,
+        seconds: float,
+        retrying: bool,
+    ) -> None: ...
+
+
+class _NotRecorded:
+    on = False
+
+    def attempt(self, **_: object) -> None:  # pragma: no cover - never called while on is False
+        return None
+
+
+NOT_RECORDED: AttemptRecorder = _NotRecorded()
+
+
 class RetryingSession:
     """A pooled aiohttp session plus the retry loop: what a root client and its children share."""
 
@@ -321,6 +350,7 @@ class RetryingSession:
         secondary: bool = False,
         accept: Accept | None = None,
         max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        op: AttemptRecorder = NOT_RECORDED,
     ) -> Response:
         """Send one operation with retries; return a 2xx (or accepted) answer or raise a typed error.
 
@@ -347,10 +377,13 @@ class RetryingSession:
         retry = self.retry
         delays = None  # made on the first retry: most requests need none
         attempt = 0
+        traced = op.on
         while True:
             attempt += 1
             wait: float | None = None
             lagging = False
+            started = time.monotonic() if traced else 0.0
+            status: int | None = None
             try:
                 response = await self._attempt(session, target, attempt)
             except TransportError as exc:
@@ -361,6 +394,8 @@ class RetryingSession:
                 if maybe_done:
                     response = response._replace(after_lost_answer=True)
                 if status < 300 or (accept is not None and accept(response)):
+                    if traced:
+                        _record(op, method, attempt, started, response, None, False)
                     return response
                 if status == 401 and isinstance(self.credential, TokenCache):
                     self.credential.invalidate()  # expired or revoked: the next request fetches a new one
@@ -368,13 +403,20 @@ class RetryingSession:
                 error = self._map_error(response)
                 lagging = alternate and status == 404 and target.location == "secondary"
                 if status not in retry.retry_statuses and not lagging:
+                    if traced:
+                        _record(op, method, attempt, started, response, error, False)
                     raise error
                 wait = retry_after_seconds(response.headers.get("Retry-After"))
                 if wait is not None and wait > retry.max_retry_after:
+                    if traced:
+                        _record(op, method, attempt, started, response, error, False)
                     raise error
             if alternate and target.location == "primary":
                 primary_error = error
-            if attempt >= retry.max_attempts:
+            last = attempt >= retry.max_attempts
+            if traced:
+                _record(op, method, attempt, started, response if status is not None else None, error, not last)
+            if last:
                 # a secondary not caught up says nothing of the queue: the primary's failure stands
                 raise primary_error if lagging and primary_error is not None else error
             if delays is None:
@@ -486,3 +528,24 @@ class RetryingSession:
                 raise MalformedResponse(f"the response body is over this operation's {limit}-byte limit")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _record(
+    op: AttemptRecorder,
+    method: str,
+    attempt: int,
+    started: float,
+    response: Response | None,
+    error: BaseException | None,
+    retrying: bool,
+) -> None:
+    """One attempt, for the operation's span and the request metrics."""
+    op.attempt(
+        attempt=attempt,
+        method=method,
+        status=response.status if response is not None else None,
+        request_id=response.headers.get("x-ms-request-id") if response is not None else None,
+        error=error,
+        seconds=time.monotonic() - started,
+        retrying=retrying,
+    )

@@ -1,20 +1,6 @@
-"""``process()``: the supervised worker loop.
-
-One fetcher (a :class:`Consumer`) for the worker's whole life feeds up to ``concurrency`` handler
-tasks. What the worker promises:
-
-- **Shutdown**: ``stop`` wakes it at once, also between empty polls; after it nothing more is
-  fetched and no new handler starts; prefetched messages are released at once; handlers under way
-  finish (or, after ``shutdown_timeout``, are cancelled and their messages released).
-- **Outages are weather**: a fetch that fails with a retryable status (408, 429, 500, 502, 503,
-  504), a connection error, a timeout or a garbled answer is logged once per streak and tried again
-  with jittered back-off up to ``poll_interval``'s maximum. Anything else (authentication, a missing
-  queue, configuration) ends the worker, and then, like on every exit, no handler outlives it.
-- **Bad messages never stop it**: undecodable content is poisoned (with ``max_dequeue_count``) or
-  released, logged and counted.
-- **Honest outcomes**: a handler that succeeded but whose message could not be deleted is counted
-  as ``lease_lost``, not ``failed``.
-"""
+"""The :class:`Worker`: one fetcher (a :class:`Consumer`) for its whole life feeds up to
+``concurrency`` handler tasks; ``QueueClient.process()`` is its one-call form (its promises are
+in the class's docstring)."""
 
 from __future__ import annotations
 
@@ -31,10 +17,11 @@ from ._models import ProcessStats
 from ._options import ReceiveSettings, poison_queue_for
 from ._retry import RETRY_STATUSES
 from ._settle import ReceivedMessage, shielded
-from ._streams import Consumer
+from ._streams import Consumer, call_hook
+from ._telemetry import error_type
 from ._validation import nonnegative_seconds, positive_int, positive_number
 
-__all__ = ["Handler", "check_handler", "process"]
+__all__ = ["FailureHook", "Handler", "PoisonHook", "Worker", "check_handler"]
 
 log = logging.getLogger("aioqueue")
 
@@ -60,86 +47,181 @@ def is_weather(exc: BaseException) -> bool:
     return isinstance(exc, ServiceError) and exc.status in RETRY_STATUSES
 
 
-async def process(
-    link: QueueLink,
-    handler: Handler,
-    *,
-    concurrency: int,
-    options: ReceiveSettings,
-    stop: asyncio.Event | None,
-    handler_timeout: float | None = None,
-    shutdown_timeout: float | None = None,
-) -> ProcessStats:
-    """The worker loop behind ``QueueClient.process``; every argument is checked before any request."""
-    check_handler(handler)
-    positive_int(concurrency, "concurrency")
-    if handler_timeout is not None:
-        handler_timeout = positive_number(handler_timeout, "handler_timeout")
-    if shutdown_timeout is not None:
-        shutdown_timeout = nonnegative_seconds(shutdown_timeout, "shutdown_timeout")
-    if stop is not None and not isinstance(stop, asyncio.Event):
-        raise TypeError("stop must be an asyncio.Event")
-    worker = _Worker(link, handler, concurrency, options, handler_timeout)
-    return await worker.run(stop if stop is not None else asyncio.Event(), shutdown_timeout)
+FailureHook = Callable[[ReceivedMessage, BaseException], object]
+"""``on_failure(message, error)`` / ``on_lease_lost(message, error)``: a plain or async function."""
+PoisonHook = Callable[[ReceivedMessage, str], object]
+"""``on_poison(message, why)``: a plain or async function."""
 
 
-class _Worker:
+def _hook(value: object, name: str) -> Any:
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be a function (plain or async) or None")
+    return value
+
+
+class Worker:
+    """A supervised worker over one queue: :meth:`QueueClient.worker` makes it, :meth:`run` runs it.
+
+    ``stats``, ``received``, ``in_flight``, ``state`` and ``last_answer`` can be read while it runs (a health
+    endpoint, a dashboard, a test); :meth:`stop` ends it gracefully from anywhere in its event loop.
+    ``on_failure(message, error)``, ``on_poison(message, why)`` and ``on_lease_lost(message, error)``
+    are called (or awaited) as those happen, so an application can alert without reading logs; a
+    callback that raises is logged and the worker goes on.
+
+    What it promises:
+
+    - **Shutdown**: ``stop`` wakes it at once, also between empty polls; after it nothing more is
+      fetched and no new handler starts; prefetched messages are released at once; handlers under
+      way finish (or, after ``shutdown_timeout``, are cancelled and their messages released).
+    - **Outages are weather**: a fetch that fails with a retryable status (408, 429, 500, 502, 503,
+      504), a connection error, a timeout or a garbled answer is logged once per streak and tried
+      again with jittered back-off up to ``poll_interval``'s maximum. Anything else (authentication,
+      a missing queue, configuration) ends the worker, and then, like on every exit, no handler
+      outlives it.
+    - **Bad messages never stop it**: undecodable content is poisoned (with ``max_dequeue_count``)
+      or released, logged and counted.
+    - **Honest outcomes**: a handler that succeeded but whose message could not be deleted is
+      counted as ``lease_lost``, not ``failed``.
+    """
+
     def __init__(
         self,
         link: QueueLink,
         handler: Handler,
+        *,
         concurrency: int,
         options: ReceiveSettings,
-        handler_timeout: float | None,
+        stop: asyncio.Event | None = None,
+        handler_timeout: float | None = None,
+        shutdown_timeout: float | None = None,
+        on_failure: FailureHook | None = None,
+        on_poison: PoisonHook | None = None,
+        on_lease_lost: FailureHook | None = None,
     ) -> None:
+        check_handler(handler)
+        positive_int(concurrency, "concurrency")
+        if handler_timeout is not None:
+            handler_timeout = positive_number(handler_timeout, "handler_timeout")
+        if shutdown_timeout is not None:
+            shutdown_timeout = nonnegative_seconds(shutdown_timeout, "shutdown_timeout")
+        if stop is not None and not isinstance(stop, asyncio.Event):
+            raise TypeError("stop must be an asyncio.Event")
+        self.link = link
         self.handler = handler
         self.concurrency = concurrency
         self.options = options
         self.handler_timeout = handler_timeout
-        self.consumer = Consumer(
-            link, options, poison_queue=poison_queue_for(options, link.queue_name), raise_undecodable=False
-        )
+        self.shutdown_timeout = shutdown_timeout
+        self.on_failure: FailureHook | None = _hook(on_failure, "on_failure")
+        self.on_lease_lost: FailureHook | None = _hook(on_lease_lost, "on_lease_lost")
+        self._stop = stop
+        self._poison_queue = poison_queue_for(options, link.queue_name)  # checked now, before any request
+        self._on_poison: PoisonHook | None = _hook(on_poison, "on_poison")
+        self._state = "new"
+        self.consumer: Consumer | None = None
         self.tasks: set[asyncio.Task[None]] = set()  # one per message, until it is settled
         self.running = 0  # of those, how many are still in their handler
         self.changed = asyncio.Event()  # a handler returned, a task ended, or stop was set
         self.processed = self.failed = self.lease_lost = 0
+        self._failing_since: float | None = None
 
-    async def run(self, stop: asyncio.Event, shutdown_timeout: float | None) -> ProcessStats:
+    # ---- what can be read while it runs -------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """ "new", "running", "stopping" (stop was asked; handlers under way finish) or "stopped"."""
+        if self._state == "running" and self._stop is not None and self._stop.is_set():
+            return "stopping"
+        return self._state
+
+    @property
+    def stats(self) -> ProcessStats:
+        """The counts so far (a snapshot; the final one is what :meth:`run` returns)."""
         consumer = self.consumer
+        return ProcessStats(
+            processed=self.processed,
+            failed=self.failed,
+            poisoned=consumer.poisoned if consumer else 0,
+            lease_lost=self.lease_lost,
+            undecodable=consumer.undecodable if consumer else 0,
+        )
+
+    @property
+    def received(self) -> int:
+        """Messages handed to the handler so far (poisoned and undecodable ones never are)."""
+        return self.consumer.yielded if self.consumer else 0
+
+    @property
+    def last_answer(self) -> float | None:
+        """``time.monotonic()`` when the queue last answered a receive (None before its first answer)."""
+        return self.consumer.last_answer if self.consumer else None
+
+    @property
+    def failing_since(self) -> float | None:
+        """``time.monotonic()`` when receiving started failing; None while it works."""
+        failing, answer = self._failing_since, self.last_answer
+        return None if failing is None or (answer is not None and answer > failing) else failing
+
+    @property
+    def in_flight(self) -> int:
+        """Handlers running now."""
+        return self.running
+
+    def stop(self) -> None:
+        """Stop gracefully: nothing more is fetched, prefetched messages go back at once, handlers
+        under way finish (``shutdown_timeout`` bounds that); :meth:`run` then returns the stats."""
+        if self._stop is None:
+            self._stop = asyncio.Event()
+        self._stop.set()
+
+    # ---- running --------------------------------------------------------------------------------
+
+    async def run(self) -> ProcessStats:
+        """Run until ``max_messages``, ``idle_timeout`` or :meth:`stop`; the stats. Runs once."""
+        if self._state != "new":
+            raise RuntimeError("a Worker runs once; make a new one with queue.worker(...)")
+        self._state = "running"
+        stop = self._stop if self._stop is not None else asyncio.Event()
+        self._stop = stop
+        consumer = self.consumer = Consumer(
+            self.link,
+            self.options,
+            poison_queue=self._poison_queue,
+            raise_undecodable=False,
+            on_poison=self._on_poison,
+        )
         watcher = asyncio.ensure_future(self._watch(stop))
         try:
             await self._loop(stop)
             await consumer.aclose(keep_renewing=True)  # prefetched messages go back at once
-            await self._drain(shutdown_timeout)
+            await self._drain(self.shutdown_timeout)
         except BaseException:
-            # an error retrying cannot fix, or cancellation: no handler outlives process()
+            # an error retrying cannot fix, or cancellation: no handler outlives the worker
             await shielded(self._cancel_handlers())
             raise
         finally:
             watcher.cancel()
             await shielded(consumer.aclose())  # renewals end; anything still fetched goes back
-        return ProcessStats(
-            processed=self.processed,
-            failed=self.failed,
-            poisoned=consumer.poisoned,
-            lease_lost=self.lease_lost,
-            undecodable=consumer.undecodable,
-        )
+            self._state = "stopped"
+        return self.stats
 
     async def _watch(self, stop: asyncio.Event) -> None:
         await stop.wait()
+        assert self.consumer is not None
         self.consumer.halt()
         self.changed.set()
 
     async def _loop(self, stop: asyncio.Event) -> None:
         consumer = self.consumer
+        changed = self.changed
+        assert consumer is not None
         buffer = consumer.buffer
         streak = 0
         streak_started = 0.0
         while not stop.is_set():
             while (free := self._free()) <= 0:  # every handler slot busy: wait for one, or for stop
-                self.changed.clear()
-                await self.changed.wait()
+                changed.clear()
+                await changed.wait()
                 if stop.is_set():
                     return
             if not buffer:
@@ -151,6 +233,8 @@ class _Worker:
                     if not is_weather(exc):
                         raise
                     streak += 1
+                    if self.failing_since is None:  # (an empty answer since the last failure ended that streak)
+                        self._failing_since = time.monotonic()
                     if streak == 1:
                         streak_started = time.monotonic()
                         log.warning("receiving failed; the worker keeps trying with back-off: %s", exc)
@@ -165,6 +249,7 @@ class _Worker:
                         time.monotonic() - streak_started,
                     )
                     streak = 0
+                    self._failing_since = None
                 if batch is None:
                     return  # max_messages reached, idle_timeout passed, or stopped
                 buffer.extend(batch)
@@ -210,38 +295,50 @@ class _Worker:
     # ---- one message ---------------------------------------------------------------------------
 
     async def _handle(self, message: ReceivedMessage) -> None:
-        try:
-            succeeded = await self._call(message)
-        except asyncio.CancelledError:
-            self._returned()
-            if message.settled is None:
-                await shielded(_release_quietly(message, 0))
-            raise
-        self._returned()
-        if not succeeded:
-            self.failed += 1
-            if message.settled is None:
-                await shielded(_release_quietly(message, self.options.retry_delay_of(message)))
-            return
-        if message.settled is None:
+        link = self.link
+        with link.operation("process", message) as rec:  # the handler's own spans are its children
             try:
-                await message._delete_on_exit()
-            except MessageSettled:
-                pass  # settled by the handler's own code meanwhile
-            except AioQueueError as exc:
-                self.lease_lost += 1
-                log.warning(
-                    "message %s was handled, but deleting it failed, so it will be delivered again "
-                    "(lease lost: its visibility timeout lapsed or another consumer took it over): %s; "
-                    "use auto_renew=True for long handlers and keep handlers idempotent",
-                    message.id,
-                    exc,
-                )
+                error = await self._call(message)
+            except asyncio.CancelledError:
+                self._returned()
+                if message.settled is None:
+                    await shielded(_release_quietly(message, 0))
+                raise
+            self._returned()
+            if error is not None:
+                self.failed += 1
+                rec.fail(error_type(error), str(error), error)
+                link.count("failed")
+                if message.settled is None:
+                    await shielded(_release_quietly(message, self.options.retry_delay_of(message)))
+                if self.on_failure is not None:
+                    await call_hook(self.on_failure, "on_failure", message, error)
                 return
-        self.processed += 1
+            if message.settled is None:
+                try:
+                    await message._delete_on_exit()
+                except MessageSettled:
+                    pass  # settled by the handler's own code meanwhile
+                except AioQueueError as exc:
+                    self.lease_lost += 1
+                    rec.fail("lease_lost", f"handled, but deleting it failed: {exc}")
+                    link.count("lease_lost")
+                    log.warning(
+                        "message %s was handled, but deleting it failed, so it will be delivered again "
+                        "(lease lost: its visibility timeout lapsed or another consumer took it over): %s; "
+                        "use auto_renew=True for long handlers and keep handlers idempotent",
+                        message.id,
+                        exc,
+                    )
+                    if self.on_lease_lost is not None:
+                        await call_hook(self.on_lease_lost, "on_lease_lost", message, exc)
+                    return
+            self.processed += 1
+            link.count("processed")
 
-    async def _call(self, message: ReceivedMessage) -> bool:
-        """Run the handler (within ``handler_timeout``); True when it returned."""
+    async def _call(self, message: ReceivedMessage) -> BaseException | None:
+        """Run the handler (within ``handler_timeout``); None when it returned, else what it raised
+        (a TimeoutError when it ran over ``handler_timeout`` and was cancelled)."""
         timeout = self.handler_timeout
         timer = None
         expired = False
@@ -264,7 +361,7 @@ class _Worker:
             if uncancel is not None:  # Python >= 3.11: this cancellation was ours, and is handled
                 uncancel()
             log.error("handler for message %s ran over handler_timeout=%ss and was cancelled", message.id, timeout)
-            return False
+            return TimeoutError(f"the handler ran over handler_timeout={timeout}s and was cancelled")
         except Exception as exc:
             log.error(
                 "handler failed for message %s (dequeue count %d): %r",
@@ -273,11 +370,11 @@ class _Worker:
                 exc,
                 exc_info=exc,
             )
-            return False
+            return exc
         finally:
             if timer is not None:
                 timer.cancel()
-        return True
+        return None
 
 
 async def _release_quietly(message: ReceivedMessage, delay: int) -> None:

@@ -1,0 +1,486 @@
+"""OpenTelemetry traces and metrics, and the live worker, against Azurite.
+
+Each test gets its own SDK providers (in-memory span exporter, in-memory metric reader) passed to
+its client as ``tracer_provider=`` / ``meter_provider=``: the global providers are never set, so
+tests share nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from aioqueue import (
+    ConfigurationError,
+    QueueClient,
+    ReceivedMessage,
+    RetryPolicy,
+    SasCredential,
+    generate_queue_sas,
+)
+from aioqueue._telemetry import OFF, SYSTEM
+from aioqueue.testing import DEV_ACCOUNT, DEV_KEY
+from tests.faults import Fault
+
+BOUND = 15.0
+FAST = RetryPolicy(initial_delay=0.01, max_delay=0.05)
+
+
+@pytest.fixture
+def otel():
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    yield SimpleNamespace(
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        spans=exporter.get_finished_spans,
+        metrics=lambda: _points(reader),
+        options={"tracer_provider": tracer_provider, "meter_provider": meter_provider},
+    )
+    tracer_provider.shutdown()
+    meter_provider.shutdown()
+
+
+def _points(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
+    """Metric name -> its data points (each with .attributes and .value, or .count/.sum)."""
+    found: dict[str, list[Any]] = {}
+    data = reader.get_metrics_data()
+    for resource in data.resource_metrics if data else ():
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                found.setdefault(metric.name, []).extend(metric.data.data_points)
+    return found
+
+
+def total(points: list[Any], **attrs: Any) -> float:
+    """Sum of counter values (or histogram counts) over the points whose attributes match."""
+    result = 0.0
+    for p in points:
+        if all(p.attributes.get(k) == v for k, v in attrs.items()):
+            result += p.value if hasattr(p, "value") else p.count
+    return result
+
+
+def named(spans, name: str):
+    return [s for s in spans if s.name == name]
+
+
+async def _client(conn_str: str, queue_name: str, **options: Any) -> QueueClient:
+    client = QueueClient.from_connection_string(conn_str, queue_name, retry=FAST, **options)
+    await client.create_queue(exist_ok=True)
+    return client
+
+
+# ---- spans ------------------------------------------------------------------------------------
+
+
+async def test_send_process_delete_is_one_linked_tree(conn_str, queue_name, otel):
+    tracer = otel.tracer_provider.get_tracer("app")
+    seen: list[Any] = []
+
+    async def handler(msg: ReceivedMessage) -> None:
+        with tracer.start_as_current_span("handler work"):
+            seen.append(msg.content)
+
+    options = {**otel.options, "message_encoding": "json", "trace_context_field": "traceparent"}
+    async with await _client(conn_str, queue_name, **options) as queue:
+        with tracer.start_as_current_span("web request"):
+            receipt = await queue.send_message({"order": 42})
+        stats = await queue.process(handler, max_messages=1, idle_timeout=BOUND)
+    assert stats.processed == 1
+
+    spans = otel.spans()
+    (request,) = named(spans, "web request")
+    (send,) = named(spans, f"send {queue_name}")
+    (process,) = named(spans, f"process {queue_name}")
+    (work,) = named(spans, "handler work")
+    (delete,) = named(spans, f"delete {queue_name}")
+    receives = named(spans, f"receive {queue_name}")
+    assert receives and all(r.kind is SpanKind.CLIENT for r in receives)
+    assert receives[0].attributes["messaging.batch.message_count"] == 1
+
+    # the producer side: a PRODUCER span under the application's span, naming the message it sent
+    assert send.kind is SpanKind.PRODUCER
+    assert send.parent.span_id == request.context.span_id
+    assert send.attributes["messaging.system"] == SYSTEM == "azure_queue_storage"
+    assert send.attributes["messaging.operation.type"] == "send"
+    assert send.attributes["messaging.destination.name"] == queue_name
+    assert send.attributes["messaging.message.id"] == receipt.id
+    assert send.attributes["messaging.message.body.size"] > len('{"order":42}')
+    assert send.attributes["http.response.status_code"] == 201
+    assert send.attributes["az.service_request_id"]
+    assert send.attributes["server.address"] == "127.0.0.1"
+
+    # the consumer side: a CONSUMER span per message, linked (not parented) to the send span, with
+    # the handler's own span and the settling delete as its children
+    assert process.kind is SpanKind.CONSUMER
+    assert process.parent is None
+    assert [link.context.span_id for link in process.links] == [send.context.span_id]
+    assert process.links[0].context.trace_id == request.context.trace_id
+    assert process.attributes["messaging.message.id"] == receipt.id
+    assert process.attributes["messaging.azure_queue_storage.message.dequeue_count"] == 1
+    assert process.status.status_code is not StatusCode.ERROR
+    assert work.parent.span_id == process.context.span_id
+    assert delete.parent.span_id == process.context.span_id
+    assert delete.attributes["messaging.operation.type"] == "settle"
+    assert delete.attributes["messaging.message.id"] == receipt.id
+    # the handler sees the field: the message format changed only because the producer opted in
+    context = send.context
+    traceparent = f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+    assert seen == [{"order": 42, "traceparent": traceparent}]
+
+
+async def test_trace_context_is_opt_in_on_each_side(conn_str, queue_name, otel):
+    """Producer opted in, consumer not: the consumer gets a JSON object with one more field and no
+    link. Producer not opted in: the message is exactly what was sent. Non-object content is never
+    changed."""
+    async with await _client(conn_str, queue_name, message_encoding="json", **otel.options) as plain:
+        producer = QueueClient.from_connection_string(
+            conn_str, queue_name, message_encoding="json", trace_context_field="traceparent", **otel.options
+        )
+        async with producer:
+            await producer.send_message({"order": 1})
+            await producer.send_message([1, 2, 3])
+            await plain.send_message({"order": 2})
+            await producer.send_message("just text")
+        got = [m.content for m in await plain.receive_messages(max_messages=4)]
+        assert got[0]["order"] == 1 and got[0]["traceparent"].startswith("00-")
+        assert got[1:] == [[1, 2, 3], {"order": 2}, "just text"]
+
+        await plain.send_message({"order": 3})
+        consumer = QueueClient.from_connection_string(
+            conn_str, queue_name, message_encoding="json", trace_context_field="traceparent", **otel.options
+        )
+        handled: list[Any] = []
+
+        async def handler(msg: ReceivedMessage) -> None:
+            handled.append(msg.content)
+
+        async with consumer:
+            await consumer.process(handler, max_messages=1, idle_timeout=BOUND)
+    assert handled == [{"order": 3}]
+    (process,) = named(otel.spans(), f"process {queue_name}")
+    assert list(process.links) == []
+
+
+async def test_a_garbled_traceparent_is_no_link_and_no_failure(conn_str, queue_name, otel):
+    options = {**otel.options, "message_encoding": "json", "trace_context_field": "traceparent"}
+    async with await _client(conn_str, queue_name, **options) as queue:
+        for bad in ("nonsense", 42, "00-" + "0" * 32 + "-" + "0" * 16 + "-01", "x" * 10_000):
+            await QueueClient._send_encoded(queue, f'{{"traceparent": {bad!r}}}'.replace("'", '"'), {})
+        stats = await queue.process(_ok, max_messages=4, idle_timeout=BOUND)
+    assert stats.processed == 4
+    assert all(list(s.links) == [] for s in named(otel.spans(), f"process {queue_name}"))
+
+
+async def _ok(msg: ReceivedMessage) -> None:
+    return None
+
+
+async def test_a_failing_handler_is_an_error_span_and_a_callback(conn_str, queue_name, otel):
+    failures: list[tuple[str, BaseException]] = []
+
+    async def handler(msg: ReceivedMessage) -> None:
+        raise ValueError("bad order")
+
+    async def on_failure(msg: ReceivedMessage, error: BaseException) -> None:
+        failures.append((msg.id, error))
+
+    async with await _client(conn_str, queue_name, **otel.options) as queue:
+        receipt = await queue.send_message("x")
+        stats = await queue.process(handler, max_messages=1, idle_timeout=BOUND, on_failure=on_failure)
+    assert stats.failed == 1
+    assert [(i, type(e)) for i, e in failures] == [(receipt.id, ValueError)]
+    spans = otel.spans()
+    (process,) = named(spans, f"process {queue_name}")
+    assert process.status.status_code is StatusCode.ERROR
+    assert process.attributes["error.type"] == "ValueError"
+    assert [e.name for e in process.events] == ["exception"]
+    (release,) = named(spans, f"release {queue_name}")
+    assert release.parent.span_id == process.context.span_id
+    assert release.attributes["messaging.operation.type"] == "settle"
+    points = otel.metrics()
+    assert total(points["aioqueue.consumer.messages"], **{"aioqueue.outcome": "failed"}) == 1
+    assert total(points["messaging.process.duration"], **{"error.type": "ValueError"}) == 1
+
+
+async def test_a_poisoned_message_is_an_error_span_and_a_callback(conn_str, queue_name, otel):
+    poisoned: list[tuple[str, str]] = []
+
+    def on_poison(msg: ReceivedMessage, why: str) -> None:  # a plain function works too
+        poisoned.append((msg.id, why))
+
+    async with await _client(conn_str, queue_name, **otel.options) as queue:
+        receipt = await queue.send_message("x")
+        (first,) = await queue.receive_messages()
+        await queue.update_message(first, visibility_timeout=0)  # back, with dequeue count 1
+        stats = await queue.process(_ok, max_dequeue_count=1, idle_timeout=1, poll_interval=0.05, on_poison=on_poison)
+    assert stats.poisoned == 1 and stats.processed == 0
+    assert poisoned == [(receipt.id, "was received 2 times")]
+    spans = otel.spans()
+    (poison,) = named(spans, f"poison {queue_name}")
+    assert poison.status.status_code is StatusCode.ERROR
+    assert poison.attributes["error.type"] == "max_dequeue_count"
+    assert poison.attributes["aioqueue.poison_queue"] == f"{queue_name}-poison"
+    assert poison.attributes["messaging.azure_queue_storage.message.dequeue_count"] == 2
+    children = {s.name for s in spans if s.parent is not None and s.parent.span_id == poison.context.span_id}
+    # the poison queue is made on first use, the message copied there, then deleted here
+    assert children == {f"create_queue {queue_name}-poison", f"send {queue_name}-poison", f"delete {queue_name}"}
+    assert total(otel.metrics()["aioqueue.consumer.messages"], **{"aioqueue.outcome": "poisoned"}) == 1
+
+
+async def test_a_lost_lease_is_an_error_span_and_a_callback(conn_str, queue_name, otel):
+    lost: list[BaseException] = []
+
+    async with await _client(conn_str, queue_name, **otel.options) as queue:
+
+        async def handler(msg: ReceivedMessage) -> None:
+            # another consumer's update: the worker's pop receipt is dead, its delete fails
+            await queue.update_message(msg.id, msg.pop_receipt, visibility_timeout=0)
+
+        await queue.send_message("x")
+        stats = await queue.process(
+            handler, max_messages=1, idle_timeout=BOUND, on_lease_lost=lambda m, e: lost.append(e)
+        )
+    assert stats.lease_lost == 1 and stats.processed == 0
+    assert len(lost) == 1
+    (process,) = named(otel.spans(), f"process {queue_name}")
+    assert process.attributes["error.type"] == "lease_lost"
+    assert total(otel.metrics()["aioqueue.consumer.messages"], **{"aioqueue.outcome": "lease_lost"}) == 1
+
+
+async def test_a_raising_callback_is_logged_and_the_worker_goes_on(conn_str, queue_name, otel, caplog):
+    async def handler(msg: ReceivedMessage) -> None:
+        raise RuntimeError("nope")
+
+    def on_failure(msg: ReceivedMessage, error: BaseException) -> None:
+        raise KeyError("the alerting system is down")
+
+    async with await _client(conn_str, queue_name) as queue:
+        await queue.send_messages(["a", "b"])
+        stats = await queue.process(handler, max_messages=2, idle_timeout=BOUND, on_failure=on_failure)
+    assert stats.failed == 2
+    assert sum("on_failure callback raised" in r.getMessage() for r in caplog.records) == 2
+
+
+# ---- metrics ----------------------------------------------------------------------------------
+
+
+async def test_counters_match_process_stats(conn_str, queue_name, otel):
+    async def handler(msg: ReceivedMessage) -> None:
+        if msg.content.startswith("fail"):
+            raise RuntimeError(msg.content)
+
+    texts = [f"ok {i}" for i in range(7)] + [f"fail {i}" for i in range(3)]
+    async with await _client(conn_str, queue_name, **otel.options) as queue:
+        await queue.send_messages(texts)
+        await asyncio.sleep(1.1)  # every message waits at least this long: the lag shows it
+        worker = queue.worker(handler, max_messages=10, idle_timeout=BOUND, retry_delay=3600)
+        stats = await worker.run()
+    points = otel.metrics()
+    outcomes = points["aioqueue.consumer.messages"]
+    assert total(outcomes, **{"aioqueue.outcome": "processed"}) == stats.processed == 7
+    assert total(outcomes, **{"aioqueue.outcome": "failed"}) == stats.failed == 3
+    assert total(points["messaging.client.sent.messages"], **{"messaging.destination.name": queue_name}) == 10
+    assert total(points["messaging.client.consumed.messages"]) == worker.received == 10
+    assert total(points["messaging.process.duration"]) == 10
+    (lag,) = [p for p in points["aioqueue.queue.lag"] if p.attributes["messaging.destination.name"] == queue_name]
+    assert lag.count == 10
+    assert lag.min >= 1.0  # Azurite's insertion times are whole seconds, rounded down: never less
+    durations = points["messaging.client.operation.duration"]
+    assert total(durations, **{"messaging.operation.name": "delete"}) == 7
+    assert total(durations, **{"messaging.operation.name": "release"}) == 3
+    requests = points["http.client.request.duration"]
+    assert total(requests, **{"http.response.status_code": 201, "http.request.method": "POST"}) == 10
+
+
+async def test_retries_show_on_the_span_and_in_the_metrics(proxy, queue_client, otel):
+    async with QueueClient(
+        proxy.url(), queue_client.queue_name, credential=DEV_KEY, retry=FAST, **otel.options
+    ) as queue:
+        proxy.script("500", Fault("503", method="POST"))
+        receipt = await queue.send_message("x")
+        proxy.script(Fault("reset_before"))
+        await queue.peek_messages()
+    spans = otel.spans()
+    (send,) = named(spans, f"send {queue.queue_name}")
+    assert send.attributes["http.request.resend_count"] == 2
+    assert send.attributes["http.response.status_code"] == 201
+    assert send.attributes["messaging.message.id"] == receipt.id
+    assert [(e.name, e.attributes["error.type"], e.attributes["aioqueue.attempt"]) for e in send.events] == [
+        ("retry", "InternalError", 1),
+        ("retry", "ServerBusy", 2),
+    ]
+    (peek,) = named(spans, f"peek {queue.queue_name}")
+    assert [e.attributes["error.type"] for e in peek.events] == ["TransportError"]
+    points = otel.metrics()
+    retries = points["aioqueue.client.retries"]
+    assert total(retries, **{"messaging.operation.name": "send"}) == 2
+    assert total(retries, **{"messaging.operation.name": "peek", "error.type": "TransportError"}) == 1
+    requests = points["http.client.request.duration"]
+    assert total(requests, **{"messaging.operation.name": "send"}) == 3
+    assert total(requests, **{"messaging.operation.name": "send", "http.response.status_code": 500}) == 1
+
+
+async def test_a_failed_operation_is_an_error_span_with_the_service_code(conn_str, queue_name, otel):
+    async with QueueClient.from_connection_string(conn_str, queue_name, retry=FAST, **otel.options) as queue:
+        with pytest.raises(Exception, match="QueueNotFound"):
+            await queue.get_queue_properties()
+    (span,) = named(otel.spans(), f"get_queue_properties {queue_name}")
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == "QueueNotFound"
+    assert span.attributes["http.response.status_code"] == 404
+    durations = otel.metrics()["messaging.client.operation.duration"]
+    assert total(durations, **{"error.type": "QueueNotFound"}) == 1
+
+
+async def test_no_secret_reaches_any_span_or_metric(proxy, queue_client, otel):
+    """A SAS signature, the account key and the Authorization header never appear in a span's name,
+    attributes, events or status, nor in a metric's attributes, even when errors echo the URL."""
+    name = queue_client.queue_name
+    sas = generate_queue_sas(DEV_ACCOUNT, name, DEV_KEY, permission="raup", expiry=timedelta(hours=1))
+    signature = next(p.split("=", 1)[1] for p in sas.split("&") if p.startswith("sig="))
+    clients = [
+        QueueClient(proxy.url(), name, credential=SasCredential(sas), retry=FAST, **otel.options),
+        QueueClient(proxy.url(), name, credential=DEV_KEY, retry=FAST, **otel.options),
+    ]
+    escaped = sas.replace("&", "&amp;")
+    echo = f"<Error><Code>InternalError</Code><Message>{proxy.url()}?{escaped}</Message></Error>".encode()
+    for queue in clients:
+        async with queue:
+            proxy.script(Fault("canned", status=500, body=echo))
+            await queue.send_message("x")
+            with pytest.raises(Exception, match=r"MessageNotFound|PopReceiptMismatch"):
+                await queue.delete_message("0" * 36, "AgAAAAMAAAAAAAAA")
+    with pytest.raises(Exception, match="403"):
+        async with QueueClient(proxy.url(), name, credential=SasCredential(sas), retry=FAST, **otel.options) as q:
+            await q.clear_messages()  # the SAS has no delete permission
+    texts: list[str] = []
+    for span in otel.spans():
+        texts += [span.name, str(span.status.description), repr(dict(span.attributes))]
+        texts += [repr(dict(e.attributes)) for e in span.events] + [e.name for e in span.events]
+    for points in otel.metrics().values():
+        texts += [repr(dict(p.attributes)) for p in points]
+    blob = "\n".join(texts)
+    assert "InternalError" in blob and "403" in blob  # the failures were recorded
+    for secret in (signature, DEV_KEY, "sig=", "SharedKey ", "Bearer "):
+        assert secret not in blob
+
+
+# ---- off unless configured ----------------------------------------------------------------------
+
+
+async def test_nothing_is_recorded_without_a_configured_provider(conn_str, queue_name):
+    """opentelemetry installed, no provider set or passed: every operation gets the no-op recorder."""
+    async with QueueClient.from_connection_string(conn_str, queue_name) as queue:
+        assert queue._operation("send") is OFF
+        await queue.create_queue()
+        await queue.send_message("x")
+        assert [m.content for m in await queue.receive_messages()] == ["x"]
+
+
+def test_works_without_opentelemetry_installed(azurite, queue_name):
+    """With opentelemetry not importable, aioqueue imports and works, and records nothing."""
+    script = f"""
+import asyncio, sys
+class Hide:
+    def find_spec(self, name, path=None, target=None):
+        if name == "opentelemetry" or name.startswith("opentelemetry."):
+            raise ImportError("hidden by the test")
+sys.meta_path.insert(0, Hide())
+import aioqueue, aioqueue._telemetry as t
+assert t.otel_trace is None
+async def main():
+    async with aioqueue.QueueClient.from_connection_string({azurite.connection_string!r}, {queue_name!r}) as q:
+        assert q._operation("send") is t.OFF
+        await q.create_queue()
+        await q.send_message("x")
+        stats = await q.process(handler, max_messages=1, idle_timeout=10)
+        assert stats.processed == 1, stats
+async def handler(msg):
+    pass
+asyncio.run(main())
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=os.environ)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+def test_options_are_checked_before_any_request():
+    url = "https://acct.queue.core.windows.net"
+    with pytest.raises(ConfigurationError, match="tracer_provider"):
+        QueueClient(url, "jobs", tracer_provider=object())
+    with pytest.raises(ConfigurationError, match="meter_provider"):
+        QueueClient(url, "jobs", meter_provider="yes")
+    for bad in ("", "has space", 3, "a" * 100, "{x}"):
+        with pytest.raises(ConfigurationError, match="trace_context_field"):
+            QueueClient(url, "jobs", trace_context_field=bad)
+
+
+# ---- the live worker -------------------------------------------------------------------------------
+
+
+async def test_worker_stats_can_be_read_while_it_runs(queue_client):
+    started = asyncio.Event()
+    go_on = asyncio.Event()
+    entered = 0
+
+    async def handler(msg: ReceivedMessage) -> None:
+        nonlocal entered
+        entered += 1
+        if entered == 3:
+            started.set()
+        await go_on.wait()
+        if msg.content == "bad":
+            raise ValueError("bad")
+
+    await queue_client.send_messages(["a", "b", "bad"])
+    worker = queue_client.worker(handler, concurrency=4, poll_interval=0.05)
+    assert worker.state == "new" and worker.stats.processed == 0 and worker.last_answer is None
+    task = asyncio.ensure_future(worker.run())
+    await asyncio.wait_for(started.wait(), BOUND)
+    assert worker.state == "running"
+    assert worker.in_flight == 3 and worker.received == 3
+    assert worker.stats.processed == 0
+    assert worker.last_answer is not None and worker.failing_since is None
+    go_on.set()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BOUND
+    while worker.stats.processed + worker.stats.failed < 3:
+        assert loop.time() < deadline
+        await asyncio.sleep(0.02)
+    assert (worker.stats.processed, worker.stats.failed, worker.in_flight) == (2, 1, 0)
+    worker.stop()
+    final = await asyncio.wait_for(task, BOUND)
+    assert worker.state == "stopped"
+    assert final == worker.stats
+    with pytest.raises(RuntimeError, match="runs once"):
+        await worker.run()
+
+
+async def test_worker_arguments_are_checked_when_it_is_made(queue_client):
+    with pytest.raises(TypeError, match="async function"):
+        queue_client.worker(lambda m: None)
+    with pytest.raises(TypeError, match="on_failure"):
+        queue_client.worker(_ok, on_failure="page me")
+    with pytest.raises(ConfigurationError):
+        queue_client.worker(_ok, concurrency=0)
+    with pytest.raises(ConfigurationError):
+        queue_client.worker(_ok, poison_queue="Not A Queue", max_dequeue_count=3)
