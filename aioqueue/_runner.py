@@ -4,22 +4,35 @@ SIGTERM or SIGINT stops it gracefully (nothing more is fetched, prefetched messa
 once, handlers under way finish or are cancelled after --shutdown-timeout) and it exits 0;
 a second signal cancels the handlers at once. --processes N runs N such processes over the
 same queue (one per core) and forwards signals to them.
+
+--metrics-port PORT serves, for Prometheus and Kubernetes probes (needs the 'prometheus' extra):
+  /metrics        the worker's OpenTelemetry metrics in Prometheus' text format
+  /healthz/live   200 while the worker runs (its event loop answered: it turns); 503 once it ended
+  /healthz/ready  200 once the queue answered a receive, until receiving has failed for longer
+                  than --ready-within; 503 otherwise (/healthz is /healthz/live)
+With --processes N, process i serves on PORT + i.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import importlib
+import json
 import logging
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import Any
 
 from ._client import QueueClient
-from ._worker import Handler, check_handler
+from ._telemetry import current_trace_ids
+from ._worker import Handler, Worker, check_handler
 
 log = logging.getLogger("aioqueue")
 
@@ -60,6 +73,20 @@ def add_arguments(s: argparse.ArgumentParser, duration: Callable[[str], float]) 
         help="message encoding (base64-json: Azure Functions' JSON messages)",
     )
     s.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default INFO")
+    s.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="json: one JSON object per line (time, level, logger, pid, message, trace and span ids)",
+    )
+    s.add_argument("--metrics-port", type=int, help="serve /metrics (Prometheus) and /healthz on this port")
+    s.add_argument("--metrics-host", default="0.0.0.0", help="the address --metrics-port listens on (default 0.0.0.0)")
+    s.add_argument(
+        "--ready-within",
+        type=duration,
+        default=60.0,
+        help="/healthz/ready fails once receiving has failed for this long (default 60s)",
+    )
 
 
 async def _work(args: argparse.Namespace, conn_str: str, handler: Handler) -> int:
@@ -78,28 +105,42 @@ async def _work(args: argparse.Namespace, conn_str: str, handler: Handler) -> in
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
+    meter_provider = _prometheus_meter_provider() if args.metrics_port is not None else None
     async with QueueClient.from_connection_string(
-        conn_str, args.queue, message_encoding=args.encoding, allow_insecure_http=args.allow_insecure_http
+        conn_str,
+        args.queue,
+        message_encoding=args.encoding,
+        allow_insecure_http=args.allow_insecure_http,
+        meter_provider=meter_provider,
     ) as queue:
+        worker = queue.worker(
+            handler,
+            concurrency=args.concurrency,
+            stop=stop,
+            handler_timeout=args.handler_timeout,
+            shutdown_timeout=args.shutdown_timeout,
+            visibility_timeout=args.visibility,
+            auto_renew=args.auto_renew,
+            max_dequeue_count=args.max_dequeue_count,
+            poison_queue=args.poison_queue,
+            retry_delay=args.retry_delay,
+            idle_timeout=args.idle_timeout,
+            max_messages=args.max_messages,
+        )
+        server = None
+        if args.metrics_port is not None:
+            server = await _serve_metrics(
+                worker, meter_provider, args.metrics_host, args.metrics_port, args.ready_within
+            )
         log.info("worker %d on queue %s: %s, concurrency %d", os.getpid(), args.queue, args.handler, args.concurrency)
         try:
-            stats = await queue.process(
-                handler,
-                concurrency=args.concurrency,
-                stop=stop,
-                handler_timeout=args.handler_timeout,
-                shutdown_timeout=args.shutdown_timeout,
-                visibility_timeout=args.visibility,
-                auto_renew=args.auto_renew,
-                max_dequeue_count=args.max_dequeue_count,
-                poison_queue=args.poison_queue,
-                retry_delay=args.retry_delay,
-                idle_timeout=args.idle_timeout,
-                max_messages=args.max_messages,
-            )
+            stats = await worker.run()
         except asyncio.CancelledError:
             log.warning("worker %d cancelled: handlers under way were cancelled, their messages released", os.getpid())
             return 0
+        finally:
+            if server is not None:
+                await server.cleanup()
     log.info(
         "worker %d done: processed=%d failed=%d poisoned=%d lease_lost=%d undecodable=%d",
         os.getpid(),
@@ -114,35 +155,51 @@ async def _work(args: argparse.Namespace, conn_str: str, handler: Handler) -> in
 
 def run_worker(args: argparse.Namespace, conn_str: str, argv: Sequence[str]) -> int:
     """Run the worker (in this process, or as ``--processes`` children); the exit code."""
-    logging.basicConfig(
-        level=getattr(logging, args.log_level),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s",
-    )
+    handler_ = logging.StreamHandler(sys.stderr)
+    if args.log_format == "json":
+        handler_.setFormatter(JsonFormatter())
+    else:
+        handler_.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s"))
+    logging.basicConfig(level=getattr(logging, args.log_level), handlers=[handler_], force=True)
     if args.processes < 1 or args.concurrency < 1:
         raise ValueError("--processes and --concurrency must be at least 1")
+    if args.metrics_port is not None:
+        if not 0 <= args.metrics_port <= 65535 - (args.processes - 1):
+            raise ValueError("--metrics-port must be a port number (with --processes N, N ports from it)")
+        _prometheus_modules()  # missing: say so before anything starts
     if args.processes > 1:
-        return _run_children(args.processes, argv)
+        return _run_children(args.processes, argv, args.metrics_port)
     handler = load_handler(args.handler)
     return asyncio.run(_work(args, conn_str, handler))
 
 
-def _run_children(count: int, argv: Sequence[str]) -> int:
-    """N copies of this command with ``--processes 1``; signals are passed on; the worst exit code."""
+def _run_children(count: int, argv: Sequence[str], metrics_port: int | None = None) -> int:
+    """N copies of this command with ``--processes 1`` (child i serving metrics on ``metrics_port + i``);
+    signals are passed on; the worst exit code."""
     child_argv: list[str] = []
     skip = False
     for arg in argv:
         if skip:
             skip = False
-        elif arg == "--processes":
+        elif arg in ("--processes", "--metrics-port"):
             skip = True
-        elif not arg.startswith("--processes="):
+        elif not arg.startswith(("--processes=", "--metrics-port=")):
             child_argv.append(arg)
     child_argv += ["--processes", "1"]
     env = dict(os.environ)
     children = [
-        subprocess.Popen([sys.executable, "-m", "aioqueue.cli", *child_argv], env=env, stdin=subprocess.DEVNULL)
-        for _ in range(count)
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "aioqueue.cli",
+                *child_argv,
+                *(["--metrics-port", str(metrics_port + i)] if metrics_port is not None else []),
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+        for i in range(count)
     ]
 
     def forward(signum: int, frame: object) -> None:
@@ -157,3 +214,124 @@ def _run_children(count: int, argv: Sequence[str]) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return max(codes, key=abs)
+
+
+# ---- --log-format json --------------------------------------------------------------------------
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC, ISO 8601), level, logger, pid, message, the exception's
+    traceback when there is one, and the trace and span ids of the current OpenTelemetry span (a
+    handler's log lines carry its process span's ids), so logs and traces join up."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "pid": record.process,
+            "message": record.getMessage(),
+        }
+        ids = current_trace_ids()
+        if ids is not None:
+            entry["trace_id"], entry["span_id"] = ids
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+# ---- --metrics-port -------------------------------------------------------------------------------
+
+
+def _prometheus_modules() -> tuple[Any, Any, Any]:
+    try:
+        import prometheus_client
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+        from opentelemetry.sdk.metrics import MeterProvider
+    except ImportError as exc:
+        raise ImportError(
+            f"--metrics-port needs the prometheus extra: pip install 'aioqueue-azure[prometheus]' ({exc})"
+        ) from None
+    return prometheus_client, PrometheusMetricReader, MeterProvider
+
+
+def _prometheus_meter_provider() -> Any:
+    """A meter provider whose metrics a Prometheus scrape reads (prometheus_client's default registry)."""
+    _, reader_class, provider_class = _prometheus_modules()
+    return provider_class(metric_readers=[reader_class()])
+
+
+async def _serve_metrics(worker: Worker, meter_provider: Any, host: str, port: int, ready_within: float) -> Any:
+    """/metrics, /healthz, /healthz/live and /healthz/ready on ``host:port``; the runner to clean up."""
+    from aiohttp import web
+
+    prometheus_client = _prometheus_modules()[0]
+    meter = meter_provider.get_meter("aioqueue.worker")
+    attrs = {"messaging.destination.name": worker.link.queue_name}
+    meter.create_observable_gauge(
+        "aioqueue.worker.in_flight",
+        callbacks=[lambda options: [_observation(worker.in_flight, attrs)]],
+        unit="{message}",
+        description="Handlers running now",
+    )
+    meter.create_observable_gauge(
+        "aioqueue.worker.ready",
+        callbacks=[lambda options: [_observation(int(_ready(worker, ready_within)[0]), attrs)]],
+        description="1 while /healthz/ready answers 200",
+    )
+
+    async def metrics(request: web.Request) -> web.Response:
+        body = prometheus_client.generate_latest(prometheus_client.REGISTRY)
+        return web.Response(body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
+
+    async def live(request: web.Request) -> web.Response:
+        ok = worker.state != "stopped"
+        return web.json_response(_health(worker, ready_within), status=200 if ok else 503)
+
+    async def ready(request: web.Request) -> web.Response:
+        ok = _ready(worker, ready_within)[0]
+        return web.json_response(_health(worker, ready_within), status=200 if ok else 503)
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", live)
+    app.router.add_get("/healthz/live", live)
+    app.router.add_get("/healthz/ready", ready)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    log.info("metrics on http://%s:%d/metrics, probes on /healthz/live and /healthz/ready", host, port)
+    return runner
+
+
+def _observation(value: int, attrs: dict[str, str]) -> Any:
+    from opentelemetry.metrics import Observation
+
+    return Observation(value, attrs)
+
+
+def _ready(worker: Worker, ready_within: float) -> tuple[bool, str]:
+    if worker.state != "running":
+        return False, f"the worker is {worker.state}"
+    if worker.last_answer is None:
+        return False, "the queue has not answered yet"
+    failing = worker.failing_since
+    if failing is not None and time.monotonic() - failing > ready_within:
+        return False, f"receiving has failed for {time.monotonic() - failing:.0f}s"
+    return True, "the queue answered"
+
+
+def _health(worker: Worker, ready_within: float) -> dict[str, object]:
+    now = time.monotonic()
+    ready, why = _ready(worker, ready_within)
+    return {
+        "state": worker.state,
+        "ready": ready,
+        "reason": why,
+        "last_answer_seconds_ago": None if worker.last_answer is None else round(now - worker.last_answer, 3),
+        "failing_for_seconds": None if worker.failing_since is None else round(now - worker.failing_since, 3),
+        "in_flight": worker.in_flight,
+        "received": worker.received,
+        **dataclasses.asdict(worker.stats),
+    }

@@ -1,0 +1,237 @@
+"""``aioqueue worker --metrics-port``: a Prometheus scrape whose counters move, Kubernetes probes
+that answer (and say not-ready while the queue does not answer), and ``--log-format json``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client.parser import text_string_to_metric_families
+
+from aioqueue._runner import JsonFormatter
+from aioqueue.testing import DEV_KEY
+from tests.faults import FaultProxy
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM")
+
+SCRIPT = Path(sys.executable).parent / "aioqueue"
+BOUND = 60.0
+HANDLER = """
+async def handle(msg):
+    if msg.content.startswith("bad"):
+        raise ValueError(msg.content)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(conn_str: str, tmp_path: Path, queue: str, *options: str) -> subprocess.Popen[str]:
+    (tmp_path / "metrics_handler.py").write_text(HANDLER)
+    return subprocess.Popen(
+        [str(SCRIPT), "worker", queue, "metrics_handler:handle", "--metrics-host", "127.0.0.1", *options],
+        cwd=tmp_path,
+        env={**os.environ, "AZURE_STORAGE_CONNECTION_STRING": conn_str},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+async def get(port: int, path: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}{path}") as resp:
+        return resp.status, await resp.text()
+
+
+async def until(port: int, path: str, status: int, proc: subprocess.Popen[str]) -> str:
+    """Poll ``path`` until it answers ``status``; its body."""
+    deadline = time.monotonic() + BOUND
+    while True:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        try:
+            got, body = await get(port, path)
+            if got == status:
+                return body
+        except aiohttp.ClientConnectionError:
+            pass  # not listening yet
+        assert time.monotonic() < deadline, f"{path} never answered {status}"
+        await asyncio.sleep(0.1)
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return found
+
+
+def value(found: dict, name: str, **labels: str) -> float:
+    return sum(v for (n, ls), v in found.items() if n == name and set(labels.items()) <= ls)
+
+
+def stop(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=BOUND)
+    assert proc.returncode == 0, err
+    return err
+
+
+async def test_a_scrape_shows_the_counters_moving_and_the_probes_answer(azurite, queue_client, tmp_path):
+    port = free_port()
+    proc = start(
+        azurite.connection_string,
+        tmp_path,
+        queue_client.queue_name,
+        "--metrics-port",
+        str(port),
+        "--log-format",
+        "json",
+    )
+    try:
+        health = json.loads(await until(port, "/healthz/ready", 200, proc))
+        assert health["state"] == "running" and health["ready"] is True
+        live = json.loads(await until(port, "/healthz", 200, proc))
+        assert live["processed"] == 0
+
+        await queue_client.send_messages(["ok 1", "ok 2", "ok 3", "bad 1"])
+        deadline = time.monotonic() + BOUND
+        while True:
+            health = json.loads((await get(port, "/healthz/live"))[1])
+            if health["processed"] == 3 and health["failed"] >= 1:
+                break
+            assert time.monotonic() < deadline, health
+            await asyncio.sleep(0.1)
+        status, text = await get(port, "/metrics")
+        assert status == 200
+        found = samples(text)
+        queue = queue_client.queue_name
+        assert (
+            value(
+                found,
+                "aioqueue_consumer_messages_total",
+                aioqueue_outcome="processed",
+                messaging_destination_name=queue,
+            )
+            == 3
+        )
+        assert value(found, "aioqueue_consumer_messages_total", aioqueue_outcome="failed") >= 1
+        assert value(found, "messaging_client_consumed_messages_total", messaging_destination_name=queue) >= 4
+        assert value(found, "messaging_process_duration_seconds_count") >= 4
+        assert value(found, "aioqueue_queue_lag_seconds_count") >= 4
+        assert value(found, "http_client_request_duration_seconds_count", http_request_method="DELETE") == 3
+        assert value(found, "aioqueue_worker_ready") == 1
+
+        await queue_client.send_messages(["ok 4", "ok 5"])
+        deadline = time.monotonic() + BOUND
+        while (
+            value(
+                samples((await get(port, "/metrics"))[1]),
+                "aioqueue_consumer_messages_total",
+                aioqueue_outcome="processed",
+            )
+            < 5
+        ):
+            assert time.monotonic() < deadline, "the processed counter did not move"
+            await asyncio.sleep(0.1)
+    finally:
+        err = stop(proc)
+    records = [json.loads(line) for line in err.splitlines()]  # every line is one JSON object
+    assert {"time", "level", "logger", "pid", "message"} <= set(records[0])
+    failures = [r for r in records if r["level"] == "ERROR" and "handler failed" in r["message"]]
+    assert failures and "ValueError: bad 1" in failures[0]["exception"]
+    assert any("done: processed=" in r["message"] for r in records)
+
+
+async def test_ready_fails_while_the_queue_does_not_answer_and_live_does_not(azurite, queue_client, tmp_path):
+    port = free_port()
+    async with FaultProxy(f"http://127.0.0.1:{azurite.port}") as proxy:
+        conn_str = (
+            f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={DEV_KEY};"
+            f"QueueEndpoint={proxy.url()};"
+        )
+        proc = start(conn_str, tmp_path, queue_client.queue_name, "--metrics-port", str(port), "--ready-within", "1s")
+        try:
+            await until(port, "/healthz/ready", 200, proc)
+            proxy.script(*["503"] * 100_000)  # every request from now on: ServerBusy
+            body = json.loads(await until(port, "/healthz/ready", 503, proc))
+            assert body["ready"] is False and "receiving has failed" in body["reason"]
+            assert body["failing_for_seconds"] >= 1
+            status, live = await get(port, "/healthz/live")
+            assert status == 200 and json.loads(live)["state"] == "running"
+            assert value(samples((await get(port, "/metrics"))[1]), "aioqueue_worker_ready") == 0
+            proxy.faults.clear()
+            await until(port, "/healthz/ready", 200, proc)
+        finally:
+            stop(proc)
+
+
+async def test_each_of_several_processes_serves_on_its_own_port(azurite, queue_client, tmp_path):
+    for _ in range(20):
+        port = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        break
+    proc = start(
+        azurite.connection_string, tmp_path, queue_client.queue_name, "--metrics-port", str(port), "--processes", "2"
+    )
+    try:
+        states = [json.loads(await until(p, "/healthz/ready", 200, proc))["state"] for p in (port, port + 1)]
+        assert states == ["running", "running"]
+    finally:
+        stop(proc)
+
+
+def test_without_the_prometheus_extra_the_command_says_what_to_install(azurite, tmp_path):
+    (tmp_path / "metrics_handler.py").write_text(HANDLER)
+    script = """
+import sys
+class Hide:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("prometheus_client", "opentelemetry"):
+            raise ImportError("hidden by the test")
+sys.meta_path.insert(0, Hide())
+from aioqueue.cli import main
+sys.exit(main(["worker", "jobs", "metrics_handler:handle", "--metrics-port", "9464"]))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={**os.environ, "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string},
+        capture_output=True,
+        text=True,
+        timeout=BOUND,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "pip install 'aioqueue-azure[prometheus]'" in done.stderr
+
+
+def test_json_log_lines_carry_the_current_span_ids():
+    tracer = TracerProvider().get_tracer("test")
+    formatter = JsonFormatter()
+    record = logging.LogRecord("aioqueue", logging.WARNING, __file__, 1, "message %s", ("x",), None)
+    outside = json.loads(formatter.format(record))
+    assert outside["message"] == "message x" and "trace_id" not in outside
+    with tracer.start_as_current_span("process jobs") as span:
+        inside = json.loads(formatter.format(record))
+    context = span.get_span_context()
+    assert inside["trace_id"] == f"{context.trace_id:032x}"
+    assert inside["span_id"] == f"{context.span_id:016x}"
