@@ -204,7 +204,7 @@ class Telemetry:
         enriched = dict(content)
         enriched[field] = carrier["traceparent"]
         if carrier.get("tracestate"):
-            enriched[field + "_state"] = carrier["tracestate"]
+            enriched[_state_field(field)] = carrier["tracestate"]
         return enriched
 
     def creation_link(self, content: Any) -> list[Any]:
@@ -217,11 +217,16 @@ class Telemetry:
         if not isinstance(parent, str) or len(parent) > 128:
             return []
         carrier = {"traceparent": parent}
-        state = content.get(field + "_state")
+        state = content.get(_state_field(field))
         if isinstance(state, str) and len(state) <= 512:
             carrier["tracestate"] = state
         span_context = otel_trace.get_current_span(_PROPAGATOR.extract(carrier)).get_span_context()
         return [Link(span_context)] if span_context.is_valid else []
+
+
+def _state_field(field: str) -> str:
+    """Where the W3C ``tracestate`` goes: beside ``traceparent`` as CloudEvents puts them, else ``<field>_state``."""
+    return "tracestate" if field == "traceparent" else field + "_state"
 
 
 def _version() -> str:

@@ -9,6 +9,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -19,7 +20,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 # the queues the examples name; each test starts with none of them (the seed scenarios' "walkthrough" is
 # shared by all of them), and leaves none behind
-FIXED_QUEUES = ("walkthrough", "jobs", "jobs-poison", "events")
+FIXED_QUEUES = ("walkthrough", "jobs", "jobs-poison", "events", "orders")
 
 
 def _reset_queues(conn_str: str, *, create: tuple[str, ...] = ()) -> None:
@@ -65,6 +66,24 @@ def test_batch_consumer(azurite):
     result = run_example("batch_consumer.py", azurite.connection_string)
     assert result.returncode == 0, result.stderr
     assert '{"stored": 100}' in result.stdout
+
+
+def test_tracing(azurite, tmp_path):
+    drawing = tmp_path / "trace.svg"
+    result = run_example("tracing.py", azurite.connection_string, "--svg", str(drawing))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    # the producer's span under the web request; the consumer's linked to it, with its children
+    send = next(i for i, x in enumerate(lines) if x.startswith("  send orders [PRODUCER]"))
+    assert lines[send - 1].startswith("POST /orders [INTERNAL]")
+    process = next(x for x in lines if x.startswith("process orders [CONSUMER]"))
+    assert process.endswith("(linked to: send orders)")
+    after = lines[lines.index(process) + 1 :]
+    assert after[0].startswith("  charge card [INTERNAL]") and after[1].startswith("  delete orders [CLIENT]")
+    svg = ElementTree.parse(drawing).getroot()
+    texts = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")]
+    assert {"POST /orders", "send orders", "process orders", "charge card", "delete orders"} <= set(texts)
+    assert len(list(svg.iter("{http://www.w3.org/2000/svg}path"))) == 1  # the link
 
 
 def test_worker_until_idle(azurite):
