@@ -8,6 +8,7 @@ tests share nothing.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -187,6 +188,22 @@ async def test_a_garbled_traceparent_is_no_link_and_no_failure(conn_str, queue_n
         stats = await queue.process(_ok, max_messages=4, idle_timeout=BOUND)
     assert stats.processed == 4
     assert all(list(s.links) == [] for s in named(otel.spans(), f"process {queue_name}"))
+
+
+async def test_tracestate_travels_beside_traceparent(conn_str, queue_name, otel):
+    """A producer that is not aioqueue (a CloudEvents emitter, say) put both W3C fields in its JSON."""
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    options = {**otel.options, "message_encoding": "json", "trace_context_field": "traceparent"}
+    async with await _client(conn_str, queue_name, **options) as queue:
+        event = {"specversion": "1.0", "traceparent": parent, "tracestate": "vendor=abc"}
+        await QueueClient._send_encoded(queue, json.dumps(event), {})
+        stats = await queue.process(_ok, max_messages=1, idle_timeout=BOUND)
+    assert stats.processed == 1
+    (process,) = named(otel.spans(), f"process {queue_name}")
+    (link,) = process.links
+    assert f"{link.context.trace_id:032x}" == "0af7651916cd43dd8448eb211c80319c"
+    assert f"{link.context.span_id:016x}" == "b7ad6b7169203331"
+    assert link.context.trace_state.get("vendor") == "abc"
 
 
 async def _ok(msg: ReceivedMessage) -> None:
