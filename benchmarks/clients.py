@@ -1,7 +1,9 @@
-"""The three clients the benchmark compares, each doing the same work in its most natural way.
+"""The clients the benchmark compares, each doing the same work in its most natural way.
 
 - aioqueue: the public API (Shared Key from the connection string, as users run it).
 - aioqueue-sas: the same with the floor's SAS, so that only client code differs from the floor.
+- aioqueue-otel: aioqueue with OpenTelemetry configured (SDK providers, spans batched to an exporter
+  that drops them, metrics aggregated in memory): what the instrumentation costs. Not in the default run.
 - official: azure-storage-queue's aio client (Shared Key from the same connection string).
 - floor: bare aiohttp sending the same HTTP requests with a pre-generated SAS: no signing, no XML
   library, minimal string parsing (a regex pulls out the ids and receipts it deletes with, or the ids
@@ -95,6 +97,43 @@ class AioqueueSasClient(AioqueueClient):
 
         account_url, sas = account_sas(conn_str)
         self.queue = QueueClient(account_url, queue_name, credential=sas, max_connections=64)
+
+
+class AioqueueOtelClient(AioqueueClient):
+    """aioqueue with OpenTelemetry's SDK configured through the client options: every span goes
+    through a BatchSpanProcessor (its export thread is part of the process, so it is counted) to an
+    exporter that drops it, and the metrics aggregate in an InMemoryMetricReader (flat memory: no
+    attribute grows without bound). The SDK's own cost is the user's too, so it is measured."""
+
+    name = "aioqueue-otel"
+
+    def __init__(self, conn_str: str, queue_name: str) -> None:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+        from aioqueue import QueueClient
+
+        class Drop(SpanExporter):
+            def export(self, spans: Any) -> SpanExportResult:
+                return SpanExportResult.SUCCESS
+
+        self.tracer_provider = TracerProvider()
+        self.tracer_provider.add_span_processor(BatchSpanProcessor(Drop()))
+        self.meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+        self.queue = QueueClient.from_connection_string(
+            conn_str,
+            queue_name,
+            max_connections=64,
+            tracer_provider=self.tracer_provider,
+            meter_provider=self.meter_provider,
+        )
+
+    async def close(self) -> None:
+        await super().close()
+        self.tracer_provider.shutdown()
+        self.meter_provider.shutdown()
 
 
 class OfficialClient:
@@ -215,4 +254,4 @@ class FloorClient:
         await self.session.close()
 
 
-CLIENTS = {c.name: c for c in (AioqueueClient, AioqueueSasClient, OfficialClient, FloorClient)}
+CLIENTS = {c.name: c for c in (AioqueueClient, AioqueueSasClient, AioqueueOtelClient, OfficialClient, FloorClient)}

@@ -3,6 +3,8 @@
     ./dev bench                      # 3,000 messages of 256 B, concurrency 32, 3 rounds, writes the README table
     ./dev bench --messages 500 --rounds 1 --no-readme
     ./dev bench --instructions --messages 300 --peeks 100   # instructions per operation (valgrind)
+    ./dev bench --no-readme --clients floor,aioqueue,aioqueue-otel   # what OpenTelemetry costs, configured
+    ./dev bench --no-readme --clients floor,aioqueue --without-otel  # ... and as if it were not installed
 
 Each (round, phase, client) runs in its own child process, interleaved A B C A B C, against a fresh
 Azurite started here. Client CPU comes from the child's own getrusage (the emulator's CPU is not
@@ -87,6 +89,7 @@ async def child(
         "ops": n,
         "peak_rss_mb": rss_kb / 1024,
         "loop": loop_name,
+        "otel_loaded": "opentelemetry" in sys.modules,
     }
 
 
@@ -125,6 +128,15 @@ async def depth_child(conn_str: str, name: str, depth: int) -> dict:
 
 class ChildFailed(Exception):
     pass
+
+
+class _HideOtel:
+    """A meta path finder making opentelemetry unimportable in a child, as if it were not installed."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name == "opentelemetry" or name.startswith("opentelemetry."):
+            raise ModuleNotFoundError(f"No module named {name!r} (hidden by --without-otel)", name=name)
+        return None
 
 
 def _callgrind(state: str) -> None:
@@ -228,9 +240,14 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--peeks", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--clients", default=",".join(ORDER))
+    parser.add_argument(
+        "--clients", default=",".join(ORDER), help="also aioqueue-otel: aioqueue with OpenTelemetry configured"
+    )
     parser.add_argument("--depths", default="1000,5000,20000", help="queue depths for the RSS check ('' skips)")
     parser.add_argument("--uvloop", action="store_true", help="run the children on uvloop")
+    parser.add_argument(
+        "--without-otel", action="store_true", help="run the children with opentelemetry hidden (not importable)"
+    )
     parser.add_argument(
         "--instructions",
         action="store_true",
@@ -246,6 +263,8 @@ def main() -> None:
     if args.child or args.depth_child or args.fill_child:
         if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 1:
             os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core; the emulator gets the other
+        if args.without_otel:
+            sys.meta_path.insert(0, _HideOtel())
         loop_name = "asyncio"
         if args.uvloop:
             import uvloop
@@ -270,6 +289,8 @@ def main() -> None:
     common = ["--messages", str(args.messages), "--size", str(args.size), "--peeks", str(args.peeks)]
     if args.uvloop:
         common.append("--uvloop")
+    if args.without_otel:
+        common.append("--without-otel")
     emulator_cores = sorted(os.sched_getaffinity(0))[1:] if hasattr(os, "sched_getaffinity") else []
     wrapper = None
     if emulator_cores and shutil.which("taskset"):
@@ -310,7 +331,8 @@ def main() -> None:
     loop_name = "uvloop" if args.uvloop else "asyncio"
     info = (
         f"{args.messages} messages of {args.size} B, concurrency 32, {args.peeks} peeks, median of "
-        f"{args.rounds} interleaved rounds, Python {sys.version.split()[0]}, {loop_name}, "
+        f"{args.rounds} interleaved rounds, Python {sys.version.split()[0]}, {loop_name}"
+        f"{', opentelemetry hidden' if args.without_otel else ''}, "
         f"{os.cpu_count()} cores (client on one, Azurite 3.35.0 on the other, a fresh one per phase)"
     )
     if depth_rows:
@@ -359,7 +381,8 @@ def instructions(clients: list[str], common: list[str], executable: str | None, 
     lines = ratio_table(counts, clients, "instructions", lambda v: f"{v / 1000:,.0f}k")
     block = "\n".join(lines) + (
         f"\n\n_{args.messages} messages of {args.size} B, {args.peeks} peeks, instructions the client process "
-        f"executed during each phase (callgrind), Python {sys.version.split()[0]}, asyncio._"
+        f"executed during each phase (callgrind), Python {sys.version.split()[0]}, asyncio"
+        f"{', opentelemetry hidden' if args.without_otel else ''}._"
     )
     print(block)
     if not args.no_readme:
