@@ -24,6 +24,7 @@ and error descriptions are the redacted messages aioqueue's errors carry.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from ._models import QueueMessage
 
 try:
+    import opentelemetry.metrics._internal as otel_metrics_internal
     from opentelemetry import context as otel_context
     from opentelemetry import metrics as otel_metrics
     from opentelemetry import trace as otel_trace
@@ -182,7 +184,7 @@ class Telemetry:
         self, name: str, queue: str | None, message: QueueMessage | None = None, *, span_name: str | None = None
     ) -> Operation | _Off:
         """The recorder of one operation: :data:`OFF` when neither traces nor metrics are wanted."""
-        if otel_trace is None:
+        if otel_trace is None or (self._tp is None and self._mp is None and _no_global_provider()):
             return OFF
         tracer = self.tracer()
         instruments = self.instruments()
@@ -222,6 +224,23 @@ class Telemetry:
             carrier["tracestate"] = state
         span_context = otel_trace.get_current_span(_PROPAGATOR.extract(carrier)).get_span_context()
         return [Link(span_context)] if span_context.is_valid else []
+
+
+_UNKNOWN = object()
+# Providers named by environment variables are loaded by the API's getters on first use
+_PROVIDERS_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ or "OTEL_PYTHON_METER_PROVIDER" in os.environ
+
+
+def _no_global_provider() -> bool:
+    """True while neither a global tracer provider nor a global meter provider was set: two module
+    attribute reads, where the API's public getters cost about 0.9 us each (they consult
+    os.environ). Falls back to False (then the getters decide) should a release rename them."""
+    if _PROVIDERS_FROM_ENV:
+        return False
+    return (
+        getattr(otel_trace, "_TRACER_PROVIDER", _UNKNOWN) is None
+        and getattr(otel_metrics_internal, "_METER_PROVIDER", _UNKNOWN) is None
+    )
 
 
 def _state_field(field: str) -> str:

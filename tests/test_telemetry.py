@@ -440,6 +440,38 @@ print("ok")
     assert done.stdout.strip() == "ok"
 
 
+def test_global_providers_set_after_the_client_was_made_are_used(azurite, queue_name):
+    """The usual set-up: the SDK configured globally (here after the client exists), no option passed."""
+    script = f"""
+import asyncio
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+import aioqueue, aioqueue._telemetry as t
+
+async def main():
+    async with aioqueue.QueueClient.from_connection_string({azurite.connection_string!r}, {queue_name!r}) as q:
+        assert q._operation("send") is t.OFF
+        await q.create_queue()
+        exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
+        tracer_provider = TracerProvider()
+        tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(tracer_provider)
+        metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+        await q.send_message("x")
+        print(sorted(s.name for s in exporter.get_finished_spans()))
+        names = [m.name for r in reader.get_metrics_data().resource_metrics for s in r.scope_metrics for m in s.metrics]
+        print("messaging.client.sent.messages" in names)
+asyncio.run(main())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == [f"['send {queue_name}']", "True"]
+
+
 def test_options_are_checked_before_any_request():
     url = "https://acct.queue.core.windows.net"
     with pytest.raises(ConfigurationError, match="tracer_provider"):
