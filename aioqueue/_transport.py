@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 from urllib.parse import quote
 
 import aiohttp
@@ -281,6 +281,19 @@ class RetryingSession:
         self._map_error = map_error
         self._session = session
         self._owns_session = session is None
+        # what every request needs: set once on a session of ours, passed per request to a caller's
+        # (never raise on a status: we map it; never inflate a body: we ask for none compressed, so a
+        # compressed one is hostile; never resend behind our back: see _no_resend)
+        self._session_options: dict[str, Any] = {
+            "timeout": self.timeout,
+            "skip_auto_headers": _SKIP_AUTO_HEADERS,
+            "raise_for_status": False,
+            "auto_decompress": False,
+            "middlewares": _MIDDLEWARES,
+        }
+        self._request_options: dict[str, Any] = {"allow_redirects": False}
+        if session is not None:
+            self._request_options.update(self._session_options)
         self.state = State.UNOPENED
         self._loop: asyncio.AbstractEventLoop | None = None
         self.location_mode: Location = location_mode
@@ -295,7 +308,7 @@ class RetryingSession:
             raise ConfigurationError("this client is closed; create a new one (or use it inside 'async with')")
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=KEEPALIVE_TIMEOUT)
-            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False, trust_env=False)
+            self._session = aiohttp.ClientSession(connector=connector, trust_env=False, **self._session_options)
         self._loop = asyncio.get_running_loop()
         self.state = State.OPENED
         return self._session
@@ -455,21 +468,7 @@ class RetryingSession:
         started = time.monotonic() if debug or hooks is not None else 0.0
         outcome: Response | TransportError
         try:
-            async with session.request(
-                method,
-                target.url,
-                data=body,
-                headers=hdrs,
-                timeout=self.timeout,
-                allow_redirects=False,
-                skip_auto_headers=_SKIP_AUTO_HEADERS,
-                # the same for a caller's session as for ours: never raise on a status (we map it),
-                # never inflate a body (we ask for none compressed, so a compressed one is hostile),
-                # never resend behind our back (see _no_resend)
-                raise_for_status=False,
-                auto_decompress=False,
-                middlewares=_MIDDLEWARES,
-            ) as resp:
+            async with session.request(method, target.url, data=body, headers=hdrs, **self._request_options) as resp:
                 try:
                     body = await self._read(resp, target.max_bytes)
                 except MalformedResponse as exc:  # an answer came, but its body is refused
