@@ -35,6 +35,7 @@ PHASES = [
     ("send", "send N (concurrency 32)", "message"),
     ("receive_delete", "receive 32 + delete each, until drained", "message"),
     ("peek", "peek 32", "call"),
+    ("peek_empty", "peek, empty queue", "call"),
     ("consume", "consumer end to end", "message"),
 ]
 ORDER = ["aioqueue", "aioqueue-sas", "official", "floor"]
@@ -61,11 +62,12 @@ async def child(
     await client.send(texts[:64], 32)
     await client.peek(5)
     await client.receive_delete()
-    if phase != "send":
-        await client.send(texts, 32)  # what the phase reads: not measured
+    if phase not in ("send", "peek_empty"):
+        await client.send(texts, 32)  # what the phase reads: not measured (the warm-up left it empty)
     work = {
         "send": lambda: client.send(texts, 32),
         "peek": lambda: client.peek(peeks),
+        "peek_empty": lambda: client.peek(peeks),
         "receive_delete": client.receive_delete,
         "consume": client.consume,
     }[phase]
@@ -77,7 +79,7 @@ async def child(
     c1, t1 = cpu(), time.perf_counter()
     if counting:
         _callgrind("off")
-    n = done if isinstance(done, int) else (peeks if phase == "peek" else messages)
+    n = done if isinstance(done, int) else (peeks if phase.startswith("peek") else messages)
     await client.close()
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
@@ -255,10 +257,17 @@ def main() -> None:
         "needs valgrind; use fewer --messages, e.g. 300)",
     )
     parser.add_argument("--no-readme", action="store_true", help="print the table without writing README.md")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a quick run that proves the harness works (tiny counts, one round, no depth check); writes no file",
+    )
     parser.add_argument("--child", nargs=3, metavar=("CLIENT", "CONN", "PHASE"), help=argparse.SUPPRESS)
     parser.add_argument("--depth-child", nargs=3, metavar=("DEPTH", "CONN", "QUEUE"), help=argparse.SUPPRESS)
     parser.add_argument("--fill-child", nargs=3, metavar=("DEPTH", "CONN", "QUEUE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.smoke:
+        args.messages, args.peeks, args.rounds, args.depths, args.no_readme = 40, 3, 1, "", True
 
     if args.child or args.depth_child or args.fill_child:
         if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 1:
@@ -293,7 +302,7 @@ def main() -> None:
         common.append("--without-otel")
     emulator_cores = sorted(os.sched_getaffinity(0))[1:] if hasattr(os, "sched_getaffinity") else []
     wrapper = None
-    if emulator_cores and shutil.which("taskset"):
+    if emulator_cores and shutil.which("taskset") and not args.smoke:
         wrapper = HERE / "results" / "azurite-pinned"
         wrapper.parent.mkdir(exist_ok=True)
         wrapper.write_text(f'#!/bin/sh\nexec taskset -c {",".join(map(str, emulator_cores))} {find_azurite()} "$@"\n')
@@ -312,8 +321,9 @@ def main() -> None:
                 print(f"round {r + 1}/{args.rounds}: {phase} {c} ...", file=sys.stderr, flush=True)
                 with Azurite(executable=executable) as emulator:
                     results.append(run_child(["--child", c, emulator.connection_string, phase, *common]))
-        (HERE / "results").mkdir(exist_ok=True)
-        (HERE / "results" / "rounds.json").write_text(json.dumps(results, indent=1))
+        if not args.smoke:
+            (HERE / "results").mkdir(exist_ok=True)
+            (HERE / "results" / "rounds.json").write_text(json.dumps(results, indent=1))
     depth_rows = []
     for depth in [int(d) for d in args.depths.split(",") if d]:
         print(f"depth {depth} ...", file=sys.stderr, flush=True)
@@ -349,6 +359,8 @@ def main() -> None:
         )
     block = f"{text}\n\n_{info}._"
     print(block)
+    if args.smoke:
+        return  # the smoke run proves the harness works; it writes nothing
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "latest.json").write_text(json.dumps({"rounds": results, "depths": depth_rows}, indent=1))
     if "floor" in clients and chart(med, clients, HERE / "chart.png"):
