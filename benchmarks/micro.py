@@ -5,9 +5,10 @@
     python benchmarks/micro.py peek32 sign_put # some items only
 
 Each item runs the functions the client runs for one operation, on answers shaped like the ones
-Azurite and Azure send (Azurite's declaration, GUID ids, 256-byte texts, three distinct times per
-answer, as when the messages were sent in one burst). Every call gets an answer it has not seen
-before, so the date cache is as warm as in steady state and no warmer.
+Azurite and Azure send (Azurite's declaration, or Azure's byte-order mark and declaration; GUID ids,
+256-byte texts, three distinct times per answer, as when the messages were sent in one burst). Every
+call gets an answer it has not seen before, so the date cache is as warm as in steady state and no
+warmer.
 
 Instructions: each item runs in its own ``valgrind --tool=callgrind --instr-atstart=no`` child that
 switches counting on for N calls and again for 3N calls; (count(3N) - count(N)) / 2N is the cost of
@@ -47,6 +48,7 @@ from aioqueue._xml import message_body, parse_messages  # noqa: E402
 from aioqueue.testing import DEV_ACCOUNT, DEV_KEY  # noqa: E402
 
 DECLARATION = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'  # what Azurite sends
+AZURE_DECLARATION = b'\xef\xbb\xbf<?xml version="1.0" encoding="utf-8"?>'  # what Azure sends: a BOM first
 BASE = 1_795_000_000  # seconds since the epoch: a time in 2026
 SIZE = 256  # bytes of message content, as in benchmarks/run.py
 API_VERSION = "2025-11-05"
@@ -57,14 +59,16 @@ def _receipt(i: int) -> str:
     return base64.b64encode(f"27Nov2026{i:019d}".encode()).decode()
 
 
-def messages_body(serial: int, count: int, *, received: bool, encoding: str = "text") -> bytes:
+def messages_body(
+    serial: int, count: int, *, received: bool, encoding: str = "text", declaration: bytes = DECLARATION
+) -> bytes:
     """A Get Messages (``received``) or Peek Messages answer of ``count`` messages; ``serial`` picks its times."""
     now = BASE + serial
     inserted = format_rfc1123(now - 5).encode()
     expires = format_rfc1123(now - 5 + 7 * 86400).encode()
     visible = format_rfc1123(now + 30).encode()
     enc = get_encoding(encoding)
-    parts = [DECLARATION, b"<QueueMessagesList>"]
+    parts = [declaration, b"<QueueMessagesList>"]
     for i in range(count):
         text = message_body(encode_message(enc, f"{serial * 32 + i:08d}".ljust(SIZE, "x")))[27:-29]
         parts += [
@@ -91,11 +95,11 @@ def messages_body(serial: int, count: int, *, received: bool, encoding: str = "t
     return b"".join(parts)
 
 
-def receipt_body(serial: int) -> bytes:
+def receipt_body(serial: int, declaration: bytes = DECLARATION) -> bytes:
     """A Put Message answer."""
     now = BASE + serial
     return (
-        DECLARATION
+        declaration
         + b"<QueueMessagesList><QueueMessage><MessageId>"
         + str(uuid.UUID(int=serial + 1)).encode()
         + b"</MessageId><InsertionTime>"
@@ -116,21 +120,21 @@ def _decoder(encoding: str) -> Callable[[Any], Any]:
     return lambda raw: QueueClient._decode(owner, raw)  # type: ignore[arg-type]
 
 
-def _peek(encoding: str) -> Callable[[int], Callable[[], object]]:
+def _peek(encoding: str, declaration: bytes = DECLARATION) -> Callable[[int], Callable[[], object]]:
     decode = _decoder(encoding)
 
     def make(serial: int) -> Callable[[], object]:
-        body = messages_body(serial, 32, received=False, encoding=encoding)
+        body = messages_body(serial, 32, received=False, encoding=encoding, declaration=declaration)
         return lambda: [peeked_message(raw, decode(raw)) for raw in parse_messages(body)]
 
     return make
 
 
-def _receive(encoding: str) -> Callable[[int], Callable[[], object]]:
+def _receive(encoding: str, declaration: bytes = DECLARATION) -> Callable[[int], Callable[[], object]]:
     decode = _decoder(encoding)
 
     def make(serial: int) -> Callable[[], object]:
-        body = messages_body(serial, 32, received=True, encoding=encoding)
+        body = messages_body(serial, 32, received=True, encoding=encoding, declaration=declaration)
         return lambda: [received_message(raw, decode(raw), QueueMessage) for raw in parse_messages(body)]
 
     return make
@@ -143,6 +147,11 @@ def _empty(serial: int) -> Callable[[], object]:
 
 def _send_receipt(serial: int) -> Callable[[], object]:
     body = receipt_body(serial)
+    return lambda: send_receipt(parse_messages(body)[0])
+
+
+def _send_receipt_azure(serial: int) -> Callable[[], object]:
+    body = receipt_body(serial, AZURE_DECLARATION)
     return lambda: send_receipt(parse_messages(body)[0])
 
 
@@ -190,8 +199,11 @@ ITEMS: dict[str, tuple[str, Callable[[int], Callable[[], object]]]] = {
     "receive32": ("Get Messages answer, 32 messages, text encoding -> QueueMessage list", _receive("text")),
     "peek32_b64": ("the same peek, base64 encoding", _peek("base64")),
     "receive32_b64": ("the same receive, base64 encoding", _receive("base64")),
+    "peek32_azure": ("peek32 as Azure answers (a BOM, its declaration)", _peek("text", AZURE_DECLARATION)),
+    "receive32_azure": ("receive32 as Azure answers", _receive("text", AZURE_DECLARATION)),
     "empty": ("an empty QueueMessagesList", _empty),
     "receipt": ("Put Message answer -> SendReceipt", _send_receipt),
+    "receipt_azure": ("the same as Azure answers", _send_receipt_azure),
     "send_body": ("encode + check + Put Message body, 256 B text", _send_body),
     "sign_put": ("Shared Key Authorization, Put Message", _sign_put),
     "sign_get": ("Shared Key Authorization, Get Messages", _sign_get),
