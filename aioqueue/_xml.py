@@ -35,21 +35,24 @@ from ._models import (
 from ._validation import MESSAGE_ID as _MESSAGE_ID
 from ._validation import POP_RECEIPT as _POP_RECEIPT
 
+_BOM = b"\xef\xbb\xbf"  # UTF-8's byte-order mark
 # What may start an element name (ASCII letters, '_', ':', and any non-ASCII UTF-8 byte).
 _NAME_START = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_:") | frozenset(range(0x80, 0x100))
 
 
 def _root_comes_first(body: bytes) -> bool:
-    """True when the root element follows at once (after an optional XML declaration and spaces).
+    """True when the root element follows at once (after an optional UTF-8 byte-order mark, an
+    optional XML declaration and spaces).
 
     XML declares entities (the root of billion-laughs and external-entity attacks) only in a
     document type declaration, and that may only stand before the root element. When nothing stands
     there, the document cannot declare any: expat rejects a declaration after the root as malformed,
-    and an undeclared entity reference is a plain parse error.
+    and an undeclared entity reference is a plain parse error. Azure puts a byte-order mark before
+    every answer; it declares nothing.
     """
-    start = 0
-    if body.startswith(b"<?xml"):
-        start = body.find(b"?>") + 2
+    start = 3 if body.startswith(_BOM) else 0
+    if body.startswith(b"<?xml", start):
+        start = body.find(b"?>", start) + 2
         if start == 1:
             return False
     while body[start : start + 1] in (b" ", b"\n", b"\r", b"\t"):
@@ -89,10 +92,11 @@ def parse(body: bytes, max_elements: int = DEFAULT_MAX_ELEMENTS) -> Element:
     At most ``max_elements`` elements (start tags: '<' not followed by '/') and, for a large body, ``MAX_DEPTH``
     levels; an XML declaration naming an unknown or non-text codec is refused too.
 
-    A body whose root element comes first (what Azure and Azurite always send) cannot declare
-    entities, so the C-accelerated parser builds it (defusedxml's pure-Python parser costs about 2.5x
-    more per response). Anything else (a DTD, a comment or processing instruction before the root,
-    a byte-order mark) is parsed by defusedxml, which refuses DTDs, entities and external references.
+    A body whose root element comes first (what Azure and Azurite always send; Azure after a
+    byte-order mark) cannot declare entities, so the C-accelerated parser builds it (defusedxml's
+    pure-Python parser costs about 2.5x more per response). Anything else (a DTD, a comment or
+    processing instruction before the root) is parsed by defusedxml, which refuses DTDs, entities and
+    external references.
     """
     if body.count(b"<") - body.count(b"</") > max_elements + 2:  # start tags (and a declaration)
         raise MalformedResponse(f"the response holds more than the {max_elements} elements its answer can have")
