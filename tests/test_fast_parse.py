@@ -1,0 +1,278 @@
+"""The messages list's fast path (issue #16) against the checked parser: on every input, the fast path
+gives the checked parser's records or declines (None), never something else. Pure logic, no network."""
+
+from __future__ import annotations
+
+import codecs
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aioqueue import MalformedResponse
+from aioqueue._messages import RawMessage
+from aioqueue._xml import checked_messages, escape_text, fast_messages, parse_messages
+
+AZURITE = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+AZURE = codecs.BOM_UTF8 + b'<?xml version="1.0" encoding="utf-8"?>'
+ID = "0a1b2c3d-0000-4000-8000-000000000001"
+DATE = "Fri, 27 Nov 2026 00:00:00 GMT"
+RECEIPT = "AgAAAAMAAAAAAAAAq4Dj0Gsy2wE="
+
+
+def entry(
+    text: str | None = "hello",
+    *,
+    message_id: str = ID,
+    receipt: str | None = RECEIPT,
+    count: str | None = "1",
+    date: str = DATE,
+) -> str:
+    """One <QueueMessage> as the service writes it (``text`` already escaped)."""
+    parts = [f"<QueueMessage><MessageId>{message_id}</MessageId>"]
+    parts.append(f"<InsertionTime>{date}</InsertionTime><ExpirationTime>{date}</ExpirationTime>")
+    if receipt is not None:
+        parts.append(f"<PopReceipt>{receipt}</PopReceipt><TimeNextVisible>{date}</TimeNextVisible>")
+    if count is not None:
+        parts.append(f"<DequeueCount>{count}</DequeueCount>")
+    if text is not None:
+        parts.append(f"<MessageText>{text}</MessageText>")
+    return "".join(parts) + "</QueueMessage>"
+
+
+def document(*entries: str, declaration: bytes = AZURITE) -> bytes:
+    return declaration + b"<QueueMessagesList>" + "".join(entries).encode("utf-8") + b"</QueueMessagesList>"
+
+
+def agree(body: bytes) -> list[RawMessage] | None:
+    """The fast path's answer, after checking the checked parser agrees with it."""
+    fast = fast_messages(body)
+    if fast is not None:
+        assert checked_messages(body) == fast
+    return fast
+
+
+# ---- what the services send is read by the fast path -------------------------------------------
+
+
+@pytest.mark.parametrize("declaration", [AZURITE, AZURE, b"", b'<?xml version="1.0" encoding="utf-8"?>'])
+def test_service_shaped_answers_take_the_fast_path(declaration):
+    peeked = entry(receipt=None)
+    put = entry(None, count=None)
+    for body in (
+        document(*[entry(f"m{i}") for i in range(32)], declaration=declaration),
+        document(peeked, declaration=declaration),
+        document(put, declaration=declaration),
+        declaration + b"<QueueMessagesList/>",
+        document(declaration=declaration),
+    ):
+        assert agree(body) is not None, body
+
+
+def test_the_five_predefined_entities_and_character_references_are_resolved():
+    text = "a &amp; b &lt; c &gt; d &quot;q&quot; &apos;s&apos; &#13;&#xD;&#10;&#x1F600;&#233;&#xe9;"
+    fast = agree(document(entry(text)))
+    assert fast is not None
+    [raw] = fast
+    assert raw.text == "a & b < c > d \"q\" 's' \r\r\n\U0001f600\xe9\xe9"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # a DTD: entities, billion laughs, external references
+        b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "x">]><QueueMessagesList>'
+        + entry("&a;").encode()
+        + b"</QueueMessagesList>",
+        b'<!DOCTYPE l SYSTEM "file:///etc/passwd"><QueueMessagesList/>',
+        document(entry("&lol;")),  # an undeclared entity
+        document(entry("&amp")),  # an unterminated reference
+        document(entry("&#0;")),  # a reference to a character XML cannot carry
+        document(entry("&#xD800;")),
+        document(entry("&#xFFFE;")),
+        document(entry("&#X41;")),  # 'X' is not a hexadecimal reference
+        document(entry("&#99999999;")),
+        document(entry("<![CDATA[x]]>")),
+        document(entry("a<!-- c -->b")),
+        document(entry("a<?pi x?>b")),
+        document(entry("a\rb")),  # a parser turns a raw carriage return into a line feed
+        document(entry("a]]>b")),
+        document(entry("a\x01b")),
+        document(entry("a\ufffeb")),
+        document(entry("x"), declaration=b'<?xml version="1.0" encoding="latin-1"?>'),
+        document(entry("x"), declaration=b"<?xml version='1.0'?>"),
+        document(entry("x"), declaration=codecs.BOM_UTF8 + codecs.BOM_UTF8),
+        document(entry("x")).replace(b"<QueueMessage>", b"<QueueMessage a='1'>"),
+        document(entry("x")).replace(b"<QueueMessage>", b"<QueueMessage >"),
+        document(entry("x")).replace(b"<QueueMessage>", b"\n<QueueMessage>"),
+        document(entry("x")) + b"\n",
+        document(entry("x") + "<Unknown/>"),
+        document(entry("x").replace("</MessageId>", "</MessageId><NewField>y</NewField>")),
+        document(entry("x").replace("<MessageText>x</MessageText>", "<MessageText/>")),
+        document(entry("x", message_id="..")),
+        document(entry("x", receipt="a b")),
+        document(entry("x", count="+1")),
+        document(entry("x", count="\u0661")),  # an Arabic-Indic digit: int() takes it, the service never sends it
+        document(entry("x", date="Fri, 27 Nov 2026 00:00:00 GMT\u00a0")),
+        document(*[entry(str(i)) for i in range(33)]),  # more than an answer holds
+        document(entry("x")).replace(b"x", b"\xff"),  # not UTF-8
+        document(entry("x"))[:-1],  # truncated
+        b"<QueueMessagesList/>trailing",
+        b"<Error><Code>x</Code></Error>",
+        b"",
+    ],
+)
+def test_anything_but_the_service_s_shape_is_left_to_the_checked_parser(body):
+    assert fast_messages(body) is None
+    try:  # and parse_messages answers as the checked parser does
+        expected = checked_messages(body)
+    except MalformedResponse as exc:
+        with pytest.raises(MalformedResponse) as info:
+            parse_messages(body)
+        assert str(info.value) == str(exc)
+    else:
+        assert parse_messages(body) == expected
+
+
+# ---- property tests: agreement on every input hypothesis builds ----------------------------------
+
+any_text = st.text(st.characters(codec="utf-8"), max_size=40)  # anything UTF-8 can carry, control characters too
+xml_text = st.text(
+    st.characters(codec="utf-8", exclude_characters="".join(map(chr, [*range(0, 9), 11, 12, *range(14, 32)]))),
+    max_size=60,
+).filter(lambda t: "\ufffe" not in t and "\uffff" not in t)
+junk = st.sampled_from(
+    [
+        "",
+        " ",
+        "\n",
+        "\r\n",
+        "\t",
+        "<!-- c -->",
+        "<?pi x?>",
+        "<![CDATA[<&>]]>",
+        "<Unknown>u</Unknown>",
+        "<Unknown/>",
+        "&amp;",
+        "&lt;",
+        "&gt;",
+        "&quot;",
+        "&apos;",
+        "&#65;",
+        "&#x41;",
+        "&#x1F600;",
+        "&#0;",
+        "&#xFFFF;",
+        "&#1114112;",
+        "&#X41;",
+        "&nbsp;",
+        "&lol;",
+        "&",
+        "<",
+        ">",
+        "]]>",
+        "\r",
+        "\x00",
+        "\x7f",
+        "\u0085",
+        "\u2028",
+        "\ufeff",
+        "\ufffe",
+        "\U0001f600",
+        "é",
+        "a='1'",
+        "/",
+        '"',
+    ]
+)
+declarations = st.sampled_from(
+    [
+        b"",
+        AZURITE,
+        AZURE,
+        codecs.BOM_UTF8,
+        b'<?xml version="1.0"?>',
+        b'<?xml version="1.0" encoding="utf-8"?>',
+        b'<?xml version="1.0" encoding="UTF-8" standalone="no"?>',
+        b"<?xml version='1.0' encoding='utf-8'?>",
+        b'<?xml version="1.0" encoding="latin-1"?>',
+        b'<?xml version="1.0" encoding="utf-16"?>',
+        b'<?xml version="1.0" encoding="x-nope"?>',
+        b'<?xml version="1.1"?>',
+        b'<!DOCTYPE QueueMessagesList [<!ENTITY lol "lol">]>',
+        b'<?xml version="1.0"?><!DOCTYPE QueueMessagesList [<!ENTITY lol "&#65;">]>',
+        b'<!DOCTYPE QueueMessagesList SYSTEM "http://127.0.0.1:1/x.dtd">',
+        b"<!-- c -->",
+        b"\n",
+    ]
+)
+ids = st.one_of(st.just(ID), st.text("abcXYZ019-_", min_size=1, max_size=8), any_text)
+receipts = st.one_of(st.none(), st.just(RECEIPT), st.text("abcXYZ019+/=-_", min_size=1, max_size=8), any_text)
+counts = st.one_of(st.none(), st.just("1"), st.integers(0, 10**12).map(str), any_text)
+dates = st.one_of(st.just(DATE), st.text("Fri, 27Nov:0GMT", max_size=40), any_text)
+
+
+@st.composite
+def texts(draw: st.DrawFn) -> str | None:
+    kind = draw(st.sampled_from(["none", "escaped", "raw", "junk"]))
+    if kind == "none":
+        return None
+    if kind == "escaped":
+        return escape_text(draw(xml_text))
+    if kind == "raw":
+        return draw(any_text)
+    pieces = draw(st.lists(st.one_of(junk, xml_text.map(escape_text)), max_size=6))
+    return "".join(pieces)
+
+
+@st.composite
+def entries(draw: st.DrawFn) -> str:
+    text = draw(texts())
+    if draw(st.booleans()):  # the service's shape, but for the text
+        return entry(text)
+    return entry(text, message_id=draw(ids), receipt=draw(receipts), count=draw(counts), date=draw(dates))
+
+
+@st.composite
+def documents(draw: st.DrawFn) -> bytes:
+    items = draw(st.lists(entries(), max_size=4))
+    if draw(st.integers(0, 9)) == 0:  # now and then a huge count of messages
+        items = items[:1] * draw(st.integers(30, 40))
+    body = document(*items, declaration=draw(declarations))
+    for _ in range(draw(st.integers(0, 3))):  # junk anywhere: whitespace, attributes, markup, references
+        at = draw(st.integers(0, len(body)))
+        body = body[:at] + draw(junk).encode("utf-8", "surrogatepass") + body[at:]
+    return body
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(documents())
+def test_the_fast_path_agrees_with_the_checked_parser_or_declines(body):
+    agree(body)
+
+
+@settings(max_examples=500, deadline=None)
+@given(documents(), st.data())
+def test_byte_level_damage_never_makes_the_fast_path_disagree(body, data):
+    for _ in range(data.draw(st.integers(1, 3))):
+        at = data.draw(st.integers(0, len(body)))
+        op = data.draw(st.sampled_from(["insert", "delete", "replace"]))
+        byte = bytes([data.draw(st.integers(0, 255))])
+        if op == "insert":
+            body = body[:at] + byte + body[at:]
+        elif op == "delete":
+            body = body[:at] + body[at + 1 :]
+        else:
+            body = body[:at] + byte + body[at + 1 :]
+    agree(body)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(xml_text, max_size=32), st.sampled_from([AZURITE, AZURE, b""]), st.booleans())
+def test_any_text_the_client_can_send_comes_back_through_the_fast_path(texts, declaration, peeked):
+    """Escaped as the service escapes it (every character XML carries, references for '\\r')."""
+    escaped = [escape_text(t).replace("\r", "&#xD;") for t in texts]
+    body = document(*[entry(e, receipt=None if peeked else RECEIPT) for e in escaped], declaration=declaration)
+    fast = agree(body)
+    assert fast is not None
+    assert [raw.text for raw in fast] == texts
