@@ -9,9 +9,9 @@ import asyncio
 import base64
 import binascii
 import hashlib
-import hmac
 import re
 import time
+from binascii import b2a_base64
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import parse_qsl, urlsplit
@@ -40,21 +40,36 @@ def decode_key(account_key: str) -> bytes:
 
 
 class HmacKey:
-    """A decoded key ready to sign with: base64 HMAC-SHA256 of UTF-8 text. The keyed state (the padded
-    key hashed in) is made once; each signature copies it."""
+    """A decoded key ready to sign with: base64 HMAC-SHA256 of UTF-8 text.
 
-    __slots__ = ("_keyed",)
+    HMAC (RFC 2104) is two SHA-256 hashes: of the padded key XOR ipad then the text, and of the padded
+    key XOR opad then the first digest. Both keyed states are hashed once here; each signature copies
+    them (hmac.HMAC's own copy, update and digest add a Python object and calls per signature).
+    """
+
+    __slots__ = ("_inner", "_outer")
 
     def __init__(self, key: bytes) -> None:
-        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
 
     def __repr__(self) -> str:
         return "HmacKey(<hidden>)"
 
     def sign(self, text: str) -> str:
-        mac = self._keyed.copy()
-        mac.update(text.encode("utf-8"))
-        return base64.b64encode(mac.digest()).decode("ascii")
+        inner = self._inner.copy()
+        inner.update(text.encode("utf-8"))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return b2a_base64(outer.digest(), newline=False).decode("ascii")
+
+
+_BLOCK = 64  # SHA-256's block size in bytes
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))
 
 
 class SharedKeyCredential:
@@ -86,21 +101,54 @@ class SharedKeyCredential:
         headers: Mapping[str, str],
         content_length: int,
     ) -> str:
-        """The ``Authorization`` header value for one request (``path`` as sent, already encoded)."""
-        get = headers.get
-        x_ms = sorted((k.lower(), v.strip()) for k, v in headers.items() if k[:5].lower() == "x-ms-")
-        canonical_headers = "".join(f"{k}:{v}\n" for k, v in x_ms)
+        """The ``Authorization`` header value for one request (``path`` as sent, already encoded).
+
+        One pass over the headers: each standard header signed by name goes to its line (looked up
+        by the spelling the transport and _validation.user_headers send), each ``x-ms-`` one (any case)
+        to the canonical headers."""
+        lines = ["", "", "", str(content_length) if content_length else "", "", "", "", "", "", "", "", ""]
+        x_ms = []
+        line = _SIGNED_LINES.get
+        for k, v in headers.items():
+            at = line(k)
+            if at is not None:
+                lines[at] = v
+            elif k[:5].lower() == "x-ms-":
+                x_ms.append((k.lower(), v.strip()))
+        lines[0] = method
+        if x_ms:
+            x_ms.sort()
+            lines += [f"{k}:{v}" for k, v in x_ms]
         resource = f"/{self.account_name}{path}"
         if query:
-            resource += "".join(f"\n{k}:{v}" for k, v in sorted((k.lower(), v) for k, v in query.items()))
-        string_to_sign = (
-            f"{method}\n{get('Content-Encoding', '')}\n{get('Content-Language', '')}\n"
-            f"{content_length or ''}\n{get('Content-MD5', '')}\n{get('Content-Type', '')}\n"
-            f"{get('Date', '')}\n{get('If-Modified-Since', '')}\n{get('If-Match', '')}\n"
-            f"{get('If-None-Match', '')}\n{get('If-Unmodified-Since', '')}\n{get('Range', '')}\n"
-            f"{canonical_headers}{resource}"
+            resource += "".join([f"\n{k}:{v}" for k, v in sorted([(k.lower(), v) for k, v in query.items()])])
+        lines.append(resource)
+        string_to_sign = "\n".join(lines)
+        return f"SharedKey {self.account_name}:{self._key.sign(string_to_sign)}"
+
+
+# The string to sign: the verb, then one line per standard header (empty when not sent), the
+# canonical x-ms- headers and the resource. Line 3, Content-Length, comes from the body's length.
+_SIGNED_LINES = {
+    name: at
+    for at, name in enumerate(
+        (
+            "",
+            "Content-Encoding",
+            "Content-Language",
+            "",
+            "Content-MD5",
+            "Content-Type",
+            "Date",
+            "If-Modified-Since",
+            "If-Match",
+            "If-None-Match",
+            "If-Unmodified-Since",
+            "Range",
         )
-        return f"SharedKey {self.account_name}:{self.sign(string_to_sign)}"
+    )
+    if name
+}
 
 
 # RFC 3986 query characters, with '%' only as a %XX escape
