@@ -4,13 +4,15 @@ gives the checked parser's records or declines (None), never something else. Pur
 from __future__ import annotations
 
 import codecs
+import dataclasses
+from datetime import datetime, timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aioqueue import MalformedResponse
-from aioqueue._messages import RawMessage
+from aioqueue import MalformedResponse, PeekedMessage, SendReceipt
+from aioqueue._messages import RawMessage, peeked_message, send_receipt
 from aioqueue._xml import checked_messages, escape_text, fast_messages, parse_messages
 
 AZURITE = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
@@ -276,3 +278,27 @@ def test_any_text_the_client_can_send_comes_back_through_the_fast_path(texts, de
     fast = agree(body)
     assert fast is not None
     assert [raw.text for raw in fast] == texts
+
+
+# ---- the models built from the records ----------------------------------------------------------
+
+
+def test_peeked_messages_and_receipts_are_the_objects_their_constructors_make():
+    """They are built by setting their slots (a frozen dataclass's __init__ costs twice that)."""
+    when = datetime(2026, 11, 27, tzinfo=timezone.utc)
+    [peek] = agree(document(entry("hi", receipt=None, count="3"))) or []
+    peeked = peeked_message(peek, "hi")
+    made = PeekedMessage(ID, "hi", 3, when, when)
+    assert type(peeked) is PeekedMessage
+    assert peeked == made and hash(peeked) == hash(made) and repr(peeked) == repr(made)
+    assert dataclasses.astuple(peeked) == dataclasses.astuple(made)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        peeked.content = "other"  # type: ignore[misc]
+    [put] = agree(document(entry(None, count=None))) or []
+    receipt = send_receipt(put)
+    made_receipt = SendReceipt(ID, RECEIPT, when, when, when)
+    assert type(receipt) is SendReceipt
+    assert receipt == made_receipt and hash(receipt) == hash(made_receipt) and repr(receipt) == repr(made_receipt)
+    assert dataclasses.replace(receipt, id="x") == SendReceipt("x", RECEIPT, when, when, when)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        receipt.id = "x"  # type: ignore[misc]
