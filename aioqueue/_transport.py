@@ -343,7 +343,12 @@ class RetryingSession:
         else:
             origin, prefix = endpoint.origin, endpoint.path_prefix
         full_path = prefix + path
-        qs = "&".join(f"{k}={quote(v, safe='')}" for k, v in query.items()) if query else ""
+        # most values ("32", "true", a plain pop receipt) need no escaping, and quote() costs ~1 us each
+        qs = (
+            "&".join(f"{k}={v if v.isalnum() and v.isascii() else quote(v, safe='')}" for k, v in query.items())
+            if query
+            else ""
+        )
         credential = self.credential
         sas = credential.token if isinstance(credential, SasCredential) else endpoint.sas
         if sas:
