@@ -29,6 +29,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+SAVED = HERE / "saved"  # the raw results behind README.md's tables (committed; results/ is scratch)
 sys.path.insert(0, str(HERE))
 
 PHASES = [
@@ -258,6 +259,11 @@ def main() -> None:
     )
     parser.add_argument("--no-readme", action="store_true", help="print the table without writing README.md")
     parser.add_argument(
+        "--from-saved",
+        action="store_true",
+        help="write README.md's tables and the chart again from benchmarks/saved/ without running anything",
+    )
+    parser.add_argument(
         "--smoke",
         action="store_true",
         help="a quick run that proves the harness works (tiny counts, one round, no depth check); writes no file",
@@ -266,6 +272,9 @@ def main() -> None:
     parser.add_argument("--depth-child", nargs=3, metavar=("DEPTH", "CONN", "QUEUE"), help=argparse.SUPPRESS)
     parser.add_argument("--fill-child", nargs=3, metavar=("DEPTH", "CONN", "QUEUE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.from_saved:
+        from_saved()
+        return
     if args.smoke:
         args.messages, args.peeks, args.rounds, args.depths, args.no_readme = 40, 3, 1, "", True
 
@@ -337,13 +346,66 @@ def main() -> None:
                 print(exc, file=sys.stderr)
                 depth_rows.append({"depth": depth, "consumed": 0, "peak_rss_mb": float("nan"), "error": str(exc)})
 
-    text, med = table(results, clients)
-    loop_name = "uvloop" if args.uvloop else "asyncio"
+    saved = {
+        "meta": _meta(args),
+        "clients": clients,
+        "rounds": results,
+        "depths": depth_rows,
+    }
+    block, med = cpu_block(saved)
+    print(block)
+    if args.smoke:
+        return  # the smoke run proves the harness works; it writes nothing
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "latest.json").write_text(json.dumps(saved, indent=1))
+    if args.no_readme:
+        return
+    # a run that writes the README keeps its raw results beside it: --from-saved renders them again
+    SAVED.mkdir(exist_ok=True)
+    (SAVED / "cpu.json").write_text(json.dumps(saved, indent=1) + "\n")
+    if "floor" in clients and chart(med, clients, HERE / "chart.png"):
+        print("\nchart: benchmarks/chart.png", file=sys.stderr)
+    _write_readme(START, END, block)
+
+
+def _meta(args: argparse.Namespace) -> dict:
+    """When, where and how a run was made: printed under its table."""
+    import datetime
+    import platform
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    try:
+        azurite = json.loads((ROOT / "node_modules" / "azurite" / "package.json").read_text())["version"]
+    except (OSError, ValueError, KeyError):
+        azurite = "?"
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
+        "machine": f"{os.cpu_count()} cores, {model}",
+        "python": sys.version.split()[0],
+        "azurite": azurite,
+        "messages": args.messages,
+        "size": args.size,
+        "peeks": args.peeks,
+        "rounds": args.rounds,
+        "loop": "uvloop" if args.uvloop else "asyncio",
+        "without_otel": args.without_otel,
+    }
+
+
+def cpu_block(saved: dict) -> tuple[str, dict]:
+    """The CPU table (and the depth check's) of a run, as README.md shows it."""
+    m, clients, depth_rows = saved["meta"], saved["clients"], saved["depths"]
+    text, med = table(saved["rounds"], clients)
     info = (
-        f"{args.messages} messages of {args.size} B, concurrency 32, {args.peeks} peeks, median of "
-        f"{args.rounds} interleaved rounds, Python {sys.version.split()[0]}, {loop_name}"
-        f"{', opentelemetry hidden' if args.without_otel else ''}, "
-        f"{os.cpu_count()} cores (client on one, Azurite 3.35.0 on the other, a fresh one per phase)"
+        f"{m['messages']} messages of {m['size']} B, concurrency 32, {m['peeks']} peeks, median of "
+        f"{m['rounds']} interleaved rounds, Python {m['python']}, {m['loop']}"
+        f"{', opentelemetry hidden' if m['without_otel'] else ''}; measured {m['date']} on {m['machine']} "
+        f"(client on one core, Azurite {m['azurite']} on the other, a fresh one per phase)"
     )
     if depth_rows:
         text += (
@@ -357,16 +419,32 @@ def main() -> None:
             else f"| {d['depth']:,} | failed: {d['error'].rsplit(': ', 1)[-1][:80]} | |"
             for d in depth_rows
         )
-    block = f"{text}\n\n_{info}._"
-    print(block)
-    if args.smoke:
-        return  # the smoke run proves the harness works; it writes nothing
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "latest.json").write_text(json.dumps({"rounds": results, "depths": depth_rows}, indent=1))
-    if "floor" in clients and chart(med, clients, HERE / "chart.png"):
-        print("\nchart: benchmarks/chart.png", file=sys.stderr)
-    if not args.no_readme:
+    return f"{text}\n\n_{info}._", med
+
+
+def instructions_block(saved: dict) -> str:
+    """The instructions table of a run, as README.md shows it."""
+    m = saved["meta"]
+    lines = ratio_table(saved["counts"], saved["clients"], "instructions", lambda v: f"{v / 1000:,.0f}k")
+    return "\n".join(lines) + (
+        f"\n\n_{m['messages']} messages of {m['size']} B, {m['peeks']} peeks, instructions the client process "
+        f"executed during each phase (callgrind), Python {m['python']}, {m['loop']}"
+        f"{', opentelemetry hidden' if m['without_otel'] else ''}; measured {m['date']} on {m['machine']}, "
+        f"Azurite {m['azurite']}._"
+    )
+
+
+def from_saved() -> None:
+    """Write README.md's tables (and the chart) again from benchmarks/saved/, running nothing."""
+    cpu_file, instr_file = SAVED / "cpu.json", SAVED / "instructions.json"
+    if cpu_file.exists():
+        saved = json.loads(cpu_file.read_text())
+        block, med = cpu_block(saved)
+        if "floor" in saved["clients"]:
+            chart(med, saved["clients"], HERE / "chart.png")
         _write_readme(START, END, block)
+    if instr_file.exists():
+        _write_readme(INSTR_START, INSTR_END, instructions_block(json.loads(instr_file.read_text())))
 
 
 def instructions(clients: list[str], common: list[str], executable: str | None, args: argparse.Namespace) -> None:
@@ -390,14 +468,12 @@ def instructions(clients: list[str], common: list[str], executable: str | None, 
             with Azurite(executable=executable) as emulator:
                 result = run_child(["--child", c, emulator.connection_string, phase, *common], prefix, env)
             counts[c][phase] = _callgrind_total(out_file) / result["ops"]
-    lines = ratio_table(counts, clients, "instructions", lambda v: f"{v / 1000:,.0f}k")
-    block = "\n".join(lines) + (
-        f"\n\n_{args.messages} messages of {args.size} B, {args.peeks} peeks, instructions the client process "
-        f"executed during each phase (callgrind), Python {sys.version.split()[0]}, asyncio"
-        f"{', opentelemetry hidden' if args.without_otel else ''}._"
-    )
+    saved = {"meta": _meta(args), "clients": clients, "counts": counts}
+    block = instructions_block(saved)
     print(block)
     if not args.no_readme:
+        SAVED.mkdir(exist_ok=True)
+        (SAVED / "instructions.json").write_text(json.dumps(saved, indent=1) + "\n")
         _write_readme(INSTR_START, INSTR_END, block)
 
 
