@@ -441,7 +441,7 @@ def from_saved() -> None:
         saved = json.loads(cpu_file.read_text())
         block, med = cpu_block(saved)
         if "floor" in saved["clients"]:
-            chart(med, saved["clients"], HERE / "chart.png")
+            chart(med, saved["clients"], HERE / "chart.png")  # docs/assets/benchmark-chart.png links to it
         _write_readme(START, END, block)
     if instr_file.exists():
         _write_readme(INSTR_START, INSTR_END, instructions_block(json.loads(instr_file.read_text())))
