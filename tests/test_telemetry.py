@@ -478,7 +478,8 @@ def test_options_are_checked_before_any_request():
         QueueClient(url, "jobs", tracer_provider=object())
     with pytest.raises(ConfigurationError, match="meter_provider"):
         QueueClient(url, "jobs", meter_provider="yes")
-    for bad in ("", "has space", 3, "a" * 100, "{x}"):
+    bad_fields: list[Any] = ["", "has space", 3, "a" * 100, "{x}"]
+    for bad in bad_fields:
         with pytest.raises(ConfigurationError, match="trace_context_field"):
             QueueClient(url, "jobs", trace_context_field=bad)
 
