@@ -822,19 +822,21 @@ class QueueClient(_Client):
         was lost, the retry's "already exists" is taken as this call's success (True): the lost
         attempt may have created it.
         """
-        try:
-            response = await self._request(
-                "create_queue",
-                "PUT",
-                self._path,
-                headers=metadata_headers(metadata),
-                extra=headers,
-                accept=lambda response: response.after_lost_answer and _error_code(response) == "QueueAlreadyExists",
-            )
-        except QueueAlreadyExists:
-            if exist_ok:
-                return False
-            raise
+        rec = self._operation("create_queue")  # an existing queue with exist_ok is no failed operation
+        with rec:
+            try:
+                response = await self._request(
+                    rec,
+                    "PUT",
+                    self._path,
+                    headers=metadata_headers(metadata),
+                    extra=headers,
+                    accept=lambda r: r.after_lost_answer and _error_code(r) == "QueueAlreadyExists",
+                )
+            except QueueAlreadyExists:
+                if exist_ok:
+                    return False
+                raise
         if response.after_lost_answer and response.status in (204, 409):
             return True  # an earlier attempt, whose answer was lost, may have created it
         if response.status == 204:  # already there, with identical metadata
@@ -854,26 +856,30 @@ class QueueClient(_Client):
 
         When an attempt's answer was lost, the retry's "not found" is this call's success (True).
         """
-        try:
-            await self._request(
-                "delete_queue",
-                "DELETE",
-                self._path,
-                extra=headers,
-                accept=lambda response: response.after_lost_answer and _error_code(response) == "QueueNotFound",
-            )
-        except QueueNotFound:
-            if missing_ok:
-                return False
-            raise
+        rec = self._operation("delete_queue")  # a missing queue with missing_ok is no failed operation
+        with rec:
+            try:
+                await self._request(
+                    rec,
+                    "DELETE",
+                    self._path,
+                    extra=headers,
+                    accept=lambda r: r.after_lost_answer and _error_code(r) == "QueueNotFound",
+                )
+            except QueueNotFound:
+                if missing_ok:
+                    return False
+                raise
         return True
 
     async def exists(self, *, headers: Mapping[str, str] | None = None) -> bool:
         """Whether the queue exists."""
-        try:
-            await self._request("exists", "GET", self._path, query={"comp": "metadata"}, extra=headers, read=True)
-        except QueueNotFound:
-            return False
+        rec = self._operation("exists")  # "no" is an answer, not a failed operation
+        with rec:
+            try:
+                await self._request(rec, "GET", self._path, query={"comp": "metadata"}, extra=headers, read=True)
+            except QueueNotFound:
+                return False
         return True
 
     async def get_queue_properties(self, *, headers: Mapping[str, str] | None = None) -> QueueProperties:

@@ -7,7 +7,7 @@ same queue (one per core) and forwards signals to them.
 
 --metrics-port PORT serves, for Prometheus and Kubernetes probes (needs the 'prometheus' extra):
   /metrics        the worker's OpenTelemetry metrics in Prometheus' text format
-  /healthz/live   200 while the worker runs (its event loop answered: it turns); 503 once it ended
+  /healthz/live   200 while the worker runs or drains (its event loop answered: it turns)
   /healthz/ready  200 once the queue answered a receive, until receiving has failed for longer
                   than --ready-within; 503 otherwise (/healthz is /healthz/live)
 With --processes N, process i serves on PORT + i.
@@ -164,8 +164,8 @@ def run_worker(args: argparse.Namespace, conn_str: str, argv: Sequence[str]) -> 
     if args.processes < 1 or args.concurrency < 1:
         raise ValueError("--processes and --concurrency must be at least 1")
     if args.metrics_port is not None:
-        if not 0 <= args.metrics_port <= 65535 - (args.processes - 1):
-            raise ValueError("--metrics-port must be a port number (with --processes N, N ports from it)")
+        if not (1 if args.processes > 1 else 0) <= args.metrics_port <= 65535 - (args.processes - 1):
+            raise ValueError("--metrics-port must be a port number (with --processes N, the first of N ports; not 0)")
         _prometheus_modules()  # missing: say so before anything starts
     if args.processes > 1:
         return _run_children(args.processes, argv, args.metrics_port)
@@ -237,6 +237,8 @@ class JsonFormatter(logging.Formatter):
             entry["trace_id"], entry["span_id"] = ids
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 

@@ -117,8 +117,8 @@ class Consumer:
                 return None  # halted while fetching
             self._fetch = None
             entries = fetch.result()
-            self.last_answer = time.monotonic()
             messages, undecodable = self._adopt_all(entries)
+            self.last_answer = time.monotonic()  # an answer it could read
             if self.halted:  # stopped or closed while fetching: give them straight back
                 await release_all(messages + undecodable, lambda m: 0)
                 return None

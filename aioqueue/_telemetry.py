@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ._dates import parse_rfc1123
-from ._errors import redact
+from ._errors import ServiceError, redact
 
 if TYPE_CHECKING:
     from ._messages import RawMessage
@@ -160,7 +160,7 @@ class Telemetry:
         self.trace_field = trace_field
 
     def tracer(self) -> Any:
-        if otel_trace is None:
+        if otel_trace is None or (self._tp is None and _no_global("tracer")):
             return None
         provider = self._tp if self._tp is not None else otel_trace.get_tracer_provider()
         if provider is not self._tracer_from:
@@ -171,7 +171,7 @@ class Telemetry:
         return self._tracer
 
     def instruments(self) -> _Instruments | None:
-        if otel_trace is None:
+        if otel_trace is None or (self._mp is None and _no_global("meter")):
             return None
         provider = self._mp if self._mp is not None else otel_metrics.get_meter_provider()
         if provider is not self._meter_from:
@@ -185,7 +185,7 @@ class Telemetry:
         self, name: str, queue: str | None, message: QueueMessage | None = None, *, span_name: str | None = None
     ) -> Operation | _Off:
         """The recorder of one operation: :data:`OFF` when neither traces nor metrics are wanted."""
-        if otel_trace is None or (self._tp is None and self._mp is None and _no_global_provider()):
+        if otel_trace is None or (self._tp is None and self._mp is None and _no_global("both")):
             return OFF
         tracer = self.tracer()
         instruments = self.instruments()
@@ -208,6 +208,8 @@ class Telemetry:
         enriched[field] = carrier["traceparent"]
         if carrier.get("tracestate"):
             enriched[_state_field(field)] = carrier["tracestate"]
+        else:  # a forwarded event's old state must not stand beside the new parent
+            enriched.pop(_state_field(field), None)
         return enriched
 
     def creation_link(self, content: Any) -> list[Any]:
@@ -232,16 +234,15 @@ _UNKNOWN = object()
 _PROVIDERS_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ or "OTEL_PYTHON_METER_PROVIDER" in os.environ
 
 
-def _no_global_provider() -> bool:
-    """True while neither a global tracer provider nor a global meter provider was set: two module
-    attribute reads, where the API's public getters cost about 0.9 us each (they consult
-    os.environ). Falls back to False (then the getters decide) should a release rename them."""
+def _no_global(which: str) -> bool:
+    """True while no global provider of that kind ("tracer", "meter" or "both") was set: module
+    attribute reads, where the API's public getters cost about 0.9 us each (they consult os.environ).
+    False (the getters then decide) when a provider is named by environment variable, or should a
+    release rename the globals."""
     if _PROVIDERS_FROM_ENV:
         return False
-    return (
-        getattr(otel_trace, "_TRACER_PROVIDER", _UNKNOWN) is None
-        and getattr(otel_metrics_internal, "_METER_PROVIDER", _UNKNOWN) is None
-    )
+    tracer = which == "meter" or getattr(otel_trace, "_TRACER_PROVIDER", _UNKNOWN) is None
+    return tracer and (which == "tracer" or getattr(otel_metrics_internal, "_METER_PROVIDER", _UNKNOWN) is None)
 
 
 def _state_field(field: str) -> str:
@@ -282,7 +283,7 @@ class _Off:
     def received(self, raws: Sequence[RawMessage]) -> None:
         return None
 
-    def fail(self, error_type: str, description: str, exc: BaseException | None = None) -> None:
+    def fail(self, error_type: str, what: BaseException | str) -> None:
         return None
 
     def attempt(self, **_: Any) -> None:
@@ -358,12 +359,14 @@ class Operation:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if exc is not None and self._error is None:
-            self.fail(error_type(exc), str(exc), exc)
-        if self._token is not None:
-            otel_context.detach(self._token)  # type: ignore[arg-type]
-        if self.span is not None:
-            self.span.end()
+        try:
+            if exc is not None and self._error is None:
+                self.fail(error_type(exc), exc)
+        finally:  # whatever happened above, the span ends and the context is restored
+            if self._token is not None:
+                otel_context.detach(self._token)  # type: ignore[arg-type]
+            if self.span is not None:
+                self.span.end()
         instruments = self._instruments
         if instruments is not None:
             attrs = self.attrs if self._error is None else {**self.attrs, "error.type": self._error}
@@ -400,15 +403,19 @@ class Operation:
                 lag = (now - parse_rfc1123(raw.inserted_on)).total_seconds()
                 instruments.lag.record(max(0.0, lag), self.attrs)
 
-    def fail(self, error_type: str, description: str, exc: BaseException | None = None) -> None:
-        """Mark the operation failed (``error.type`` on span and metrics); ``exc`` is recorded on the
-        span as an exception event when given."""
+    def fail(self, error_type: str, what: BaseException | str) -> None:
+        """Mark the operation failed (``error.type`` on span and metrics); ``what`` is the exception
+        (recorded on the span as an exception event) or a description."""
         self._error = error_type
-        if self.span is not None:
-            if exc is not None:
-                self.span.record_exception(exc)
-            self.span.set_attribute("error.type", error_type)
-            self.span.set_status(Status(StatusCode.ERROR, redact(description)[:500]))
+        span = self.span
+        if span is not None:
+            if isinstance(what, BaseException):
+                try:
+                    span.record_exception(what)
+                except Exception:  # the SDK prints it: an exception whose __str__ raises cannot be
+                    span.add_event("exception", {"exception.type": type(what).__name__})
+            span.set_attribute("error.type", error_type)
+            span.set_status(Status(StatusCode.ERROR, redact(_describe(what))[:500]))
 
     def attempt(
         self,
@@ -458,9 +465,20 @@ class Operation:
 
 
 def error_type(exc: BaseException) -> str:
-    """The service's error code when it gave one (``QueueNotFound``), else the exception's type."""
-    code = getattr(exc, "error_code", None)
+    """The service's error code when aioqueue's error carries one (``QueueNotFound``), else the
+    exception's type."""
+    code = exc.error_code if isinstance(exc, ServiceError) else None
     return code if isinstance(code, str) and code else type(exc).__name__
+
+
+def _describe(what: BaseException | str) -> str:
+    """``str(what)``, even for an exception whose ``__str__`` raises (a handler's may)."""
+    if isinstance(what, str):
+        return what
+    try:
+        return str(what)
+    except Exception:
+        return f"<{type(what).__name__}: unprintable>"
 
 
 def count_outcome(telemetry: Telemetry, outcome: str, queue: str, extra: Mapping[str, Any] | None = None) -> None:

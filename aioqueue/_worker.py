@@ -307,7 +307,7 @@ class Worker:
             self._returned()
             if error is not None:
                 self.failed += 1
-                rec.fail(error_type(error), str(error), error)
+                rec.fail(error_type(error), error)
                 link.count("failed")
                 if message.settled is None:
                     await shielded(_release_quietly(message, self.options.retry_delay_of(message)))
@@ -321,7 +321,7 @@ class Worker:
                     pass  # settled by the handler's own code meanwhile
                 except AioQueueError as exc:
                     self.lease_lost += 1
-                    rec.fail("lease_lost", f"handled, but deleting it failed: {exc}")
+                    rec.fail("lease_lost", exc)
                     link.count("lease_lost")
                     log.warning(
                         "message %s was handled, but deleting it failed, so it will be delivered again "

@@ -534,3 +534,106 @@ async def test_worker_arguments_are_checked_when_it_is_made(queue_client):
         queue_client.worker(_ok, concurrency=0)
     with pytest.raises(ConfigurationError):
         queue_client.worker(_ok, poison_queue="Not A Queue", max_dequeue_count=3)
+
+
+# ---- found in review (each fails on 70afaf0) ------------------------------------------------------
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+
+@pytest.mark.parametrize("configured", [False, True])
+async def test_a_handler_exception_that_cannot_be_printed_is_still_a_failure(conn_str, queue_name, otel, configured):
+    """The message is released at once (retry_delay 0) and on_failure is called, traced or not."""
+    failures: list[BaseException] = []
+
+    async def handler(msg: ReceivedMessage) -> None:
+        raise _Unprintable()
+
+    options = otel.options if configured else {}
+    async with await _client(conn_str, queue_name, **options) as queue:
+        await queue.send_message("x")
+        stats = await queue.process(
+            handler, max_messages=1, idle_timeout=BOUND, on_failure=lambda m, e: failures.append(e)
+        )
+        assert [type(e) for e in failures] == [_Unprintable]
+        assert stats.failed == 1
+        assert len(await queue.peek_messages()) == 1  # released, visible again
+    if configured:
+        (process,) = named(otel.spans(), f"process {queue_name}")
+        assert process.status.status_code is StatusCode.ERROR
+        assert process.status.description == "<_Unprintable: unprintable>"
+        assert process.end_time is not None
+
+
+def test_an_operation_ends_its_span_and_restores_the_context_whatever_the_exception(otel):
+    from opentelemetry import trace
+
+    from aioqueue._telemetry import Telemetry
+
+    telemetry = Telemetry(otel.tracer_provider, otel.meter_provider)
+    with pytest.raises(_Unprintable), telemetry.operation("send", "jobs"):
+        raise _Unprintable()
+    (span,) = otel.spans()
+    assert span.name == "send jobs" and span.status.status_code is StatusCode.ERROR
+    assert not trace.get_current_span().get_span_context().is_valid
+
+
+async def test_expected_answers_are_not_failed_operations(conn_str, queue_name, otel):
+    """exists() -> False, create_queue(exist_ok=True) on an existing queue and delete_queue(missing_ok=True)
+    on a missing one succeed: their spans and durations carry no error."""
+    async with QueueClient.from_connection_string(conn_str, queue_name, **otel.options) as queue:
+        assert await queue.exists() is False
+        assert await queue.delete_queue(missing_ok=True) is False
+        assert await queue.create_queue() is True
+        assert await queue.create_queue(exist_ok=True) is False
+        with pytest.raises(Exception, match="QueueAlreadyExists"):
+            await queue.create_queue(metadata={"other": "1"})  # a real failure stays one
+    spans = otel.spans()
+    errors = [s.name for s in spans if s.status.status_code is StatusCode.ERROR]
+    assert errors == [f"create_queue {queue_name}"]
+    assert len(named(spans, f"create_queue {queue_name}")) == 3
+    durations = otel.metrics()["messaging.client.operation.duration"]
+    assert total(durations, **{"error.type": "QueueNotFound"}) == 0
+    assert total(durations, **{"error.type": "QueueAlreadyExists"}) == 1
+
+
+def test_a_forwarded_tracestate_does_not_stay_beside_a_new_traceparent(otel):
+    from aioqueue._telemetry import Telemetry
+
+    telemetry = Telemetry(otel.tracer_provider, None, trace_field="traceparent")
+    event = {
+        "order": 1,
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "tracestate": "old=1",
+    }
+    span = otel.tracer_provider.get_tracer("t").start_span("send")
+    sent = telemetry.inject(event, span)
+    span.end()
+    assert sent["traceparent"] != event["traceparent"] and "tracestate" not in sent
+    assert event["tracestate"] == "old=1"  # the caller's dict is untouched
+
+
+async def test_an_answer_it_cannot_read_is_no_answer_for_readiness(proxy, queue_client):
+    """Get Messages answers holding a message without its pop receipt fail each fetch: the worker is
+    failing, and the queue has not answered usably, however often it answers (found in review: each
+    such answer counted as one)."""
+    unreadable = (
+        b"<?xml version='1.0' encoding='utf-8'?><QueueMessagesList><QueueMessage><MessageId>m1</MessageId>"
+        b"<DequeueCount>1</DequeueCount><MessageText>x</MessageText></QueueMessage></QueueMessagesList>"
+    )
+    proxy.script(*[Fault("canned", method="GET", status=200, body=unreadable) for _ in range(1000)])
+    async with QueueClient(proxy.url(), queue_client.queue_name, credential=DEV_KEY, retry=None) as queue:
+        worker = queue.worker(_ok, poll_interval=(0.01, 0.05))
+        task = asyncio.ensure_future(worker.run())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BOUND
+        while sum(1 for s in proxy.seen if s.fault == "canned") < 4:
+            assert loop.time() < deadline and not task.done()
+            await asyncio.sleep(0.02)
+        assert worker.last_answer is None
+        assert worker.failing_since is not None
+        worker.stop()
+        await asyncio.wait_for(task, BOUND)

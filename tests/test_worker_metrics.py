@@ -235,3 +235,24 @@ def test_json_log_lines_carry_the_current_span_ids():
     context = span.get_span_context()
     assert inside["trace_id"] == f"{context.trace_id:032x}"
     assert inside["span_id"] == f"{context.span_id:016x}"
+
+
+def test_port_0_is_refused_with_several_processes(azurite, tmp_path):
+    """Child i serves on PORT + i: from 0 that would be ports 1, 2, ... (found in review)."""
+    (tmp_path / "metrics_handler.py").write_text(HANDLER)
+    done = subprocess.run(
+        [str(SCRIPT), "worker", "jobs", "metrics_handler:handle", "--metrics-port", "0", "--processes", "2"],
+        cwd=tmp_path,
+        env={**os.environ, "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string},
+        capture_output=True,
+        text=True,
+        timeout=BOUND,
+    )
+    assert done.returncode == 2 and "--metrics-port" in done.stderr, done.stderr
+
+
+def test_json_log_lines_keep_a_stack():
+    record = logging.LogRecord(
+        "aioqueue", logging.WARNING, __file__, 1, "look", (), None, sinfo="Stack (most recent call last):\n  here"
+    )
+    assert json.loads(JsonFormatter().format(record))["stack"].endswith("here")
