@@ -38,8 +38,10 @@ def env_for(azurite: Azurite, tmp_path: Path) -> dict[str, str]:
     }
 
 
-def start_worker(azurite: Azurite, tmp_path: Path, queue: str, *options: str) -> subprocess.Popen[str]:
-    (tmp_path / "jobs_handler.py").write_text(HANDLER)
+def start_worker(
+    azurite: Azurite, tmp_path: Path, queue: str, *options: str, handler: str = HANDLER
+) -> subprocess.Popen[str]:
+    (tmp_path / "jobs_handler.py").write_text(handler)
     return subprocess.Popen(
         [str(SCRIPT), "worker", queue, "jobs_handler:handle", *options],
         cwd=tmp_path,
@@ -101,9 +103,30 @@ async def test_the_worker_command_handles_messages_and_exits_0_soon_after_sigter
     assert "processed=20" in err
 
 
+# Each handler holds its message until the test says go: a process that starts first cannot drain the
+# queue before the other one has started (it did, 1 run in ~20 on a loaded machine), so each ends up
+# holding messages of its own, whatever the machine's speed.
+GATED_HANDLER = """
+import asyncio, os
+
+async def handle(msg):
+    with open(os.environ["HANDLED_FILE"], "a") as f:
+        f.write(f"{os.getpid()} {msg.content}\\n")
+    while not os.path.exists(os.environ["HANDLED_FILE"] + ".go"):
+        await asyncio.sleep(0.05)
+"""
+
+
 async def test_two_worker_processes_share_the_queue_and_stop_together(azurite, queue_client, tmp_path):
     await queue_client.send_messages([f"job {i}" for i in range(60)])
-    proc = start_worker(azurite, tmp_path, queue_client.queue_name, "--processes", "2", "--concurrency", "2")
+    proc = start_worker(
+        azurite, tmp_path, queue_client.queue_name, "--processes", "2", "--concurrency", "2", handler=GATED_HANDLER
+    )
+    deadline = time.monotonic() + 60
+    while len({line.split(" ", 1)[0] for line in handled(tmp_path)}) < 2:  # both hold messages now
+        assert time.monotonic() < deadline and proc.poll() is None, "the second process took no message"
+        await asyncio.sleep(0.05)
+    (tmp_path / "handled.txt.go").touch()
     await wait_until_empty(azurite.connection_string, queue_client.queue_name)
     await asyncio.sleep(1.5)
     elapsed, err = stop_and_time(proc)
