@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -181,9 +181,7 @@ class Telemetry:
             )
         return self._instruments
 
-    def operation(
-        self, name: str, queue: str | None, message: QueueMessage | None = None, *, span_name: str | None = None
-    ) -> Operation | _Off:
+    def operation(self, name: str, queue: str | None, message: QueueMessage | None = None) -> Operation | _Off:
         """The recorder of one operation: :data:`OFF` when neither traces nor metrics are wanted."""
         if otel_trace is None or (self._tp is None and self._mp is None and _no_global("both")):
             return OFF
@@ -191,7 +189,7 @@ class Telemetry:
         instruments = self.instruments()
         if tracer is None and instruments is None:
             return OFF
-        return Operation(self, tracer, instruments, name, queue, message, span_name)
+        return Operation(self, tracer, instruments, name, queue, message)
 
     def inject(self, content: Any, span: Any) -> Any:
         """``content`` with the trace context of ``span`` in ``trace_field``, when content is a JSON
@@ -319,7 +317,6 @@ class Operation:
         name: str,
         queue: str | None,
         message: QueueMessage | None,
-        span_name: str | None,
     ) -> None:
         self._telemetry = telemetry
         self._instruments = instruments
@@ -346,7 +343,7 @@ class Operation:
                 if name == "process":
                     links = telemetry.creation_link(message.content)
             self.span = tracer.start_span(
-                span_name or (f"{name} {queue}" if queue else name),
+                f"{name} {queue}" if queue else name,
                 kind=_SPAN_KINDS[kind],
                 attributes=span_attrs,
                 links=links,
@@ -481,14 +478,12 @@ def _describe(what: BaseException | str) -> str:
         return f"<{type(what).__name__}: unprintable>"
 
 
-def count_outcome(telemetry: Telemetry, outcome: str, queue: str, extra: Mapping[str, Any] | None = None) -> None:
+def count_outcome(telemetry: Telemetry, outcome: str, queue: str) -> None:
     """``aioqueue.consumer.messages`` += 1 with ``aioqueue.outcome``."""
     instruments = telemetry.instruments()
     if instruments is None:
         return
     attrs = {"messaging.system": SYSTEM, "messaging.destination.name": queue, "aioqueue.outcome": outcome}
-    if extra:
-        attrs.update(extra)
     instruments.outcomes.add(1, attrs)
 
 
