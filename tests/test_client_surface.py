@@ -667,3 +667,32 @@ def test_reprs_never_show_the_key_or_the_sas_signature(azurite):
     for client in clients:
         for text in (repr(client), str(client), repr(client.credential), str(client.credential)):
             assert DEV_KEY not in text and _sig(sas) not in text and unquote(_sig(sas)) not in text, text
+
+
+# ---- what every request carries (issue #16: no header the service does not need) ----------------
+
+
+async def test_a_sas_request_carries_no_date_and_a_shared_key_one_does(proxy, queue_client):
+    name = queue_client.queue_name
+    sas = generate_queue_sas(DEV_ACCOUNT, name, DEV_KEY, permission="raup", expiry=timedelta(hours=1))
+    async with via_proxy(proxy, name, credential=sas) as q:
+        await q.send_message("by sas")
+    async with via_proxy(proxy, name) as q:  # Shared Key signs x-ms-date
+        [peeked] = await q.peek_messages()
+    assert peeked.content == "by sas"  # the SAS request was accepted without a date
+    by_sas, by_key = proxy.seen
+    assert "x-ms-date" not in by_sas.headers and "Authorization" not in by_sas.headers
+    assert "x-ms-date" in by_key.headers and by_key.headers["Authorization"].startswith("SharedKey ")
+    for seen in proxy.seen:  # nothing compressed may come: we never inflate a body
+        assert seen.headers["Accept-Encoding"] == "identity"
+
+
+async def test_a_bodiless_put_carries_no_content_type_and_a_message_an_xml_one(proxy, queue_client):
+    async with via_proxy(proxy, queue_client.queue_name) as q:
+        await q.set_queue_metadata({"a": "1"})  # PUT without a body, signed with Shared Key
+        receipt = await q.send_message("x")
+        updated = await q.update_message(receipt.id, receipt.pop_receipt, visibility_timeout=0)  # PUT, no body
+        await q.update_message(receipt.id, updated.pop_receipt, content="y", visibility_timeout=0)
+    metadata, send, update, update_content = proxy.seen
+    assert "Content-Type" not in metadata.headers and "Content-Type" not in update.headers
+    assert send.headers["Content-Type"] == update_content.headers["Content-Type"] == "application/xml; charset=utf-8"
