@@ -68,6 +68,7 @@ class HmacKey:
 
 
 _BLOCK = 64  # SHA-256's block size in bytes
+_RECENT = 64  # Authorization headers a Shared Key credential keeps for the current second
 _IPAD = bytes(b ^ 0x36 for b in range(256))
 _OPAD = bytes(b ^ 0x5C for b in range(256))
 
@@ -75,7 +76,7 @@ _OPAD = bytes(b ^ 0x5C for b in range(256))
 class SharedKeyCredential:
     """An account name and key; every request is signed with HMAC-SHA256 (Shared Key)."""
 
-    __slots__ = ("_key", "account_key", "account_name")
+    __slots__ = ("_key", "_recent", "_recent_date", "account_key", "account_name")
 
     def __init__(self, account_name: str, account_key: str) -> None:
         if not account_name or not isinstance(account_name, str):
@@ -85,6 +86,8 @@ class SharedKeyCredential:
         self.account_name = account_name
         self.account_key = account_key
         self._key = HmacKey(decode_key(account_key))
+        self._recent: dict[str, str] = {}  # this second's signed texts -> their Authorization header
+        self._recent_date = ""
 
     def __repr__(self) -> str:
         return f"SharedKeyCredential(account_name={self.account_name!r}, account_key=<hidden>)"
@@ -125,6 +128,30 @@ class SharedKeyCredential:
         lines.append(resource)
         string_to_sign = "\n".join(lines)
         return f"SharedKey {self.account_name}:{self._key.sign(string_to_sign)}"
+
+    def plain_authorization(
+        self, method: str, path: str, query: Mapping[str, str], version: str, date: str, content_type: str, length: int
+    ) -> str:
+        """:meth:`authorization` for a request that carries only the transport's own headers (x-ms-version,
+        x-ms-date, Content-Type with a body; User-Agent and Accept-Encoding are not signed): one format
+        instead of a pass over the headers, a third of the signature's cost."""
+        resource = f"/{self.account_name}{path}"
+        if query:
+            resource += "".join([f"\n{k}:{v}" for k, v in sorted([(k.lower(), v) for k, v in query.items()])])
+        string_to_sign = (
+            f"{method}\n\n\n{length or ''}\n\n{content_type}\n\n\n\n\n\n\n"
+            f"x-ms-date:{date.strip()}\nx-ms-version:{version.strip()}\n{resource}"
+        )
+        # The same request in the same second (a poll of an empty queue, sends of one size) signs the
+        # same text: its header is kept until the date moves on (at most _RECENT of them).
+        recent = self._recent
+        if date != self._recent_date or len(recent) >= _RECENT:
+            recent.clear()
+            self._recent_date = date
+        found = recent.get(string_to_sign)
+        if found is None:
+            found = recent[string_to_sign] = f"SharedKey {self.account_name}:{self._key.sign(string_to_sign)}"
+        return found
 
 
 # The string to sign: the verb, then one line per standard header (empty when not sent), the

@@ -183,7 +183,15 @@ class Telemetry:
 
     def operation(self, name: str, queue: str | None, message: QueueMessage | None = None) -> Operation | _Off:
         """The recorder of one operation: :data:`OFF` when neither traces nor metrics are wanted."""
-        if otel_trace is None or (self._tp is None and self._mp is None and _no_global("both")):
+        if otel_trace is None:
+            return OFF
+        if (
+            self._tp is None
+            and self._mp is None
+            and not _PROVIDERS_FROM_ENV  # _no_global("both"), inline: this runs for every operation
+            and getattr(otel_trace, "_TRACER_PROVIDER", _UNKNOWN) is None
+            and getattr(otel_metrics_internal, "_METER_PROVIDER", _UNKNOWN) is None
+        ):
             return OFF
         tracer = self.tracer()
         instruments = self.instruments()

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal, NamedTuple, Protocol
 from urllib.parse import quote
 
@@ -243,6 +245,13 @@ class _Target(NamedTuple):
     max_bytes: int  # the largest body the operation's answer may legally have
 
 
+# A NamedTuple's own __new__ is a Python function; these build the same tuples in C (each runs once a
+# request or attempt).
+_new_target = functools.partial(tuple.__new__, _Target)
+_new_response = functools.partial(tuple.__new__, Response)
+_NO_QUERY: Mapping[str, str] = MappingProxyType({})
+
+
 class AttemptRecorder(Protocol):
     """What an operation's telemetry takes from the retry loop (``on`` False: nothing, and the loop
     does not even read the clock for it)."""
@@ -369,19 +378,27 @@ class RetryingSession:
         else:
             origin, prefix = endpoint.origin, endpoint.path_prefix
         full_path = prefix + path
-        qs = "&".join([f"{k}={escape_query_value(v)}" for k, v in query.items()]) if query else ""
+        qs = (
+            "&".join(
+                [
+                    f"{k}={v}" if v.isalnum() and v.isascii() else f"{k}={escape_query_value(v)}"
+                    for k, v in query.items()
+                ]
+            )
+            if query
+            else ""
+        )
         credential = self.credential
         sas = credential.token if isinstance(credential, SasCredential) else endpoint.sas
         if sas:
             qs = f"{qs}&{sas}" if qs else sas
         url = URL(f"{origin}{full_path}?{qs}" if qs else f"{origin}{full_path}", encoded=True)
-        return _Target(method, url, full_path, query or {}, body, headers, location, max_bytes)
+        return _new_target((method, url, full_path, query or _NO_QUERY, body, headers, location, max_bytes))
 
     async def request(
         self,
         method: str,
         path: str,
-        *,
         query: Mapping[str, str] | None = None,
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
@@ -473,17 +490,24 @@ class RetryingSession:
         method = target.method
         body = target.body
         hdrs = dict(self._static_headers)
+        date = ""
         if self._dated:
-            hdrs["x-ms-date"] = self._date.now()
-        if target.headers:
-            hdrs.update(target.headers)
+            date = hdrs["x-ms-date"] = self._date.now()
+        own = target.headers
+        if own:
+            hdrs.update(own)
         if body is not None:
             hdrs["Content-Type"] = XML_CONTENT_TYPE
         credential = self.credential
         if isinstance(credential, SharedKeyCredential):
-            hdrs["Authorization"] = credential.authorization(
-                method, target.path, target.query, hdrs, len(body) if body else 0
-            )
+            length = len(body) if body else 0
+            if own:  # headers of the operation's or the caller's: each may be signed
+                hdrs["Authorization"] = credential.authorization(method, target.path, target.query, hdrs, length)
+            else:
+                content_type = XML_CONTENT_TYPE if body is not None else ""
+                hdrs["Authorization"] = credential.plain_authorization(
+                    method, target.path, target.query, self.api_version, date, content_type, length
+                )
         elif isinstance(credential, TokenCache):
             hdrs["Authorization"] = "Bearer " + await credential.token(self.timeout.total)
         hooks = self.hooks
@@ -505,7 +529,7 @@ class RetryingSession:
                             hooks.response, _response_event(event, started, resp.status, resp.headers, str(exc))
                         )
                     raise
-                outcome = Response(resp.status, resp.headers, body)
+                outcome = _new_response((resp.status, resp.headers, body, False))
         except asyncio.CancelledError:
             raise
         except asyncio.TimeoutError:

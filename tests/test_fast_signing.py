@@ -94,6 +94,28 @@ def test_authorization_signs_what_the_reference_signs(method, path, query, heade
     assert got == reference_authorization("devstoreaccount1", KEY, method, path, query, headers, length)
 
 
+@given(
+    st.sampled_from(["GET", "PUT", "POST", "DELETE"]),
+    st.sampled_from(["/devstoreaccount1/q/messages", "/q", "/q/messages/abc-1"]),
+    st.dictionaries(query_names, values, max_size=4),
+    st.sampled_from(["2025-11-05", " 2025-11-05 "]),
+    st.text(string.ascii_letters + string.digits + " ,:", max_size=30),
+    st.sampled_from(["", "application/xml; charset=utf-8"]),
+    st.integers(0, 70_000),
+)
+def test_plain_authorization_signs_what_the_reference_signs(method, path, query, version, date, content_type, length):
+    """The transport's own headers only: the same signature as the general pass over them, whether
+    the credential has just signed that text (and kept its header) or not."""
+    headers = {"x-ms-version": version, "User-Agent": "aioqueue/1", "Accept-Encoding": "identity", "x-ms-date": date}
+    if content_type:
+        headers["Content-Type"] = content_type
+    cred = SharedKeyCredential("devstoreaccount1", DEV_KEY)
+    plain = cred.plain_authorization(method, path, query, version, date, content_type, length)
+    assert plain == cred.plain_authorization(method, path, query, version, date, content_type, length)  # kept
+    assert plain == cred.authorization(method, path, query, headers, length)
+    assert plain == reference_authorization("devstoreaccount1", KEY, method, path, query, headers, length)
+
+
 # ---- query values: escaped as quote() escapes them, without its cost ------------------------------
 
 
@@ -112,3 +134,48 @@ def test_a_pop_receipt_like_value_is_escaped_exactly_as_quote_escapes_it(value: 
 )
 def test_query_values_the_client_sends(value: str) -> None:
     assert escape_query_value(value) == quote(value, safe="")
+
+
+def test_a_kept_authorization_is_for_that_text_and_that_second_only():
+    cred = SharedKeyCredential("devstoreaccount1", DEV_KEY)
+    sign = cred.plain_authorization
+    first = sign(
+        "GET",
+        "/devstoreaccount1/q/messages",
+        {"peekonly": "true"},
+        "2025-11-05",
+        "Fri, 27 Nov 2026 00:00:00 GMT",
+        "",
+        0,
+    )
+    again = sign(
+        "GET",
+        "/devstoreaccount1/q/messages",
+        {"peekonly": "true"},
+        "2025-11-05",
+        "Fri, 27 Nov 2026 00:00:00 GMT",
+        "",
+        0,
+    )
+    later = sign(
+        "GET",
+        "/devstoreaccount1/q/messages",
+        {"peekonly": "true"},
+        "2025-11-05",
+        "Fri, 27 Nov 2026 00:00:01 GMT",
+        "",
+        0,
+    )
+    other = sign(
+        "GET",
+        "/devstoreaccount1/q/messages",
+        {"peekonly": "false"},
+        "2025-11-05",
+        "Fri, 27 Nov 2026 00:00:01 GMT",
+        "",
+        0,
+    )
+    assert first == again and len({first, later, other}) == 3
+    for _ in range(200):  # many texts in one second: the kept ones stay bounded
+        sign("PUT", "/devstoreaccount1/q", {"n": str(_)}, "2025-11-05", "Fri, 27 Nov 2026 00:00:01 GMT", "", 0)
+    assert len(cred._recent) <= 64
