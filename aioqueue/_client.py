@@ -40,7 +40,7 @@ from ._errors import (
     service_error,
 )
 from ._link import Closable
-from ._messages import RawMessage, peeked_message, received_message, send_receipt
+from ._messages import RawMessage, peeked_messages, received_message, received_messages, send_receipt
 from ._models import (
     AccessPolicy,
     PeekedMessage,
@@ -1101,9 +1101,11 @@ class QueueClient(_Client):
         """Get up to ``max_messages`` (1..32) messages, hiding them for ``visibility_timeout``
         (1 s..7 d; the service default is 30 s). Delete each one once handled, or it comes back."""
         raws = await self._receive_raw(max_messages, visibility_timeout, headers)
+        decode = self._decoder()
+        if decode is _text_of:  # the text encoding cannot fail: the whole answer at once
+            return received_messages(raws, decode, QueueMessage)
         messages: list[QueueMessage] = []
         failure: MessageEncodingError | None = None
-        decode = self._decoder()
         for raw in raws:
             try:
                 messages.append(received_message(raw, decode(raw), QueueMessage))
@@ -1153,7 +1155,7 @@ class QueueClient(_Client):
                 rec, "GET", self._messages_path, query=query, extra=headers, read=True, max_bytes=max_bytes
             )
             decode = self._decoder()
-            messages = [peeked_message(raw, decode(raw)) for raw in parse_messages(response.body)]
+            messages = peeked_messages(parse_messages(response.body), decode)
             rec.messages(len(messages))
         return messages
 

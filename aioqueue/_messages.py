@@ -7,35 +7,39 @@ the service sent them); the functions here turn one into a model, and are the on
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
+from datetime import datetime
+from itertools import repeat
 from typing import Any, NamedTuple, TypeVar
 
 from ._dates import parse_rfc1123
 from ._errors import MalformedResponse
 from ._models import PeekedMessage, QueueMessage, SendReceipt
 
-__all__ = ["RawMessage", "peeked_message", "received_message", "send_receipt"]
+__all__ = ["RawMessage", "peeked_message", "peeked_messages", "received_message", "received_messages", "send_receipt"]
 
 M = TypeVar("M", bound=QueueMessage)
 
 
 class RawMessage(NamedTuple):
-    """One ``<QueueMessage>`` entry; a field the answer did not carry is None."""
+    """One ``<QueueMessage>`` entry; a field the answer did not carry is None. The fields are in the
+    service's order, so the fast parser makes the records from its columns with one zip."""
 
     id: str
-    text: str | None  # MessageText, still encoded (absent from a Put Message answer)
-    pop_receipt: str | None  # absent when peeked
-    dequeue_count: str | None  # absent from a Put Message answer
     inserted_on: str | None
     expires_on: str | None
+    pop_receipt: str | None  # absent when peeked
     next_visible_on: str | None  # absent when peeked
+    dequeue_count: str | None  # absent from a Put Message answer
+    text: str | None  # MessageText, still encoded (absent from a Put Message answer)
 
 
 def _slot_setters(cls: type) -> tuple[Callable[[object, Any], None], ...]:
-    """The slot setters of a frozen dataclass's fields, in order. A frozen dataclass's __init__ sets each
-    field through object.__setattr__ (about twice what setting the slot costs); these make the same
-    object for the 32 messages of an answer. Only for classes without __post_init__ (checked)."""
+    """The slot setters of a slots dataclass's fields, in order. A frozen dataclass's __init__ sets each
+    field through object.__setattr__ (about twice what setting the slot costs), and any __init__ is a
+    Python call a message; these make the same objects for the 32 messages of an answer, a field at a
+    time. Only for classes without __post_init__ (checked)."""
     if hasattr(cls, "__post_init__"):
         raise TypeError(f"{cls.__name__} has a __post_init__: build it with its __init__")
     return tuple(cls.__dict__[f.name].__set__ for f in fields(cls))
@@ -44,6 +48,7 @@ def _slot_setters(cls: type) -> tuple[Callable[[object, Any], None], ...]:
 _new = object.__new__
 _PEEKED = _slot_setters(PeekedMessage)
 _RECEIPT = _slot_setters(SendReceipt)
+_RECEIVED = _slot_setters(QueueMessage)
 
 
 def _missing(operation: str, field: str) -> MalformedResponse:
@@ -95,6 +100,58 @@ def peeked_message(raw: RawMessage, content: Any) -> PeekedMessage:
     set_inserted(message, parse_rfc1123(inserted))
     set_expires(message, parse_rfc1123(expires))
     return message
+
+
+def _dates(column: Sequence[str | None]) -> Iterable[datetime]:
+    """The column's times, each distinct one parsed once (an answer holds two or three); TypeError
+    when one is missing, MalformedResponse when one is not a time."""
+    distinct = set(column)
+    if None in distinct:
+        raise TypeError("a time is missing")
+    parsed = {text: parse_rfc1123(text) for text in distinct}
+    return map(parsed.__getitem__, column)
+
+
+def _checked(counts: Sequence[str | None], *times: Sequence[str | None]) -> tuple[Any, ...] | None:
+    """The answer's dequeue counts and times, or None when one is missing or malformed."""
+    try:
+        return list(map(int, counts)), *map(_dates, times)  # type: ignore[arg-type]
+    except (TypeError, ValueError, MalformedResponse):
+        return None
+
+
+def _build(cls: type[Any], setters: tuple[Callable[[object, Any], None], ...], *columns: Sequence[Any]) -> list[Any]:
+    """``list(map(cls, *columns))`` for a class of :func:`_slot_setters`, a field at a time: one C-level
+    loop a field where each message would cost a Python call."""
+    objects = list(map(_new, repeat(cls, len(columns[0]))))
+    for setter, column in zip(setters, columns, strict=True):
+        any(map(setter, objects, column))  # the setters return None: any() runs them all
+    return objects
+
+
+def peeked_messages(raws: Sequence[RawMessage], decode: Callable[[RawMessage], Any]) -> list[PeekedMessage]:
+    """``[peeked_message(raw, decode(raw)) for raw in raws]``, a field at a time. An answer with a field
+    missing or malformed is built that way, so it raises what that raises."""
+    if not raws:
+        return []
+    ids, inserted, expires, _, _, counts, _ = zip(*raws, strict=True)
+    checked = _checked(counts, inserted, expires)
+    if checked is None:
+        return [peeked_message(raw, decode(raw)) for raw in raws]
+    return _build(PeekedMessage, _PEEKED, ids, list(map(decode, raws)), *checked)
+
+
+def received_messages(raws: Sequence[RawMessage], decode: Callable[[RawMessage], Any], cls: type[M]) -> list[M]:
+    """``[received_message(raw, decode(raw), cls) for raw in raws]``, a field at a time for
+    ``QueueMessage`` itself (a subclass may define __init__, so it is built that way). An answer with a
+    field missing or malformed is built that way too, so it raises what that raises."""
+    if not raws or cls is not QueueMessage:
+        return [received_message(raw, decode(raw), cls) for raw in raws]
+    ids, inserted, expires, receipts, visible, counts, _ = zip(*raws, strict=True)
+    checked = _checked(counts, inserted, expires, visible) if all(receipts) else None
+    if checked is None:
+        return [received_message(raw, decode(raw), cls) for raw in raws]
+    return _build(cls, _RECEIVED, ids, list(map(decode, raws)), receipts, *checked)
 
 
 def send_receipt(raw: RawMessage) -> SendReceipt:

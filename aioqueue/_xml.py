@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from functools import partial
+from itertools import product, repeat
 from xml.etree.ElementTree import Element, ParseError
 from xml.etree.ElementTree import fromstring as _fast_fromstring
 from xml.sax.saxutils import escape
@@ -159,37 +161,67 @@ def parse_messages(body: bytes) -> list[RawMessage]:
     (other whitespace, an unknown element, a comment, a DTD, an unusual reference...) by the checked
     parser, which refuses what is unsafe or malformed. Both give the same records.
     """
+    if len(body) <= _EMPTY_SIZE and body in _EMPTY:  # the length first: hashing a full answer costs
+        return []
     fast = fast_messages(body)
     return fast if fast is not None else checked_messages(body)
 
 
+# The empty answers the fast path reads (an answer of nothing, as when a queue is polled empty):
+# with or without Azure's byte-order mark, each declaration its head allows, both forms of an empty root.
+_EMPTY = frozenset(
+    bom + (b'<?xml version="1.0"' + encoding + standalone + b"?>" if declared else b"") + root
+    for bom, declared, encoding, standalone, root in product(
+        (b"", _BOM),
+        (True, False),
+        (b"", b' encoding="UTF-8"', b' encoding="utf-8"'),
+        (b"", b' standalone="yes"', b' standalone="no"'),
+        (b"<QueueMessagesList/>", b"<QueueMessagesList></QueueMessagesList>"),
+    )
+)
+_EMPTY_SIZE = max(map(len, _EMPTY))
+
+
 # The messages list exactly as Azure and Azurite write it: an optional byte-order mark and XML
-# declaration (UTF-8), then the root with its entries and nothing else; each entry's fields in the
-# service's order, with ids and pop receipts as the service issues them (the same patterns the
-# checked parser holds them to) and times of ASCII words and digits (their parser checks them). A
-# message text holds no markup and no raw '>' (both services write &gt;, so no ']]>' either); its
-# references are resolved below. The document holds no control character (so no carriage return,
-# which a parser would turn into a line feed) and nothing else XML 1.0 cannot carry. No DTD can
-# stand anywhere in such a document, so no entity but the five predefined ones.
+# declaration (UTF-8), then the root with its entries and nothing else, all entries of one of the
+# three shapes the service writes (Get, Peek, Put Messages; the fields in the service's order). Ids
+# and pop receipts are as the service issues them (within the patterns the checked parser holds them
+# to), times are ASCII words and digits (their parser checks them), counts ASCII digits. A message
+# text holds no markup and no raw '>' (both services write &gt;, so no ']]>' either); its references
+# are resolved below. No field holds a control character (so no carriage return, which a parser
+# would turn into a line feed) or anything else XML 1.0 cannot carry. No DTD can stand anywhere in
+# such a document, so no entity but the five predefined ones.
 _FAST_HEAD = re.compile(
     '(?:<\\?xml version="1\\.0"(?: encoding="(?:UTF|utf)-8")?(?: standalone="(?:yes|no)")?\\?>)?<QueueMessagesList(/?)>'
 )
-_FAST_TIME = "([A-Za-z0-9 ,:]{0,64})"
-_FAST_MESSAGE = re.compile(  # up to the text, which str.find reads far faster than a pattern
-    f"<QueueMessage><MessageId>({_MESSAGE_ID.pattern})</MessageId>"
-    f"<InsertionTime>{_FAST_TIME}</InsertionTime><ExpirationTime>{_FAST_TIME}</ExpirationTime>"
-    f"(?:<PopReceipt>({_POP_RECEIPT.pattern})</PopReceipt><TimeNextVisible>{_FAST_TIME}</TimeNextVisible>)?"
-    "(?:<DequeueCount>([0-9]{1,10})</DequeueCount>)?"
-    "(?:(<MessageText>)|</QueueMessage>)"
-)
-_FAST_TEXT_END = "</MessageText></QueueMessage>"
 _FAST_END = "</QueueMessagesList>"
-# what no such document holds: control characters (a raw '\r' included) and U+FFFE, U+FFFF (a
+
+
+def _fast_entry(*tags: str) -> tuple[re.Pattern[str], list[slice]]:
+    """An entry of one shape: literal tags around groups of anything but '<' (sre's tightest loop), so
+    one split cuts a whole answer into its fields; they are checked afterwards, a column at a time. An
+    id or pop receipt is 1..1024 characters, as MESSAGE_ID and POP_RECEIPT hold them, a count not empty.
+    With it, the slices of the split's list that are its columns (a field, then what follows an entry)."""
+    pattern = "".join(f"<{t}>([^<]{_FAST_SIZES.get(t, '*')})</{t}>" for t in tags)
+    width = len(tags) + 1
+    return re.compile(f"<QueueMessage>{pattern}</QueueMessage>"), [slice(i, None, width) for i in range(1, width)]
+
+
+_FAST_SIZES = {"MessageId": "{1,1024}", "PopReceipt": "{1,1024}", "DequeueCount": "+"}
+_FIRST = ("MessageId", "InsertionTime", "ExpirationTime")
+_RECEIPT = ("PopReceipt", "TimeNextVisible")
+# (whether the first entry holds <PopReceipt>, whether it holds <MessageText>) -> every entry's shape
+_FAST_SHAPES = {
+    (True, True): _fast_entry(*_FIRST, *_RECEIPT, "DequeueCount", "MessageText"),  # Get Messages
+    (False, True): _fast_entry(*_FIRST, "DequeueCount", "MessageText"),  # Peek Messages
+    (True, False): _fast_entry(*_FIRST, *_RECEIPT),  # Put Message
+}
+# what no message text holds: control characters (a raw '\r' included) and U+FFFE, U+FFFF (a
 # surrogate cannot come out of a strict UTF-8 decode); each is looked for with one memchr-fast scan
 _FAST_REFUSED = tuple(map(chr, [*range(0, 9), *range(11, 32), 0xFFFE, 0xFFFF]))
 _REFERENCE = re.compile("&(?:(amp|lt|gt|quot|apos)|#([0-9]{1,7})|#x([0-9A-Fa-f]{1,6}));")
 _PREDEFINED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
-_make_raw = RawMessage._make
+_make_raw = partial(tuple.__new__, RawMessage)  # RawMessage._make without its length check: rows come from zip
 
 
 class _Decline(Exception):
@@ -216,6 +248,41 @@ def _resolve_references(text: str) -> str | None:
     return resolved if count == text.count("&") else None
 
 
+def _only(column: Iterable[str], allowed: bytes) -> bool:
+    """Whether the column's fields hold nothing but ASCII letters, digits and what ``allowed`` maps to
+    a letter: checked on the joined column as bytes, a table lookup a byte (str's checks consult
+    Unicode's tables, a pattern's class costs several times that)."""
+    joined = "".join(column)
+    return joined.isascii() and joined.encode("ascii").translate(allowed).isalnum()
+
+
+# a table for bytes.translate: these characters to a letter, every other byte to itself
+_ID_CHARS = bytes.maketrans(b"-_", b"aa")  # within MESSAGE_ID
+_RECEIPT_CHARS = bytes.maketrans(b"+/=_-", b"aaaaa")  # within POP_RECEIPT
+_TIME_CHARS = bytes.maketrans(b" ,:", b"aaa")  # Fri, 27 Nov 2026 00:00:00 GMT
+
+
+def _fast_texts(texts: list[str]) -> list[str] | None:
+    """The message texts, references resolved, or None for the checked parser to read them."""
+    joined = "".join(texts)
+    if ">" in joined:
+        return None
+    for refused in _FAST_REFUSED:
+        if refused in joined:
+            return None
+    if "&" not in joined:
+        return texts
+    resolved = []
+    for text in texts:
+        if "&" in text:
+            resolved_text = _resolve_references(text)
+            if resolved_text is None:
+                return None
+            text = resolved_text
+        resolved.append(text)
+    return resolved
+
+
 def fast_messages(body: bytes) -> list[RawMessage] | None:
     """The entries of an answer that is exactly the service's shape (see above), or None for the checked
     parser to read; it never reads a document differently from it."""
@@ -229,36 +296,45 @@ def fast_messages(body: bytes) -> list[RawMessage] | None:
     pos = head.end()
     if head.group(1):  # <QueueMessagesList/>
         return [] if pos == len(doc) else None
-    out: list[RawMessage] = []
-    texts = False  # whether any message has text (what the document's patterns do not check)
-    match = _FAST_MESSAGE.match
-    find = doc.find
-    while (m := match(doc, pos)) is not None:
-        pos = m.end()
-        text = None
-        if m.group(7) is not None:  # <MessageText>
-            end = find("<", pos)
-            if not doc.startswith(_FAST_TEXT_END, end):
-                return None
-            text = doc[pos:end]
-            texts = texts or pos != end
-            pos = end + len(_FAST_TEXT_END)
-            if ">" in text:
-                return None
-            if "&" in text:
-                text = _resolve_references(text)
-                if text is None:
-                    return None
-        out.append(_make_raw((m.group(1), text, *m.group(4, 6, 2, 3, 5))))  # in RawMessage's order
-        if len(out) > 32:  # more than any answer holds: the checked parser's caps decide
-            return None
-    if len(doc) != pos + len(_FAST_END) or not doc.endswith(_FAST_END):
+    first = doc.find("</QueueMessage>", pos)
+    if first == -1:  # no entry
+        return [] if len(doc) == pos + len(_FAST_END) and doc.endswith(_FAST_END) else None
+    received = doc.find("<PopReceipt>", pos, first) != -1
+    text = doc.find("<MessageText>", pos, first) != -1
+    shape = _FAST_SHAPES.get((received, text))
+    if shape is None:
         return None
-    if texts:  # the rest of the document holds only what its patterns allow
-        for refused in _FAST_REFUSED:
-            if refused in doc:
-                return None
-    return out
+    entry, slices = shape
+    # a 33rd entry (more than any answer holds) is left uncut in the last part, so declined below
+    parts = entry.split(doc, 32)
+    width = len(slices) + 1  # an entry's fields and what follows the entry
+    # the head, then entries with nothing between them, then the end and nothing after it
+    if len(parts[0]) != pos or parts[-1] != _FAST_END or any(parts[width:-1:width]):
+        return None
+    columns = list(map(parts.__getitem__, slices))
+    ids, inserted, expires = columns[:3]
+    times = inserted + expires
+    receipts: Iterable[str | None] = repeat(None)
+    visible: Iterable[str | None] = repeat(None)
+    counts: Iterable[str | None] = repeat(None)
+    texts: Iterable[str | None] = repeat(None)
+    if received:
+        receipts, visible = columns[3:5]
+        if not _only(receipts, _RECEIPT_CHARS):
+            return None
+        times += visible
+    if text:
+        counts, raw_texts = columns[-2:]
+        if not "".join(counts).encode().isdigit():
+            return None
+        resolved = _fast_texts(raw_texts)
+        if resolved is None:
+            return None
+        texts = resolved
+    if not (_only(ids, _ID_CHARS) and _only(set(times), _TIME_CHARS)):  # a few distinct times
+        return None
+    # the absent fields repeat None for as long as the columns run
+    return list(map(_make_raw, zip(ids, inserted, expires, receipts, visible, counts, texts, strict=False)))
 
 
 def checked_messages(body: bytes) -> list[RawMessage]:
@@ -280,12 +356,12 @@ def checked_messages(body: bytes) -> list[RawMessage]:
         out.append(
             RawMessage(
                 message_id,
-                get("MessageText"),
-                receipt,
-                get("DequeueCount"),
                 get("InsertionTime"),
                 get("ExpirationTime"),
+                receipt,
                 get("TimeNextVisible"),
+                get("DequeueCount"),
+                get("MessageText"),
             )
         )
     return out

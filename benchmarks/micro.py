@@ -39,10 +39,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from aioqueue import SharedKeyCredential  # noqa: E402
-from aioqueue._client import QueueClient  # noqa: E402
+from aioqueue._client import QueueClient, _text_of  # noqa: E402
 from aioqueue._dates import format_rfc1123  # noqa: E402
 from aioqueue._encoding import encode_message, get_encoding  # noqa: E402
-from aioqueue._messages import peeked_message, received_message, send_receipt  # noqa: E402
+from aioqueue._messages import peeked_messages, received_message, received_messages, send_receipt  # noqa: E402
 from aioqueue._models import QueueMessage  # noqa: E402
 from aioqueue._xml import message_body, parse_messages  # noqa: E402
 from aioqueue.testing import DEV_ACCOUNT, DEV_KEY  # noqa: E402
@@ -115,9 +115,10 @@ def receipt_body(serial: int, declaration: bytes = DECLARATION) -> bytes:
 
 
 def _decoder(encoding: str) -> Callable[[Any], Any]:
-    """QueueClient._decode, as the client calls it."""
+    """QueueClient._decoder's choice, as the client calls it (the text encoding's plain function)."""
     owner = types.SimpleNamespace(_encoding=get_encoding(encoding))
-    return lambda raw: QueueClient._decode(owner, raw)  # type: ignore[arg-type]
+    owner._decode = lambda raw: QueueClient._decode(owner, raw)  # type: ignore[arg-type]
+    return QueueClient._decoder(owner)  # type: ignore[arg-type]
 
 
 def _peek(encoding: str, declaration: bytes = DECLARATION) -> Callable[[int], Callable[[], object]]:
@@ -125,7 +126,7 @@ def _peek(encoding: str, declaration: bytes = DECLARATION) -> Callable[[int], Ca
 
     def make(serial: int) -> Callable[[], object]:
         body = messages_body(serial, 32, received=False, encoding=encoding, declaration=declaration)
-        return lambda: [peeked_message(raw, decode(raw)) for raw in parse_messages(body)]
+        return lambda: peeked_messages(parse_messages(body), decode)
 
     return make
 
@@ -135,6 +136,8 @@ def _receive(encoding: str, declaration: bytes = DECLARATION) -> Callable[[int],
 
     def make(serial: int) -> Callable[[], object]:
         body = messages_body(serial, 32, received=True, encoding=encoding, declaration=declaration)
+        if decode is _text_of:  # as receive_messages: the whole answer at once
+            return lambda: received_messages(parse_messages(body), decode, QueueMessage)
         return lambda: [received_message(raw, decode(raw), QueueMessage) for raw in parse_messages(body)]
 
     return make

@@ -5,15 +5,23 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import functools
 from datetime import datetime, timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aioqueue import MalformedResponse, PeekedMessage, SendReceipt
-from aioqueue._messages import RawMessage, peeked_message, send_receipt
-from aioqueue._xml import checked_messages, escape_text, fast_messages, parse_messages
+from aioqueue import MalformedResponse, PeekedMessage, QueueMessage, SendReceipt
+from aioqueue._messages import (
+    RawMessage,
+    peeked_message,
+    peeked_messages,
+    received_message,
+    received_messages,
+    send_receipt,
+)
+from aioqueue._xml import _EMPTY, checked_messages, escape_text, fast_messages, parse_messages
 
 AZURITE = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
 AZURE = codecs.BOM_UTF8 + b'<?xml version="1.0" encoding="utf-8"?>'
@@ -117,6 +125,31 @@ def test_the_five_predefined_entities_and_character_references_are_resolved():
         document(entry("x", count="\u0661")),  # an Arabic-Indic digit: int() takes it, the service never sends it
         document(entry("x", date="Fri, 27 Nov 2026 00:00:00 GMT\u00a0")),
         document(*[entry(str(i)) for i in range(33)]),  # more than an answer holds
+        document(*[entry(str(i), receipt=None) for i in range(33)]),
+        document(*[entry(None, count=None) for i in range(33)]),
+        # fields the fast path's columns refuse: markup, references, control characters, non-ASCII
+        document(entry("x", message_id="a&amp;b")),
+        document(entry("x", message_id="a\x01b")),
+        document(entry("x", message_id="a" * 1025)),  # longer than the service issues
+        document(entry("x", receipt="a" * 1025)),
+        document(entry("x", receipt="a&#43;b")),
+        document(entry("x", receipt="a\tb")),
+        document(entry("x", count="1&#48;")),
+        document(entry("x", count="")),
+        document(entry("x", count="1\x7f")),
+        document(entry("x", date="Fri, 27 Nov 2026 00:00:00 G&#77;T")),
+        document(entry("x", date="Fri, 27 Nov 2026\t00:00:00 GMT")),
+        document(entry("x", date="Fri, 27 Nov 2026 00:00:00 GMT\x0b")),
+        document(entry("x", date="Fri, 27 Nov 2026 00:00:00 GMT<Unknown/>")),
+        document(entry(None, receipt=None), entry(None, receipt=None)),  # neither shape: no receipt, no text
+        document(entry("x"), entry("x", receipt=None)),  # mixed shapes
+        document(entry("x", receipt=None), entry("x")),
+        document(entry(None, count=None), entry("x")),
+        document(entry("x"), " ", entry("x")),  # anything between entries
+        document(entry("x"), "\n", entry("x")),
+        document(entry("x"), "<Unknown/>", entry("x")),
+        document("\n", entry("x")),
+        document(entry("x"), "\n"),
         document(entry("x")).replace(b"x", b"\xff"),  # not UTF-8
         document(entry("x"))[:-1],  # truncated
         b"<QueueMessagesList/>trailing",
@@ -302,3 +335,84 @@ def test_peeked_messages_and_receipts_are_the_objects_their_constructors_make():
     assert dataclasses.replace(receipt, id="x") == SendReceipt("x", RECEIPT, when, when, when)
     with pytest.raises(dataclasses.FrozenInstanceError):
         receipt.id = "x"  # type: ignore[misc]
+
+
+# ---- the empty answers -----------------------------------------------------------------------------
+
+
+def test_the_empty_answers_are_the_ones_both_parsers_read_as_empty():
+    assert len(_EMPTY) == 40
+    for body in _EMPTY:
+        assert fast_messages(body) == [] and checked_messages(body) == [] and parse_messages(body) == []
+    assert AZURITE + b"<QueueMessagesList/>" in _EMPTY
+    assert AZURE + b"<QueueMessagesList></QueueMessagesList>" in _EMPTY
+
+
+# ---- the list builders against the one-message builders ------------------------------------------
+
+
+def records(*entries: str) -> list[RawMessage]:
+    return checked_messages(document(*entries))
+
+
+def outcome(build):
+    """What ``build()`` returns (the models' fields), or the type and message of what it raises."""
+    try:
+        return [(type(m), dataclasses.astuple(m)) for m in build()]
+    except Exception as exc:
+        return type(exc), str(exc)
+
+
+received_shapes = st.lists(
+    st.builds(
+        entry,
+        st.sampled_from(["hi", "", None]),
+        message_id=st.just(ID),
+        receipt=st.sampled_from([RECEIPT, None]),
+        count=st.sampled_from(["1", "0", None, "x", "+2"]),
+        date=st.sampled_from([DATE, "Sat, 28 Nov 2026 01:02:03 GMT", "not a date"]),
+    ),
+    max_size=5,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(received_shapes, st.booleans())
+def test_the_list_builders_make_what_the_one_message_builders_make_or_raise_what_they_raise(entries, fail):
+    raws = records(*entries)
+    # a decoder that fails on the second message: it must fail as the one-message loop fails
+    decode = (lambda raw: raw.text or "") if not fail else (lambda raw: 1 / (raws.index(raw) - 1))
+    assert outcome(lambda: peeked_messages(raws, decode)) == outcome(
+        lambda: [peeked_message(r, decode(r)) for r in raws]
+    )
+    for cls in (QueueMessage, Subclass):
+        expected = outcome(functools.partial(received_one_by_one, raws, decode, cls))
+        assert outcome(functools.partial(received_messages, raws, decode, cls)) == expected
+
+
+def received_one_by_one(raws, decode, cls):
+    return [received_message(raw, decode(raw), cls) for raw in raws]
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class Subclass(QueueMessage):
+    """A subclass whose __post_init__ must run."""
+
+    seen: bool = False
+
+    def __post_init__(self) -> None:
+        self.seen = True
+
+
+def test_the_list_builders_make_the_objects_their_constructors_make():
+    when = datetime(2026, 11, 27, tzinfo=timezone.utc)
+    raws = records(entry("a"), entry("b", count="2"))
+    [first, second] = received_messages(raws, lambda raw: raw.text, QueueMessage)
+    assert type(first) is QueueMessage
+    assert dataclasses.astuple(second) == dataclasses.astuple(QueueMessage(ID, "b", RECEIPT, 2, when, when, when))
+    second.pop_receipt = "new"  # still mutable
+    assert [m.seen for m in received_messages(raws, lambda raw: raw.text, Subclass)] == [True, True]
+    [peeked, _] = peeked_messages(records(entry("a", receipt=None), entry("b", receipt=None)), lambda raw: raw.text)
+    made = PeekedMessage(ID, "a", 1, when, when)
+    assert type(peeked) is PeekedMessage and peeked == made and hash(peeked) == hash(made)
+    assert peeked_messages([], str) == [] and received_messages([], str, QueueMessage) == []
