@@ -108,6 +108,7 @@ from ._xml import (
     message_body,
     parse_error,
     parse_messages,
+    parse_put_answer,
     parse_queue_list,
     parse_service_properties,
     parse_service_stats,
@@ -973,7 +974,7 @@ class QueueClient(_Client):
                 extra=extra,
                 max_bytes=_messages_bytes(1),
             )
-            entries = parse_messages(response.body)
+            entries = parse_put_answer(response.body)
             if not entries:
                 raise MalformedResponse("Put Message answered without the message")
             receipt = send_receipt(entries[0])

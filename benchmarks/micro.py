@@ -44,7 +44,7 @@ from aioqueue._dates import format_rfc1123  # noqa: E402
 from aioqueue._encoding import encode_message, get_encoding  # noqa: E402
 from aioqueue._messages import peeked_messages, received_message, received_messages, send_receipt  # noqa: E402
 from aioqueue._models import QueueMessage  # noqa: E402
-from aioqueue._xml import message_body, parse_messages  # noqa: E402
+from aioqueue._xml import message_body, parse_messages, parse_put_answer  # noqa: E402
 from aioqueue.testing import DEV_ACCOUNT, DEV_KEY  # noqa: E402
 
 DECLARATION = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'  # what Azurite sends
@@ -150,12 +150,12 @@ def _empty(serial: int) -> Callable[[], object]:
 
 def _send_receipt(serial: int) -> Callable[[], object]:
     body = receipt_body(serial)
-    return lambda: send_receipt(parse_messages(body)[0])
+    return lambda: send_receipt(parse_put_answer(body)[0])
 
 
 def _send_receipt_azure(serial: int) -> Callable[[], object]:
     body = receipt_body(serial, AZURE_DECLARATION)
-    return lambda: send_receipt(parse_messages(body)[0])
+    return lambda: send_receipt(parse_put_answer(body)[0])
 
 
 def _send_body(serial: int) -> Callable[[], object]:

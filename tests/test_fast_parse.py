@@ -21,7 +21,7 @@ from aioqueue._messages import (
     received_messages,
     send_receipt,
 )
-from aioqueue._xml import _EMPTY, checked_messages, escape_text, fast_messages, parse_messages
+from aioqueue._xml import _EMPTY, checked_messages, escape_text, fast_messages, fast_put_answer, parse_messages
 
 AZURITE = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
 AZURE = codecs.BOM_UTF8 + b'<?xml version="1.0" encoding="utf-8"?>'
@@ -56,6 +56,10 @@ def document(*entries: str, declaration: bytes = AZURITE) -> bytes:
 
 def agree(body: bytes) -> list[RawMessage] | None:
     """The fast path's answer, after checking the checked parser agrees with it."""
+    put = fast_put_answer(body)  # the Put Message answer's own fast path: the same records, or None
+    if put is not None:
+        assert checked_messages(body) == put
+        assert len(put) == 1 and put[0].pop_receipt is not None and put[0].text is None
     fast = fast_messages(body)
     if fast is not None:
         assert checked_messages(body) == fast
@@ -416,3 +420,17 @@ def test_the_list_builders_make_the_objects_their_constructors_make():
     made = PeekedMessage(ID, "a", 1, when, when)
     assert type(peeked) is PeekedMessage and peeked == made and hash(peeked) == hash(made)
     assert peeked_messages([], str) == [] and received_messages([], str, QueueMessage) == []
+
+
+@pytest.mark.parametrize("declaration", [AZURITE, AZURE, b""])
+def test_a_put_message_answer_takes_its_own_fast_path(declaration):
+    body = document(entry(None, count=None), declaration=declaration)
+    assert agree(body) is not None
+    [raw] = fast_put_answer(body) or []
+    assert (raw.id, raw.pop_receipt, raw.inserted_on, raw.dequeue_count) == (ID, RECEIPT, DATE, None)
+    for other in (
+        document(entry(None, count=None), entry(None, count=None)),
+        document(entry()),
+        document(entry(receipt=None)),
+    ):
+        assert fast_put_answer(other) is None  # two entries, a received or a peeked one: not a Put answer
