@@ -40,7 +40,7 @@ from ._errors import (
     service_error,
 )
 from ._link import Closable
-from ._messages import RawMessage, peeked_messages, received_message, received_messages, send_receipt
+from ._messages import RawMessage, peeked_messages, received_message, received_messages, send_receipt, text_of
 from ._models import (
     AccessPolicy,
     PeekedMessage,
@@ -176,10 +176,6 @@ def _error_for(response: Response) -> AioQueueError:
 def _error_code(response: Response) -> str | None:
     """The answer's error code: the ``x-ms-error-code`` header, else the body's <Code>."""
     return response.headers.get("x-ms-error-code") or parse_error(response.body)[0]
-
-
-def _text_of(raw: RawMessage) -> str:
-    return raw.text or ""
 
 
 def _message_gone(response: Response) -> bool:
@@ -1078,7 +1074,7 @@ class QueueClient(_Client):
     def _decoder(self) -> Callable[[RawMessage], Any]:
         """:meth:`_decode`, or for the text encoding (which cannot fail: the text is the content) a
         plain function, one call and one try block less per message."""
-        return _text_of if type(self._encoding) is TextEncoding else self._decode
+        return text_of if type(self._encoding) is TextEncoding else self._decode
 
     def _decode(self, raw: RawMessage) -> Any:
         """The content; any failure of the encoding (a custom one's exception, a RecursionError on
@@ -1103,7 +1099,7 @@ class QueueClient(_Client):
         (1 s..7 d; the service default is 30 s). Delete each one once handled, or it comes back."""
         raws = await self._receive_raw(max_messages, visibility_timeout, headers)
         decode = self._decoder()
-        if decode is _text_of:  # the text encoding cannot fail: the whole answer at once
+        if decode is text_of:  # the text encoding cannot fail: the whole answer at once
             return received_messages(raws, decode, QueueMessage)
         messages: list[QueueMessage] = []
         failure: MessageEncodingError | None = None

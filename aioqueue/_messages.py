@@ -48,7 +48,6 @@ def _slot_setters(cls: type) -> tuple[Callable[[object, Any], None], ...]:
 _new = object.__new__
 _PEEKED = _slot_setters(PeekedMessage)
 _RECEIPT = _slot_setters(SendReceipt)
-_RECEIVED = _slot_setters(QueueMessage)
 
 
 def _missing(operation: str, field: str) -> MalformedResponse:
@@ -112,12 +111,35 @@ def _dates(column: Sequence[str | None]) -> Iterable[datetime]:
     return map(parsed.__getitem__, column)
 
 
+def _counts(column: Sequence[str | None]) -> Iterable[int]:
+    """The column's dequeue counts, each distinct one converted once (an answer holds one or a few)."""
+    distinct = set(column)
+    if None in distinct:
+        raise TypeError("a count is missing")
+    converted = {text: int(text) for text in distinct}  # type: ignore[arg-type]
+    return map(converted.__getitem__, column)
+
+
 def _checked(counts: Sequence[str | None], *times: Sequence[str | None]) -> tuple[Any, ...] | None:
     """The answer's dequeue counts and times, or None when one is missing or malformed."""
     try:
-        return list(map(int, counts)), *map(_dates, times)  # type: ignore[arg-type]
+        return list(_counts(counts)), *map(_dates, times)
     except (TypeError, ValueError, MalformedResponse):
         return None
+
+
+def text_of(raw: RawMessage) -> str:
+    """The text encoding's content: the text itself (an absent text is empty)."""
+    return raw.text or ""
+
+
+def _contents(
+    raws: Sequence[RawMessage], texts: Sequence[str | None], decode: Callable[[RawMessage], Any]
+) -> list[Any]:
+    """Every message's content; the text encoding's straight from the column (no call a message)."""
+    if decode is text_of:
+        return [text or "" for text in texts]
+    return list(map(decode, raws))
 
 
 def _build(cls: type[Any], setters: tuple[Callable[[object, Any], None], ...], *columns: Sequence[Any]) -> list[Any]:
@@ -134,24 +156,30 @@ def peeked_messages(raws: Sequence[RawMessage], decode: Callable[[RawMessage], A
     missing or malformed is built that way, so it raises what that raises."""
     if not raws:
         return []
-    ids, inserted, expires, _, _, counts, _ = zip(*raws, strict=True)
+    ids, inserted, expires, _, _, counts, texts = zip(*raws, strict=True)
     checked = _checked(counts, inserted, expires)
     if checked is None:
         return [peeked_message(raw, decode(raw)) for raw in raws]
-    return _build(PeekedMessage, _PEEKED, ids, list(map(decode, raws)), *checked)
+    return _build(PeekedMessage, _PEEKED, ids, _contents(raws, texts, decode), *checked)
 
 
 def received_messages(raws: Sequence[RawMessage], decode: Callable[[RawMessage], Any], cls: type[M]) -> list[M]:
-    """``[received_message(raw, decode(raw), cls) for raw in raws]``, a field at a time for
-    ``QueueMessage`` itself (a subclass may define __init__, so it is built that way). An answer with a
-    field missing or malformed is built that way too, so it raises what that raises."""
-    if not raws or cls is not QueueMessage:
-        return [received_message(raw, decode(raw), cls) for raw in raws]
-    ids, inserted, expires, receipts, visible, counts, _ = zip(*raws, strict=True)
+    """``[received_message(raw, decode(raw), cls) for raw in raws]``: counts and times converted a column
+    at a time, each distinct value once, and ``cls`` (not frozen) called as that calls it, from C. An
+    answer with a field missing or malformed (or a class that refuses one) is built one message at a
+    time, so it raises what that raises."""
+    if not raws:
+        return []
+    ids, inserted, expires, receipts, visible, counts, texts = zip(*raws, strict=True)
     checked = _checked(counts, inserted, expires, visible) if all(receipts) else None
-    if checked is None:
-        return [received_message(raw, decode(raw), cls) for raw in raws]
-    return _build(cls, _RECEIVED, ids, list(map(decode, raws)), receipts, *checked)
+    if checked is not None:
+        contents = _contents(raws, texts, decode)
+        count, inserted_on, expires_on, visible_on = checked
+        try:
+            return list(map(cls, ids, contents, receipts, count, inserted_on, expires_on, visible_on))
+        except ValueError:  # what received_message reports of its class's ValueError
+            pass
+    return [received_message(raw, decode(raw), cls) for raw in raws]
 
 
 def send_receipt(raw: RawMessage) -> SendReceipt:

@@ -20,7 +20,7 @@ from typing import Any
 
 from ._errors import AioQueueError, MessageEncodingError
 from ._link import QueueLink
-from ._messages import RawMessage, received_message
+from ._messages import RawMessage, received_message, received_messages, text_of
 from ._options import ReceiveSettings, poison_queue_for
 from ._settle import MessageBatch, ReceivedMessage, release_all, shielded
 
@@ -143,6 +143,11 @@ class Consumer:
         good: list[ReceivedMessage] = []
         bad: list[ReceivedMessage] = []
         decode = self.link.decode
+        if decode is text_of:  # the text encoding cannot fail: the whole answer at once
+            good = received_messages(entries, decode, ReceivedMessage)
+            for message in good:
+                message._attach(self, message.content)
+            return good, bad
         for raw in entries:
             text = raw.text or ""
             try:

@@ -39,10 +39,16 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from aioqueue import SharedKeyCredential  # noqa: E402
-from aioqueue._client import QueueClient, _text_of  # noqa: E402
+from aioqueue._client import QueueClient  # noqa: E402
 from aioqueue._dates import format_rfc1123  # noqa: E402
 from aioqueue._encoding import encode_message, get_encoding  # noqa: E402
-from aioqueue._messages import peeked_messages, received_message, received_messages, send_receipt  # noqa: E402
+from aioqueue._messages import (  # noqa: E402
+    peeked_messages,
+    received_message,
+    received_messages,
+    send_receipt,
+    text_of,
+)
 from aioqueue._models import QueueMessage  # noqa: E402
 from aioqueue._xml import message_body, parse_messages, parse_put_answer  # noqa: E402
 from aioqueue.testing import DEV_ACCOUNT, DEV_KEY  # noqa: E402
@@ -136,7 +142,7 @@ def _receive(encoding: str, declaration: bytes = DECLARATION) -> Callable[[int],
 
     def make(serial: int) -> Callable[[], object]:
         body = messages_body(serial, 32, received=True, encoding=encoding, declaration=declaration)
-        if decode is _text_of:  # as receive_messages: the whole answer at once
+        if decode is text_of:  # as receive_messages: the whole answer at once
             return lambda: received_messages(parse_messages(body), decode, QueueMessage)
         return lambda: [received_message(raw, decode(raw), QueueMessage) for raw in parse_messages(body)]
 

@@ -20,6 +20,7 @@ from aioqueue._messages import (
     received_message,
     received_messages,
     send_receipt,
+    text_of,
 )
 from aioqueue._xml import _EMPTY, checked_messages, escape_text, fast_messages, fast_put_answer, parse_messages
 
@@ -381,15 +382,20 @@ received_shapes = st.lists(
 
 
 @settings(max_examples=300, deadline=None)
-@given(received_shapes, st.booleans())
-def test_the_list_builders_make_what_the_one_message_builders_make_or_raise_what_they_raise(entries, fail):
+@given(received_shapes, st.sampled_from(["text encoding", "a decoder", "failing"]))
+def test_the_list_builders_make_what_the_one_message_builders_make_or_raise_what_they_raise(entries, decoder):
     raws = records(*entries)
-    # a decoder that fails on the second message: it must fail as the one-message loop fails
-    decode = (lambda raw: raw.text or "") if not fail else (lambda raw: 1 / (raws.index(raw) - 1))
+    # the text encoding's content comes straight from the text column; a decoder that fails on the
+    # second message must fail as the one-message loop fails
+    decode = {
+        "text encoding": text_of,
+        "a decoder": lambda raw: (raw.text or "") + "!",
+        "failing": lambda raw: 1 / (raws.index(raw) - 1),
+    }[decoder]
     assert outcome(lambda: peeked_messages(raws, decode)) == outcome(
         lambda: [peeked_message(r, decode(r)) for r in raws]
     )
-    for cls in (QueueMessage, Subclass):
+    for cls in (QueueMessage, Subclass, Refusing):
         expected = outcome(functools.partial(received_one_by_one, raws, decode, cls))
         assert outcome(functools.partial(received_messages, raws, decode, cls)) == expected
 
@@ -406,6 +412,15 @@ class Subclass(QueueMessage):
 
     def __post_init__(self) -> None:
         self.seen = True
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class Refusing(QueueMessage):
+    """A subclass that refuses a dequeue count with a ValueError (reported as a bad count)."""
+
+    def __post_init__(self) -> None:
+        if self.dequeue_count > 0:
+            raise ValueError("no")
 
 
 def test_the_list_builders_make_the_objects_their_constructors_make():
