@@ -173,7 +173,9 @@ def received_messages(raws: Sequence[RawMessage], decode: Callable[[RawMessage],
     ids, inserted, expires, receipts, visible, counts, texts = zip(*raws, strict=True)
     checked = _checked(counts, inserted, expires, visible) if all(receipts) else None
     if checked is not None:
-        contents = _contents(raws, texts, decode)
+        # a decoder runs lazily, each message's just before its class is called: the order (and so the
+        # first error) of the one-message loop
+        contents = [text or "" for text in texts] if decode is text_of else map(decode, raws)
         count, inserted_on, expires_on, visible_on = checked
         try:
             return list(map(cls, ids, contents, receipts, count, inserted_on, expires_on, visible_on))

@@ -449,3 +449,18 @@ def test_a_put_message_answer_takes_its_own_fast_path(declaration):
         document(entry(receipt=None)),
     ):
         assert fast_put_answer(other) is None  # two entries, a received or a peeked one: not a Put answer
+
+
+def test_a_class_refusing_the_first_message_is_reported_before_the_second_one_s_decoding_fails():
+    """The one-message loop builds message 1 before it decodes message 2: so must the list builder."""
+    raws = records(entry("a", count="1"), entry("b", count="1"))
+
+    def decode(raw: RawMessage) -> str:
+        if raw is raws[1]:
+            raise ZeroDivisionError("the second message does not decode")
+        return raw.text or ""
+
+    with pytest.raises(MalformedResponse, match="DequeueCount"):
+        received_one_by_one(raws, decode, Refusing)
+    with pytest.raises(MalformedResponse, match="DequeueCount"):
+        received_messages(raws, decode, Refusing)
