@@ -283,12 +283,20 @@ def _fast_texts(texts: list[str]) -> list[str] | None:
     return resolved
 
 
+def _utf8(body: bytes) -> str | None:
+    """The answer as text for the fast paths, or None when it is not strict UTF-8. Without Azure's
+    byte-order mark: one non-ASCII character would widen every string cut from the text."""
+    try:
+        return str(memoryview(body)[3:], "utf-8") if body.startswith(_BOM) else body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def fast_messages(body: bytes) -> list[RawMessage] | None:
     """The entries of an answer that is exactly the service's shape (see above), or None for the checked
     parser to read; it never reads a document differently from it."""
-    try:  # without Azure's byte-order mark: one non-ASCII character would widen every string cut from doc
-        doc = str(memoryview(body)[3:], "utf-8") if body.startswith(_BOM) else body.decode("utf-8")
-    except UnicodeDecodeError:
+    doc = _utf8(body)
+    if doc is None:
         return None
     head = _FAST_HEAD.match(doc)
     if head is None:
@@ -357,9 +365,8 @@ def parse_put_answer(body: bytes) -> list[RawMessage]:
 
 def fast_put_answer(body: bytes) -> list[RawMessage] | None:
     """The one entry of a Put Message answer in exactly the service's shape, or None."""
-    try:
-        doc = str(memoryview(body)[3:], "utf-8") if body.startswith(_BOM) else body.decode("utf-8")
-    except UnicodeDecodeError:
+    doc = _utf8(body)
+    if doc is None:
         return None
     m = _FAST_PUT.fullmatch(doc)
     if m is None:
