@@ -17,7 +17,15 @@ from ._dates import parse_rfc1123
 from ._errors import MalformedResponse
 from ._models import PeekedMessage, QueueMessage, SendReceipt
 
-__all__ = ["RawMessage", "peeked_message", "peeked_messages", "received_message", "received_messages", "send_receipt"]
+__all__ = [
+    "RawMessage",
+    "peeked_message",
+    "peeked_messages",
+    "received_message",
+    "received_messages",
+    "send_receipt",
+    "text_of",
+]
 
 M = TypeVar("M", bound=QueueMessage)
 
@@ -135,18 +143,22 @@ def text_of(raw: RawMessage) -> str:
 
 def _contents(
     raws: Sequence[RawMessage], texts: Sequence[str | None], decode: Callable[[RawMessage], Any]
-) -> list[Any]:
-    """Every message's content; the text encoding's straight from the column (no call a message)."""
+) -> Iterable[Any]:
+    """Every message's content: the text encoding's straight from the column (no call a message);
+    another decoder's lazily, each message's as its model is made, so the first error is the one the
+    one-message loop would meet first."""
     if decode is text_of:
         return [text or "" for text in texts]
-    return list(map(decode, raws))
+    return map(decode, raws)
 
 
-def _build(cls: type[Any], setters: tuple[Callable[[object, Any], None], ...], *columns: Sequence[Any]) -> list[Any]:
-    """``list(map(cls, *columns))`` for a class of :func:`_slot_setters`, a field at a time: one C-level
-    loop a field where each message would cost a Python call."""
-    objects = list(map(_new, repeat(cls, len(columns[0]))))
-    for setter, column in zip(setters, columns, strict=True):
+def _build(
+    cls: type[Any], setters: tuple[Callable[[object, Any], None], ...], ids: Sequence[str], *columns: Iterable[Any]
+) -> list[Any]:
+    """``list(map(cls, ids, *columns))`` for a class of :func:`_slot_setters`, a field at a time: one
+    C-level loop a field where each message would cost a Python call."""
+    objects = list(map(_new, repeat(cls, len(ids))))
+    for setter, column in zip(setters, (ids, *columns), strict=True):
         any(map(setter, objects, column))  # the setters return None: any() runs them all
     return objects
 
@@ -173,9 +185,7 @@ def received_messages(raws: Sequence[RawMessage], decode: Callable[[RawMessage],
     ids, inserted, expires, receipts, visible, counts, texts = zip(*raws, strict=True)
     checked = _checked(counts, inserted, expires, visible) if all(receipts) else None
     if checked is not None:
-        # a decoder runs lazily, each message's just before its class is called: the order (and so the
-        # first error) of the one-message loop
-        contents = [text or "" for text in texts] if decode is text_of else map(decode, raws)
+        contents = _contents(raws, texts, decode)
         count, inserted_on, expires_on, visible_on = checked
         try:
             return list(map(cls, ids, contents, receipts, count, inserted_on, expires_on, visible_on))

@@ -124,10 +124,8 @@ class ReceivedMessage(QueueMessage):
         else:
             self._settling = True
         try:
-            if self.settled is not None:
-                raise MessageSettled(f"cannot delete message {self.id}: it was already {self.settled}")
-            self.settled = "deleted"
-            self._consumer.forget(self)
+            self._check("delete")
+            self._mark_settled("deleted")
             await self._consumer.link.delete(self)
         finally:
             self._settling = False

@@ -138,44 +138,17 @@ def test_query_values_the_client_sends(value: str) -> None:
 
 def test_a_kept_authorization_is_for_that_text_and_that_second_only():
     cred = SharedKeyCredential("devstoreaccount1", DEV_KEY)
-    sign = cred.plain_authorization
-    first = sign(
-        "GET",
-        "/devstoreaccount1/q/messages",
-        {"peekonly": "true"},
-        "2025-11-05",
-        "Fri, 27 Nov 2026 00:00:00 GMT",
-        "",
-        0,
-    )
-    again = sign(
-        "GET",
-        "/devstoreaccount1/q/messages",
-        {"peekonly": "true"},
-        "2025-11-05",
-        "Fri, 27 Nov 2026 00:00:00 GMT",
-        "",
-        0,
-    )
-    later = sign(
-        "GET",
-        "/devstoreaccount1/q/messages",
-        {"peekonly": "true"},
-        "2025-11-05",
-        "Fri, 27 Nov 2026 00:00:01 GMT",
-        "",
-        0,
-    )
-    other = sign(
-        "GET",
-        "/devstoreaccount1/q/messages",
-        {"peekonly": "false"},
-        "2025-11-05",
-        "Fri, 27 Nov 2026 00:00:01 GMT",
-        "",
-        0,
-    )
+
+    def peek(peekonly: str, second: int) -> str:
+        date = f"Fri, 27 Nov 2026 00:00:{second:02d} GMT"
+        return cred.plain_authorization(
+            "GET", "/devstoreaccount1/q/messages", {"peekonly": peekonly}, "2025-11-05", date, "", 0
+        )
+
+    first, again, later, other = peek("true", 0), peek("true", 0), peek("true", 1), peek("false", 1)
     assert first == again and len({first, later, other}) == 3
-    for _ in range(200):  # many texts in one second: the kept ones stay bounded
-        sign("PUT", "/devstoreaccount1/q", {"n": str(_)}, "2025-11-05", "Fri, 27 Nov 2026 00:00:01 GMT", "", 0)
+    for n in range(200):  # many texts in one second: the kept ones stay bounded
+        cred.plain_authorization(
+            "PUT", "/devstoreaccount1/q", {"n": str(n)}, "2025-11-05", "Fri, 27 Nov 2026 00:00:01 GMT", "", 0
+        )
     assert len(cred._recent) <= 64
