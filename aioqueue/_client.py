@@ -8,6 +8,7 @@ import sys
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
+from functools import partial
 from types import TracebackType
 from typing import Any, Final, TypedDict
 
@@ -1179,8 +1180,14 @@ class QueueClient(_Client):
         """Change a message's visibility (0 s..7 d) and, if ``content`` is given, its content.
 
         The old pop receipt is dead afterwards; given a QueueMessage, its ``pop_receipt`` and
-        ``next_visible_on`` are refreshed in place so the same object can be used again.
+        ``next_visible_on`` are refreshed in place so the same object can be used again. Given a message
+        from ``receive()`` still held, it waits for that message's settle or renewal under way (its
+        receipt may be about to change) and uses the newest receipt.
         """
+        if isinstance(message, ReceivedMessage) and pop_receipt is None and message.settled is None:
+            return await message._in_turn(
+                partial(self._update_message, "update", message, None, content, visibility_timeout, headers)
+            )
         return await self._update_message("update", message, pop_receipt, content, visibility_timeout, headers)
 
     async def _update_message(
@@ -1227,7 +1234,12 @@ class QueueClient(_Client):
     async def delete_message(
         self, message: QueueMessage | str, pop_receipt: str | None = None, *, headers: Mapping[str, str] | None = None
     ) -> None:
-        """Delete a received message. A retry after a lost answer that finds it gone counts as success."""
+        """Delete a received message. A retry after a lost answer that finds it gone counts as success.
+        A message from ``receive()`` not settled yet is settled by this (its ``async with`` exit skips it),
+        after any settle or renewal of it under way, with its newest receipt: as ``msg.delete()``."""
+        if isinstance(message, ReceivedMessage) and pop_receipt is None and message.settled is None:
+            await message._in_turn(partial(self._delete_held, message, headers), settles="deleted")
+            return
         await self._delete(
             *self._id_and_receipt(message, pop_receipt),
             extra=headers,
@@ -1235,6 +1247,9 @@ class QueueClient(_Client):
         )
         if isinstance(message, ReceivedMessage) and message.settled is None:
             message._mark_settled("deleted")  # deleted directly: its 'async with' exit skips it
+
+    async def _delete_held(self, message: ReceivedMessage, headers: Mapping[str, str] | None) -> None:
+        await self._delete(*self._id_and_receipt(message, None), extra=headers, message=message)
 
     async def _delete(
         self,

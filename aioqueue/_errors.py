@@ -29,6 +29,7 @@ __all__ = [
     "AioQueueError",
     "AuthenticationFailed",
     "ConfigurationError",
+    "LeaseLost",
     "MalformedResponse",
     "MessageEncodingError",
     "MessageNotFound",
@@ -86,6 +87,12 @@ class MessageTooLarge(MessageEncodingError):
 
 class MessageSettled(AioQueueError, RuntimeError):
     """The message was already deleted or released; it can be settled (or renewed) only once."""
+
+
+class LeaseLost(AioQueueError):
+    """A received message's renewals stopped before it was settled (``max_renewal`` reached, or the lease
+    lapsed or was taken while renewing): it may be delivered again while its handler still runs. Kept in
+    the message's ``renewal_error`` and passed to ``on_lease_lost``; never raised into a handler."""
 
 
 class MalformedResponse(AioQueueError):

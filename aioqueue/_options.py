@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import sys
@@ -24,6 +25,8 @@ else:  # pragma: no cover - Python 3.10
     from typing_extensions import Unpack
 
 __all__ = ["ReceiveOptions", "ReceiveSettings", "RetryDelay", "Unpack", "poison_queue_for"]
+
+log = logging.getLogger("aioqueue")
 
 RetryDelay = int | float | timedelta | Callable[[int], float]
 """How long a failed message stays invisible: seconds, a timedelta, or a function of its dequeue count."""
@@ -111,10 +114,27 @@ class ReceiveSettings:
         return cls(**merged)
 
     def retry_delay_of(self, message: QueueMessage) -> int:
-        """Seconds a failed message stays invisible (0..7 days), from its dequeue count."""
-        value = self.retry_delay(message.dequeue_count) if callable(self.retry_delay) else self.retry_delay
-        raw = value.total_seconds() if isinstance(value, timedelta) else float(value)
-        return max(0, min(MAX_SECONDS, math.ceil(raw)))
+        """Seconds a failed message stays invisible (0..7 days), from its dequeue count. A ``retry_delay``
+        function that raises or answers no number is logged, and the message then stays invisible for
+        ``visibility_timeout``, as if it had never been settled; never a failure of the settle itself."""
+        value = self.retry_delay
+        try:
+            if callable(value):
+                value = value(message.dequeue_count)
+            raw = value.total_seconds() if isinstance(value, timedelta) else float(value)
+            if math.isnan(raw):
+                raise ValueError("not a number")
+        except Exception as exc:
+            log.warning(
+                "retry_delay(%d) failed for message %s (%s: %s); it is released after visibility_timeout=%ds",
+                message.dequeue_count,
+                message.id,
+                type(exc).__name__,
+                exc,
+                self.visibility_timeout,
+            )
+            return self.visibility_timeout
+        return max(0, MAX_SECONDS if raw >= MAX_SECONDS else math.ceil(raw))
 
     def poll_delay(self, polls: int) -> float:
         """The jittered wait before the next poll after ``polls`` empty (or failed) polls in a row:

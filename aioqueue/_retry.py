@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import backoff
 
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, MalformedResponse, ServiceError, TransportError
 
 __all__ = ["RetryPolicy"]
 
@@ -55,6 +55,13 @@ class RetryPolicy:
 
 
 NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+def is_weather(exc: BaseException) -> bool:
+    """Would trying again later help? (Retryable status, connection error, timeout, garbled answer.)"""
+    if isinstance(exc, (TransportError, MalformedResponse)):
+        return True
+    return isinstance(exc, ServiceError) and exc.status in RETRY_STATUSES
 
 
 def retry_after_seconds(value: str | None) -> float | None:

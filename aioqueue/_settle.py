@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from functools import partial
 from types import TracebackType
-from typing import Protocol, overload
+from typing import Protocol, TypeVar, overload
 
-from ._errors import MessageSettled
+from ._errors import AioQueueError, LeaseLost, MessageSettled
 from ._link import QueueLink
 from ._models import QueueMessage
 from ._options import ReceiveSettings
+from ._retry import is_weather
 from ._validation import Duration, seconds
 
 __all__ = ["Holder", "MessageBatch", "ReceivedMessage", "release_all"]
@@ -27,6 +29,7 @@ __all__ = ["Holder", "MessageBatch", "ReceivedMessage", "release_all"]
 log = logging.getLogger("aioqueue")
 
 SETTLE_CONCURRENCY = 16
+T = TypeVar("T")
 
 
 class Holder(Protocol):
@@ -39,6 +42,19 @@ class Holder(Protocol):
         """Stop renewing ``message`` (it was settled, or renewing it failed)."""
         ...
 
+    def claim(self, message: ReceivedMessage) -> None:
+        """``message`` is in hand (in its ``async with`` block or handler): a redelivery of it while
+        there is never handed out a second time."""
+        ...
+
+    def unclaim(self, message: ReceivedMessage) -> None:
+        """``message`` is no longer in hand."""
+        ...
+
+    def lease_lost(self, message: ReceivedMessage, error: AioQueueError) -> None:
+        """Renewals of ``message`` stopped before it was settled: say so (log, callback)."""
+        ...
+
 
 class ReceivedMessage(QueueMessage):
     """A message from ``receive()``: ``async with msg:`` deletes it on a clean exit and, on an
@@ -46,10 +62,25 @@ class ReceivedMessage(QueueMessage):
 
     Settle by hand with :meth:`delete` or :meth:`release`; a message settles once (a second settle
     raises :class:`MessageSettled`) and a settled message is skipped at exit. :meth:`renew` extends
-    its visibility. With ``auto_renew`` a failed renewal is kept in :attr:`renewal_error` (and logged).
+    its visibility. With ``auto_renew`` renewals are retried until the lease they protect lapses; when
+    they stop before the message is settled (``max_renewal`` reached, the lease lapsed or was taken),
+    :attr:`lease_lost` turns True, the reason is kept in :attr:`renewal_error` (a :class:`LeaseLost`
+    or the service's error), it is logged and the worker's ``on_lease_lost`` is called.
     """
 
-    __slots__ = ("_consumer", "_raw", "_renew_at", "_renew_until", "_settling", "_turns", "renewal_error", "settled")
+    __slots__ = (
+        "_consumer",
+        "_entered",
+        "_lease_until",
+        "_raw",
+        "_renew_at",
+        "_renew_until",
+        "_settling",
+        "_turns",
+        "lease_lost",
+        "renewal_error",
+        "settled",
+    )
 
     _consumer: Holder
     # Settles run one at a time: asyncio.Lock's algorithm, with its uncontended path written into each
@@ -57,21 +88,29 @@ class ReceivedMessage(QueueMessage):
     _settling: bool  # a settle of this message is under way
     _turns: deque[asyncio.Future[None]] | None  # settles waiting for theirs, first come first served
     _raw: str
+    _entered: bool  # in its (or its batch's) 'async with' block, or handed to the worker's handler
+    _lease_until: float  # time.monotonic() by which the lease has surely lapsed unless renewed
     _renew_at: float
     _renew_until: float | None
+    lease_lost: bool  # renewals stopped before it was settled: it may be handed to someone else
     renewal_error: BaseException | None
     settled: str | None
 
-    def _attach(self, consumer: Holder, raw: str) -> ReceivedMessage:
+    def _attach(self, consumer: Holder, raw: str, leased_at: float | None = None) -> ReceivedMessage:
+        """``leased_at``: time.monotonic() when the Get Messages that leased it was sent (the lease is
+        counted from there, so it never seems longer than the service's)."""
         self._consumer = consumer
         self._raw = raw
         self._settling = False
         self._turns = None
-        now = time.monotonic()
+        self._entered = False
+        now = time.monotonic() if leased_at is None else leased_at
         vis = consumer.options.visibility_timeout
         self._renew_at = now + vis / 2
+        self._lease_until = now + vis
         limit = consumer.options.max_renewal
         self._renew_until = None if limit is None else now + limit
+        self.lease_lost = False
         self.renewal_error = None
         self.settled = None
         return self
@@ -81,19 +120,23 @@ class ReceivedMessage(QueueMessage):
         return f"ReceivedMessage(id={self.id!r}, dequeue_count={self.dequeue_count}{state})"
 
     async def __aenter__(self) -> ReceivedMessage:
+        self._consumer.claim(self)
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self.settled is not None:
-            return
-        if exc_type is None:
-            await self._delete_on_exit()
-        elif issubclass(exc_type, asyncio.CancelledError):
-            await shielded(self.release(delay=0))
-        else:
-            await shielded(self.release(delay=self._consumer.options.retry_delay_of(self)))
+        try:
+            if self.settled is not None:
+                return
+            if exc_type is None:
+                await self._delete_on_exit()
+            elif issubclass(exc_type, asyncio.CancelledError):
+                await shielded(self.release(delay=0))
+            else:
+                await shielded(self.release(delay=self._consumer.options.retry_delay_of(self)))
+        finally:
+            self._consumer.unclaim(self)
 
     async def _delete_on_exit(self) -> None:
         """The clean-exit delete. It runs in the caller's task (a task per message would cost more than
@@ -153,8 +196,28 @@ class ReceivedMessage(QueueMessage):
         await self._take_turn()
         try:
             self._check("renew")
+            sent = time.monotonic()
             await self._consumer.link.set_visibility(self, vis, why="renew")
-            self._renew_at = time.monotonic() + vis / 2
+            self._renewed(sent, vis)
+        finally:
+            self._end_turn()
+
+    def _renewed(self, sent: float, vis: float) -> None:
+        """A lease was (re)taken by a request sent at ``sent`` for ``vis`` seconds."""
+        self._renew_at = sent + vis / 2
+        self._lease_until = sent + vis
+        self.lease_lost = False
+        self.renewal_error = None
+
+    async def _in_turn(self, action: Callable[[], Awaitable[T]], settles: str | None = None) -> T:
+        """Run ``action`` (a request with this message's newest receipt) in the message's settle turn,
+        as :meth:`delete` and :meth:`renew` do; ``settles``: "deleted" marks it settled first."""
+        await self._take_turn()
+        try:
+            if settles is not None:
+                self._check("delete")
+                self._mark_settled(settles)
+            return await action()
         finally:
             self._end_turn()
 
@@ -198,18 +261,42 @@ class ReceivedMessage(QueueMessage):
         if self.settled is not None:
             raise MessageSettled(f"cannot {action} message {self.id}: it was already {self.settled}")
 
-    async def _auto_renew(self) -> None:
-        """One renewal by the stream's renewer; failures are recorded, never raised."""
-        if self._settling or self.settled is not None:
+    async def _auto_renew(self) -> bool:
+        """One renewal by the stream's renewer, tried again (with back-off) after each failure that
+        retrying can fix until it gets through or the lease it protects has lapsed; no wait (retries,
+        ``Retry-After``) runs past that lease. False when renewals of this message end: it was settled,
+        or the lease is lost (recorded, logged and told through the stream: never raised)."""
+        error: AioQueueError | None = None
+        tries = 0
+        while self.settled is None:
+            left = self._lease_until - time.monotonic()
+            if left <= 0:
+                self._lose(LeaseLost(f"message {self.id}'s lease lapsed before a renewal got through: {error}"))
+                return False
+            try:
+                await asyncio.wait_for(self.renew(), left)
+                return True
+            except MessageSettled:
+                return False
+            except AioQueueError as exc:
+                if not is_weather(exc):
+                    self._lose(exc)
+                    return False
+                error = exc
+            except asyncio.TimeoutError:
+                continue  # the lease lapsed while the renewal waited: told above
+            tries += 1
+            pause = min(2.0, 0.1 * 2**tries)
+            await asyncio.sleep(min(random.uniform(pause / 2, pause), max(0.0, self._lease_until - time.monotonic())))
+        return False
+
+    def _lose(self, error: AioQueueError) -> None:
+        """Renewals stop before the message was settled: record why and tell the stream (once)."""
+        if self.settled is not None or self.lease_lost:
             return
-        try:
-            await self.renew()
-        except MessageSettled:
-            return
-        except Exception as exc:  # recorded on the message and logged; renewals for it stop
-            self.renewal_error = exc
-            self._consumer.forget(self)
-            log.warning("renewing message %s failed; it may be redelivered: %s", self.id, exc)
+        self.lease_lost = True
+        self.renewal_error = error
+        self._consumer.lease_lost(self, error)
 
 
 async def shielded(operation: Awaitable[None]) -> None:
@@ -251,17 +338,23 @@ class MessageBatch(Sequence[ReceivedMessage]):
         return f"MessageBatch({len(self._messages)} messages)"
 
     async def __aenter__(self) -> MessageBatch:
+        for message in self._messages:
+            self._consumer.claim(message)
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if exc_type is None:
-            await shielded(self.delete())
-        elif issubclass(exc_type, asyncio.CancelledError):
-            await shielded(self.release(delay=0))
-        else:
-            await shielded(self._release_each_after_retry_delay())
+        try:
+            if exc_type is None:
+                await shielded(self.delete())
+            elif issubclass(exc_type, asyncio.CancelledError):
+                await shielded(self.release(delay=0))
+            else:
+                await shielded(self._release_each_after_retry_delay())
+        finally:
+            for message in self._messages:
+                self._consumer.unclaim(message)
 
     async def delete(self) -> None:
         """Delete every message not settled yet."""

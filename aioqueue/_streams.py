@@ -4,13 +4,17 @@ Delivery is at-least-once: a message is deleted only when its ``async with`` blo
 cleanly, or by hand. Everything else makes it visible again: at once when it was fetched but never
 yielded, after ``retry_delay`` when its handler failed, after its visibility timeout when it was
 never settled. Duplicates are therefore possible; handlers should be idempotent.
+
+But never two at once from one stream or worker: a message in hand (inside its ``async with`` block,
+or in the worker's handler) that the queue hands out again is not handed out a second time; the one
+in hand takes its new pop receipt and lease instead. A prefetched message whose lease lapsed (or is
+about to) while it waited in the stream's buffer is given back, never yielded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import inspect
 import logging
 import time
@@ -18,7 +22,7 @@ from collections.abc import AsyncGenerator, Callable
 from types import TracebackType
 from typing import Any
 
-from ._errors import AioQueueError, MessageEncodingError
+from ._errors import AioQueueError, LeaseLost, MessageEncodingError
 from ._link import QueueLink
 from ._messages import RawMessage, received_message, received_messages, text_of
 from ._options import ReceiveSettings, poison_queue_for
@@ -27,6 +31,11 @@ from ._settle import MessageBatch, ReceivedMessage, release_all, shielded
 __all__ = ["BatchStream", "Consumer", "MessageStream"]
 
 log = logging.getLogger("aioqueue")
+
+# A receive under way when the stream stops gets this long (at most one request timeout) to answer, so
+# that what it got is given back at once; after that it is abandoned, and whatever it got returns after
+# its visibility timeout. A stop never waits for a fetch's retries.
+FETCH_GRACE_ON_STOP = 5.0
 
 
 class Consumer:
@@ -40,14 +49,17 @@ class Consumer:
         poison_queue: str | None,
         raise_undecodable: bool = True,
         on_poison: Callable[[ReceivedMessage, str], object] | None = None,
+        on_lease_lost: Callable[[ReceivedMessage, BaseException], object] | None = None,
     ) -> None:
         self.link = link
         self.on_poison = on_poison  # called (or awaited) with each message moved to the poison queue
+        self.on_lease_lost = on_lease_lost  # called (or awaited) when a held message's renewals stop
         self.options = options
         self.poison_queue = poison_queue  # checked by the caller; None when poisoning is off
         self.raise_undecodable = raise_undecodable  # streams raise; the worker counts and goes on
         self.buffer: collections.deque[ReceivedMessage] = collections.deque()
-        self.held: dict[int, ReceivedMessage] = {}  # by id(): fetched, not settled, renewal wanted
+        self.active: dict[str, ReceivedMessage] = {}  # by message id: in hand (see claim)
+        self.pace: float | None = None  # seconds a yielded message keeps the stream's caller (smoothed)
         self.yielded = 0
         self.last_answer: float | None = None  # time.monotonic() of the last fetch the queue answered
         self.poisoned = 0
@@ -56,8 +68,8 @@ class Consumer:
         self.halted = False  # no more fetching: stopped or closed
         self._wakers: set[Callable[..., None]] = set()
         self._fetch: asyncio.Task[list[RawMessage]] | None = None
-        self._renewer: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self._renewals: dict[int, asyncio.Task[None]] = {}  # by id(message): one renewer each
+        self._hooks: set[asyncio.Task[None]] = set()  # on_lease_lost calls under way
         self._empty_polls = 0
         self._last_message = time.monotonic()
         link.track(self)
@@ -108,6 +120,7 @@ class Consumer:
             if remaining is not None and remaining <= 0:
                 return None
             want = min(limit, options.max_batch_size, remaining if remaining is not None else 32)
+            leased_at = time.monotonic()
             fetch = self._fetch = asyncio.ensure_future(self.link.fetch(want, options.visibility_timeout))
             # the fetch runs in its own task: if the caller is cancelled or the stream halted, it
             # completes and aclose gives back whatever it got, instead of leaving those messages
@@ -117,8 +130,10 @@ class Consumer:
                 return None  # halted while fetching
             self._fetch = None
             entries = fetch.result()
-            messages, undecodable = self._adopt_all(entries)
+            messages, undecodable = self._adopt_all(entries, leased_at)
             self.last_answer = time.monotonic()  # an answer it could read
+            if self.active:
+                messages = self._not_in_hand(messages)
             if self.halted:  # stopped or closed while fetching: give them straight back
                 await release_all(messages + undecodable, lambda m: 0)
                 return None
@@ -131,14 +146,15 @@ class Consumer:
                 self._last_message = time.monotonic()
                 if options.auto_renew:
                     for m in messages:
-                        self.held[id(m)] = m
-                    self._ensure_renewer()
+                        self._renew_while_held(m)
                 return messages
             if not entries and not await self._idle_wait():
                 return None
         return None
 
-    def _adopt_all(self, entries: list[RawMessage]) -> tuple[list[ReceivedMessage], list[ReceivedMessage]]:
+    def _adopt_all(
+        self, entries: list[RawMessage], leased_at: float
+    ) -> tuple[list[ReceivedMessage], list[ReceivedMessage]]:
         """(decoded messages, messages whose content the encoding could not decode: content None)."""
         good: list[ReceivedMessage] = []
         bad: list[ReceivedMessage] = []
@@ -146,17 +162,88 @@ class Consumer:
         if decode is text_of:  # the text encoding cannot fail: the whole answer at once
             good = received_messages(entries, decode, ReceivedMessage)
             for message in good:
-                message._attach(self, message.content)
+                message._attach(self, message.content, leased_at)
             return good, bad
         for raw in entries:
             text = raw.text or ""
             try:
                 content = decode(raw)
             except MessageEncodingError:
-                bad.append(received_message(raw, None, ReceivedMessage)._attach(self, text))
+                bad.append(received_message(raw, None, ReceivedMessage)._attach(self, text, leased_at))
             else:
-                good.append(received_message(raw, content, ReceivedMessage)._attach(self, text))
+                good.append(received_message(raw, content, ReceivedMessage)._attach(self, text, leased_at))
         return good, bad
+
+    # ---- the stream's buffer ---------------------------------------------------------------
+
+    def took(self, seconds: float) -> None:
+        """A yielded message kept the stream's caller ``seconds`` (smoothed into :attr:`pace`)."""
+        self.pace = seconds if self.pace is None else 0.75 * self.pace + 0.25 * seconds
+
+    def prefetch(self) -> int:
+        """How many to fetch for ``receive()``: no more than can start within half their lease at the
+        pace the caller has taken messages so far (32 until that is known)."""
+        pace = self.pace
+        if pace is None or pace <= 0 or self.options.auto_renew:
+            return 32
+        return max(1, min(32, int(self.options.visibility_timeout / 2 / pace)))
+
+    def lapsing(self, message: ReceivedMessage) -> bool:
+        """Has the lease of a buffered message lapsed, or will it before the caller is likely done
+        with it (its pace, at most half the visibility timeout)? Renewed messages never lapse."""
+        if message.lease_lost:
+            return True
+        margin = min(self.pace or 0.0, self.options.visibility_timeout / 2)
+        return message._lease_until - time.monotonic() <= margin
+
+    async def give_back_lapsing(self) -> None:
+        """Give back (visible at once) every buffered message whose lease lapsed or soon will: its receipt
+        may already be dead and another consumer may hold it, so it is never yielded."""
+        lapsing = [m for m in self.buffer if self.lapsing(m)]
+        for m in lapsing:
+            self.buffer.remove(m)
+            self.forget(m)
+        log.info("%d prefetched messages lapsed before the stream got to them; given back", len(lapsing))
+        try:
+            await release_all(lapsing, lambda m: 0)
+        except AioQueueError as exc:  # taken by another consumer already, or visible again anyway
+            log.debug("giving back lapsed messages failed: %s", exc)
+
+    # ---- messages in hand ------------------------------------------------------------------
+
+    def claim(self, message: ReceivedMessage) -> None:
+        """``message`` is in hand: inside its ``async with`` block, or given to the worker's handler."""
+        if message.settled is None:
+            message._entered = True
+            self.active[message.id] = message
+
+    def unclaim(self, message: ReceivedMessage) -> None:
+        if self.active.get(message.id) is message:
+            del self.active[message.id]
+
+    def _not_in_hand(self, messages: list[ReceivedMessage]) -> list[ReceivedMessage]:
+        """The fetched messages not already in hand. One in hand came back (its lease lapsed while its
+        handler ran): the one in hand takes the new receipt and lease, so its settle works and no second
+        handler starts. When that one is being settled just now, the new copy is left alone: it stays
+        hidden and returns after its visibility timeout."""
+        fresh: list[ReceivedMessage] = []
+        for m in messages:
+            held = self.active.get(m.id)
+            if held is None:
+                fresh.append(m)
+            elif held.settled is None and not held._settling:
+                held.pop_receipt, held.next_visible_on, held.dequeue_count = (
+                    m.pop_receipt,
+                    m.next_visible_on,
+                    m.dequeue_count,
+                )
+                held._renewed(m._lease_until - self.options.visibility_timeout, self.options.visibility_timeout)
+                log.info("message %s came back while its handler still runs; that handler keeps it", m.id)
+                if self.options.auto_renew and id(held) not in self._renewals:
+                    self._renew_while_held(held)
+            else:
+                log.info("message %s came back while it is being settled; left hidden until its timeout", m.id)
+        return fresh
 
     async def _divert_undecodable(self, good: list[ReceivedMessage], bad: list[ReceivedMessage]) -> None:
         """Content the encoding cannot decode goes to the poison queue when poisoning is on; otherwise
@@ -238,44 +325,78 @@ class Consumer:
 
     # ---- renewal ---------------------------------------------------------------------------
 
-    def _ensure_renewer(self) -> None:
-        if self._renewer is None or self._renewer.done():
-            self._renewer = asyncio.ensure_future(self._renew_loop())
-        self._wake.set()
+    def _renew_while_held(self, message: ReceivedMessage) -> None:
+        """Each message has its own renewer, so a slow or failing renewal never holds up another's."""
+        self._renewals[id(message)] = asyncio.ensure_future(self._renew(message))
 
     def forget(self, message: ReceivedMessage) -> None:
-        self.held.pop(id(message), None)
+        """Stop renewing ``message`` (it is settled or given back)."""
+        task = self._renewals.pop(id(message), None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
 
-    async def _renew_loop(self) -> None:
-        while True:
-            now = time.monotonic()
-            for m in list(self.held.values()):
-                if m.settled is not None or (m._renew_until is not None and now >= m._renew_until):
-                    self.forget(m)
-            if not self.held:
-                if self.closed:
-                    return  # lingering after close until the last held message settled
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            due = [m for m in self.held.values() if m._renew_at <= now]
-            if due:
-                await asyncio.gather(*(m._auto_renew() for m in due))
-                continue
-            next_at = min(m._renew_at for m in self.held.values())
-            self._wake.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, next_at - now))
+    async def _renew(self, message: ReceivedMessage) -> None:
+        try:
+            while message.settled is None:
+                await asyncio.sleep(max(0.0, message._renew_at - time.monotonic()))
+                limit = message._renew_until
+                if limit is not None and time.monotonic() >= limit and message.settled is None:
+                    left = max(0.0, message._lease_until - time.monotonic())
+                    message._lose(
+                        LeaseLost(
+                            f"renewals of message {message.id} stopped: max_renewal={self.options.max_renewal:g}s "
+                            f"reached; its lease lapses in {left:.1f}s"
+                        )
+                    )
+                    return
+                if not await message._auto_renew():
+                    return
+        finally:
+            if self._renewals.get(id(message)) is asyncio.current_task():
+                del self._renewals[id(message)]
+
+    def lease_lost(self, message: ReceivedMessage, error: AioQueueError) -> None:
+        """Renewals of a held message stopped before it was settled: logged, and ``on_lease_lost``."""
+        self.forget(message)
+        log.warning(
+            "renewing message %s stopped before it was settled (message.lease_lost is now True); it may be "
+            "delivered again while it is handled: %s",
+            message.id,
+            error,
+        )
+        if self.on_lease_lost is not None:
+            hook = asyncio.ensure_future(call_hook(self.on_lease_lost, "on_lease_lost", message, error))
+            self._hooks.add(hook)
+            hook.add_done_callback(self._hooks.discard)
 
     # ---- closing ---------------------------------------------------------------------------
 
     async def stop_renewals(self) -> None:
-        renewer, self._renewer = self._renewer, None
-        self.held.clear()
-        if renewer is not None:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+        renewals = list(self._renewals.values())
+        self._renewals.clear()
+        for task in renewals:
+            task.cancel()
+        await asyncio.gather(*renewals, *self._hooks, return_exceptions=True)
+
+    async def _end_fetch(self, fetch: asyncio.Task[list[RawMessage]]) -> list[ReceivedMessage]:
+        """What the fetch under way at close got, if it answers within FETCH_GRACE_ON_STOP; it is not
+        waited for longer (nor retried)."""
+        done, _ = await asyncio.wait({fetch}, timeout=FETCH_GRACE_ON_STOP)
+        if not done:
+            fetch.cancel()
+            await asyncio.gather(fetch, return_exceptions=True)
+            log.info(
+                "the receive under way at close got no answer within %gs and was abandoned; whatever it got "
+                "returns after its visibility timeout",
+                FETCH_GRACE_ON_STOP,
+            )
+            return []
+        try:
+            good, bad = self._adopt_all(fetch.result(), time.monotonic())
+        except Exception as exc:  # nothing fetched, nothing to give back
+            log.debug("the fetch under way at close failed: %r", exc)
+            return []
+        return good + bad
 
     async def aclose(self, *, keep_renewing: bool = False) -> None:
         """Stop fetching and make fetched-but-not-yielded messages visible again at once; stop
@@ -290,16 +411,11 @@ class Consumer:
         self.halt()
         for m in self.buffer:
             self.forget(m)
-        self._wake.set()
         pending: list[ReceivedMessage] = list(self.buffer)
         self.buffer.clear()
         fetch, self._fetch = self._fetch, None
         if fetch is not None:  # a fetch was under way: whatever it got goes back too
-            try:
-                good, bad = self._adopt_all(await fetch)
-                pending += good + bad
-            except Exception as exc:  # nothing fetched, nothing to give back
-                log.debug("the fetch under way at close failed: %r", exc)
+            pending += await self._end_fetch(fetch)
         if pending and not self.link.closed:
             try:
                 await release_all(pending, lambda m: 0)
@@ -352,16 +468,23 @@ class MessageStream(_Stream):
 
     async def _iterate(self) -> AsyncGenerator[ReceivedMessage, None]:
         consumer = self._get_consumer()
+        buffer = consumer.buffer
         try:
             while True:
-                if not consumer.buffer:
-                    batch = await consumer.next_batch(32)
+                if not buffer:
+                    batch = await consumer.next_batch(consumer.prefetch())
                     if batch is None:
                         return
-                    consumer.buffer.extend(batch)
-                message = consumer.buffer.popleft()
+                    buffer.extend(batch)
+                    continue
+                if consumer.lapsing(buffer[0]):
+                    await consumer.give_back_lapsing()
+                    continue
+                message = buffer.popleft()
                 consumer.yielded += 1
+                handed = time.monotonic()
                 yield message
+                consumer.took(time.monotonic() - handed)
         finally:
             # break, an exception, cancellation or the end: give back what was never yielded
             await shielded(consumer.aclose())

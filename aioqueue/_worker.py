@@ -11,11 +11,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ._errors import AioQueueError, MalformedResponse, MessageSettled, ServiceError, TransportError
+from ._errors import AioQueueError, MessageSettled
 from ._link import QueueLink
 from ._models import ProcessStats
 from ._options import ReceiveSettings, poison_queue_for
-from ._retry import RETRY_STATUSES
+from ._retry import is_weather
 from ._settle import ReceivedMessage, shielded
 from ._streams import Consumer, call_hook
 from ._telemetry import error_type
@@ -38,13 +38,6 @@ def check_handler(handler: object) -> None:
             f"handler {what!r} must be an async function (async def handler(message): ...); a plain "
             "function would run its side effects and then fail, and its message would be retried"
         )
-
-
-def is_weather(exc: BaseException) -> bool:
-    """Would trying the fetch again later help? (Retryable status, connection error, garbled answer.)"""
-    if isinstance(exc, (TransportError, MalformedResponse)):
-        return True
-    return isinstance(exc, ServiceError) and exc.status in RETRY_STATUSES
 
 
 FailureHook = Callable[[ReceivedMessage, BaseException], object]
@@ -189,6 +182,7 @@ class Worker:
             poison_queue=self._poison_queue,
             raise_undecodable=False,
             on_poison=self._on_poison,
+            on_lease_lost=self.on_lease_lost,
         )
         watcher = asyncio.ensure_future(self._watch(stop))
         try:
@@ -256,6 +250,7 @@ class Worker:
             if stop.is_set():
                 return  # what is in the buffer is released by aclose
             message = buffer.popleft()
+            consumer.claim(message)  # until its task ends: the same message fetched again is not run twice
             consumer.yielded += 1
             self.running += 1
             task = asyncio.ensure_future(self._handle(message))
@@ -295,6 +290,14 @@ class Worker:
     # ---- one message ---------------------------------------------------------------------------
 
     async def _handle(self, message: ReceivedMessage) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        try:
+            await self._handle_claimed(message)
+        finally:
+            consumer.unclaim(message)
+
+    async def _handle_claimed(self, message: ReceivedMessage) -> None:
         link = self.link
         with link.operation("process", message) as rec:  # the handler's own spans are its children
             try:
@@ -320,21 +323,32 @@ class Worker:
                 except MessageSettled:
                     pass  # settled by the handler's own code meanwhile
                 except AioQueueError as exc:
-                    self.lease_lost += 1
-                    rec.fail("lease_lost", exc)
-                    link.count("lease_lost")
-                    log.warning(
-                        "message %s was handled, but deleting it failed, so it will be delivered again "
-                        "(lease lost: its visibility timeout lapsed or another consumer took it over): %s; "
-                        "use auto_renew=True for long handlers and keep handlers idempotent",
-                        message.id,
-                        exc,
-                    )
-                    if self.on_lease_lost is not None:
-                        await call_hook(self.on_lease_lost, "on_lease_lost", message, exc)
+                    await self._delete_failed(message, exc, rec)
                     return
             self.processed += 1
             link.count("processed")
+
+    async def _delete_failed(self, message: ReceivedMessage, exc: AioQueueError, rec: Any) -> None:
+        """A handled message could not be deleted: counted as lease_lost, logged, and told through
+        ``on_lease_lost`` (unless its renewals stopping already told it)."""
+        told = message.lease_lost
+        self.lease_lost += 1
+        rec.fail("lease_lost", exc)
+        self.link.count("lease_lost")
+        advice = (
+            "keep handlers idempotent"
+            if self.options.auto_renew
+            else "use auto_renew=True for long handlers and keep handlers idempotent"
+        )
+        log.warning(
+            "message %s was handled, but deleting it failed, so it will be delivered again "
+            "(lease lost: its visibility timeout lapsed or another consumer took it over): %s; %s",
+            message.id,
+            exc,
+            advice,
+        )
+        if self.on_lease_lost is not None and not told:
+            await call_hook(self.on_lease_lost, "on_lease_lost", message, exc)
 
     async def _call(self, message: ReceivedMessage) -> BaseException | None:
         """Run the handler (within ``handler_timeout``); None when it returned, else what it raised
