@@ -105,7 +105,13 @@ class SendMessagesError(AioQueueError):
 
 
 class TransportError(AioQueueError, OSError):
-    """The connection failed (refused, reset, closed mid-response) and retries are spent."""
+    """The connection failed (refused, reset, closed mid-response) and retries are spent.
+
+    ``unsent`` is True when the last attempt failed before anything was sent (no connection could be
+    made), so that attempt cannot have done the work.
+    """
+
+    unsent: bool = False
 
 
 class RequestTimeout(TransportError, TimeoutError):
