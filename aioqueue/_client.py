@@ -170,6 +170,7 @@ def _error_for(response: Response) -> AioQueueError:
         message,
         headers.get("x-ms-request-id"),
         headers,
+        response.after_lost_answer,  # an earlier attempt may have done it (a retried update finds its receipt spent)
     )
 
 

@@ -1,6 +1,7 @@
 """Retry behaviour through a fault-injecting proxy in front of Azurite."""
 
 import asyncio
+import logging
 import sys
 import time
 from datetime import timedelta
@@ -266,3 +267,38 @@ async def test_a_refused_connection_is_no_lost_answer(proxy, queue_client):
         for p in reopened:
             await p.close()
     assert len(reopened) == 1 and [s.method for s in reopened[0].seen] == ["DELETE"]
+
+
+async def test_an_update_whose_answer_was_lost_says_it_may_have_been_applied(proxy, queue_client):
+    """The lost attempt did the update; the retry finds its receipt spent. The error says so, and the
+    server holds the new content."""
+    await queue_client.send_message("old")
+    [msg] = await queue_client.receive_messages(visibility_timeout=60)
+    stale = msg.pop_receipt
+    async with client(proxy, queue_client.queue_name) as q:
+        proxy.script(Fault("reset_after", method="PUT"))
+        with pytest.raises((PopReceiptMismatch, MessageNotFound)) as info:
+            await q.update_message(msg, content="new", visibility_timeout=0)
+        assert info.value.maybe_applied is True
+        assert "may have been applied" in str(info.value)
+        assert [s.fault for s in proxy.seen] == ["reset_after", None]
+        assert [p.content for p in await queue_client.peek_messages()] == ["new"]  # visible again, updated
+        with pytest.raises((PopReceiptMismatch, MessageNotFound)) as first:  # a stale receipt at the first try
+            await q.update_message(msg.id, stale, content="newer")
+        assert first.value.maybe_applied is False and "may have been applied" not in str(first.value)
+
+
+async def test_a_release_whose_answer_was_lost_is_logged_as_maybe_visible(proxy, queue_client, caplog):
+    caplog.set_level(logging.WARNING, logger="aioqueue")
+    await queue_client.send_message("fails")
+
+    async def handler(message):
+        raise RuntimeError("handler failed")
+
+    async with client(proxy, queue_client.queue_name) as q:
+        proxy.script(Fault("reset_after", method="PUT"))  # the release lands; its answer is lost
+        stats = await asyncio.wait_for(q.process(handler, max_messages=1, poll_interval=(0.01, 0.05)), 60)
+    assert stats.failed == 1
+    [line] = [r.getMessage() for r in caplog.records if "release" in r.getMessage()]
+    assert "may already be visible again" in line and "after its visibility timeout" not in line
+    assert [p.content for p in await queue_client.peek_messages()] == ["fails"]  # released: visible at once
