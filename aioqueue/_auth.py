@@ -74,20 +74,40 @@ _OPAD = bytes(b ^ 0x5C for b in range(256))
 
 
 class SharedKeyCredential:
-    """An account name and key; every request is signed with HMAC-SHA256 (Shared Key)."""
+    """An account name and key; every request is signed with HMAC-SHA256 (Shared Key).
 
-    __slots__ = ("_key", "_recent", "_recent_date", "account_key", "account_name")
+    Rotate the key in place with :meth:`update` (or by assigning ``account_key``): the next attempt,
+    a retry of a request already under way included, is signed with the new key.
+    """
+
+    __slots__ = ("_account_key", "_key", "_recent", "_recent_date", "account_name")
 
     def __init__(self, account_name: str, account_key: str) -> None:
         if not account_name or not isinstance(account_name, str):
             raise ConfigurationError("SharedKeyCredential needs a non-empty account name")
-        if not isinstance(account_key, str):
-            raise ConfigurationError("SharedKeyCredential needs the account key as a base64 str")
         self.account_name = account_name
-        self.account_key = account_key
-        self._key = HmacKey(decode_key(account_key))
         self._recent: dict[str, str] = {}  # this second's signed texts -> their Authorization header
         self._recent_date = ""
+        self.update(account_key)
+
+    def update(self, account_key: str) -> None:
+        """Replace the account key (base64, checked as the constructor does); the next attempt, a retry
+        of a request already under way included, is signed with it."""
+        if not isinstance(account_key, str):
+            raise ConfigurationError("SharedKeyCredential needs the account key as a base64 str")
+        key = HmacKey(decode_key(account_key))
+        self._account_key = account_key
+        self._key = key
+        self._recent.clear()  # signed with the old key
+
+    @property
+    def account_key(self) -> str:
+        """The account key (base64); assigning it is :meth:`update`."""
+        return self._account_key
+
+    @account_key.setter
+    def account_key(self, account_key: str) -> None:
+        self.update(account_key)
 
     def __repr__(self) -> str:
         return f"SharedKeyCredential(account_name={self.account_name!r}, account_key=<hidden>)"
@@ -211,7 +231,8 @@ class SasCredential:
         return self._token
 
     def update(self, token: str) -> None:
-        """Replace the token; the next request (and every retry after) uses the new one."""
+        """Replace the token; the next attempt uses the new one (a retry of a request already under way
+        included)."""
         self._token = normalize_sas(token)
 
     def __repr__(self) -> str:

@@ -171,6 +171,7 @@ def _error_for(response: Response) -> AioQueueError:
         message,
         headers.get("x-ms-request-id"),
         headers,
+        response.after_lost_answer,  # an earlier attempt may have done it (a retried update finds its receipt spent)
     )
 
 
@@ -202,7 +203,9 @@ class ClientOptions(TypedDict, total=False):
 
     - ``api_version`` ["2025-11-05"]: the x-ms-version sent.
     - ``retry`` [RetryPolicy()]: ``None`` for no retries.
-    - ``timeout`` [30.0]: seconds per attempt. ``max_connections`` [100]: the pool's size.
+    - ``timeout`` [30.0]: seconds per attempt, from when it holds one of the pool's connections:
+      connecting, sending and the whole answer (waiting for a free connection is not counted).
+      ``max_connections`` [100]: the pool's size.
     - ``session`` [None]: your own ``aiohttp.ClientSession`` (the client never closes it; size its
       connector yourself: ``max_connections`` is refused with it).
     - ``message_encoding`` ["text"]: "text", "base64", "binary", "json", "base64-json" or a MessageEncoding.

@@ -171,9 +171,19 @@ def parse_account_url(url: str, what: str = "account URL") -> Endpoint:
     if not isinstance(url, str) or not url.strip():
         raise ConfigurationError(f"the {what} must be a non-empty str such as https://<account>.queue.core.windows.net")
     text = url.strip()
+    if "#" in text:  # never echo the URL: the '#' may sit in a SAS signature
+        raise ConfigurationError(
+            f"the {what} holds a '#': what follows it would be dropped, never sent (a '#' in a SAS "
+            "signature must be URL-encoded as %23; pass the URL exactly as issued)"
+        )
     if "://" not in text:
         text = "https://" + text
     parts = urlsplit(text)
+    if "@" in parts.netloc:
+        raise ConfigurationError(
+            f"the {what} must not carry a user name or password (user@host): requests would go to the "
+            "host after the '@'; give the host alone and the key or SAS as the credential"
+        )
     try:
         host = parts.hostname
         parts.port  # noqa: B018 - raises ValueError on a bad port
@@ -198,9 +208,8 @@ def parse_account_url(url: str, what: str = "account URL") -> Endpoint:
         certain = loopback or ip
     else:  # a custom domain: the account comes from the credential or the connection string
         account = None
-    netloc = parts.netloc.rsplit("@", 1)[-1]
     endpoint = Endpoint(
-        origin=f"{parts.scheme}://{netloc}",
+        origin=f"{parts.scheme}://{parts.netloc}",
         path_prefix=prefix,
         account_name=account,
         secure=parts.scheme == "https",
@@ -252,8 +261,32 @@ _IGNORED_KEYS = {
 }
 
 
-def parse_connection_string(conn_str: str) -> ConnectionSettings:
-    """Parse every form Azure documents; errors name the problem and never echo a secret."""
+_HOST_NAME = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+_ACCOUNT_LABEL = re.compile(r"[A-Za-z0-9]+")
+
+
+def _azure_endpoint(settings: dict[str, str], name: str | None) -> str:
+    """``<protocol>://<AccountName>.queue.<EndpointSuffix>``: both parts checked to be host names, so
+    neither can move the host (``core.windows.net@evil.example``, ``evil.example/``)."""
+    if not name:
+        raise ConfigurationError("connection string needs QueueEndpoint or AccountName")
+    protocol = settings.get("defaultendpointsprotocol", "https").lower()
+    if protocol not in ("http", "https"):
+        raise ConfigurationError("DefaultEndpointsProtocol must be http or https")
+    suffix = settings.get("endpointsuffix", "core.windows.net").strip(".")
+    if not suffix:
+        raise ConfigurationError("EndpointSuffix is empty")
+    if not _HOST_NAME.fullmatch(suffix):
+        raise ConfigurationError(
+            "EndpointSuffix must be a host name (letters, digits, hyphens and dots), such as core.windows.net"
+        )
+    if not _ACCOUNT_LABEL.fullmatch(name):
+        raise ConfigurationError("AccountName must be letters and digits when it builds the host name")
+    return f"{protocol}://{name}.queue.{suffix}"
+
+
+def _read_settings(conn_str: str) -> dict[str, str]:
+    """The known settings by lower-case name (the other services' endpoints dropped)."""
     if not isinstance(conn_str, str) or not conn_str.strip():
         raise ConfigurationError("the connection string is empty")
     settings: dict[str, str] = {}
@@ -275,7 +308,12 @@ def parse_connection_string(conn_str: str) -> ConnectionSettings:
         if setting in settings:
             raise ConfigurationError(f"connection string sets {_KNOWN_KEYS[setting]} twice")
         settings[setting] = value.strip()
+    return settings
 
+
+def parse_connection_string(conn_str: str) -> ConnectionSettings:
+    """Parse every form Azure documents; errors name the problem and never echo a secret."""
+    settings = _read_settings(conn_str)
     if settings.get("usedevelopmentstorage", "").lower() == "true":
         extra = set(settings) - {"usedevelopmentstorage", "developmentstorageproxyuri"}
         if extra:
@@ -305,15 +343,7 @@ def parse_connection_string(conn_str: str) -> ConnectionSettings:
             "add QueueEndpoint for the primary, which every write goes to"
         )
     if not account_url:
-        if not name:
-            raise ConfigurationError("connection string needs QueueEndpoint or AccountName")
-        protocol = settings.get("defaultendpointsprotocol", "https").lower()
-        if protocol not in ("http", "https"):
-            raise ConfigurationError("DefaultEndpointsProtocol must be http or https")
-        suffix = settings.get("endpointsuffix", "core.windows.net").strip(".")
-        if not suffix:
-            raise ConfigurationError("EndpointSuffix is empty")
-        account_url = f"{protocol}://{name}.queue.{suffix}"
+        account_url = _azure_endpoint(settings, name)
     credential: SharedKeyCredential | SasCredential | None = None
     if key is not None and name:
         credential = SharedKeyCredential(name, key)

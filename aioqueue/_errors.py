@@ -9,7 +9,7 @@
     ├── MalformedResponse                        an answer that cannot be understood (bad XML, field, date)
     ├── TransportError (also OSError)            connection failures once retries are spent
     │   └── RequestTimeout (also TimeoutError)
-    └── ServiceError                             .status, .error_code, .request_id, .message, .headers
+    └── ServiceError                             .status, .error_code, .request_id, .message, .headers, .maybe_applied
         ├── AuthenticationFailed                  403 authentication and authorization codes
         ├── QueueNotFound, QueueAlreadyExists, QueueBeingDeleted
         ├── MessageNotFound, PopReceiptMismatch
@@ -112,7 +112,13 @@ class SendMessagesError(AioQueueError):
 
 
 class TransportError(AioQueueError, OSError):
-    """The connection failed (refused, reset, closed mid-response) and retries are spent."""
+    """The connection failed (refused, reset, closed mid-response) and retries are spent.
+
+    ``unsent`` is True when the last attempt failed before anything was sent (no connection could be
+    made), so that attempt cannot have done the work.
+    """
+
+    unsent: bool = False
 
 
 class RequestTimeout(TransportError, TimeoutError):
@@ -123,8 +129,12 @@ class ServiceError(AioQueueError):
     """The service answered with an error status.
 
     Attributes: ``status`` (HTTP status), ``error_code`` (``x-ms-error-code``, e.g. ``QueueNotFound``),
-    ``request_id`` (``x-ms-request-id``, quote it to Azure support), ``message`` (the service's text)
-    and ``headers`` (response headers, secrets redacted).
+    ``request_id`` (``x-ms-request-id``, quote it to Azure support), ``message`` (the service's text),
+    ``headers`` (response headers, secrets redacted) and ``maybe_applied``: True when an earlier
+    attempt of this call got no answer (or an inconclusive 408/500/502/504), so the operation may have
+    been applied although this answer is an error. An ``update_message`` retried after a lost answer,
+    for instance, finds its pop receipt already spent (``PopReceiptMismatch``/``MessageNotFound``)
+    because the lost attempt did the update.
     """
 
     def __init__(
@@ -135,12 +145,14 @@ class ServiceError(AioQueueError):
         error_code: str | None = None,
         request_id: str | None = None,
         headers: Mapping[str, str] | None = None,
+        maybe_applied: bool = False,
     ) -> None:
         self.message = redact(message)  # a server may echo the request's URL, SAS signature included
         self.status = status
         self.error_code = error_code
         self.request_id = request_id
         self.headers: dict[str, str] = dict(redact_headers(headers or {}))
+        self.maybe_applied = maybe_applied
         super().__init__(self._describe())
 
     def _describe(self) -> str:
@@ -152,6 +164,8 @@ class ServiceError(AioQueueError):
             text = f"HTTP {self.status}, with no error code or message in the answer"
         if self.request_id:
             text += f" [request id {self.request_id}]"
+        if self.maybe_applied:
+            text += "; the request may have been applied: an earlier attempt's answer was lost"
         return redact(text)
 
     def __repr__(self) -> str:
@@ -203,6 +217,7 @@ def service_error(
     message: str,
     request_id: str | None,
     headers: Mapping[str, str],
+    maybe_applied: bool = False,
 ) -> AioQueueError:
     """Map one error response to the most specific exception."""
     if error_code in _TOO_LARGE_CODES or status == 413:
@@ -217,4 +232,11 @@ def service_error(
             cls = ServerBusy
         else:
             cls = ServiceError
-    return cls(message, status=status, error_code=error_code, request_id=request_id, headers=headers)
+    return cls(
+        message,
+        status=status,
+        error_code=error_code,
+        request_id=request_id,
+        headers=headers,
+        maybe_applied=maybe_applied,
+    )

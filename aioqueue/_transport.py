@@ -26,6 +26,7 @@ import inspect
 import logging
 import re
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -101,6 +102,32 @@ _MIDDLEWARES = (_no_resend,)
 # The flag behind that resend (aiohttp 3.10+). Our own sessions turn it off and skip the middleware
 # (~5k instructions a request); a caller's session keeps its flag, so its requests get the middleware.
 _RESEND_FLAG = "_retry_connection" in getattr(aiohttp.ClientSession, "ATTRS", ())
+
+
+# One semaphore per connection pool (aioqueue's own or a caller's session's), shared by every client
+# sending through it: see _slots_for.
+_POOL_SLOTS: weakref.WeakKeyDictionary[aiohttp.BaseConnector, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _slots_for(session: aiohttp.ClientSession) -> asyncio.Semaphore | None:
+    """The slots of the session's connection pool: an attempt waits for one *before* its timeout starts.
+
+    aiohttp counts the time a request waits for a free pooled connection in its ``total`` timeout, so
+    under a full pool a request could time out after it had been sent (and be stored twice by the
+    retry). Holding one of as many slots as the pool has connections, an attempt always finds one
+    free. None for a pool without a limit (nothing ever waits). A caller's session shared with other
+    traffic can still make an attempt wait inside aiohttp for the connections that traffic holds.
+    """
+    connector = session.connector
+    if connector is None:
+        return None
+    slots = _POOL_SLOTS.get(connector)
+    if slots is None:
+        limits = [n for n in (connector.limit, connector.limit_per_host) if n > 0]
+        if not limits:
+            return None
+        slots = _POOL_SLOTS[connector] = asyncio.Semaphore(min(limits))
+    return slots
 
 
 class State(enum.Enum):
@@ -242,6 +269,12 @@ class _Target(NamedTuple):
     headers: Mapping[str, str] | None
     location: Location
     max_bytes: int  # the largest body the operation's answer may legally have
+    bare: str  # the URL without the SAS credential's token (an attempt adds the newest one)
+    sas: str | None  # the SAS credential's token in ``url``
+
+
+def _with_sas(url: str, token: str) -> str:
+    return f"{url}&{token}" if "?" in url else f"{url}?{token}"
 
 
 # A NamedTuple's own __new__ is a Python function; these build the same tuples in C (each runs once a
@@ -303,7 +336,10 @@ class RetryingSession:
         self.credential = credential
         self.api_version = api_version
         self.retry = retry if retry is not None else NO_RETRY
-        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        # per attempt, from the moment it holds a connection slot (see _slots_for): queueing for a
+        # connection is no part of it
+        self.timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=timeout)
+        self._slots: asyncio.Semaphore | None = None
         self.max_connections = max_connections
         self._map_error = map_error
         self._session = session
@@ -343,6 +379,7 @@ class RetryingSession:
             if _RESEND_FLAG:
                 session._retry_connection = False
             self._session = session
+        self._slots = _slots_for(self._session)
         self._loop = asyncio.get_running_loop()
         self.state = State.OPENED
         return self._session
@@ -387,12 +424,13 @@ class RetryingSession:
             if query
             else ""
         )
+        if endpoint.sas:  # a SAS in the account URL (never with a SAS credential)
+            qs = f"{qs}&{endpoint.sas}" if qs else endpoint.sas
+        bare = f"{origin}{full_path}?{qs}" if qs else f"{origin}{full_path}"
         credential = self.credential
-        sas = credential.token if isinstance(credential, SasCredential) else endpoint.sas
-        if sas:
-            qs = f"{qs}&{sas}" if qs else sas
-        url = URL(f"{origin}{full_path}?{qs}" if qs else f"{origin}{full_path}", encoded=True)
-        return _new_target((method, url, full_path, query or _NO_QUERY, body, headers, location, max_bytes))
+        sas = credential.token if isinstance(credential, SasCredential) else None
+        url = URL(_with_sas(bare, sas) if sas else bare, encoded=True)
+        return _new_target((method, url, full_path, query or _NO_QUERY, body, headers, location, max_bytes, bare, sas))
 
     async def request(
         self,
@@ -443,7 +481,7 @@ class RetryingSession:
                 response = await self._attempt(session, target, attempt)
             except TransportError as exc:
                 error: AioQueueError = exc
-                maybe_done = True
+                maybe_done = maybe_done or not exc.unsent
             else:
                 status = response.status
                 if maybe_done:
@@ -485,7 +523,20 @@ class RetryingSession:
                 target, other = other, target
 
     async def _attempt(self, session: aiohttp.ClientSession, target: _Target, attempt: int) -> Response:
-        """One attempt: sign, send, read. Connection failures and timeouts become TransportError."""
+        """One attempt: sign, send, read. Connection failures and timeouts become TransportError.
+
+        A bearer token is fetched first, then a connection slot is awaited (see :func:`_slots_for`):
+        neither is part of the attempt, whose ``timeout`` starts once it holds the slot."""
+        credential = self.credential
+        bearer = "Bearer " + await credential.token(self.timeout.total) if isinstance(credential, TokenCache) else None
+        slots = self._slots
+        if slots is None:
+            return await self._send(session, target, attempt, bearer)
+        async with slots:
+            return await self._send(session, target, attempt, bearer)
+
+    def _prepare(self, target: _Target, bearer: str | None) -> tuple[URL, dict[str, str]]:
+        """The URL (with the newest SAS) and the headers (signed with the newest key) of one attempt."""
         method = target.method
         body = target.body
         hdrs = dict(self._static_headers)
@@ -498,6 +549,7 @@ class RetryingSession:
         if body is not None:
             hdrs["Content-Type"] = XML_CONTENT_TYPE
         credential = self.credential
+        url = target.url
         if isinstance(credential, SharedKeyCredential):
             length = len(body) if body else 0
             if own:  # headers of the operation's or the caller's: each may be signed
@@ -507,39 +559,47 @@ class RetryingSession:
                 hdrs["Authorization"] = credential.plain_authorization(
                     method, target.path, target.query, self.api_version, date, content_type, length
                 )
-        elif isinstance(credential, TokenCache):
-            hdrs["Authorization"] = "Bearer " + await credential.token(self.timeout.total)
+        elif bearer is not None:
+            hdrs["Authorization"] = bearer
+        elif isinstance(credential, SasCredential) and credential.token is not target.sas:
+            url = URL(_with_sas(target.bare, credential.token), encoded=True)  # updated since _target
+        return url, hdrs
+
+    async def _send(
+        self, session: aiohttp.ClientSession, target: _Target, attempt: int, bearer: str | None
+    ) -> Response:
+        method = target.method
+        url, hdrs = self._prepare(target, bearer)
         hooks = self.hooks
         event = None
         if hooks is not None:
-            event = RequestEvent(method, redact(str(target.url)), _visible(hdrs), attempt, target.location)
+            event = RequestEvent(method, redact(str(url)), _visible(hdrs), attempt, target.location)
             await _call(hooks.request, event)
         debug = log.isEnabledFor(logging.DEBUG)
         started = time.monotonic() if debug or hooks is not None else 0.0
         outcome: Response | TransportError
+        body = target.body
         options = self._bodiless_options if body is None and method in _BODY_METHODS else self._request_options
         try:
-            async with session.request(method, target.url, data=body, headers=hdrs, **options) as resp:
+            async with session.request(method, url, data=body, headers=hdrs, **options) as resp:
                 try:
-                    body = await self._read(resp, target.max_bytes)
+                    content = await self._read(resp, target.max_bytes)
                 except MalformedResponse as exc:  # an answer came, but its body is refused
                     if event is not None and hooks is not None:
                         await _call(
                             hooks.response, _response_event(event, started, resp.status, resp.headers, str(exc))
                         )
                     raise
-                outcome = _new_response((resp.status, resp.headers, body, False))
+                outcome = _new_response((resp.status, resp.headers, content, False))
         except asyncio.CancelledError:
             raise
-        except asyncio.TimeoutError:
-            outcome = RequestTimeout(f"{method} {redact(target.path)}: no answer within {self.timeout.total} s")
-        except (aiohttp.ClientError, OSError) as exc:
-            outcome = TransportError(f"{method} {redact(target.path)}: {type(exc).__name__}: {redact(str(exc))}")
+        except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
+            outcome = self._failure(target, exc)
         if debug:
             log.debug(
                 "%s %s -> %s request_id=%s attempt=%d elapsed=%.3fs",
                 method,
-                redact(str(target.url)),
+                redact(str(url)),
                 outcome.status if isinstance(outcome, Response) else type(outcome).__name__,
                 outcome.headers.get("x-ms-request-id") if isinstance(outcome, Response) else None,
                 attempt,
@@ -554,6 +614,24 @@ class RetryingSession:
         if isinstance(outcome, TransportError):
             raise outcome
         return outcome
+
+    def _failure(self, target: _Target, exc: Exception) -> TransportError:
+        """The TransportError for an attempt that failed with a connection error or a timeout.
+
+        A failure to connect (refused, no such host, no connection within the timeout) came before
+        anything was sent: its error is marked ``unsent``, so the retry loop knows that attempt did
+        not do the work."""
+        what = f"{target.method} {redact(target.path)}"
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            error: TransportError = RequestTimeout(f"{what}: no connection within {self.timeout.total} s")
+        elif isinstance(exc, asyncio.TimeoutError):
+            return RequestTimeout(f"{what}: no answer within {self.timeout.total} s")
+        else:
+            error = TransportError(f"{what}: {type(exc).__name__}: {redact(str(exc))}")
+            if not isinstance(exc, aiohttp.ClientConnectorError):
+                return error
+        error.unsent = True
+        return error
 
     @staticmethod
     async def _read(resp: aiohttp.ClientResponse, limit: int) -> bytes:

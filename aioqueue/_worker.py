@@ -392,10 +392,16 @@ class Worker:
 
 
 async def _release_quietly(message: ReceivedMessage, delay: int) -> None:
-    """Release; when that fails the message still returns, after its visibility timeout."""
+    """Release; when that fails the message still returns, after its visibility timeout (or already has,
+    when the failed release may have landed)."""
     try:
         await message.release(delay=delay)
     except MessageSettled:
         pass
     except AioQueueError as exc:
-        log.warning("could not release message %s; it returns after its visibility timeout: %s", message.id, exc)
+        if getattr(exc, "maybe_applied", False):  # the release itself may have landed before its answer was lost
+            log.warning(
+                "could not confirm the release of message %s; it may already be visible again: %s", message.id, exc
+            )
+        else:
+            log.warning("could not release message %s; it returns after its visibility timeout: %s", message.id, exc)

@@ -74,7 +74,7 @@ Handler = Callable[["FaultProxy", web.Request, bytes, Fault], Awaitable[web.Stre
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, *, keepalive_timeout: float = 75.0) -> None:
+    def __init__(self, upstream: str, *, keepalive_timeout: float = 75.0, port: int = 0) -> None:
         self.upstream = upstream.rstrip("/")  # http://127.0.0.1:port
         self.keepalive_timeout = keepalive_timeout
         self.faults: list[Fault] = []
@@ -83,7 +83,7 @@ class FaultProxy:
         self.random_kinds: tuple[str, ...] = ()
         self.rng = None
         self.random_delay = 0.0  # seconds a random "delay" fault holds the request before forwarding
-        self.port = 0
+        self.port = port  # 0: any free port
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -95,7 +95,7 @@ class FaultProxy:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, keepalive_timeout=self.keepalive_timeout)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self._session = aiohttp.ClientSession(auto_decompress=False)

@@ -12,6 +12,7 @@ import trustme
 
 from aioqueue import (
     AuthenticationFailed,
+    ConfigurationError,
     QueueClient,
     QueueServiceClient,
     SasCredential,
@@ -81,6 +82,59 @@ async def test_sas_credential_rotates_in_place(azurite, queue_client):
         cred.update("?" + generate_queue_sas(DEV_ACCOUNT, name, DEV_KEY, permission="ra", expiry=timedelta(hours=1)))
         await q.send_message("now")
     assert "sig" not in repr(cred)
+
+
+def _rotate_after_the_first_attempt(rotate):
+    """A response hook that calls ``rotate()`` once the first attempt's (injected) 503 is in."""
+
+    def hook(event):
+        if event.attempt == 1 and event.status == 503:
+            rotate()
+
+    return {"response": [hook]}
+
+
+async def test_a_retry_in_flight_carries_the_updated_sas(proxy, queue_client):
+    name = queue_client.queue_name
+    old = generate_queue_sas(DEV_ACCOUNT, name, DEV_KEY, permission="r", expiry=timedelta(hours=1))
+    new = generate_queue_sas(DEV_ACCOUNT, name, DEV_KEY, permission="ra", expiry=timedelta(hours=2))
+    cred = SasCredential(old)
+    proxy.script("503")  # the first attempt never reaches the server; the retry does
+    hooks = _rotate_after_the_first_attempt(lambda: cred.update(new))
+    async with QueueClient(proxy.url(), name, credential=cred, event_hooks=hooks) as q:
+        await q.send_message("signed anew")  # "a" (add) is only in the new SAS
+    first, retry = proxy.seen
+    assert old in first.path and new not in first.path
+    assert new in retry.path and old not in retry.path
+    assert [m.content for m in await queue_client.peek_messages()] == ["signed anew"]
+
+
+@pytest.mark.parametrize("how", ["update", "assignment"])
+async def test_a_retry_in_flight_is_signed_with_the_updated_key(proxy, queue_client, how):
+    cred = SharedKeyCredential(DEV_ACCOUNT, WRONG_KEY)
+    rotate = (lambda: cred.update(DEV_KEY)) if how == "update" else (lambda: setattr(cred, "account_key", DEV_KEY))
+    proxy.script("503")
+    hooks = _rotate_after_the_first_attempt(rotate)
+    async with QueueClient(proxy.url(), queue_client.queue_name, credential=cred, event_hooks=hooks) as q:
+        await q.send_message("signed anew")  # Azurite accepts only the development key
+    first, retry = proxy.seen
+    assert first.headers["Authorization"] != retry.headers["Authorization"]
+    assert cred.account_key == DEV_KEY
+    assert [m.content for m in await queue_client.peek_messages()] == ["signed anew"]
+
+
+def test_a_bad_key_update_is_refused_and_keeps_the_old_key():
+    cred = SharedKeyCredential(DEV_ACCOUNT, DEV_KEY)
+    for bad in ("not base64!", "", 42):
+        with pytest.raises(ConfigurationError) as info:
+            cred.update(bad)  # type: ignore[arg-type]
+        assert "not base64!" not in str(info.value)
+        with pytest.raises(ConfigurationError):
+            cred.account_key = bad  # type: ignore[assignment]
+    assert cred.account_key == DEV_KEY
+    assert DEV_KEY not in repr(cred)
+    with pytest.raises(AttributeError):
+        cred.acount_key = WRONG_KEY  # type: ignore[attr-defined]  # a misspelling is refused, not kept
 
 
 async def test_account_sas_with_service_client(azurite, queue_client):

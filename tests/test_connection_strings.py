@@ -61,12 +61,39 @@ def test_other_service_endpoints_are_ignored():
         ("QueueEndpoint=https://x;SharedAccessSignature=sv=1", "sig"),
         (f"AccountName=a;AccountKey={KEY};SharedAccessSignature=sig=1", "both"),
         (f"AccountName=a;AccountKey={KEY};EndpointSuffix=.", "EndpointSuffix is empty"),
+        (f"AccountName=a;AccountKey={KEY};EndpointSuffix=core.windows.net@evil.example", "EndpointSuffix must be"),
+        (f"AccountName=a;AccountKey={KEY};EndpointSuffix=evil.example/core.windows.net", "EndpointSuffix must be"),
+        (f"AccountName=a;AccountKey={KEY};EndpointSuffix=evil.example:443", "EndpointSuffix must be"),
+        (f"AccountName=evil.example/a;AccountKey={KEY}", "AccountName must be"),
+        (f"AccountName=a@evil.example;AccountKey={KEY}", "AccountName must be"),
     ],
 )
 def test_malformed_connection_strings_name_the_problem(conn, words):
     with pytest.raises(ConfigurationError) as info:
         parse_connection_string(conn)
     assert words in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("conn", "words"),
+    [
+        (f"AccountName=a;AccountKey={KEY};QueueEndpoint=https://a.queue.core.windows.net@evil.example", "user name"),
+        ("QueueEndpoint=https://a.queue.core.windows.net?sv=1&sig=secret#rest", "'#'"),
+        ("QueueEndpoint=https://a.queue.core.windows.net;SharedAccessSignature=sv=1&sig=secret#rest", "'#'"),
+        (
+            f"AccountName=a;AccountKey={KEY};QueueEndpoint=https://a.queue.core.windows.net;"
+            "QueueSecondaryEndpoint=https://x:y@evil.example",
+            "user name",
+        ),
+        ("UseDevelopmentStorage=true;DevelopmentStorageProxyUri=http://u@evil.example", "user name"),
+    ],
+)
+def test_endpoints_that_would_send_requests_elsewhere_are_refused(conn, words):
+    """A '#' would silently cut a SAS signature; a user@ would send signed requests to the host after it."""
+    with pytest.raises(ConfigurationError) as info:
+        QueueServiceClient.from_connection_string(conn)
+    assert words in str(info.value)
+    assert "secret" not in str(info.value) and "evil" not in str(info.value)
 
 
 def test_errors_never_echo_the_key():

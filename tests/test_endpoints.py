@@ -501,3 +501,37 @@ async def test_shared_key_to_a_secondary_host_is_accepted_by_azurite(azurite, qu
         assert q.account_name == DEV_ACCOUNT
         [peeked] = await q.peek_messages()
     assert peeked.content == "replicated"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: QueueClient.from_queue_url("https://acct.queue.core.windows.net/jobs?sv=1&sig=secret#rest"),
+        lambda: QueueClient("https://acct.queue.core.windows.net?sv=1&sig=secret#rest", "jobs"),
+        lambda: QueueServiceClient("https://acct.queue.core.windows.net/#secret"),
+        lambda: QueueServiceClient("https://acct.queue.core.windows.net", credential="sv=1&sig=secret#rest"),
+    ],
+)
+def test_a_url_with_a_fragment_is_refused_without_echoing_the_signature(make):
+    """Everything after '#' is a fragment, never sent: the rest of a SAS signature would be dropped."""
+    with pytest.raises(ConfigurationError) as info:
+        make()
+    assert "'#'" in str(info.value) and "secret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: QueueServiceClient("https://acct.queue.core.windows.net@evil.example", credential=KEY),
+        lambda: QueueServiceClient("https://user:secret@acct.queue.core.windows.net", credential=KEY),
+        lambda: QueueClient.from_queue_url("https://acct.queue.core.windows.net@evil.example/jobs?sv=1&sig=secret"),
+        lambda: QueueServiceClient(
+            "https://acct.queue.core.windows.net", credential=KEY, secondary_hostname="https://x@evil.example"
+        ),
+    ],
+)
+def test_a_url_with_user_info_is_refused(make):
+    """``user@host`` sends requests to the host after the '@' (the signed ones included)."""
+    with pytest.raises(ConfigurationError, match="user name") as info:
+        make()
+    assert "secret" not in str(info.value) and "evil" not in str(info.value)

@@ -1,15 +1,19 @@
 """Retry behaviour through a fault-injecting proxy in front of Azurite."""
 
 import asyncio
+import logging
 import sys
 import time
 from datetime import timedelta
 
+import aiohttp
 import pytest
 
 from aioqueue import (
     MalformedResponse,
     MessageEncodingError,
+    MessageNotFound,
+    PopReceiptMismatch,
     QueueClient,
     QueueNotFound,
     RequestTimeout,
@@ -19,7 +23,7 @@ from aioqueue import (
     TransportError,
 )
 from aioqueue.testing import DEV_KEY
-from tests.faults import Fault, Gate
+from tests.faults import Fault, FaultProxy, Gate
 
 FIXED = RetryPolicy(max_attempts=4, initial_delay=0.2, max_delay=10.0, jitter=None)
 
@@ -216,3 +220,85 @@ async def test_errors_and_logs_hold_no_secrets(proxy, queue_client, caplog):
     text = caplog.text + str(info.value) + repr(info.value) + str(info.value.headers)
     assert "attempt=4" in caplog.text and "sig=REDACTED" in caplog.text
     assert signature not in text and DEV_KEY not in text
+
+
+@pytest.mark.parametrize("own_session", [False, True], ids=["our-pool", "callers-session"])
+async def test_waiting_for_a_pooled_connection_is_not_part_of_the_timeout(proxy, queue_client, own_session):
+    """20 sends through 2 connections, each answered 0.3 s after it arrives: the last ones wait about
+    3 s for a connection, longer than the 2 s timeout, yet each attempt, once sent, is answered well
+    within it. Queueing is no attempt: no send is retried, none is stored twice."""
+    sends = 20
+    proxy.script(*[Fault("delay", seconds=0.3, method="POST")] * sends)
+    attempts: list[int] = []
+    hooks = {"request": [lambda event: attempts.append(event.attempt)]}
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=2)) if own_session else None
+    pool = {"session": session} if session is not None else {"max_connections": 2}
+    try:
+        async with client(proxy, queue_client.queue_name, timeout=2.0, event_hooks=hooks, **pool) as q:
+            await asyncio.gather(*(q.send_message(f"m{i}") for i in range(sends)))
+    finally:
+        if session is not None:
+            await session.close()
+    assert attempts == [1] * sends  # no attempt timed out
+    assert [s.method for s in proxy.seen] == ["POST"] * sends  # the server saw each send once
+    stored = sorted(m.content for m in await queue_client.peek_messages(max_messages=32))
+    assert stored == sorted(f"m{i}" for i in range(sends))
+
+
+async def test_a_refused_connection_is_no_lost_answer(proxy, queue_client):
+    """An attempt that could not connect sent nothing: a retry of a delete that then finds the message
+    gone is an error, not the success of an earlier attempt (the message was gone before)."""
+    await queue_client.send_message("x")
+    [msg] = await queue_client.receive_messages()
+    await queue_client.delete_message(msg)
+    port = proxy.port
+    await proxy.close()  # nothing listens there now: the first attempt cannot connect
+    reopened: list[FaultProxy] = []
+
+    async def reopen_before_the_retry(event):
+        if event.attempt == 2:
+            reopened.append(await FaultProxy(proxy.upstream, port=port).__aenter__())
+
+    try:
+        async with client(proxy, queue_client.queue_name, event_hooks={"request": [reopen_before_the_retry]}) as q:
+            with pytest.raises((MessageNotFound, PopReceiptMismatch)):
+                await q.delete_message(msg)
+    finally:
+        for p in reopened:
+            await p.close()
+    assert len(reopened) == 1 and [s.method for s in reopened[0].seen] == ["DELETE"]
+
+
+async def test_an_update_whose_answer_was_lost_says_it_may_have_been_applied(proxy, queue_client):
+    """The lost attempt did the update; the retry finds its receipt spent. The error says so, and the
+    server holds the new content."""
+    await queue_client.send_message("old")
+    [msg] = await queue_client.receive_messages(visibility_timeout=60)
+    stale = msg.pop_receipt
+    async with client(proxy, queue_client.queue_name) as q:
+        proxy.script(Fault("reset_after", method="PUT"))
+        with pytest.raises((PopReceiptMismatch, MessageNotFound)) as info:
+            await q.update_message(msg, content="new", visibility_timeout=0)
+        assert info.value.maybe_applied is True
+        assert "may have been applied" in str(info.value)
+        assert [s.fault for s in proxy.seen] == ["reset_after", None]
+        assert [p.content for p in await queue_client.peek_messages()] == ["new"]  # visible again, updated
+        with pytest.raises((PopReceiptMismatch, MessageNotFound)) as first:  # a stale receipt at the first try
+            await q.update_message(msg.id, stale, content="newer")
+        assert first.value.maybe_applied is False and "may have been applied" not in str(first.value)
+
+
+async def test_a_release_whose_answer_was_lost_is_logged_as_maybe_visible(proxy, queue_client, caplog):
+    caplog.set_level(logging.WARNING, logger="aioqueue")
+    await queue_client.send_message("fails")
+
+    async def handler(message):
+        raise RuntimeError("handler failed")
+
+    async with client(proxy, queue_client.queue_name) as q:
+        proxy.script(Fault("reset_after", method="PUT"))  # the release lands; its answer is lost
+        stats = await asyncio.wait_for(q.process(handler, max_messages=1, poll_interval=(0.01, 0.05)), 60)
+    assert stats.failed == 1
+    [line] = [r.getMessage() for r in caplog.records if "release" in r.getMessage()]
+    assert "may already be visible again" in line and "after its visibility timeout" not in line
+    assert [p.content for p in await queue_client.peek_messages()] == ["fails"]  # released: visible at once
