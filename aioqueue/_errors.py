@@ -5,6 +5,7 @@
     ├── MessageEncodingError (also ValueError)   content the chosen encoding cannot carry (or decode)
     │   └── MessageTooLarge                       over 64 KiB after encoding (also from the service's code)
     ├── MessageSettled (also RuntimeError)       a received message settled (deleted/released) twice
+    ├── LeaseLost                                a held message's renewals stopped (kept, never raised)
     ├── SendMessagesError                        send_messages stopped part-way; .receipts, .error
     ├── MalformedResponse                        an answer that cannot be understood (bad XML, field, date)
     ├── TransportError (also OSError)            connection failures once retries are spent
