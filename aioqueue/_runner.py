@@ -2,8 +2,10 @@
 
 SIGTERM or SIGINT stops it gracefully (nothing more is fetched, prefetched messages go back at
 once, handlers under way finish or are cancelled after --shutdown-timeout) and it exits 0;
-a second signal cancels the handlers at once. --processes N runs N such processes over the
-same queue (one per core) and forwards signals to them.
+a second signal cancels the handlers at once. A signal while the handler module is still
+importing exits 0 too. --processes N runs N such processes over the same queue (one per core)
+and passes each signal it gets on to them once (a signal to the whole process group counts
+once); if it dies, even by SIGKILL, they stop as on SIGTERM.
 
 --metrics-port PORT serves, for Prometheus and Kubernetes probes (needs the 'prometheus' extra):
   /metrics        the worker's OpenTelemetry metrics in Prometheus' text format
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import importlib
 import json
@@ -25,6 +28,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
@@ -87,24 +91,24 @@ def add_arguments(s: argparse.ArgumentParser, duration: Callable[[str], float]) 
         default=60.0,
         help="/healthz/ready fails once receiving has failed for this long (default 60s)",
     )
+    # --processes passes each child the read end of a pipe whose write end only the parent holds
+    s.add_argument("--parent-pipe", type=int, help=argparse.SUPPRESS)
 
 
-async def _work(args: argparse.Namespace, conn_str: str, handler: Handler) -> int:
+async def _work(args: argparse.Namespace, conn_str: str, handler: Handler, requests: _StopRequests) -> int:
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
 
-    def on_signal(signum: int) -> None:
-        if stop.is_set():
+    def on_request(count: int, signum: int) -> None:
+        if count == 1:
+            log.info("%s: stopping (handlers under way finish)", signal.Signals(signum).name)
+            stop.set()
+        else:
             log.warning("second %s: cancelling the handlers under way", signal.Signals(signum).name)
             task.cancel()
-            return
-        log.info("%s: stopping (handlers under way finish)", signal.Signals(signum).name)
-        stop.set()
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal, sig)
+    requests.take_over(asyncio.get_running_loop(), on_request)
     meter_provider = _prometheus_meter_provider() if args.metrics_port is not None else None
     async with QueueClient.from_connection_string(
         conn_str,
@@ -153,6 +157,9 @@ async def _work(args: argparse.Namespace, conn_str: str, handler: Handler) -> in
     return 0
 
 
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
 def run_worker(args: argparse.Namespace, conn_str: str, argv: Sequence[str]) -> int:
     """Run the worker (in this process, or as ``--processes`` children); the exit code."""
     handler_ = logging.StreamHandler(sys.stderr)
@@ -169,51 +176,202 @@ def run_worker(args: argparse.Namespace, conn_str: str, argv: Sequence[str]) -> 
         _prometheus_modules()  # missing: say so before anything starts
     if args.processes > 1:
         return _run_children(args.processes, argv, args.metrics_port)
-    handler = load_handler(args.handler)
-    return asyncio.run(_work(args, conn_str, handler))
+    return _run_one(args, conn_str)
 
 
-def _run_children(count: int, argv: Sequence[str], metrics_port: int | None = None) -> int:
-    """N copies of this command with ``--processes 1`` (child i serving metrics on ``metrics_port + i``);
-    signals are passed on; the worst exit code."""
+class _StoppedEarly(BaseException):
+    """SIGTERM or SIGINT before the worker's event loop took the signals over (a BaseException, so that
+    a handler module's ``except Exception`` around its slow set-up does not swallow it)."""
+
+
+class _StopRequests:
+    """Requests to stop: this process's own SIGTERM and SIGINT and, in a ``--processes`` child, the ones its
+    parent passes on through the pipe, and the parent's death.
+
+    One signal can reach a child twice: sent to the child itself (a signal to the process group, systemd
+    signalling every process of its cgroup, Ctrl-C in a terminal) and passed on by the parent, in either
+    order, or only once (``kill PARENT``, Kubernetes and Docker signalling PID 1). So the requests are
+    counted per source and the n-th request is the one that makes either count n: a group-wide signal is
+    one graceful stop, a second signal from either source still cancels the handlers. (Children in sessions
+    of their own would escape a group-wide signal but not systemd's, nor a terminal's job control.)"""
+
+    def __init__(self) -> None:
+        self.counts = {"signal": 0, "parent": 0}
+        self.started = False  # a request came in
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._on_request: Callable[[int, int], None] | None = None
+        self._finished = False
+
+    def stop_early(self, signum: int, frame: object) -> None:
+        """The signal handler until the event loop runs: the first signal ends the start-up."""
+        if not self.started:  # (a second one finds nothing started, nothing to cancel)
+            self.started = True
+            raise _StoppedEarly(signum)
+
+    def take_over(self, loop: asyncio.AbstractEventLoop, on_request: Callable[[int, int], None]) -> None:
+        """From now on the n-th request calls ``on_request(n, signum)`` on ``loop``."""
+        with self._lock:
+            self._loop, self._on_request = loop, on_request
+        for sig in _SIGNALS:
+            loop.add_signal_handler(sig, self.add, "signal", sig)
+
+    def finish(self) -> None:
+        """No more requests: the worker is done (or never started)."""
+        self.started = True  # stop_early raises no more, even for a signal the watching thread sent already
+        with self._lock:
+            self._finished = True
+
+    def add(self, source: str, signum: int) -> None:
+        """On the loop: one more request from ``source`` (``signal`` or ``parent``)."""
+        before = max(self.counts.values())
+        self.counts[source] += 1
+        self.started = True
+        if max(self.counts.values()) == before:
+            log.debug("%s from the %s: already counted", signal.Signals(signum).name, source)
+        elif self._on_request is not None:
+            self._on_request(before + 1, signum)
+
+    def parent_gone(self) -> None:
+        if max(self.counts.values()) == 0:
+            log.warning("the parent process is gone: stopping as on SIGTERM")
+            self.add("parent", signal.SIGTERM)
+
+    def from_parent(self, signum: int | None) -> None:
+        """In the thread watching the pipe: the parent passed ``signum`` on (None: the parent is gone)."""
+        with self._lock:
+            if self._finished:
+                return
+            loop = self._loop
+            if loop is None:  # still starting: end the start-up as a signal does
+                if not self.started:
+                    if signum is None:
+                        log.warning("the parent process is gone: stopping")
+                    main = threading.main_thread().ident
+                    assert main is not None
+                    signal.pthread_kill(main, signum or signal.SIGTERM)
+                return
+            with contextlib.suppress(RuntimeError):  # the loop has just closed: the worker is done
+                if signum is None:
+                    loop.call_soon_threadsafe(self.parent_gone)
+                else:
+                    loop.call_soon_threadsafe(self.add, "parent", signum)
+
+
+def _run_one(args: argparse.Namespace, conn_str: str) -> int:
+    """The worker in this process. A signal before the event loop takes the signals over (while the
+    handler's module imports, which may be slow) ends it at once, cleanly: exit 0."""
+    requests = _StopRequests()
+    previous = {sig: signal.signal(sig, requests.stop_early) for sig in _SIGNALS}
+    try:
+        # A --processes child starts with these blocked (see _start_child): one that came while this
+        # interpreter started is taken here, by stop_early.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+        if args.parent_pipe is not None:
+            _watch_parent(args.parent_pipe, requests)
+        handler = load_handler(args.handler)
+        return asyncio.run(_work(args, conn_str, handler, requests))
+    except _StoppedEarly as exc:
+        log.info("%s: stopped before the worker started", signal.Signals(exc.args[0]).name)
+        return 0
+    finally:
+        requests.finish()
+        for sig, handler_ in previous.items():
+            signal.signal(sig, handler_)
+
+
+def _watch_parent(fd: int, requests: _StopRequests) -> None:
+    """In a ``--processes`` child: a thread reads the pipe from the parent, one byte per signal it passes
+    on. Once the parent is gone, however it died (SIGKILL included), the pipe ends, and the child stops as
+    on SIGTERM: a graceful drain, bounded by --shutdown-timeout, unless a signal already started one. A
+    pipe, unlike Linux's PR_SET_PDEATHSIG, is portable, and has no race with a parent that died before the
+    child started watching: the end of the pipe stays."""
+
+    def watch() -> None:
+        while True:
+            try:
+                data = os.read(fd, 64)
+            except OSError:
+                data = b""
+            for signum in data:
+                requests.from_parent(signum)
+            if not data:
+                requests.from_parent(None)
+                return
+
+    threading.Thread(target=watch, name="aioqueue-parent-watch", daemon=True).start()
+
+
+def _child_argv(argv: Sequence[str]) -> list[str]:
+    """The command's arguments for a child: without --processes, --metrics-port and --parent-pipe."""
     child_argv: list[str] = []
     skip = False
     for arg in argv:
         if skip:
             skip = False
-        elif arg in ("--processes", "--metrics-port"):
+        elif arg in ("--processes", "--metrics-port", "--parent-pipe"):
             skip = True
-        elif not arg.startswith(("--processes=", "--metrics-port=")):
+        elif not arg.startswith(("--processes=", "--metrics-port=", "--parent-pipe=")):
             child_argv.append(arg)
-    child_argv += ["--processes", "1"]
-    env = dict(os.environ)
-    children = [
-        subprocess.Popen(
+    return [*child_argv, "--processes", "1"]
+
+
+def _run_children(count: int, argv: Sequence[str], metrics_port: int | None = None) -> int:
+    """N copies of this command with ``--processes 1`` (child i serving metrics on ``metrics_port + i``);
+    each SIGTERM or SIGINT is passed on, as a byte through a pipe whose write end only this process holds
+    (so that a child tells it from one sent to itself, see _StopRequests, and sees this process die);
+    the worst exit code."""
+    child_argv = _child_argv(argv)
+    children: list[subprocess.Popen[bytes]] = []
+    received: list[int] = []
+    pipes: list[int] = []
+
+    def forward(signum: int, frame: object) -> None:
+        received.append(signum)
+        for fd in pipes:  # a child still starting reads it once it watches the pipe
+            with contextlib.suppress(OSError):  # that child has exited
+                os.write(fd, bytes([signum]))
+
+    previous = {sig: signal.signal(sig, forward) for sig in _SIGNALS}
+    try:
+        for i in range(count):
+            if received:  # asked to stop while starting them: start no more
+                break
+            children.append(_start_child(child_argv, None if metrics_port is None else metrics_port + i, pipes))
+        codes = [child.wait() for child in children]
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for fd in pipes:
+            os.close(fd)
+    return max(codes, key=abs, default=0)
+
+
+def _start_child(child_argv: list[str], metrics_port: int | None, pipes: list[int]) -> subprocess.Popen[bytes]:
+    """One child, given the read end of a new pipe (the write end goes to ``pipes`` first). The child
+    starts with SIGTERM and SIGINT blocked until its own handling is in place (_run_one): one sent to it
+    while its interpreter starts waits for that, rather than killing it (-15)."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)  # a signal handler writes to it
+    pipes.append(write_end)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    try:
+        return subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "aioqueue.cli",
                 *child_argv,
-                *(["--metrics-port", str(metrics_port + i)] if metrics_port is not None else []),
+                *(["--metrics-port", str(metrics_port)] if metrics_port is not None else []),
+                "--parent-pipe",
+                str(read_end),
             ],
-            env=env,
             stdin=subprocess.DEVNULL,
+            pass_fds=(read_end,),
         )
-        for i in range(count)
-    ]
-
-    def forward(signum: int, frame: object) -> None:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signum)
-
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        codes = [child.wait() for child in children]
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return max(codes, key=abs)
+        os.close(read_end)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 # ---- --log-format json --------------------------------------------------------------------------
