@@ -67,7 +67,13 @@ def add_arguments(s: argparse.ArgumentParser, duration: Callable[[str], float]) 
     s.add_argument("--poison-queue", help="default: <queue>-poison")
     s.add_argument("--retry-delay", type=duration, default=0.0, help="a failed message stays hidden this long")
     s.add_argument("--handler-timeout", type=duration, help="cancel a handler running longer (counted as failed)")
-    s.add_argument("--shutdown-timeout", type=duration, help="on SIGTERM, cancel handlers still running after this")
+    s.add_argument(
+        "--shutdown-timeout",
+        type=duration,
+        default=20.0,
+        help="on SIGTERM, cancel handlers still running after this (default 20s: with the receive under way "
+        "given at most 5s, the worker exits within Kubernetes' default 30s grace period)",
+    )
     s.add_argument("--idle-timeout", type=duration, help="exit once the queue stayed empty this long")
     s.add_argument("--max-messages", type=int, help="exit after this many messages")
     s.add_argument(
