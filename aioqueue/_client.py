@@ -40,7 +40,15 @@ from ._errors import (
     service_error,
 )
 from ._link import Closable
-from ._messages import RawMessage, peeked_messages, received_message, received_messages, send_receipt, text_of
+from ._messages import (
+    RawMessage,
+    answered,
+    peeked_messages,
+    received_message,
+    received_messages,
+    send_receipt,
+    text_of,
+)
 from ._models import (
     AccessPolicy,
     PeekedMessage,
@@ -1136,7 +1144,7 @@ class QueueClient(_Client):
             response = await self._request(
                 rec, "GET", self._messages_path, query=query, extra=extra, max_bytes=_messages_bytes(max_messages)
             )
-            raws = parse_messages(response.body)
+            raws = answered(parse_messages(response.body), max_messages, "Get Messages")
             if rec.on:
                 rec.received(raws)
         return raws
@@ -1151,8 +1159,8 @@ class QueueClient(_Client):
             response = await self._request(
                 rec, "GET", self._messages_path, query=query, extra=headers, read=True, max_bytes=max_bytes
             )
-            decode = self._decoder()
-            messages = peeked_messages(parse_messages(response.body), decode)
+            raws = answered(parse_messages(response.body), max_messages, "Peek Messages")
+            messages = peeked_messages(raws, self._decoder())
             rec.messages(len(messages))
         return messages
 

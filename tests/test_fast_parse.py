@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from aioqueue import MalformedResponse, PeekedMessage, QueueMessage, SendReceipt
 from aioqueue._messages import (
     RawMessage,
+    answered,
     peeked_message,
     peeked_messages,
     received_message,
@@ -464,3 +465,50 @@ def test_a_class_refusing_the_first_message_is_reported_before_the_second_one_s_
         received_one_by_one(raws, decode, Refusing)
     with pytest.raises(MalformedResponse, match="DequeueCount"):
         received_messages(raws, decode, Refusing)
+
+
+# ---- issue 22: counts the service never writes, more messages than asked for --------------------
+
+BAD_COUNTS = ["-5", "\u0669\u0669", " 1_0 ", "1_0", "+1", "1 ", "\uff11", "0x1", "1e3", ""]
+
+
+@pytest.mark.parametrize("count", BAD_COUNTS)
+@pytest.mark.parametrize("peeked", [True, False], ids=["peek", "receive"])
+def test_a_count_the_service_never_writes_is_refused_whichever_parser_reads_it(count, peeked):
+    """int() takes ' 1_0 ', '-5' and Arabic-Indic digits; the service writes ASCII digits. The fast
+    path declines such a count, and the models built from checked_messages' records refuse it (a
+    negative count would slip past max_dequeue_count)."""
+    body = document(entry("x", receipt=None if peeked else RECEIPT, count=count))
+    assert fast_messages(body) is None
+    raws = checked_messages(body)
+    assert parse_messages(body) == raws
+    words = "without a valid DequeueCount"
+    if peeked:
+        with pytest.raises(MalformedResponse, match=words):
+            peeked_messages(raws, text_of)
+        with pytest.raises(MalformedResponse, match=words):
+            peeked_message(raws[0], "x")
+    else:
+        with pytest.raises(MalformedResponse, match=words):
+            received_messages(raws, text_of, QueueMessage)
+        with pytest.raises(MalformedResponse, match=words):
+            received_message(raws[0], "x", QueueMessage)
+
+
+@pytest.mark.parametrize(
+    ("entries", "limit", "words"),
+    [
+        ([entry(f"m{i}", message_id=f"id{i}") for i in range(5)], 1, "5 messages where at most 1"),
+        ([entry(f"m{i}", message_id=f"id{i}") for i in range(33)], 32, "33 messages where at most 32"),
+        ([entry("a", message_id="same"), entry("b", message_id="same")], 32, "one message twice"),
+        ([entry("a", receipt=None), entry("b", receipt=None)], 2, "one message twice"),
+    ],
+    ids=["5 for 1", "33 for 32", "an id twice", "an id twice, peeked"],
+)
+def test_more_messages_than_asked_for_or_one_twice_is_refused_whichever_parser_reads_them(entries, limit, words):
+    body = document(*entries)
+    for raws in (fast_messages(body), checked_messages(body), parse_messages(body)):
+        if raws is not None:  # the fast path declines 33 entries
+            with pytest.raises(MalformedResponse, match=words):
+                answered(raws, limit, "Get Messages")
+    assert answered(checked_messages(document(*entries[:1])), limit, "Get Messages")

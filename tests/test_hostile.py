@@ -12,6 +12,8 @@ import aiohttp
 import pytest
 
 from aioqueue import AioQueueError, MalformedResponse, QueueClient, QueueServiceClient, RetryPolicy, ServiceError
+from aioqueue._messages import answered
+from aioqueue._xml import parse_messages
 from aioqueue.testing import DEV_KEY
 from tests.faults import Fault
 
@@ -239,3 +241,63 @@ async def test_a_hundred_concurrent_hostile_answers_stay_within_a_stated_bound(p
     assert all(isinstance(r, MalformedResponse) for r in results), {type(r).__name__ for r in results}
     bound = 100 * 385 * 1024 + 64 * 1024 * 1024
     assert peak < bound, f"{peak / 2**20:.0f} MiB over the {bound / 2**20:.0f} MiB bound"
+
+
+# ---- issue 22: answers that say other than what was asked ----------------------------------------
+
+RECEIVED = (
+    b"<QueueMessage><MessageId>%s</MessageId>"
+    b"<InsertionTime>Fri, 27 Nov 2026 00:00:00 GMT</InsertionTime>"
+    b"<ExpirationTime>Fri, 04 Dec 2026 00:00:00 GMT</ExpirationTime>"
+    b"<PopReceipt>AgAAAAMAAAAAAAAAq4Dj0Gsy2wE=</PopReceipt>"
+    b"<TimeNextVisible>Fri, 27 Nov 2026 00:00:30 GMT</TimeNextVisible><DequeueCount>%s</DequeueCount>"
+    b"<MessageText>x</MessageText></QueueMessage>"
+)
+PEEKED = (
+    (MESSAGE % b"x")
+    .replace(b"<DequeueCount>0<", b"<DequeueCount>%s<")
+    .replace(b"0a1b2c3d-0000-0000-0000-000000000000", b"%s")
+)
+
+
+def _entries(operation: str, n: int, *, count: str = "1", twice: bool = False) -> bytes:
+    """``n`` entries of a Get (``receive``) or Peek Messages answer; ``twice``: the last with the first's id."""
+    entry = RECEIVED if operation == "receive" else PEEKED
+    ids = [f"0a1b2c3d-0000-0000-0000-{i:012d}" for i in range(n)]
+    if twice:
+        ids[-1] = ids[0]
+    return _messages(*(entry % (i.encode(), count.encode()) for i in ids))
+
+
+@pytest.mark.parametrize("operation", ["receive", "peek"])
+@pytest.mark.parametrize(
+    ("case", "max_messages", "options", "words"),
+    [
+        ("5 messages for 1", 1, {"n": 5}, "5 messages where at most 1"),
+        ("33 for 32", 32, {"n": 33}, "33 messages where at most 32"),
+        ("an id twice", 32, {"n": 3, "twice": True}, "one message twice"),
+        ("a negative count", 32, {"n": 1, "count": "-5"}, "without a valid DequeueCount"),
+        ("Arabic-Indic digits", 32, {"n": 1, "count": "\u0669\u0669"}, "without a valid DequeueCount"),
+        ("spaces and an underscore", 32, {"n": 1, "count": " 1_0 "}, "without a valid DequeueCount"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+async def test_an_answer_the_service_never_gives_to_the_request_is_malformed(
+    proxy, queue_name, operation, case, max_messages, options, words
+):
+    """Counts int() takes but the service never writes (a negative one would slip past max_dequeue_count),
+    more messages than asked for, one message twice: each a MalformedResponse, not messages."""
+    body = _entries(operation, **options)
+    proxy.script(Fault("canned", body=body, headers={"Content-Type": "application/xml"}))
+    async with _peek_client(proxy, queue_name) as q:
+        call = q.receive_messages if operation == "receive" else q.peek_messages
+        with pytest.raises(MalformedResponse, match=words):
+            await call(max_messages=max_messages)
+    assert len(proxy.seen) == 1, case
+
+
+def test_a_legal_answer_at_its_most_passes_the_answer_checks():
+    """What the service can answer: 32 messages of distinct ids, with big counts, for 32."""
+    for operation in ("receive", "peek"):
+        raws = parse_messages(_entries(operation, 32, count="4294967295"))
+        assert answered(raws, 32, "Peek Messages") is raws
