@@ -331,10 +331,12 @@ def _fast_texts(texts: list[str]) -> list[str] | None:
     resolved = []
     for text in texts:
         if "&" in text:
-            common, others = _resolve_common(text)
-            budget -= others
-            # the general way (from the text as written) only for a few other references in the answer
-            resolved_text = common if not others else _resolve_references(text) if budget >= 0 else None
+            if text.count("&") <= 8:  # a few: a call each costs less than ten scans of the text
+                resolved_text = _resolve_references(text)
+            else:  # the general way (from the text as written) only for a few other references an answer
+                common, others = _resolve_common(text)
+                budget -= others
+                resolved_text = common if not others else _resolve_references(text) if budget >= 0 else None
             if resolved_text is None:
                 return None
             text = resolved_text
