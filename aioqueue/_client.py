@@ -41,7 +41,15 @@ from ._errors import (
     service_error,
 )
 from ._link import Closable
-from ._messages import RawMessage, peeked_messages, received_message, received_messages, send_receipt, text_of
+from ._messages import (
+    RawMessage,
+    answered,
+    peeked_messages,
+    received_message,
+    received_messages,
+    send_receipt,
+    text_of,
+)
 from ._models import (
     AccessPolicy,
     PeekedMessage,
@@ -106,7 +114,9 @@ from ._validation import (
 )
 from ._worker import FailureHook, Handler, PoisonHook, Worker
 from ._xml import (
+    OFF_LOOP_BYTES,
     message_body,
+    off_loop,
     parse_error,
     parse_messages,
     parse_put_answer,
@@ -634,7 +644,10 @@ class QueueServiceClient(_Client):
             response = await self._request(
                 "list_queues", "GET", "/", query=query, extra=extra, read=True, max_bytes=max_bytes
             )
-            return parse_queue_list(response.body, max_elements + 16)
+            body = response.body
+            if len(body) <= OFF_LOOP_BYTES:
+                return parse_queue_list(body, max_elements + 16)
+            return await off_loop(parse_queue_list, body, max_elements + 16)
 
         return QueueListing(fetch, continuation_token)
 
@@ -668,7 +681,10 @@ class QueueServiceClient(_Client):
             read=True,
             max_bytes=_SERVICE_PROPERTIES_BYTES,
         )
-        return parse_service_properties(response.body)
+        body = response.body
+        if len(body) <= OFF_LOOP_BYTES:
+            return parse_service_properties(body)
+        return await off_loop(parse_service_properties, body)
 
     async def set_service_properties(
         self, properties: ServiceProperties, *, headers: Mapping[str, str] | None = None
@@ -1140,7 +1156,10 @@ class QueueClient(_Client):
             response = await self._request(
                 rec, "GET", self._messages_path, query=query, extra=extra, max_bytes=_messages_bytes(max_messages)
             )
-            raws = parse_messages(response.body)
+            body = response.body  # a big answer is parsed in a worker thread: the loop runs on meanwhile
+            big = len(body) > OFF_LOOP_BYTES
+            raws = await off_loop(parse_messages, body) if big else parse_messages(body)
+            answered(raws, max_messages, "Get Messages")
             if rec.on:
                 rec.received(raws)
         return raws
@@ -1155,8 +1174,10 @@ class QueueClient(_Client):
             response = await self._request(
                 rec, "GET", self._messages_path, query=query, extra=headers, read=True, max_bytes=max_bytes
             )
-            decode = self._decoder()
-            messages = peeked_messages(parse_messages(response.body), decode)
+            body = response.body
+            big = len(body) > OFF_LOOP_BYTES
+            raws = await off_loop(parse_messages, body) if big else parse_messages(body)
+            messages = peeked_messages(answered(raws, max_messages, "Peek Messages"), self._decoder())
             rec.messages(len(messages))
         return messages
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
 from datetime import datetime
 from itertools import repeat
+from operator import itemgetter
 from typing import Any, NamedTuple, TypeVar
 
 from ._dates import parse_rfc1123
@@ -19,6 +20,7 @@ from ._models import PeekedMessage, QueueMessage, SendReceipt
 
 __all__ = [
     "RawMessage",
+    "answered",
     "peeked_message",
     "peeked_messages",
     "received_message",
@@ -62,6 +64,27 @@ def _missing(operation: str, field: str) -> MalformedResponse:
     return MalformedResponse(f"{operation} answered a message without a valid {field}")
 
 
+_id = itemgetter(0)
+
+
+def answered(raws: list[RawMessage], limit: int, operation: str) -> list[RawMessage]:
+    """The records of a Get or Peek Messages answer, if it is one the service gives to a request for at
+    most ``limit`` messages: no more than that, and no message twice."""
+    if len(raws) > limit:
+        raise MalformedResponse(f"{operation} answered {len(raws)} messages where at most {limit} were asked for")
+    if len(raws) > 1 and len(set(map(_id, raws))) != len(raws):
+        raise MalformedResponse(f"{operation} answered one message twice")
+    return raws
+
+
+def _count(text: str) -> int:
+    """A dequeue count as the service writes it, ASCII digits (int() also takes '-5', ' 1_0 ', '٩٩');
+    ValueError for anything else."""
+    if not (text.isdigit() and text.isascii()):
+        raise ValueError("not a dequeue count")
+    return int(text)
+
+
 def received_message(raw: RawMessage, content: Any, cls: type[M]) -> M:
     """A received message (``QueueMessage`` or a subclass) with already-decoded ``content``."""
     pop_receipt, count, inserted, expires, visible = (
@@ -81,7 +104,7 @@ def received_message(raw: RawMessage, content: Any, cls: type[M]) -> M:
             raw.id,
             content,
             pop_receipt,
-            int(count),
+            _count(count),
             parse_rfc1123(inserted),
             parse_rfc1123(expires),
             parse_rfc1123(visible),
@@ -96,7 +119,7 @@ def peeked_message(raw: RawMessage, content: Any) -> PeekedMessage:
     if count is None or inserted is None or expires is None:
         raise _missing("Peek Messages", _first_missing(raw, ("dequeue_count", "inserted_on", "expires_on")))
     try:
-        dequeue_count = int(count)
+        dequeue_count = _count(count)
     except ValueError:
         raise _missing("Peek Messages", "DequeueCount") from None
     set_id, set_content, set_count, set_inserted, set_expires = _PEEKED
@@ -124,7 +147,7 @@ def _counts(column: Sequence[str | None]) -> Iterable[int]:
     distinct = set(column)
     if None in distinct:
         raise TypeError("a count is missing")
-    converted = {text: int(text) for text in distinct}  # type: ignore[arg-type]
+    converted = {text: _count(text) for text in distinct}  # type: ignore[arg-type]
     return map(converted.__getitem__, column)
 
 

@@ -3,15 +3,20 @@
 import asyncio
 import re
 import resource
+import threading
 import time
 import tracemalloc
 import zlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import aiohttp
 import pytest
 
 from aioqueue import AioQueueError, MalformedResponse, QueueClient, QueueServiceClient, RetryPolicy, ServiceError
+from aioqueue._messages import answered
+from aioqueue._xml import parse_messages
 from aioqueue.testing import DEV_KEY
 from tests.faults import Fault
 
@@ -134,6 +139,8 @@ def _peek_client(proxy, name, **options):
         ("one message over its legal size", _messages(MESSAGE % (b"a" * 600_000)), 1, "byte limit"),
         ("too many elements", _messages(b"<a/>" * 100_000), 32, "elements"),
         ("too deep", _messages(b"<a>" * 100 + b"x" * 70_000 + b"</a>" * 100), 32, "deeper than 32"),
+        # 12 MB of end tags: refused by their count (it was a 1.5 s scan for depth on the event loop)
+        ("a flood of end tags", _messages(b"</a>" * 3_000_000), 32, "elements"),
         ("an unknown codec", _messages(declaration=b'<?xml version="1.0" encoding="x-nope"?>'), 1, "x-nope"),
         ("a non-text codec", _messages(declaration=b'<?xml version="1.0" encoding="zlib"?>'), 1, "zlib"),
     ],
@@ -239,3 +246,157 @@ async def test_a_hundred_concurrent_hostile_answers_stay_within_a_stated_bound(p
     assert all(isinstance(r, MalformedResponse) for r in results), {type(r).__name__ for r in results}
     bound = 100 * 385 * 1024 + 64 * 1024 * 1024
     assert peak < bound, f"{peak / 2**20:.0f} MiB over the {bound / 2**20:.0f} MiB bound"
+
+
+# ---- issue 22: answers that say other than what was asked ----------------------------------------
+
+RECEIVED = (
+    b"<QueueMessage><MessageId>%s</MessageId>"
+    b"<InsertionTime>Fri, 27 Nov 2026 00:00:00 GMT</InsertionTime>"
+    b"<ExpirationTime>Fri, 04 Dec 2026 00:00:00 GMT</ExpirationTime>"
+    b"<PopReceipt>AgAAAAMAAAAAAAAAq4Dj0Gsy2wE=</PopReceipt>"
+    b"<TimeNextVisible>Fri, 27 Nov 2026 00:00:30 GMT</TimeNextVisible><DequeueCount>%s</DequeueCount>"
+    b"<MessageText>x</MessageText></QueueMessage>"
+)
+PEEKED = (
+    (MESSAGE % b"x")
+    .replace(b"<DequeueCount>0<", b"<DequeueCount>%s<")
+    .replace(b"0a1b2c3d-0000-0000-0000-000000000000", b"%s")
+)
+
+
+def _entries(operation: str, n: int, *, count: str = "1", twice: bool = False) -> bytes:
+    """``n`` entries of a Get (``receive``) or Peek Messages answer; ``twice``: the last with the first's id."""
+    entry = RECEIVED if operation == "receive" else PEEKED
+    ids = [f"0a1b2c3d-0000-0000-0000-{i:012d}" for i in range(n)]
+    if twice:
+        ids[-1] = ids[0]
+    return _messages(*(entry % (i.encode(), count.encode()) for i in ids))
+
+
+@pytest.mark.parametrize("operation", ["receive", "peek"])
+@pytest.mark.parametrize(
+    ("case", "max_messages", "options", "words"),
+    [
+        ("5 messages for 1", 1, {"n": 5}, "5 messages where at most 1"),
+        ("33 for 32", 32, {"n": 33}, "33 messages where at most 32"),
+        ("an id twice", 32, {"n": 3, "twice": True}, "one message twice"),
+        ("a negative count", 32, {"n": 1, "count": "-5"}, "without a valid DequeueCount"),
+        ("Arabic-Indic digits", 32, {"n": 1, "count": "\u0669\u0669"}, "without a valid DequeueCount"),
+        ("spaces and an underscore", 32, {"n": 1, "count": " 1_0 "}, "without a valid DequeueCount"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+async def test_an_answer_the_service_never_gives_to_the_request_is_malformed(
+    proxy, queue_name, operation, case, max_messages, options, words
+):
+    """Counts int() takes but the service never writes (a negative one would slip past max_dequeue_count),
+    more messages than asked for, one message twice: each a MalformedResponse, not messages."""
+    body = _entries(operation, **options)
+    proxy.script(Fault("canned", body=body, headers={"Content-Type": "application/xml"}))
+    async with _peek_client(proxy, queue_name) as q:
+        call = q.receive_messages if operation == "receive" else q.peek_messages
+        with pytest.raises(MalformedResponse, match=words):
+            await call(max_messages=max_messages)
+    assert len(proxy.seen) == 1, case
+
+
+def test_a_legal_answer_at_its_most_passes_the_answer_checks():
+    """What the service can answer: 32 messages of distinct ids, with big counts, for 32."""
+    for operation in ("receive", "peek"):
+        raws = parse_messages(_entries(operation, 32, count="4294967295"))
+        assert answered(raws, 32, "Peek Messages") is raws
+
+
+# ---- issue 22: a big answer never holds the event loop --------------------------------------------
+
+
+class RecordingExecutor(ThreadPoolExecutor):
+    """The loop's default executor, counting the jobs it is given and where they ran."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=2)
+        self.threads: list[int] = []
+
+    def submit(self, fn, /, *args, **kwargs):
+        def run():
+            self.threads.append(threading.get_ident())
+            return fn(*args, **kwargs)
+
+        return super().submit(run)
+
+
+@pytest.fixture
+def executor() -> Iterator[RecordingExecutor]:
+    recording = RecordingExecutor()
+    yield recording
+    recording.shutdown(wait=True)
+
+
+async def _worst_gap(work: Awaitable[object]) -> tuple[object, float]:
+    """What ``work`` returns and the longest the loop went without running a ticking task meanwhile."""
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def tick() -> None:
+        last = time.monotonic()
+        while not done.is_set():
+            await asyncio.sleep(0.005)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    try:
+        result = await work
+    finally:
+        done.set()
+        await ticker
+    return result, max(gaps, default=0.0)
+
+
+CR_HEAVY = _messages(
+    *(MESSAGE.replace(b"0000-000000000000", b"0000-%012d" % i) % (b"&#xD;" * 65536) for i in range(32))
+)
+
+
+async def test_a_big_answer_is_parsed_off_the_event_loop_and_a_small_one_on_it(proxy, queue_name, executor):
+    """Azurite writes each carriage return as &#xD;: 32 messages of 64 KiB of them are a legal 10.5 MB
+    answer, which held the loop for about a second (a Python call a reference). Now it is parsed in the
+    loop's default executor, and the loop keeps running meanwhile; a small answer costs no thread hop."""
+    asyncio.get_running_loop().set_default_executor(executor)
+    small = _messages(MESSAGE % b"small")
+    headers = {"Content-Type": "application/xml"}
+    proxy.script(Fault("canned", body=small, headers=headers), Fault("canned", body=CR_HEAVY, headers=headers))
+    async with _peek_client(proxy, queue_name) as q:
+        [message] = await q.peek_messages(max_messages=32)
+        assert message.content == "small" and executor.threads == []
+        messages, gap = await _worst_gap(q.peek_messages(max_messages=32))
+    assert len(CR_HEAVY) > 10_000_000
+    assert [m.content for m in messages] == ["\r" * 65536] * 32  # type: ignore[attr-defined]
+    assert len(executor.threads) == 1 and executor.threads[0] != threading.get_ident()
+    assert gap < 0.5, f"the loop stood still for {gap:.2f} s"  # a generous bound: it was about 1 s
+
+
+async def test_a_big_list_queues_page_is_parsed_off_the_event_loop(proxy, executor):
+    """A page of 100 queues with 3,100 metadata names each (3.4 MB, legal when metadata is asked for)."""
+    asyncio.get_running_loop().set_default_executor(executor)
+    names = [f"k{i}" for i in range(3100)]
+    queue = "<Queue><Name>q{}</Name><Metadata>" + "".join(f"<{n}>v</{n}>" for n in names) + "</Metadata></Queue>"
+    page = (
+        '<?xml version="1.0" encoding="utf-8"?><EnumerationResults ServiceEndpoint="http://x/"><Queues>'
+        + "".join(queue.format(i) for i in range(100))
+        + "</Queues><NextMarker /></EnumerationResults>"
+    ).encode()
+    assert len(page) > 3_000_000
+    proxy.script(Fault("canned", body=page, headers={"Content-Type": "application/xml"}))
+    async with QueueServiceClient(proxy.url(), credential=DEV_KEY, retry=None) as service:
+        queues, gap = await _worst_gap(_all(service.list_queues(include_metadata=True)))
+    assert [q.name for q in queues] == [f"q{i}" for i in range(100)]  # type: ignore[attr-defined]
+    assert list(queues[0].metadata) == names  # type: ignore[index]
+    assert len(executor.threads) == 1 and executor.threads[0] != threading.get_ident()
+    assert gap < 0.5, f"the loop stood still for {gap:.2f} s"
+
+
+async def _all(listing: AsyncIterator[Any]) -> list[Any]:
+    return [item async for item in listing]

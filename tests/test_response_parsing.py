@@ -1,10 +1,16 @@
 """Answers that are incomplete, unexpected or partial: each is read as far as the service allows or
 refused as a MalformedResponse, never a KeyError or a silently wrong value. Pure logic, no network."""
 
+import re
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from aioqueue import MalformedResponse, Metrics, RetentionPolicy, ServiceProperties
 from aioqueue._xml import (
+    MAX_DEPTH,
+    _too_deep,
     parse,
     parse_messages,
     parse_queue_list,
@@ -80,3 +86,41 @@ def test_service_properties_body_holds_only_the_parts_given():
 def test_service_stats_without_geo_replication_are_malformed():
     with pytest.raises(MalformedResponse, match="GeoReplication"):
         parse_service_stats(b"<StorageServiceStats/>")
+
+
+# ---- issue 22: the depth scan in C, a slice at a time --------------------------------------------
+
+_OLD_TAG = re.compile(rb"<(/?)[^<>]*?(/?)>")
+
+
+def _too_deep_by_a_python_loop(body: bytes) -> bool:
+    """The scan as it was (a Python step a tag: 1.5 s on the event loop for 12 MB of end tags)."""
+    depth = 0
+    for match in _OLD_TAG.finditer(body):
+        closing, empty = match.groups()
+        first = body[match.start() + 1 : match.start() + 2]
+        if closing:
+            depth -= 1
+        elif not empty and first not in (b"?", b"!"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+    return False
+
+
+TAG_PIECES = [b"<a>", b"</a>", b"<a/>", b"<a />", b"<a/b>", b"<a//>", b"</a/>", b"<>", b"</>", b"<?x?>", b"<?x/>"]
+TAG_PIECES += [b"<!-- c -->", b"<!-- a > b -->", b"<![CDATA[<a>]]>", b"<", b">", b"/>", b"/", b"x", b"\n"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(st.sampled_from(TAG_PIECES), st.sampled_from([b"y" * 40_000, b"<a>" * 30])), max_size=60))
+def test_the_depth_scan_finds_what_a_python_loop_over_the_tags_finds(pieces):
+    body = b"".join(pieces)  # up to megabytes: the scan's 64 KiB slices end anywhere between tags
+    assert _too_deep(body) == _too_deep_by_a_python_loop(body)
+
+
+def test_a_flood_of_end_tags_is_refused_by_their_count():
+    """Only start tags were counted: 12 MB of end tags went to the depth scan (1.5 s), then to expat."""
+    with pytest.raises(MalformedResponse, match="more than the 296 elements"):
+        parse(b"<QueueMessagesList>" + b"</a>" * 3_000_000, 296)
+    assert parse(b"<QueueMessagesList>" + b"<a></a>" * 295 + b"</QueueMessagesList>", 296).tag == "QueueMessagesList"
