@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+import time
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
@@ -1209,10 +1210,19 @@ class QueueClient(_Client):
         receipt may be about to change) and uses the newest receipt.
         """
         if isinstance(message, ReceivedMessage) and pop_receipt is None and message.settled is None:
-            return await message._in_turn(
-                partial(self._update_message, "update", message, None, content, visibility_timeout, headers)
-            )
+            return await message._in_turn(partial(self._update_held, message, content, visibility_timeout, headers))
         return await self._update_message("update", message, pop_receipt, content, visibility_timeout, headers)
+
+    async def _update_held(
+        self, message: ReceivedMessage, content: Any, visibility_timeout: Duration, headers: Mapping[str, str] | None
+    ) -> UpdateReceipt:
+        """Update a held message in its turn; a new visibility timeout is its lease from now on."""
+        vis = seconds(visibility_timeout, "visibility_timeout", low=0)
+        sent = time.monotonic()
+        receipt = await self._update_message("update", message, None, content, vis, headers)
+        if vis > 0:
+            message._renewed(sent, vis)
+        return receipt
 
     async def _update_message(
         self,

@@ -124,6 +124,7 @@ class ReceiveSettings:
             raw = value.total_seconds() if isinstance(value, timedelta) else float(value)
             if math.isnan(raw):
                 raise ValueError("not a number")
+            raw = max(0.0, raw)  # and so -inf is 0
         except Exception as exc:
             log.warning(
                 "retry_delay(%d) failed for message %s (%s: %s); it is released after visibility_timeout=%ds",

@@ -51,8 +51,9 @@ class Holder(Protocol):
         """``message`` is no longer in hand."""
         ...
 
-    def lease_lost(self, message: ReceivedMessage, error: AioQueueError) -> None:
-        """Renewals of ``message`` stopped before it was settled: say so (log, callback)."""
+    def lease_lost(self, message: ReceivedMessage, error: AioQueueError, *, tell: bool = True) -> None:
+        """Renewals of ``message`` stopped before it was settled: stop them, and say so (log, callback)
+        unless it was told already (``tell`` False)."""
         ...
 
 
@@ -70,8 +71,9 @@ class ReceivedMessage(QueueMessage):
 
     __slots__ = (
         "_consumer",
-        "_entered",
         "_lease_until",
+        "_lost_told",
+        "_pending",
         "_raw",
         "_renew_at",
         "_renew_until",
@@ -88,8 +90,9 @@ class ReceivedMessage(QueueMessage):
     _settling: bool  # a settle of this message is under way
     _turns: deque[asyncio.Future[None]] | None  # settles waiting for theirs, first come first served
     _raw: str
-    _entered: bool  # in its (or its batch's) 'async with' block, or handed to the worker's handler
     _lease_until: float  # time.monotonic() by which the lease has surely lapsed unless renewed
+    _lost_told: bool  # its lost lease was told (log, on_lease_lost): once per message
+    _pending: ReceivedMessage | None  # a new delivery of it that came while a request of its was under way
     _renew_at: float
     _renew_until: float | None
     lease_lost: bool  # renewals stopped before it was settled: it may be handed to someone else
@@ -103,7 +106,8 @@ class ReceivedMessage(QueueMessage):
         self._raw = raw
         self._settling = False
         self._turns = None
-        self._entered = False
+        self._lost_told = False
+        self._pending = None
         now = time.monotonic() if leased_at is None else leased_at
         vis = consumer.options.visibility_timeout
         self._renew_at = now + vis / 2
@@ -243,9 +247,27 @@ class ReceivedMessage(QueueMessage):
         self._settling = True
 
     def _end_turn(self) -> None:
-        """asyncio.Lock.release."""
+        """asyncio.Lock.release (and a new delivery that came meanwhile is taken over first)."""
         self._settling = False
+        if self._pending is not None:
+            self._take_over(self._pending)
         self._wake_next()
+
+    def _take_over(self, fresh: ReceivedMessage) -> None:
+        """The queue handed this message out again (its lease lapsed while it was held): keep holding it
+        with the new delivery's receipt and lease. When a request of this message is under way, whose
+        receipt the new delivery has just made stale, that happens as soon as the request ends."""
+        if self._settling:
+            self._pending = fresh
+            return
+        self._pending = None
+        if self.settled is not None:
+            return
+        self.pop_receipt, self.next_visible_on = fresh.pop_receipt, fresh.next_visible_on
+        self.dequeue_count = fresh.dequeue_count
+        self._lease_until, self._renew_at = fresh._lease_until, fresh._renew_at
+        self.lease_lost = False
+        self.renewal_error = None
 
     def _wake_next(self) -> None:
         if self._turns:
@@ -273,12 +295,15 @@ class ReceivedMessage(QueueMessage):
             if left <= 0:
                 self._lose(LeaseLost(f"message {self.id}'s lease lapsed before a renewal got through: {error}"))
                 return False
+            receipt = self.pop_receipt
             try:
                 await asyncio.wait_for(self.renew(), left)
                 return True
             except MessageSettled:
                 return False
             except AioQueueError as exc:
+                if self.pop_receipt != receipt:
+                    return True  # a new delivery was taken over meanwhile: its receipt is the one to renew
                 if not is_weather(exc):
                     self._lose(exc)
                     return False
@@ -291,12 +316,13 @@ class ReceivedMessage(QueueMessage):
         return False
 
     def _lose(self, error: AioQueueError) -> None:
-        """Renewals stop before the message was settled: record why and tell the stream (once)."""
+        """Renewals stop before the message was settled: record why and tell the stream (once a message)."""
         if self.settled is not None or self.lease_lost:
             return
         self.lease_lost = True
         self.renewal_error = error
-        self._consumer.lease_lost(self, error)
+        told, self._lost_told = self._lost_told, True
+        self._consumer.lease_lost(self, error, tell=not told)
 
 
 async def shielded(operation: Awaitable[None]) -> None:

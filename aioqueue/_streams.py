@@ -18,7 +18,7 @@ import collections
 import inspect
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
@@ -69,7 +69,7 @@ class Consumer:
         self._wakers: set[Callable[..., None]] = set()
         self._fetch: asyncio.Task[list[RawMessage]] | None = None
         self._renewals: dict[int, asyncio.Task[None]] = {}  # by id(message): one renewer each
-        self._hooks: set[asyncio.Task[None]] = set()  # on_lease_lost calls under way
+        self._background: set[asyncio.Task[None]] = set()  # on_lease_lost calls, deletes of handled copies
         self._empty_polls = 0
         self._last_message = time.monotonic()
         link.track(self)
@@ -190,11 +190,13 @@ class Consumer:
 
     def lapsing(self, message: ReceivedMessage) -> bool:
         """Has the lease of a buffered message lapsed, or will it before the caller is likely done
-        with it (its pace, at most half the visibility timeout)? Renewed messages never lapse."""
+        with it (its pace, at most half the visibility timeout)? A renewed one only when renewing failed."""
         if message.lease_lost:
             return True
-        margin = min(self.pace or 0.0, self.options.visibility_timeout / 2)
-        return message._lease_until - time.monotonic() <= margin
+        left = message._lease_until - time.monotonic()
+        if self.options.auto_renew:
+            return left <= 0
+        return left <= min(self.pace or 0.0, self.options.visibility_timeout / 2)
 
     async def give_back_lapsing(self) -> None:
         """Give back (visible at once) every buffered message whose lease lapsed or soon will: its receipt
@@ -207,14 +209,13 @@ class Consumer:
         try:
             await release_all(lapsing, lambda m: 0)
         except AioQueueError as exc:  # taken by another consumer already, or visible again anyway
-            log.debug("giving back lapsed messages failed: %s", exc)
+            log.warning("giving back lapsed messages failed; they return after their visibility timeout: %s", exc)
 
     # ---- messages in hand ------------------------------------------------------------------
 
     def claim(self, message: ReceivedMessage) -> None:
         """``message`` is in hand: inside its ``async with`` block, or given to the worker's handler."""
         if message.settled is None:
-            message._entered = True
             self.active[message.id] = message
 
     def unclaim(self, message: ReceivedMessage) -> None:
@@ -222,28 +223,41 @@ class Consumer:
             del self.active[message.id]
 
     def _not_in_hand(self, messages: list[ReceivedMessage]) -> list[ReceivedMessage]:
-        """The fetched messages not already in hand. One in hand came back (its lease lapsed while its
-        handler ran): the one in hand takes the new receipt and lease, so its settle works and no second
-        handler starts. When that one is being settled just now, the new copy is left alone: it stays
-        hidden and returns after its visibility timeout."""
+        """The fetched messages not already in hand. One still in hand came back (its lease lapsed while
+        its handler ran): the one in hand takes over the new receipt and lease, so no second handler
+        starts and its settle works. One whose handler failed and released it is a new delivery like any
+        other. One whose handler succeeded (its delete, with the receipt this delivery made stale, fails
+        or failed) is deleted with the new receipt."""
         fresh: list[ReceivedMessage] = []
         for m in messages:
             held = self.active.get(m.id)
-            if held is None:
+            if held is None or held.settled == "released":
                 fresh.append(m)
-            elif held.settled is None and not held._settling:
-                held.pop_receipt, held.next_visible_on, held.dequeue_count = (
-                    m.pop_receipt,
-                    m.next_visible_on,
-                    m.dequeue_count,
-                )
-                held._renewed(m._lease_until - self.options.visibility_timeout, self.options.visibility_timeout)
+                if held is not None:
+                    self.unclaim(held)
+            elif held.settled is None:
+                held._take_over(m)
                 log.info("message %s came back while its handler still runs; that handler keeps it", m.id)
-                if self.options.auto_renew and id(held) not in self._renewals:
+                limit = held._renew_until
+                renew = self.options.auto_renew and (limit is None or time.monotonic() < limit)
+                if renew and id(held) not in self._renewals:
                     self._renew_while_held(held)
             else:
-                log.info("message %s came back while it is being settled; left hidden until its timeout", m.id)
+                self._in_background(self._delete_handled_copy(m))
         return fresh
+
+    async def _delete_handled_copy(self, message: ReceivedMessage) -> None:
+        try:
+            await self.link.delete(message)
+            log.info("message %s came back after it was handled; deleted", message.id)
+        except AioQueueError as exc:
+            log.warning("message %s came back after it was handled, and deleting it failed: %s", message.id, exc)
+
+    def _in_background(self, work: Awaitable[None]) -> None:
+        """Run ``work`` beside the stream; it is awaited when the stream closes."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _divert_undecodable(self, good: list[ReceivedMessage], bad: list[ReceivedMessage]) -> None:
         """Content the encoding cannot decode goes to the poison queue when poisoning is on; otherwise
@@ -336,28 +350,45 @@ class Consumer:
             task.cancel()
 
     async def _renew(self, message: ReceivedMessage) -> None:
+        me = asyncio.current_task()
         try:
-            while message.settled is None:
-                await asyncio.sleep(max(0.0, message._renew_at - time.monotonic()))
-                limit = message._renew_until
-                if limit is not None and time.monotonic() >= limit and message.settled is None:
-                    left = max(0.0, message._lease_until - time.monotonic())
-                    message._lose(
-                        LeaseLost(
-                            f"renewals of message {message.id} stopped: max_renewal={self.options.max_renewal:g}s "
-                            f"reached; its lease lapses in {left:.1f}s"
-                        )
-                    )
+            # after every wait: still this message's renewer? (a cancellation can be lost in wait_for)
+            while message.settled is None and self._renewals.get(id(message)) is me:
+                wait = message._renew_at - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                    continue  # look again: a renewal by hand may have moved the time
+                if self._limit_reached(message) or not await message._auto_renew():
                     return
-                if not await message._auto_renew():
-                    return
+        except Exception as exc:  # never a task exception nobody retrieves: the lease is told lost
+            error = LeaseLost(f"renewing message {message.id} failed: {type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            message._lose(error)
         finally:
-            if self._renewals.get(id(message)) is asyncio.current_task():
+            if self._renewals.get(id(message)) is me:
                 del self._renewals[id(message)]
 
-    def lease_lost(self, message: ReceivedMessage, error: AioQueueError) -> None:
-        """Renewals of a held message stopped before it was settled: logged, and ``on_lease_lost``."""
+    def _limit_reached(self, message: ReceivedMessage) -> bool:
+        """At ``max_renewal``: renewals stop, and that is told (the lease lapses soon after)."""
+        limit = message._renew_until
+        if limit is None or time.monotonic() < limit:
+            return False
+        left = max(0.0, message._lease_until - time.monotonic())
+        message._lose(
+            LeaseLost(
+                f"renewals of message {message.id} stopped: max_renewal={self.options.max_renewal:g}s "
+                f"reached; its lease lapses in {left:.1f}s"
+            )
+        )
+        return True
+
+    def lease_lost(self, message: ReceivedMessage, error: AioQueueError, *, tell: bool = True) -> None:
+        """Renewals of a held message stopped before it was settled: logged, and ``on_lease_lost`` (once
+        a message: ``tell`` is False when it was told before)."""
         self.forget(message)
+        if not tell:
+            log.info("renewing message %s stopped again: %s", message.id, error)
+            return
         log.warning(
             "renewing message %s stopped before it was settled (message.lease_lost is now True); it may be "
             "delivered again while it is handled: %s",
@@ -365,9 +396,7 @@ class Consumer:
             error,
         )
         if self.on_lease_lost is not None:
-            hook = asyncio.ensure_future(call_hook(self.on_lease_lost, "on_lease_lost", message, error))
-            self._hooks.add(hook)
-            hook.add_done_callback(self._hooks.discard)
+            self._in_background(call_hook(self.on_lease_lost, "on_lease_lost", message, error))
 
     # ---- closing ---------------------------------------------------------------------------
 
@@ -376,7 +405,7 @@ class Consumer:
         self._renewals.clear()
         for task in renewals:
             task.cancel()
-        await asyncio.gather(*renewals, *self._hooks, return_exceptions=True)
+        await asyncio.gather(*renewals, *self._background, return_exceptions=True)
 
     async def _end_fetch(self, fetch: asyncio.Task[list[RawMessage]]) -> list[ReceivedMessage]:
         """What the fetch under way at close got, if it answers within FETCH_GRACE_ON_STOP; it is not
@@ -396,6 +425,8 @@ class Consumer:
         except Exception as exc:  # nothing fetched, nothing to give back
             log.debug("the fetch under way at close failed: %r", exc)
             return []
+        if self.active:  # a handler may still hold one of them: it keeps it (never given back under it)
+            good = self._not_in_hand(good)
         return good + bad
 
     async def aclose(self, *, keep_renewing: bool = False) -> None:
@@ -425,6 +456,8 @@ class Consumer:
                     len(pending),
                     exc,
                 )
+        if not keep_renewing:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
 
 class _Stream:

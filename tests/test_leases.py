@@ -27,7 +27,7 @@ async def test_a_held_renewal_does_not_hold_up_another_message(proxy, queue_clie
     proxy.script(Fault("hold_after", method="PUT", gate=gate))
     async with through(proxy, queue_client) as q:
         await queue_client.send_message("A")
-        stream = q.receive(visibility_timeout=2, auto_renew=True, max_batch_size=1)
+        stream = q.receive(visibility_timeout=4, auto_renew=True, max_batch_size=1)
         it = aiter(stream)
         a = await anext(it)
         await gate.arrived.wait()  # A's renewal is applied; its answer held from here on
@@ -39,7 +39,7 @@ async def test_a_held_renewal_does_not_hold_up_another_message(proxy, queue_clie
             return b.pop_receipt != first
 
         await eventually(b_renewed, what="B's renewal while A's answer is held")
-        assert await visible(queue_client) == []
+        assert "B" not in await visible(queue_client)
         gate.release.set()
         await b.delete()  # A's receipt died with its held renewal: A is left to return after its timeout
         await stream.aclose()
@@ -50,7 +50,7 @@ async def test_a_blip_on_a_renewal_does_not_end_renewals(proxy, queue_client):
     """Four connection resets in a row on one renewal (a 1-2 s blip): renewals go on while the lease stands."""
     await queue_client.send_message("held")
     async with through(proxy, queue_client) as q:
-        stream = q.receive(visibility_timeout=4, auto_renew=True)
+        stream = q.receive(visibility_timeout=6, auto_renew=True)
         it = aiter(stream)  # kept: a dropped generator is finalised, and that ends its renewals
         msg = await anext(it)
         proxy.script(*[Fault("reset_before", method="PUT") for _ in range(4)])
@@ -239,3 +239,127 @@ async def test_a_retry_delay_that_raises_still_releases_and_reports(queue_client
         return await visible(queue_client) == ["x"]
 
     await eventually(back, what="the failed message to be visible again")
+
+
+# ---- found by the review of the first change ------------------------------------------------------
+
+
+async def test_a_released_message_comes_back_at_once_while_its_on_failure_hook_runs(queue_client):
+    """A failed handler's message, released with retry_delay 0, is a new delivery like any other, even
+    while on_failure still runs (it was left hidden for its whole visibility timeout)."""
+    deliveries: list[int] = []
+
+    async def handler(msg: ReceivedMessage) -> None:
+        deliveries.append(msg.dequeue_count)
+        if len(deliveries) == 1:
+            raise RuntimeError("first try fails")
+
+    async def on_failure(msg: ReceivedMessage, exc: BaseException) -> None:
+        async def again() -> bool:
+            return len(deliveries) >= 2
+
+        await eventually(again, what="the second delivery while on_failure runs")
+
+    await queue_client.send_message("retry me")
+    stats = await queue_client.process(
+        handler, idle_timeout=4, visibility_timeout=30, poll_interval=(0.05, 0.2), on_failure=on_failure
+    )
+    assert deliveries == [1, 2], f"deliveries={deliveries} stats={stats}"
+
+
+async def test_a_fetch_answered_during_stop_does_not_release_a_message_in_hand(proxy, queue_client):
+    started, go = asyncio.Event(), asyncio.Event()
+
+    async def handler(msg: ReceivedMessage) -> None:
+        started.set()
+        await go.wait()
+
+    await queue_client.send_message("slow")
+    async with through(proxy, queue_client) as q:
+        worker = q.worker(handler, concurrency=2, visibility_timeout=1, poll_interval=(0.05, 0.2))
+        run = asyncio.create_task(worker.run())
+        await started.wait()
+        gate = Gate()
+        proxy.script(Fault("hold", method="GET", gate=gate))  # the next poll, held before it reaches the queue
+
+        async def lapsed() -> bool:
+            return await visible(queue_client) == ["slow"]
+
+        await gate.arrived.wait()
+        await eventually(lapsed, what="the handler's lease to lapse")
+        worker.stop()
+        gate.release.set()  # the held poll now takes the message: within the stop's grace for it
+        await gate.done.wait()
+        await asyncio.sleep(0.5)  # room for a wrong give-back to land
+        visible_while_in_hand = await visible(queue_client)
+        go.set()
+        stats = await asyncio.wait_for(run, 30)
+    assert visible_while_in_hand == [], "a message in hand was made visible"
+    assert stats.lease_lost == 0 and stats.processed == 1, stats
+
+
+async def test_on_lease_lost_is_called_once_per_message(queue_client):
+    told: list[str] = []
+    release = asyncio.Event()
+
+    async def handler(msg: ReceivedMessage) -> None:
+        first = msg.dequeue_count
+
+        async def came_back_twice() -> bool:
+            return msg.dequeue_count >= first + 2  # taken over twice after renewals stopped
+
+        await eventually(came_back_twice, what="two redeliveries taken over by the running handler")
+
+    await queue_client.send_message("long")
+    await queue_client.process(
+        handler,
+        concurrency=2,
+        idle_timeout=3,
+        visibility_timeout=1,
+        auto_renew=True,
+        max_renewal=1,
+        poll_interval=(0.05, 0.2),
+        on_lease_lost=lambda m, e: told.append(m.id),
+    )
+    release.set()
+    assert len(told) == 1, told
+
+
+def test_a_retry_delay_of_minus_infinity_is_no_delay():
+    from datetime import datetime, timezone
+
+    from aioqueue._options import ReceiveSettings
+
+    now = datetime.now(timezone.utc)
+    msg = QueueMessage("id", "x", "r", 3, now, now, now)
+    assert ReceiveSettings.build(retry_delay=lambda n: float("-inf")).retry_delay_of(msg) == 0
+    assert ReceiveSettings.build(retry_delay=lambda n: float("inf")).retry_delay_of(msg) == 7 * 24 * 3600
+    assert ReceiveSettings.build(visibility_timeout=40, retry_delay=lambda n: float("nan")).retry_delay_of(msg) == 40
+
+
+@pytest.mark.xfail(strict=True, reason="the lease is counted from before the fetch's retries (fixed next)")
+async def test_a_fetch_that_was_retried_still_gets_renewed(proxy, queue_client):
+    """The fetch waited 3 s (Retry-After) before the attempt that leased the message: the lease is
+    counted from that attempt, not from the first, so renewals start on time instead of giving up."""
+    told: list[BaseException] = []
+    lost_at_start: list[bool] = []
+    done = asyncio.Event()
+
+    async def handler(msg: ReceivedMessage) -> None:
+        lost_at_start.append(msg.lease_lost)
+        first = msg.pop_receipt
+
+        async def renewed_twice() -> bool:
+            return msg.pop_receipt != first and msg.dequeue_count == 1 and msg.lease_lost is False
+
+        await eventually(renewed_twice, what="renewals of the message")
+        done.set()
+
+    await queue_client.send_message("x")
+    proxy.script(Fault("503", method="GET", headers={"Retry-After": "3"}))
+    async with through(proxy, queue_client) as q:
+        stats = await q.process(
+            handler, max_messages=1, visibility_timeout=2, auto_renew=True, on_lease_lost=lambda m, e: told.append(e)
+        )
+    assert lost_at_start == [False] and told == [], (lost_at_start, told)
+    assert stats.processed == 1 and stats.lease_lost == 0, stats
