@@ -5,7 +5,8 @@ A request is two layers, each short:
 - :meth:`RetryingSession.request` decides: it repeats attempts while the answer or the failure is
   retryable (the :class:`RetryPolicy`'s statuses, connection errors, timeouts), honouring
   ``Retry-After``, and turns a final error answer into a typed exception with the ``map_error``
-  function the client gave it.
+  function the client gave it. Its steps: ``_decide`` judges an outcome (``_retryable`` picks the
+  wait), ``_record`` reports each attempt to telemetry, ``_wait`` sleeps and picks the next location.
 - :meth:`RetryingSession._attempt` sends once: sign (afresh each attempt), send, read the body
   under a size cap, and map aiohttp's errors to :class:`TransportError` / :class:`RequestTimeout`.
 
