@@ -26,6 +26,7 @@ from ._errors import (
     ServiceError,
     TransportError,
 )
+from ._events import RequestEvent, ResponseEvent
 from ._models import (
     AccessPolicy,
     CorsRule,
@@ -50,7 +51,6 @@ from ._retry import RetryPolicy
 from ._sas import generate_account_sas, generate_queue_sas
 from ._settle import MessageBatch, ReceivedMessage
 from ._streams import BatchStream, MessageStream
-from ._transport import RequestEvent, ResponseEvent
 from ._validation import Duration
 from ._version import __version__
 from ._worker import FailureHook, Handler, PoisonHook, Worker

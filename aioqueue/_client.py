@@ -82,6 +82,7 @@ from ._transport import (
     Response,
     RetryingSession,
     State,
+    Where,
     check_event_hooks,
 )
 from ._validation import (
@@ -569,15 +570,14 @@ class _Client:
         if extra is not None:
             headers = _merge_headers(headers, extra)
         http = self._pool.http
+        where: Where = "secondary" if secondary else "read" if read else "primary"
         if isinstance(op, str):
             op = self._pool.telemetry.operation(op, self._queue_label)
             if op.on:
                 with op:
-                    return await http.request(
-                        method, path, query, body, headers, read, secondary, accept, max_bytes, op
-                    )
+                    return await http.request(method, path, query, body, headers, where, accept, max_bytes, op)
         # positional: keyword arguments cost ~2k instructions a call here
-        return await http.request(method, path, query, body, headers, read, secondary, accept, max_bytes, op)
+        return await http.request(method, path, query, body, headers, where, accept, max_bytes, op)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"

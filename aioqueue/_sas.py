@@ -116,6 +116,29 @@ def _token(fields: list[tuple[str, str | None]], signature: str) -> str:
     return "&".join(f"{k}={quote(v, safe='')}" for k, v in pairs)
 
 
+def _queue_signer(
+    account_name: str,
+    account_key: str | None,
+    policy_id: str | None,
+    user_delegation_key: UserDelegationKey | None,
+    user_delegation_oid: str | None,
+) -> SharedKeyCredential | HmacKey:
+    """What signs a queue SAS: the account key, or else the user delegation key (exactly one is given)."""
+    if user_delegation_key is None:
+        if account_key is None:
+            raise ConfigurationError("a queue SAS needs an account_key or a user_delegation_key")
+        if user_delegation_oid is not None:
+            raise ConfigurationError("user_delegation_oid only applies with a user_delegation_key")
+        return SharedKeyCredential(account_name, account_key)
+    if account_key is not None:
+        raise ConfigurationError("give either account_key or user_delegation_key, not both")
+    if policy_id is not None:
+        raise ConfigurationError("a user delegation SAS cannot use a stored access policy (policy_id)")
+    if user_delegation_oid is not None:
+        signed_identifier(user_delegation_oid, "user_delegation_oid (an Entra ID object id)")
+    return _delegation_signer(user_delegation_key)
+
+
 def generate_queue_sas(
     account_name: str,
     queue_name: str,
@@ -155,21 +178,7 @@ def generate_queue_sas(
         signed_identifier(policy_id, "policy_id")
     if version is not None:
         check_api_version(version)
-    if user_delegation_key is not None:
-        if account_key is not None:
-            raise ConfigurationError("give either account_key or user_delegation_key, not both")
-        if policy_id is not None:
-            raise ConfigurationError("a user delegation SAS cannot use a stored access policy (policy_id)")
-        if user_delegation_oid is not None:
-            signed_identifier(user_delegation_oid, "user_delegation_oid (an Entra ID object id)")
-        keyed = _delegation_signer(user_delegation_key)
-        credential = None
-    else:
-        if account_key is None:
-            raise ConfigurationError("a queue SAS needs an account_key or a user_delegation_key")
-        if user_delegation_oid is not None:
-            raise ConfigurationError("user_delegation_oid only applies with a user_delegation_key")
-        credential = SharedKeyCredential(account_name, account_key)
+    signer = _queue_signer(account_name, account_key, policy_id, user_delegation_key, user_delegation_oid)
     if version is None:
         version = DEFAULT_SAS_VERSION if user_delegation_key is None else USER_DELEGATION_VERSION
     sp = normalize_letters(permission, QUEUE_PERMISSIONS, "permission") if permission else ""
@@ -179,11 +188,11 @@ def generate_queue_sas(
         raise ConfigurationError("a queue SAS needs permission and expiry, or a policy_id naming a stored policy")
     sip, spr = _ip(ip) or "", _protocol(protocol) or ""
     resource = f"/queue/{account_name}/{queue_name}"
-    if credential is not None:
+    if isinstance(signer, SharedKeyCredential):
         string_to_sign = "\n".join([sp, st, se, resource, policy_id or "", sip, spr, version])
         return _token(
             [("sv", version), ("st", st), ("se", se), ("sp", sp), ("sip", sip), ("spr", spr), ("si", policy_id)],
-            credential.sign(string_to_sign),
+            signer.sign(string_to_sign),
         )
     key = user_delegation_key
     assert key is not None
@@ -201,7 +210,7 @@ def generate_queue_sas(
     string_to_sign = "\n".join([sp, st, se, resource, *(v for _, v in delegation), sip, spr, version])
     return _token(
         [("sv", version), ("st", st), ("se", se), ("sp", sp), ("sip", sip), ("spr", spr), *delegation],
-        keyed.sign(string_to_sign),
+        signer.sign(string_to_sign),
     )
 
 

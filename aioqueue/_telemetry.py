@@ -454,19 +454,25 @@ class Operation:
                 instruments.retries.add(1, {**self.attrs, "error.type": reason or "_OTHER"})
         span = self.span
         if span is not None:
-            if status is not None:
-                span.set_attribute("http.response.status_code", status)
-            if request_id:
-                span.set_attribute("az.service_request_id", request_id)
-            if attempt > 1:
-                span.set_attribute("http.request.resend_count", attempt - 1)
-            if retrying:
-                event: dict[str, Any] = {"aioqueue.attempt": attempt, "error.type": reason or "_OTHER"}
-                if status is not None:
-                    event["http.response.status_code"] = status
-                if request_id:
-                    event["az.service_request_id"] = request_id
-                span.add_event("retry", event)
+            _span_attempt(span, attempt, status, request_id, (reason or "_OTHER") if retrying else None)
+
+
+def _span_attempt(span: Any, attempt: int, status: int | None, request_id: str | None, retry: str | None) -> None:
+    """An attempt on the operation's span: the last status, the request id and the resend count, and
+    a ``retry`` event when it is tried again (``retry``: the failure's error.type)."""
+    if status is not None:
+        span.set_attribute("http.response.status_code", status)
+    if request_id:
+        span.set_attribute("az.service_request_id", request_id)
+    if attempt > 1:
+        span.set_attribute("http.request.resend_count", attempt - 1)
+    if retry is not None:
+        event: dict[str, Any] = {"aioqueue.attempt": attempt, "error.type": retry}
+        if status is not None:
+            event["http.response.status_code"] = status
+        if request_id:
+            event["az.service_request_id"] = request_id
+        span.add_event("retry", event)
 
 
 def error_type(exc: BaseException) -> str:

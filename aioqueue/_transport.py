@@ -5,7 +5,8 @@ A request is two layers, each short:
 - :meth:`RetryingSession.request` decides: it repeats attempts while the answer or the failure is
   retryable (the :class:`RetryPolicy`'s statuses, connection errors, timeouts), honouring
   ``Retry-After``, and turns a final error answer into a typed exception with the ``map_error``
-  function the client gave it.
+  function the client gave it. Its steps: ``_decide`` judges an outcome (``_retryable`` picks the
+  wait), ``_record`` reports each attempt to telemetry, ``_wait`` sleeps and picks the next location.
 - :meth:`RetryingSession._attempt` sends once: sign (afresh each attempt), send, read the body
   under a size cap, and map aiohttp's errors to :class:`TransportError` / :class:`RequestTimeout`.
 
@@ -22,19 +23,18 @@ from __future__ import annotations
 import asyncio
 import enum
 import functools
-import inspect
 import logging
 import re
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple, Protocol
 from urllib.parse import quote
 
 import aiohttp
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDictProxy
 from yarl import URL
 
 from ._auth import SasCredential, SharedKeyCredential, TokenCache
@@ -47,8 +47,10 @@ from ._errors import (
     RequestTimeout,
     TransportError,
     redact,
-    redact_headers,
 )
+from ._events import NO_HEADERS, Hooks, RequestEvent, call_hooks, response_event, visible_headers
+from ._events import Location as Location  # re-exported: the clients take both from here
+from ._events import check_event_hooks as check_event_hooks
 from ._retry import NO_RETRY, RetryPolicy, retry_after_seconds
 from ._version import __version__
 
@@ -72,7 +74,9 @@ _BODILESS_SKIP = ("Content-Type",)
 _BODY_METHODS = frozenset({"PUT", "POST", "PATCH"})
 
 Credentials = SharedKeyCredential | SasCredential | TokenCache | None
-Location = Literal["primary", "secondary"]
+Where = Literal["primary", "read", "secondary"]
+"""Where an operation may go: "primary" only (writes, and reads the secondary must not answer), "read"
+(the secondary can answer it: the location mode and ``retry_to_secondary`` choose), or "secondary"."""
 
 
 class ConnectionLost(aiohttp.ClientConnectionError):
@@ -152,100 +156,6 @@ _MAYBE_DONE = frozenset({408, 500, 502, 504})  # answers that do not say the wor
 MapError = Callable[[Response], AioQueueError]
 
 
-@dataclass(frozen=True, slots=True)
-class RequestEvent:
-    """What a ``"request"`` event hook sees of one attempt, just before it is sent.
-
-    Read-only, and without secrets: the ``sig`` of a SAS token (in ``url`` or a header) and the values
-    of ``Authorization`` and the other credential headers are replaced by ``REDACTED``.
-    """
-
-    method: str
-    url: str
-    headers: CIMultiDictProxy[str]
-    attempt: int  # 1 for the first try, 2 for the first retry, ...
-    location: Location  # "primary", or "secondary" for the read-access geo-redundant secondary
-
-
-@dataclass(frozen=True, slots=True)
-class ResponseEvent:
-    """What a ``"response"`` event hook sees of one attempt's outcome (every attempt, retried or not).
-
-    ``status`` is None when no answer came (a connection error or timeout; ``error`` says which).
-    """
-
-    request: RequestEvent
-    status: int | None
-    headers: CIMultiDictProxy[str]
-    request_id: str | None  # the service's x-ms-request-id
-    elapsed: float  # seconds from sending to the whole answer read
-    error: str | None = None
-
-    @property
-    def method(self) -> str:
-        return self.request.method
-
-    @property
-    def url(self) -> str:
-        return self.request.url
-
-    @property
-    def attempt(self) -> int:
-        return self.request.attempt
-
-    @property
-    def location(self) -> Location:
-        return self.request.location
-
-
-RequestHook = Callable[[RequestEvent], Awaitable[None] | None]
-ResponseHook = Callable[[ResponseEvent], Awaitable[None] | None]
-_NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
-
-
-class Hooks(NamedTuple):
-    request: tuple[RequestHook, ...] = ()
-    response: tuple[ResponseHook, ...] = ()
-
-
-def check_event_hooks(event_hooks: Mapping[str, Iterable[Callable[..., object]]] | None) -> Hooks | None:
-    """httpx's shape: ``{"request": [fn, ...], "response": [fn, ...]}``; fns may be sync or async."""
-    if event_hooks is None:
-        return None
-    if not isinstance(event_hooks, Mapping):
-        raise ConfigurationError('event_hooks must be a mapping like {"request": [...], "response": [...]}')
-    unknown = set(event_hooks) - {"request", "response"}
-    if unknown:
-        raise ConfigurationError(f"event_hooks keys are 'request' and 'response'; got {sorted(map(str, unknown))}")
-    found: dict[str, tuple[Callable[..., object], ...]] = {}
-    for kind, hooks in event_hooks.items():
-        if callable(hooks) or isinstance(hooks, (str, bytes)) or not isinstance(hooks, Iterable):
-            raise ConfigurationError(f"event_hooks[{kind!r}] must be a list of callables")
-        found[kind] = tuple(hooks)
-        if not all(callable(h) for h in found[kind]):
-            raise ConfigurationError(f"event_hooks[{kind!r}] must hold only callables")
-    hooks_ = Hooks(found.get("request", ()), found.get("response", ()))  # type: ignore[arg-type]
-    return hooks_ if hooks_.request or hooks_.response else None
-
-
-async def _call(hooks: tuple[Callable[..., object], ...], event: object) -> None:
-    for hook in hooks:
-        result = hook(event)
-        if inspect.isawaitable(result):
-            await result
-
-
-def _response_event(
-    event: RequestEvent, started: float, status: int | None, headers: CIMultiDictProxy[str], error: str | None = None
-) -> ResponseEvent:
-    request_id = headers.get("x-ms-request-id")
-    return ResponseEvent(event, status, headers, request_id, time.monotonic() - started, error)
-
-
-def _visible(headers: Mapping[str, str]) -> CIMultiDictProxy[str]:
-    return CIMultiDictProxy(CIMultiDict(redact_headers(headers)))
-
-
 def escape_query_value(value: str) -> str:
     """``quote(value, safe="")``, without its cost for the values requests carry: a pop receipt (base64:
     letters, digits, '+', '/', '=') needs three replacements, where quote() costs about 30k instructions,
@@ -311,6 +221,29 @@ class _NotRecorded:
 
 
 NOT_RECORDED: AttemptRecorder = _NotRecorded()
+
+
+@dataclass(slots=True)
+class _Call:
+    """One request's state across its attempts, made by the first attempt that does not simply succeed."""
+
+    target: _Target  # where the next attempt goes
+    path: str  # as the caller gave it: the other location's target is made from it
+    alternate: bool  # retries alternate between the primary and the secondary
+    accept: Accept | None
+    attempt: int = 1
+    other: _Target | None = None  # the other location's target, made on the first switch
+    maybe_done: bool = False  # an earlier attempt may have done the work
+    primary_error: AioQueueError | None = None  # when alternating: the primary's last failure
+    delays: Iterator[float] | None = None  # the policy's delays, made on the first retry
+
+
+class _Failed(NamedTuple):
+    """An attempt's failure: retried after ``wait`` seconds, or (``wait`` None) raised."""
+
+    error: AioQueueError  # this attempt's error (what telemetry records)
+    wait: float | None
+    stands: AioQueueError | None  # raised instead of ``error`` (the primary's, when a lagging secondary ends it)
 
 
 class RetryingSession:
@@ -439,19 +372,23 @@ class RetryingSession:
         query: Mapping[str, str] | None = None,
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
-        read: bool = False,
-        secondary: bool = False,
+        where: Where = "primary",
         accept: Accept | None = None,
         max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         op: AttemptRecorder = NOT_RECORDED,
     ) -> Response:
         """Send one operation with retries; return a 2xx (or accepted) answer or raise a typed error.
 
-        ``path`` is below the account (``/queue/messages``). ``secondary`` sends it to the account's
-        read-only geo-redundant secondary. ``read`` marks an operation the secondary can answer: it
-        goes there when the location mode is "secondary", and with ``retry_to_secondary`` its retries
-        alternate between the two, starting from the mode's location (a 404 from the secondary, which
-        may lag, is then retried on the primary). Writes always go to the primary.
+        ``path`` is below the account (``/queue/messages``). ``where`` (see :data:`Where`): "secondary"
+        sends it to the account's read-only geo-redundant secondary; "read" marks an operation the
+        secondary can answer: it goes there when the location mode is "secondary", and with
+        ``retry_to_secondary`` its retries alternate between the two, starting from the mode's location
+        (a 404 from the secondary, which may lag, is then retried on the primary); "primary" (writes)
+        always goes to the primary.
+
+        The loop: an attempt (:meth:`_attempt`), its verdict (:meth:`_decide`: return, raise, or retry
+        after a wait), its telemetry (:func:`_record`), the wait and the next location (:meth:`_wait`).
+        A first attempt that succeeds skips the decision and makes no :class:`_Call`.
         """
         session = self._session if self.state is State.OPENED else None
         if session is None:
@@ -461,66 +398,83 @@ class RetryingSession:
                 "this client was first used in another event loop (an earlier asyncio.run?) and belongs to it: "
                 "make one client per event loop"
             )
-        location: Location = "secondary" if secondary or (read and self.location_mode == "secondary") else "primary"
-        alternate = read and not secondary and self.retry_to_secondary
-        target = self._target(method, path, query, body, headers, location, max_bytes)
-        other: _Target | None = None
-        primary_error: AioQueueError | None = None  # with alternation: the primary's last failure
-        maybe_done = False  # an earlier attempt may have done the work
-        retry = self.retry
-        delays = None  # made on the first retry: most requests need none
-        attempt = 0
+        secondary = where == "secondary" or (where == "read" and self.location_mode == "secondary")
+        target = self._target(method, path, query, body, headers, "secondary" if secondary else "primary", max_bytes)
+        call: _Call | None = None  # made by the first attempt that does not simply succeed
+        attempt = 1
         traced = op.on
         while True:
-            attempt += 1
-            wait: float | None = None
-            lagging = False
             started = time.monotonic() if traced else 0.0
-            status: int | None = None
+            outcome: Response | TransportError
             try:
-                response = await self._attempt(session, target, attempt)
+                outcome = await self._attempt(session, target, attempt)
             except TransportError as exc:
-                error: AioQueueError = exc
-                maybe_done = maybe_done or not exc.unsent
+                outcome = exc
+            verdict: Response | _Failed
+            if call is None and type(outcome) is Response and outcome.status < 300:
+                verdict = outcome  # the common case: nothing to decide
             else:
-                status = response.status
-                if maybe_done:
-                    response = response._replace(after_lost_answer=True)
-                if status < 300 or (accept is not None and accept(response)):
-                    if traced:
-                        _record(op, method, attempt, started, response, None, False)
-                    return response
-                if status == 401 and isinstance(self.credential, TokenCache):
-                    self.credential.invalidate()  # expired or revoked: the next request fetches a new one
-                maybe_done = maybe_done or status in _MAYBE_DONE
-                error = self._map_error(response)
-                lagging = alternate and status == 404 and target.location == "secondary"
-                if status not in retry.retry_statuses and not lagging:
-                    if traced:
-                        _record(op, method, attempt, started, response, error, False)
-                    raise error
-                wait = retry_after_seconds(response.headers.get("Retry-After"))
-                if wait is not None and wait > retry.max_retry_after:
-                    if traced:
-                        _record(op, method, attempt, started, response, error, False)
-                    raise error
-            if alternate and target.location == "primary":
-                primary_error = error
-            last = attempt >= retry.max_attempts
+                if call is None:
+                    call = _Call(target, path, where == "read" and self.retry_to_secondary, accept)
+                verdict = self._decide(call, outcome)
             if traced:
-                _record(op, method, attempt, started, response if status is not None else None, error, not last)
-            if last:
-                # a secondary not caught up says nothing of the queue: the primary's failure stands
-                raise primary_error if lagging and primary_error is not None else error
-            if delays is None:
-                delays = retry.delays()
-            delay = next(delays)
-            await asyncio.sleep(wait if wait is not None else delay)
-            if alternate:
-                if other is None:
-                    elsewhere: Location = "primary" if location == "secondary" else "secondary"
-                    other = self._target(method, path, query, body, headers, elsewhere, max_bytes)
-                target, other = other, target
+                _record(op, method, attempt, started, outcome, verdict)
+            if isinstance(verdict, Response):
+                return verdict
+            assert call is not None  # a failure is a decision's: there is a call
+            if verdict.wait is None:
+                raise verdict.error if verdict.stands is None else verdict.stands
+            await self._wait(call, verdict.wait)
+            attempt, target = call.attempt, call.target
+
+    def _decide(self, call: _Call, outcome: Response | TransportError) -> Response | _Failed:
+        """What an attempt's outcome means: the answer to return, or a failure to raise or to retry."""
+        if isinstance(outcome, TransportError):
+            call.maybe_done = call.maybe_done or not outcome.unsent
+            return self._retryable(call, outcome, None, False)
+        status = outcome.status
+        if call.maybe_done:
+            outcome = outcome._replace(after_lost_answer=True)
+        if status < 300 or (call.accept is not None and call.accept(outcome)):
+            return outcome
+        credential = self.credential
+        if status == 401 and isinstance(credential, TokenCache):
+            credential.invalidate()  # expired or revoked: the next request fetches a new one
+        call.maybe_done = call.maybe_done or status in _MAYBE_DONE
+        error = self._map_error(outcome)
+        lagging = call.alternate and status == 404 and call.target.location == "secondary"
+        if status not in self.retry.retry_statuses and not lagging:
+            return _Failed(error, None, None)
+        wait = retry_after_seconds(outcome.headers.get("Retry-After"))
+        if wait is not None and wait > self.retry.max_retry_after:
+            return _Failed(error, None, None)
+        return self._retryable(call, error, wait, lagging)
+
+    def _retryable(self, call: _Call, error: AioQueueError, wait: float | None, lagging: bool) -> _Failed:
+        """A retryable failure: retried after ``wait`` (the answer's Retry-After) or the policy's next
+        delay, unless it was the last attempt."""
+        if call.alternate and call.target.location == "primary":
+            call.primary_error = error
+        if call.attempt >= self.retry.max_attempts:
+            # a secondary not caught up says nothing of the queue: the primary's failure stands
+            return _Failed(error, None, call.primary_error if lagging else None)
+        if call.delays is None:
+            call.delays = self.retry.delays()  # made on the first retry: most requests need none
+        delay = next(call.delays)
+        return _Failed(error, wait if wait is not None else delay, None)
+
+    async def _wait(self, call: _Call, seconds: float) -> None:
+        """Wait before the next attempt; then count it and, when retries alternate, switch location."""
+        await asyncio.sleep(seconds)
+        call.attempt += 1
+        if call.alternate:
+            if call.other is None:
+                target = call.target
+                elsewhere: Location = "primary" if target.location == "secondary" else "secondary"
+                call.other = self._target(
+                    target.method, call.path, target.query, target.body, target.headers, elsewhere, target.max_bytes
+                )
+            call.target, call.other = call.other, call.target
 
     async def _attempt(self, session: aiohttp.ClientSession, target: _Target, attempt: int) -> Response:
         """One attempt: sign, send, read. Connection failures and timeouts become TransportError.
@@ -573,8 +527,8 @@ class RetryingSession:
         hooks = self.hooks
         event = None
         if hooks is not None:
-            event = RequestEvent(method, redact(str(url)), _visible(hdrs), attempt, target.location)
-            await _call(hooks.request, event)
+            event = RequestEvent(method, redact(str(url)), visible_headers(hdrs), attempt, target.location)
+            await call_hooks(hooks.request, event)
         debug = log.isEnabledFor(logging.DEBUG)
         started = time.monotonic() if debug or hooks is not None else 0.0
         outcome: Response | TransportError
@@ -586,8 +540,8 @@ class RetryingSession:
                     content = await self._read(resp, target.max_bytes)
                 except MalformedResponse as exc:  # an answer came, but its body is refused
                     if event is not None and hooks is not None:
-                        await _call(
-                            hooks.response, _response_event(event, started, resp.status, resp.headers, str(exc))
+                        await call_hooks(
+                            hooks.response, response_event(event, started, resp.status, resp.headers, str(exc))
                         )
                     raise
                 outcome = _new_response((resp.status, resp.headers, content, False))
@@ -607,10 +561,10 @@ class RetryingSession:
             )
         if event is not None and hooks is not None:
             if isinstance(outcome, Response):
-                done = _response_event(event, started, outcome.status, outcome.headers)
+                done = response_event(event, started, outcome.status, outcome.headers)
             else:
-                done = _response_event(event, started, None, _NO_HEADERS, str(outcome))
-            await _call(hooks.response, done)
+                done = response_event(event, started, None, NO_HEADERS, str(outcome))
+            await call_hooks(hooks.response, done)
         if isinstance(outcome, TransportError):
             raise outcome
         return outcome
@@ -668,17 +622,18 @@ def _record(
     method: str,
     attempt: int,
     started: float,
-    response: Response | None,
-    error: BaseException | None,
-    retrying: bool,
+    outcome: Response | TransportError,
+    verdict: Response | _Failed,
 ) -> None:
     """One attempt, for the operation's span and the request metrics."""
+    response = outcome if isinstance(outcome, Response) else None
+    failed = verdict if isinstance(verdict, _Failed) else None
     op.attempt(
         attempt=attempt,
         method=method,
         status=response.status if response is not None else None,
         request_id=response.headers.get("x-ms-request-id") if response is not None else None,
-        error=error,
+        error=failed.error if failed is not None else None,
         seconds=time.monotonic() - started,
-        retrying=retrying,
+        retrying=failed is not None and failed.wait is not None,
     )

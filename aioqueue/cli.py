@@ -613,11 +613,9 @@ def run_emulator(args: argparse.Namespace, out: TextIO) -> int:
 _STOPPED_BY_SIGNAL = frozenset({0, -2, -15, 130, 143})
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    out = out or sys.stdout
-    parser = build_parser()
-    error: BaseException
-    args = parser.parse_args(argv)
+def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The parsed command line, with the common options a subcommand lacks at their defaults."""
+    args = build_parser().parse_args(argv)
     for name, default in _COMMON_DEFAULTS.items():
         if not hasattr(args, name):
             setattr(args, name, default)
@@ -625,29 +623,48 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         import logging
 
         logging.basicConfig(level=logging.DEBUG, format="%(name)s %(levelname)s %(message)s")
+    return args
+
+
+def _run(args: argparse.Namespace, argv: Sequence[str] | None, out: TextIO) -> int:
+    if args.command == "emulator":
+        return run_emulator(args, out)
+    if args.command == "worker":
+        return _runner.run_worker(args, connection_string(args), list(sys.argv[1:] if argv is None else argv))
+    asyncio.run(Cli(args, out).run())
+    return EXIT_OK
+
+
+# what main reports as an error line and an exit code (a --file or handler that cannot be read is a
+# ValueError, OSError, ImportError or TypeError); anything else is a bug and keeps its traceback
+_REPORTED = (AioQueueError, AlreadyExists, ValueError, OSError, ImportError, TypeError)
+
+
+def _exit_for(args: argparse.Namespace, exc: BaseException) -> tuple[int, BaseException, str]:
+    """The exit code, the error to print and a hint, for one of the _REPORTED errors."""
+    if isinstance(exc, (QueueNotFound, MessageNotFound, PopReceiptMismatch)):
+        # a stale pop receipt is 404 MessageNotFound on Azure and 400 PopReceiptMismatch on Azurite
+        return EXIT_NOT_FOUND, exc, ""
+    if isinstance(exc, (AlreadyExists, QueueAlreadyExists)):
+        return EXIT_EXISTS, exc, ""
+    if isinstance(exc, (ConfigurationError, MessageEncodingError)):
+        return EXIT_USAGE, UsageError(_in_flags(str(exc))), ""
+    if isinstance(exc, TransportError):
+        return EXIT_ERROR, exc, " (no emulator running? start one with 'aioqueue emulator')" if args.emulator else ""
+    if isinstance(exc, AioQueueError):
+        return EXIT_ERROR, exc, ""
+    return EXIT_USAGE, exc, ""
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    args = _arguments(argv)
     try:
-        if args.command == "emulator":
-            return run_emulator(args, out)
-        if args.command == "worker":
-            return _runner.run_worker(args, connection_string(args), list(sys.argv[1:] if argv is None else argv))
-        asyncio.run(Cli(args, out).run())
-        return EXIT_OK
+        return _run(args, argv, out)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
-    except (QueueNotFound, MessageNotFound, PopReceiptMismatch) as exc:
-        # a stale pop receipt is 404 MessageNotFound on Azure and 400 PopReceiptMismatch on Azurite
-        code, error, hint = EXIT_NOT_FOUND, exc, ""
-    except (AlreadyExists, QueueAlreadyExists) as exc:
-        code, error, hint = EXIT_EXISTS, exc, ""
-    except (ConfigurationError, MessageEncodingError) as exc:
-        code, error, hint = EXIT_USAGE, UsageError(_in_flags(str(exc))), ""
-    except TransportError as exc:
-        code, error = EXIT_ERROR, exc
-        hint = " (no emulator running? start one with 'aioqueue emulator')" if args.emulator else ""
-    except AioQueueError as exc:
-        code, error, hint = EXIT_ERROR, exc, ""
-    except (ValueError, OSError, ImportError, TypeError) as exc:  # e.g. a --file or handler that cannot be read
-        code, error, hint = EXIT_USAGE, exc, ""
+    except _REPORTED as exc:
+        code, error, hint = _exit_for(args, exc)
     if args.debug:
         import traceback
 

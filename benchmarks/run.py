@@ -237,7 +237,7 @@ def chart(med: dict, clients: list[str], path: Path) -> bool:
     return True
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--size", type=int, default=256)
@@ -271,59 +271,82 @@ def main() -> None:
     parser.add_argument("--child", nargs=3, metavar=("CLIENT", "CONN", "PHASE"), help=argparse.SUPPRESS)
     parser.add_argument("--depth-child", nargs=3, metavar=("DEPTH", "CONN", "QUEUE"), help=argparse.SUPPRESS)
     parser.add_argument("--fill-child", nargs=3, metavar=("DEPTH", "CONN", "QUEUE"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = _parser().parse_args()
     if args.from_saved:
         from_saved()
         return
     if args.smoke:
         args.messages, args.peeks, args.rounds, args.depths, args.no_readme = 40, 3, 1, "", True
-
     if args.child or args.depth_child or args.fill_child:
-        if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 1:
-            os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core; the emulator gets the other
-        if args.without_otel:
-            sys.meta_path.insert(0, _HideOtel())
-        loop_name = "asyncio"
-        if args.uvloop:
-            import uvloop
-
-            uvloop.install()
-            loop_name = "uvloop"
-        if args.child:
-            client_name, conn, phase = args.child
-            result = asyncio.run(child(client_name, conn, phase, args.messages, args.size, args.peeks, loop_name))
-        elif args.fill_child:
-            depth, conn, name = args.fill_child
-            result = asyncio.run(fill_child(conn, name, int(depth), args.size))
-        else:
-            depth, conn, name = args.depth_child
-            result = asyncio.run(depth_child(conn, name, int(depth)))
-        print(json.dumps(result))
+        print(json.dumps(_child_main(args)))
         return
-
-    from aioqueue.testing import Azurite, find_azurite
-
     clients = args.clients.split(",")
     common = ["--messages", str(args.messages), "--size", str(args.size), "--peeks", str(args.peeks)]
     if args.uvloop:
         common.append("--uvloop")
     if args.without_otel:
         common.append("--without-otel")
-    emulator_cores = sorted(os.sched_getaffinity(0))[1:] if hasattr(os, "sched_getaffinity") else []
-    wrapper = None
-    if emulator_cores and shutil.which("taskset") and not args.smoke:
-        wrapper = HERE / "results" / "azurite-pinned"
-        wrapper.parent.mkdir(exist_ok=True)
-        wrapper.write_text(f'#!/bin/sh\nexec taskset -c {",".join(map(str, emulator_cores))} {find_azurite()} "$@"\n')
-        wrapper.chmod(0o755)
-    executable = str(wrapper) if wrapper else None
+    executable = _pinned_emulator(args)
     if args.instructions:
         instructions(clients, common, executable, args)
         return
+    results = _rounds(clients, common, executable, args)
+    depth_rows = _depths(common, executable, args)
+    saved = {"meta": _meta(args), "clients": clients, "rounds": results, "depths": depth_rows}
+    block, med = cpu_block(saved)
+    print(block)
+    if not args.smoke:  # the smoke run proves the harness works; it writes nothing
+        _save(saved, block, med, args)
+
+
+def _child_main(args: argparse.Namespace) -> dict:
+    """A child process: one measured phase, or a depth check's fill or consumer."""
+    if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 1:
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core; the emulator gets the other
+    if args.without_otel:
+        sys.meta_path.insert(0, _HideOtel())
+    loop_name = "asyncio"
+    if args.uvloop:
+        import uvloop
+
+        uvloop.install()
+        loop_name = "uvloop"
+    if args.child:
+        client_name, conn, phase = args.child
+        return asyncio.run(child(client_name, conn, phase, args.messages, args.size, args.peeks, loop_name))
+    if args.fill_child:
+        depth, conn, name = args.fill_child
+        return asyncio.run(fill_child(conn, name, int(depth), args.size))
+    depth, conn, name = args.depth_child
+    return asyncio.run(depth_child(conn, name, int(depth)))
+
+
+def _pinned_emulator(args: argparse.Namespace) -> str | None:
+    """A wrapper that starts Azurite on the cores the client does not use (None: start it as it is)."""
+    from aioqueue.testing import find_azurite
+
+    emulator_cores = sorted(os.sched_getaffinity(0))[1:] if hasattr(os, "sched_getaffinity") else []
+    if not emulator_cores or not shutil.which("taskset") or args.smoke:
+        return None
+    wrapper = HERE / "results" / "azurite-pinned"
+    wrapper.parent.mkdir(exist_ok=True)
+    wrapper.write_text(f'#!/bin/sh\nexec taskset -c {",".join(map(str, emulator_cores))} {find_azurite()} "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+def _rounds(clients: list[str], common: list[str], executable: str | None, args: argparse.Namespace) -> list[dict]:
+    """Every (round, phase, client)'s child result, interleaved A B C D A B C D."""
+    from aioqueue.testing import Azurite
+
     results = []
     for r in range(args.rounds):
         for phase, _, _ in PHASES:
-            for c in clients:  # interleaved: A B C D A B C D
+            for c in clients:
                 # A fresh emulator for every measured phase: Azurite's in-memory store sweeps deleted
                 # messages once a minute, and after a few thousand deletions that sweep blocks it for
                 # tens of seconds to minutes. A phase, fill included, ends well inside that minute.
@@ -333,6 +356,13 @@ def main() -> None:
         if not args.smoke:
             (HERE / "results").mkdir(exist_ok=True)
             (HERE / "results" / "rounds.json").write_text(json.dumps(results, indent=1))
+    return results
+
+
+def _depths(common: list[str], executable: str | None, args: argparse.Namespace) -> list[dict]:
+    """A receive() consumer's peak RSS at each queue depth of --depths."""
+    from aioqueue.testing import Azurite
+
     depth_rows = []
     for depth in [int(d) for d in args.depths.split(",") if d]:
         print(f"depth {depth} ...", file=sys.stderr, flush=True)
@@ -345,17 +375,11 @@ def main() -> None:
             except ChildFailed as exc:  # reported in the table, not hidden
                 print(exc, file=sys.stderr)
                 depth_rows.append({"depth": depth, "consumed": 0, "peak_rss_mb": float("nan"), "error": str(exc)})
+    return depth_rows
 
-    saved = {
-        "meta": _meta(args),
-        "clients": clients,
-        "rounds": results,
-        "depths": depth_rows,
-    }
-    block, med = cpu_block(saved)
-    print(block)
-    if args.smoke:
-        return  # the smoke run proves the harness works; it writes nothing
+
+def _save(saved: dict, block: str, med: dict, args: argparse.Namespace) -> None:
+    """Keep a run's results (and with README.md, its tables and chart)."""
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "latest.json").write_text(json.dumps(saved, indent=1))
     if args.no_readme:
@@ -363,7 +387,7 @@ def main() -> None:
     # a run that writes the README keeps its raw results beside it: --from-saved renders them again
     SAVED.mkdir(exist_ok=True)
     (SAVED / "cpu.json").write_text(json.dumps(saved, indent=1) + "\n")
-    if "floor" in clients and chart(med, clients, HERE / "chart.png"):
+    if "floor" in saved["clients"] and chart(med, saved["clients"], HERE / "chart.png"):
         print("\nchart: benchmarks/chart.png", file=sys.stderr)
     _write_readme(START, END, block)
 
