@@ -1118,7 +1118,7 @@ class QueueClient(_Client):
     ) -> list[QueueMessage]:
         """Get up to ``max_messages`` (1..32) messages, hiding them for ``visibility_timeout``
         (1 s..7 d; the service default is 30 s). Delete each one once handled, or it comes back."""
-        raws = await self._receive_raw(max_messages, visibility_timeout, headers)
+        raws, _ = await self._receive_raw(max_messages, visibility_timeout, headers)
         decode = self._decoder()
         if decode is text_of:  # the text encoding cannot fail: the whole answer at once
             return received_messages(raws, decode, QueueMessage)
@@ -1148,7 +1148,8 @@ class QueueClient(_Client):
 
     async def _receive_raw(
         self, max_messages: int, visibility_timeout: Duration | None, extra: Mapping[str, str] | None = None
-    ) -> list[RawMessage]:
+    ) -> tuple[list[RawMessage], float]:
+        """Get Messages: the raw entries, and time.monotonic() when the request that leased them was sent."""
         query = {"numofmessages": str(message_count(max_messages))}
         if visibility_timeout is not None:
             query["visibilitytimeout"] = str(seconds(visibility_timeout, "visibility_timeout", low=1))
@@ -1163,7 +1164,7 @@ class QueueClient(_Client):
             answered(raws, max_messages, "Get Messages")
             if rec.on:
                 rec.received(raws)
-        return raws
+        return raws, response.sent
 
     async def peek_messages(
         self, *, max_messages: int = 1, headers: Mapping[str, str] | None = None
@@ -1439,7 +1440,7 @@ class _QueueLink:
     def closed(self) -> bool:
         return self._client.closed
 
-    async def fetch(self, max_messages: int, visibility_timeout: int) -> list[RawMessage]:
+    async def fetch(self, max_messages: int, visibility_timeout: int) -> tuple[list[RawMessage], float]:
         return await self._client._receive_raw(max_messages, visibility_timeout)
 
     async def delete(self, message: QueueMessage, *, resent: bool = False) -> None:

@@ -30,8 +30,9 @@ class QueueLink(Protocol):
         """True once the client is closed: nothing more can be sent."""
         ...
 
-    async def fetch(self, max_messages: int, visibility_timeout: int) -> list[RawMessage]:
-        """Get Messages: up to ``max_messages`` (1..32), hidden for ``visibility_timeout`` seconds."""
+    async def fetch(self, max_messages: int, visibility_timeout: int) -> tuple[list[RawMessage], float]:
+        """Get Messages: up to ``max_messages`` (1..32), hidden for ``visibility_timeout`` seconds; and
+        time.monotonic() when the request that leased them was sent (their leases run from then)."""
         ...
 
     def decode(self, raw: RawMessage) -> Any:

@@ -67,7 +67,7 @@ class Consumer:
         self.closed = False
         self.halted = False  # no more fetching: stopped or closed
         self._wakers: set[Callable[..., None]] = set()
-        self._fetch: asyncio.Task[list[RawMessage]] | None = None
+        self._fetch: asyncio.Task[tuple[list[RawMessage], float]] | None = None
         self._renewals: dict[int, asyncio.Task[None]] = {}  # by id(message): one renewer each
         self._background: set[asyncio.Task[None]] = set()  # on_lease_lost calls, deletes of handled copies
         self._empty_polls = 0
@@ -120,7 +120,6 @@ class Consumer:
             if remaining is not None and remaining <= 0:
                 return None
             want = min(limit, options.max_batch_size, remaining if remaining is not None else 32)
-            leased_at = time.monotonic()
             fetch = self._fetch = asyncio.ensure_future(self.link.fetch(want, options.visibility_timeout))
             # the fetch runs in its own task: if the caller is cancelled or the stream halted, it
             # completes and aclose gives back whatever it got, instead of leaving those messages
@@ -129,7 +128,7 @@ class Consumer:
             if not fetch.done():
                 return None  # halted while fetching
             self._fetch = None
-            entries = fetch.result()
+            entries, leased_at = fetch.result()
             messages, undecodable = self._adopt_all(entries, leased_at)
             self.last_answer = time.monotonic()  # an answer it could read
             if self.active:
@@ -407,7 +406,7 @@ class Consumer:
             task.cancel()
         await asyncio.gather(*renewals, *self._background, return_exceptions=True)
 
-    async def _end_fetch(self, fetch: asyncio.Task[list[RawMessage]]) -> list[ReceivedMessage]:
+    async def _end_fetch(self, fetch: asyncio.Task[tuple[list[RawMessage], float]]) -> list[ReceivedMessage]:
         """What the fetch under way at close got, if it answers within FETCH_GRACE_ON_STOP; it is not
         waited for longer (nor retried)."""
         done, _ = await asyncio.wait({fetch}, timeout=FETCH_GRACE_ON_STOP)
@@ -421,7 +420,7 @@ class Consumer:
             )
             return []
         try:
-            good, bad = self._adopt_all(fetch.result(), time.monotonic())
+            good, bad = self._adopt_all(*fetch.result())
         except Exception as exc:  # nothing fetched, nothing to give back
             log.debug("the fetch under way at close failed: %r", exc)
             return []

@@ -147,6 +147,9 @@ class Response(NamedTuple):
     # an earlier attempt of this call may have done the work: it got no answer (a lost answer, a
     # timeout) or one that does not say it was not done (408, 500, 502, 504; not 429 or 503)
     after_lost_answer: bool = False
+    # time.monotonic() when the attempt that got this answer was sent (after its retries and waits): a
+    # lease the answer grants (a message's visibility) runs from no earlier than this
+    sent: float = 0.0
 
 
 Accept = Callable[[Response], bool]
@@ -530,7 +533,7 @@ class RetryingSession:
             event = RequestEvent(method, redact(str(url)), visible_headers(hdrs), attempt, target.location)
             await call_hooks(hooks.request, event)
         debug = log.isEnabledFor(logging.DEBUG)
-        started = time.monotonic() if debug or hooks is not None else 0.0
+        started = time.monotonic()
         outcome: Response | TransportError
         body = target.body
         options = self._bodiless_options if body is None and method in _BODY_METHODS else self._request_options
@@ -544,7 +547,7 @@ class RetryingSession:
                             hooks.response, response_event(event, started, resp.status, resp.headers, str(exc))
                         )
                     raise
-                outcome = _new_response((resp.status, resp.headers, content, False))
+                outcome = _new_response((resp.status, resp.headers, content, False, started))
         except asyncio.CancelledError:
             raise
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:

@@ -361,7 +361,7 @@ class Cli:
             ttl = {"messagettl": str(seconds(a.ttl, "--ttl", low=1, high=None, allow_never=True))}
             while wanted is None or moved < wanted:
                 n = 32 if wanted is None else min(32, wanted - moved)
-                batch = await source._receive_raw(n, a.visibility)
+                batch, _ = await source._receive_raw(n, a.visibility)
                 if not batch:
                     break
                 for raw in batch:

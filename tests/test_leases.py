@@ -337,7 +337,6 @@ def test_a_retry_delay_of_minus_infinity_is_no_delay():
     assert ReceiveSettings.build(visibility_timeout=40, retry_delay=lambda n: float("nan")).retry_delay_of(msg) == 40
 
 
-@pytest.mark.xfail(strict=True, reason="the lease is counted from before the fetch's retries (fixed next)")
 async def test_a_fetch_that_was_retried_still_gets_renewed(proxy, queue_client):
     """The fetch waited 3 s (Retry-After) before the attempt that leased the message: the lease is
     counted from that attempt, not from the first, so renewals start on time instead of giving up."""

@@ -362,8 +362,8 @@ class _EmptyQueue:
     queue_name = "idle"
     closed = False
 
-    async def fetch(self, max_messages: int, visibility_timeout: int) -> list[object]:
-        return []
+    async def fetch(self, max_messages: int, visibility_timeout: int) -> tuple[list[object], float]:
+        return [], 0.0
 
     def decode(self, raw: object) -> object:
         raise AssertionError("nothing to decode in an empty queue")
