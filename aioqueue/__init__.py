@@ -4,7 +4,7 @@ Everything public is importable from here; the underscored modules are private.
 """
 
 from ._auth import AsyncTokenCredential, Credential, SasCredential, SharedKeyCredential
-from ._client import ClientOptions, QueueClient, QueueServiceClient
+from ._client_options import ClientOptions
 from ._encoding import MessageEncoding
 from ._errors import (
     AioQueueError,
@@ -47,13 +47,15 @@ from ._models import (
 )
 from ._options import ReceiveOptions, RetryDelay
 from ._paging import QueueListing, QueuePage
+from ._queue_client import QueueClient
 from ._retry import RetryPolicy
 from ._sas import generate_account_sas, generate_queue_sas
+from ._service_client import QueueServiceClient
 from ._settle import MessageBatch, ReceivedMessage
 from ._streams import BatchStream, MessageStream
 from ._validation import Duration
 from ._version import __version__
-from ._worker import FailureHook, Handler, PoisonHook, Worker
+from ._worker import FailureHook, Handler, PoisonHook, ProcessOptions, Worker, WorkerOptions
 
 __all__ = [
     "ResponseEvent",
@@ -74,6 +76,7 @@ __all__ = [
     "FailureHook",
     "Handler",
     "PoisonHook",
+    "ProcessOptions",
     "MalformedResponse",
     "MessageBatch",
     "MessageEncoding",
@@ -114,6 +117,7 @@ __all__ = [
     "UpdateReceipt",
     "UserDelegationKey",
     "Worker",
+    "WorkerOptions",
     "__version__",
     "generate_account_sas",
     "generate_queue_sas",

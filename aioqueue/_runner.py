@@ -34,9 +34,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from ._client import QueueClient
+from ._options import ReceiveSettings
+from ._queue_client import QueueClient
 from ._telemetry import current_trace_ids
 from ._worker import Handler, Worker, check_handler
+from ._worker_options import WorkerOptions, WorkerSettings
 
 log = logging.getLogger("aioqueue")
 
@@ -56,26 +58,53 @@ def load_handler(spec: str) -> Handler:
     return handler  # type: ignore[return-value]
 
 
+# The flags that set a worker() option, in one table: (flag, the option, its type, the help). The
+# defaults are the options' own (WorkerSettings, ReceiveSettings), but for the one the command chooses.
+_OPTION_FLAGS: tuple[tuple[str, str, str, str], ...] = (
+    ("--concurrency", "concurrency", "int", "handlers running at once per process"),
+    ("--visibility", "visibility_timeout", "duration", "visibility timeout of a fetched message"),
+    ("--auto-renew", "auto_renew", "flag", "keep held messages hidden while their handler runs"),
+    ("--max-dequeue-count", "max_dequeue_count", "int", "move a message received more often to the poison queue"),
+    ("--poison-queue", "poison_queue", "str", "the poison queue (default: <queue>-poison)"),
+    ("--retry-delay", "retry_delay", "duration", "a failed message stays hidden this long"),
+    ("--handler-timeout", "handler_timeout", "duration", "cancel a handler running longer (counted as failed)"),
+    (
+        "--shutdown-timeout",
+        "shutdown_timeout",
+        "duration",
+        "on SIGTERM, cancel handlers still running after this (default 20s: with the receive under way given "
+        "at most 5s, the worker exits within Kubernetes' default 30s grace period)",
+    ),
+    ("--idle-timeout", "idle_timeout", "duration", "exit once the queue stayed empty this long"),
+    ("--max-messages", "max_messages", "int", "exit after this many messages"),
+)
+_COMMAND_DEFAULTS = {"shutdown_timeout": 20.0}  # a pod's grace period, where process() waits for handlers
+
+
+def _option_default(option: str) -> Any:
+    if option in _COMMAND_DEFAULTS:
+        return _COMMAND_DEFAULTS[option]
+    settings = WorkerSettings if option in WorkerOptions.__annotations__ else ReceiveSettings
+    return getattr(settings, option)
+
+
+def worker_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The worker() options the flags gave (every one: the flags' defaults are the options')."""
+    return {option: getattr(args, option) for _, option, _, _ in _OPTION_FLAGS}
+
+
 def add_arguments(s: argparse.ArgumentParser, duration: Callable[[str], float]) -> None:
     s.add_argument("queue", help="the queue to work on")
     s.add_argument("handler", help="the async handler, as module:function (importable from the current directory)")
-    s.add_argument("--concurrency", type=int, default=16, help="handlers running at once per process (default 16)")
     s.add_argument("--processes", type=int, default=1, help="worker processes over the same queue (default 1)")
-    s.add_argument("--visibility", type=duration, default=30.0, help="visibility timeout of a fetched message")
-    s.add_argument("--auto-renew", action="store_true", help="keep held messages hidden while their handler runs")
-    s.add_argument("--max-dequeue-count", type=int, help="move a message received more often to the poison queue")
-    s.add_argument("--poison-queue", help="default: <queue>-poison")
-    s.add_argument("--retry-delay", type=duration, default=0.0, help="a failed message stays hidden this long")
-    s.add_argument("--handler-timeout", type=duration, help="cancel a handler running longer (counted as failed)")
-    s.add_argument(
-        "--shutdown-timeout",
-        type=duration,
-        default=20.0,
-        help="on SIGTERM, cancel handlers still running after this (default 20s: with the receive under way "
-        "given at most 5s, the worker exits within Kubernetes' default 30s grace period)",
-    )
-    s.add_argument("--idle-timeout", type=duration, help="exit once the queue stayed empty this long")
-    s.add_argument("--max-messages", type=int, help="exit after this many messages")
+    types: dict[str, Callable[[str], Any]] = {"int": int, "duration": duration, "str": str}
+    for flag, option, kind, text in _OPTION_FLAGS:
+        default = _option_default(option)
+        shown = f" (default {default})" if default not in (None, False) and "default" not in text else ""
+        if kind == "flag":
+            s.add_argument(flag, dest=option, action="store_true", help=text)
+        else:
+            s.add_argument(flag, dest=option, type=types[kind], default=default, help=text + shown)
     s.add_argument(
         "--encoding",
         default="text",
@@ -123,20 +152,7 @@ async def _work(args: argparse.Namespace, conn_str: str, handler: Handler, reque
         allow_insecure_http=args.allow_insecure_http,
         meter_provider=meter_provider,
     ) as queue:
-        worker = queue.worker(
-            handler,
-            concurrency=args.concurrency,
-            stop=stop,
-            handler_timeout=args.handler_timeout,
-            shutdown_timeout=args.shutdown_timeout,
-            visibility_timeout=args.visibility,
-            auto_renew=args.auto_renew,
-            max_dequeue_count=args.max_dequeue_count,
-            poison_queue=args.poison_queue,
-            retry_delay=args.retry_delay,
-            idle_timeout=args.idle_timeout,
-            max_messages=args.max_messages,
-        )
+        worker = queue.worker(handler, stop=stop, **worker_options(args))
         server = None
         if args.metrics_port is not None:
             server = await _serve_metrics(

@@ -8,7 +8,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from typing import Any
 
 from ._errors import AioQueueError, MessageSettled
@@ -19,14 +19,28 @@ from ._retry import is_weather
 from ._settle import ReceivedMessage, shielded
 from ._streams import Consumer, call_hook
 from ._telemetry import error_type
-from ._validation import nonnegative_seconds, positive_int, positive_number
+from ._worker_options import (
+    WORKER_NAMES,
+    FailureHook,
+    Handler,
+    PoisonHook,
+    ProcessOptions,
+    WorkerOptions,
+    WorkerSettings,
+)
 
-__all__ = ["FailureHook", "Handler", "PoisonHook", "Worker", "check_handler"]
+__all__ = [
+    "FailureHook",
+    "Handler",
+    "PoisonHook",
+    "ProcessOptions",
+    "Worker",
+    "WorkerOptions",
+    "WorkerSettings",
+    "check_handler",
+]
 
 log = logging.getLogger("aioqueue")
-
-Handler = Callable[[ReceivedMessage], Awaitable[Any]]
-"""An ``async def handler(message)``; its return value is ignored."""
 
 
 def check_handler(handler: object) -> None:
@@ -38,18 +52,6 @@ def check_handler(handler: object) -> None:
             f"handler {what!r} must be an async function (async def handler(message): ...); a plain "
             "function would run its side effects and then fail, and its message would be retried"
         )
-
-
-FailureHook = Callable[[ReceivedMessage, BaseException], object]
-"""``on_failure(message, error)`` / ``on_lease_lost(message, error)``: a plain or async function."""
-PoisonHook = Callable[[ReceivedMessage, str], object]
-"""``on_poison(message, why)``: a plain or async function."""
-
-
-def _hook(value: object, name: str) -> Any:
-    if value is not None and not callable(value):
-        raise TypeError(f"{name} must be a function (plain or async) or None")
-    return value
 
 
 class Worker:
@@ -77,39 +79,20 @@ class Worker:
       counted as ``lease_lost``, not ``failed``.
     """
 
-    def __init__(
-        self,
-        link: QueueLink,
-        handler: Handler,
-        *,
-        concurrency: int,
-        options: ReceiveSettings,
-        stop: asyncio.Event | None = None,
-        handler_timeout: float | None = None,
-        shutdown_timeout: float | None = None,
-        on_failure: FailureHook | None = None,
-        on_poison: PoisonHook | None = None,
-        on_lease_lost: FailureHook | None = None,
-    ) -> None:
+    def __init__(self, link: QueueLink, handler: Handler, settings: WorkerSettings, options: ReceiveSettings) -> None:
         check_handler(handler)
-        positive_int(concurrency, "concurrency")
-        if handler_timeout is not None:
-            handler_timeout = positive_number(handler_timeout, "handler_timeout")
-        if shutdown_timeout is not None:
-            shutdown_timeout = nonnegative_seconds(shutdown_timeout, "shutdown_timeout")
-        if stop is not None and not isinstance(stop, asyncio.Event):
-            raise TypeError("stop must be an asyncio.Event")
         self.link = link
         self.handler = handler
-        self.concurrency = concurrency
+        self.settings = settings
         self.options = options
-        self.handler_timeout = handler_timeout
-        self.shutdown_timeout = shutdown_timeout
-        self.on_failure: FailureHook | None = _hook(on_failure, "on_failure")
-        self.on_lease_lost: FailureHook | None = _hook(on_lease_lost, "on_lease_lost")
-        self._stop = stop
+        self.concurrency = settings.concurrency
+        self.handler_timeout = settings.handler_timeout
+        self.shutdown_timeout = settings.shutdown_timeout
+        self.on_failure: FailureHook | None = settings.on_failure
+        self.on_lease_lost: FailureHook | None = settings.on_lease_lost
+        self._stop = settings.stop
         self._poison_queue = poison_queue_for(options, link.queue_name)  # checked now, before any request
-        self._on_poison: PoisonHook | None = _hook(on_poison, "on_poison")
+        self._on_poison: PoisonHook | None = settings.on_poison
         self._state = "new"
         self.consumer: Consumer | None = None
         self.tasks: set[asyncio.Task[None]] = set()  # one per message, until it is settled
@@ -117,6 +100,19 @@ class Worker:
         self.changed = asyncio.Event()  # a handler returned, a task ended, or stop was set
         self.processed = self.failed = self.lease_lost = 0
         self._failing_since: float | None = None
+
+    @classmethod
+    def build(cls, link: QueueLink, handler: Handler, options: Mapping[str, Any]) -> Worker:
+        """A worker from ``worker()``'s and ``process()``'s keywords (:class:`ProcessOptions`), every one
+        checked now, before any request."""
+        worker_options = {k: v for k, v in options.items() if k in WORKER_NAMES}
+        receive_options = {k: v for k, v in options.items() if k not in WORKER_NAMES}
+        try:
+            receive = ReceiveSettings.build(**receive_options)
+        except TypeError as exc:  # a misspelt option: name both kinds
+            raise TypeError(f"{exc}; worker options: {', '.join(sorted(WORKER_NAMES))}") from None
+        check_handler(handler)
+        return cls(link, handler, WorkerSettings.build(worker_options), receive)
 
     # ---- what can be read while it runs -------------------------------------------------------
 

@@ -31,7 +31,6 @@ from typing import Any, TextIO
 
 from . import _runner
 from ._auth import SharedKeyCredential
-from ._client import QueueClient, QueueServiceClient
 from ._endpoint import parse_account_url, parse_connection_string
 from ._errors import (
     AioQueueError,
@@ -44,7 +43,11 @@ from ._errors import (
     TransportError,
 )
 from ._models import QueueMessage
+from ._queue_client import QueueClient
 from ._sas import generate_account_sas, generate_queue_sas
+from ._service_client import QueueServiceClient
+from ._validation import message_id as check_message_id
+from ._validation import pop_receipt as check_pop_receipt
 from ._validation import seconds
 
 ENV = "AZURE_STORAGE_CONNECTION_STRING"
@@ -354,19 +357,21 @@ class Cli:
         moved = 0
         progress = Progress("moved", wanted)
         async with self.service() as service:
-            source, destination = service.get_queue_client(a.source), service.get_queue_client(a.destination)
+            # the operations layer: texts moved as stored, never decoded and encoded again
+            source, destination = service.get_queue_client(a.source)._ops, service.get_queue_client(a.destination)._ops
             if source.queue_name == destination.queue_name:
                 raise ConfigurationError("the source and destination are the same queue")
-            await destination.create_queue(exist_ok=True)
             ttl = {"messagettl": str(seconds(a.ttl, "--ttl", low=1, high=None, allow_never=True))}
+            visibility = seconds(a.visibility, "--visibility", low=1)
+            await destination.create_queue(metadata=None, exist_ok=True, extra=None)
             while wanted is None or moved < wanted:
                 n = 32 if wanted is None else min(32, wanted - moved)
-                batch, _ = await source._receive_raw(n, a.visibility)
+                batch, _ = await source.get_messages(n, visibility)
                 if not batch:
                     break
                 for raw in batch:
-                    await destination._send_encoded(raw.text or "", ttl)
-                    await source._delete(raw.id, raw.pop_receipt or "")
+                    await destination.put_message(raw.text or "", ttl)
+                    await source.delete_message(check_message_id(raw.id), check_pop_receipt(raw.pop_receipt or ""))
                     moved += 1
                 progress.add(len(batch))
         progress.finish()

@@ -293,7 +293,7 @@ if pytest is not None:
         @pytest_asyncio.fixture
         async def queue_service_client(azurite_emulator: Azurite) -> AsyncIterator[Any]:
             """A QueueServiceClient on the session's emulator, closed after the test."""
-            from ._client import QueueServiceClient
+            from ._service_client import QueueServiceClient
 
             async with QueueServiceClient.from_connection_string(azurite_emulator.connection_string) as service:
                 yield service
@@ -312,7 +312,7 @@ if pytest is not None:
             """``await queue_factory(prefix="orders", message_encoding="json", retry=None, ...)``: a
             QueueClient on a new, uniquely named queue, with any client options. After the test every
             queue it made, and its poison queue (``<name>-poison``), is deleted and its client closed."""
-            from ._client import QueueClient
+            from ._queue_client import QueueClient
 
             made: list[Any] = []
 

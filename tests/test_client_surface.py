@@ -654,7 +654,7 @@ def test_secondary_on_a_custom_domain_needs_secondary_hostname(options):
 
 def test_reprs_never_show_the_key_or_the_sas_signature(azurite):
     sas = generate_queue_sas(DEV_ACCOUNT, "q-name", DEV_KEY, permission="r", expiry=timedelta(hours=1))
-    clients = [
+    clients: list[QueueClient | QueueServiceClient] = [
         QueueClient(azurite.url, "q-name", credential=DEV_KEY),
         QueueClient(azurite.url, "q-name", credential=SharedKeyCredential(DEV_ACCOUNT, DEV_KEY)),
         QueueClient(azurite.url, "q-name", credential=sas),

@@ -204,9 +204,10 @@ async def test_custom_poison_queue_and_undecodable_content(conn_str, queue_clien
         poison_name = f"{queue_client.queue_name}-bad"
         got = [m.content async for m in q.receive(idle_timeout=0.3, max_dequeue_count=5, poison_queue=poison_name)]
         assert got == [{"ok": True}]
-        poison = q._sibling(poison_name)
+        poison = q._ops.sibling(poison_name)
         with pytest.raises(MessageEncodingError):
-            await poison.peek_messages()  # the JSON client cannot read it back...
+            [peeked] = await poison.peek_messages(1)
+            poison.decode(peeked)  # the JSON client cannot read it back...
     async with QueueClient.from_connection_string(conn_str, poison_name) as raw:
         assert await visible(raw) == ["not json {"]  # ...but the exact text is kept
         await raw.delete_queue()

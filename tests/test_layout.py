@@ -72,7 +72,7 @@ def test_the_cycle_finder_finds_a_circle():
 
 def test_the_package_has_no_import_circle():
     graph = package_graph()
-    assert {"_client", "_transport", "_streams", "_worker"} <= set(graph)
+    assert {"_queue_client", "_operations", "_transport", "_streams", "_worker"} <= set(graph)
     assert find_cycle(graph) is None
 
 
@@ -97,12 +97,75 @@ def test_the_transport_imports_nothing_queue_specific():
     assert "sleep" in {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}  # asyncio.sleep, no seam
 
 
-def test_the_consumer_never_imports_the_client():
+CLIENTS = {"_queue_client", "_service_client", "_client_base", "_client_options"}
+CONSUMER = ("_link", "_options", "_settle", "_streams", "_worker", "_worker_options")
+
+
+def reaches(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module ``start`` imports, directly or through others."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for target in graph.get(todo.pop(), ()):
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
+def test_the_layers_run_clients_then_operations_then_transport():
+    """Clients -> operations -> transport: the operations never reach a client, the transport neither."""
     graph = package_graph()
-    for module in ("_link", "_options", "_settle", "_streams", "_worker"):
-        assert "_client" not in graph[module], module
+    assert "_operations" in graph["_queue_client"] and "_operations" in graph["_service_client"]
+    assert "_transport" in graph["_operations"]
+    assert not reaches(graph, "_operations") & CLIENTS
+    assert not reaches(graph, "_transport") & (CLIENTS | {"_operations"})
+    assert "_client" not in graph, "_client.py was split into the modules above"
+
+
+def test_the_consumer_never_reaches_a_client_or_the_operations():
+    """The consumer sees a queue only through the QueueLink protocol: its fetch no longer climbs up."""
+    graph = package_graph()
+    for module in CONSUMER:
+        assert not reaches(graph, module) & (CLIENTS | {"_operations"}), module
+
+
+def test_no_module_is_over_700_lines():
+    sizes = {path.name: len(path.read_text().splitlines()) for path in PACKAGE.glob("*.py")}
+    assert max(sizes.values()) <= 700, {name: n for name, n in sizes.items() if n > 700}
 
 
 def test_receive_options_are_defined_once():
     """The TypedDict users see and the settings' defaults name exactly the same options."""
     assert set(ReceiveOptions.__annotations__) == set(_DEFAULTS)
+
+
+def test_client_options_are_defined_once():
+    """The constructors take exactly ClientOptions' keywords (besides the URL, name and credential),
+    whose defaults are ClientSettings'."""
+    import dataclasses
+    import inspect
+
+    from aioqueue import ClientOptions, QueueClient, QueueServiceClient
+    from aioqueue._client_options import ClientSettings
+
+    assert set(ClientOptions.__annotations__) == {f.name for f in dataclasses.fields(ClientSettings)}
+    constructors = (QueueClient, QueueServiceClient, QueueClient.from_connection_string, QueueClient.from_queue_url)
+    for constructor in constructors:
+        kinds = {p.kind for p in inspect.signature(constructor).parameters.values()}
+        assert inspect.Parameter.VAR_KEYWORD in kinds, constructor  # **options: Unpack[ClientOptions]
+
+
+def test_worker_options_are_defined_once():
+    """worker() and process() take ProcessOptions: the worker's options (WorkerSettings' defaults) and the
+    receive options; `aioqueue worker`'s flags set options of exactly those names."""
+    import dataclasses
+
+    from aioqueue import ProcessOptions, WorkerOptions
+    from aioqueue._runner import _OPTION_FLAGS
+    from aioqueue._worker_options import WorkerSettings
+
+    assert set(WorkerOptions.__annotations__) == {f.name for f in dataclasses.fields(WorkerSettings)}
+    assert set(ProcessOptions.__annotations__) == set(WorkerOptions.__annotations__) | set(_DEFAULTS)
+    flags = [option for _, option, _, _ in _OPTION_FLAGS]
+    assert len(flags) == len(set(flags)) and set(flags) <= set(ProcessOptions.__annotations__)

@@ -184,7 +184,7 @@ async def test_a_garbled_traceparent_is_no_link_and_no_failure(conn_str, queue_n
     options = {**otel.options, "message_encoding": "json", "trace_context_field": "traceparent"}
     async with await _client(conn_str, queue_name, **options) as queue:
         for bad in ("nonsense", 42, "00-" + "0" * 32 + "-" + "0" * 16 + "-01", "x" * 10_000):
-            await QueueClient._send_encoded(queue, f'{{"traceparent": {bad!r}}}'.replace("'", '"'), {})
+            await queue._ops.put_message(f'{{"traceparent": {bad!r}}}'.replace("'", '"'), {})
         stats = await queue.process(_ok, max_messages=4, idle_timeout=BOUND)
     assert stats.processed == 4
     assert all(list(s.links) == [] for s in named(otel.spans(), f"process {queue_name}"))
@@ -196,7 +196,7 @@ async def test_tracestate_travels_beside_traceparent(conn_str, queue_name, otel)
     options = {**otel.options, "message_encoding": "json", "trace_context_field": "traceparent"}
     async with await _client(conn_str, queue_name, **options) as queue:
         event = {"specversion": "1.0", "traceparent": parent, "tracestate": "vendor=abc"}
-        await QueueClient._send_encoded(queue, json.dumps(event), {})
+        await queue._ops.put_message(json.dumps(event), {})
         stats = await queue.process(_ok, max_messages=1, idle_timeout=BOUND)
     assert stats.processed == 1
     (process,) = named(otel.spans(), f"process {queue_name}")
@@ -406,7 +406,7 @@ async def test_no_secret_reaches_any_span_or_metric(proxy, queue_client, otel):
 async def test_nothing_is_recorded_without_a_configured_provider(conn_str, queue_name):
     """opentelemetry installed, no provider set or passed: every operation gets the no-op recorder."""
     async with QueueClient.from_connection_string(conn_str, queue_name) as queue:
-        assert queue._operation("send") is OFF
+        assert queue._ops.operation("send") is OFF
         await queue.create_queue()
         await queue.send_message("x")
         assert [m.content for m in await queue.receive_messages()] == ["x"]

@@ -1,0 +1,93 @@
+"""``send_messages``: many Put Message requests, a bounded number at once, receipts in input order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
+
+from ._encoding import MessageEncoding, encode_message
+from ._errors import ConfigurationError, SendMessagesError
+from ._models import SendReceipt
+
+__all__ = ["send_all"]
+
+Send = Callable[[str, Any], Awaitable[SendReceipt]]
+"""``send(text, content)``: one Put Message of the encoded ``text`` (``content``: what it encodes)."""
+
+
+class _Source:
+    """The (index, text, content) items to send, from a list encoded in full at once or from an async
+    iterable read one item at a time; None once done or after a failure."""
+
+    def __init__(self, contents: Iterable[Any] | AsyncIterable[Any], encoding: MessageEncoding) -> None:
+        self.receipts: list[SendReceipt | None] = []
+        self.failure: list[BaseException] = []
+        self._aiter: AsyncIterator[Any] | None = None
+        self._texts: list[str] = []
+        self._items: list[Any] = []
+        self._next = 0
+        self._encoding = encoding
+        self._lock = asyncio.Lock()  # one reader of the caller's async iterator at a time
+        if isinstance(contents, AsyncIterable):
+            self._aiter = aiter(contents)
+        elif isinstance(contents, (str, bytes)) or not isinstance(contents, Iterable):
+            raise ConfigurationError("contents must be an iterable (or async iterable) of message contents")
+        else:  # encoded (and so checked) in full before the first request
+            self._items = list(contents)
+            self._texts = [encode_message(encoding, item) for item in self._items]
+            self.receipts = [None] * len(self._texts)
+
+    async def next(self) -> tuple[int, str, Any] | None:
+        if self.failure:
+            return None
+        if self._aiter is None:
+            index = self._next
+            if index >= len(self._texts):
+                return None
+            self._next = index + 1
+            return index, self._texts[index], self._items[index]
+        async with self._lock:
+            return await self._next_of_async(self._aiter)
+
+    async def _next_of_async(self, items: AsyncIterator[Any]) -> tuple[int, str, Any] | None:
+        if self.failure:
+            return None
+        try:
+            content = await items.__anext__()
+            text = encode_message(self._encoding, content)
+        except StopAsyncIteration:
+            return None
+        except BaseException as exc:  # the caller's iterator or its encoding failed
+            self.failure.append(exc)
+            return None
+        self.receipts.append(None)
+        return len(self.receipts) - 1, text, content
+
+
+async def send_all(
+    send: Send, contents: Iterable[Any] | AsyncIterable[Any], encoding: MessageEncoding, concurrency: int
+) -> list[SendReceipt]:
+    """Send every content, up to ``concurrency`` at once; the receipts in input order.
+
+    If a send fails, no new sends start, those under way finish, and the first error is raised with a
+    :class:`SendMessagesError` whose ``receipts`` (in input order) hold None for each message not sent.
+    """
+    source = _Source(contents, encoding)
+
+    async def sender() -> None:
+        while (item := await source.next()) is not None:
+            index, text, content = item
+            try:
+                source.receipts[index] = await send(text, content)
+            except BaseException as exc:
+                source.failure.append(exc)
+                return
+
+    await asyncio.gather(*(sender() for _ in range(concurrency)))
+    if source.failure:
+        first = source.failure[0]
+        if not isinstance(first, Exception):
+            raise first  # cancellation and the like pass through untouched
+        raise SendMessagesError(first, source.receipts) from first
+    return [r for r in source.receipts if r is not None]
