@@ -41,6 +41,7 @@ from ._errors import (
     service_error,
 )
 from ._link import Closable
+from ._message_list import message_body, parse_messages, parse_put_answer
 from ._messages import (
     RawMessage,
     answered,
@@ -115,11 +116,8 @@ from ._validation import (
 from ._worker import FailureHook, Handler, PoisonHook, Worker
 from ._xml import (
     OFF_LOOP_BYTES,
-    message_body,
     off_loop,
     parse_error,
-    parse_messages,
-    parse_put_answer,
     parse_queue_list,
     parse_service_properties,
     parse_service_stats,

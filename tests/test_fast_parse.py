@@ -14,6 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aioqueue import MalformedResponse, PeekedMessage, QueueMessage, SendReceipt
+from aioqueue._message_list import (
+    _EMPTY,
+    checked_messages,
+    escape_text,
+    fast_messages,
+    fast_put_answer,
+    parse_messages,
+)
 from aioqueue._messages import (
     RawMessage,
     answered,
@@ -24,7 +32,6 @@ from aioqueue._messages import (
     send_receipt,
     text_of,
 )
-from aioqueue._xml import _EMPTY, checked_messages, escape_text, fast_messages, fast_put_answer, parse_messages
 
 AZURITE = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
 AZURE = codecs.BOM_UTF8 + b'<?xml version="1.0" encoding="utf-8"?>'

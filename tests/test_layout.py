@@ -106,3 +106,12 @@ def test_the_consumer_never_imports_the_client():
 def test_receive_options_are_defined_once():
     """The TypedDict users see and the settings' defaults name exactly the same options."""
     assert set(ReceiveOptions.__annotations__) == set(_DEFAULTS)
+
+
+def test_the_messages_list_has_one_home():
+    """The messages list's parsers live in _message_list (bytes -> RawMessage), the models in _messages
+    (RawMessage -> models); _xml holds the safe generic parser and the other documents, and knows neither."""
+    graph = package_graph()
+    assert graph["_xml"].isdisjoint({"_messages", "_message_list"})
+    assert {"_messages", "_xml"} <= graph["_message_list"]
+    assert "_message_list" not in graph["_messages"]
