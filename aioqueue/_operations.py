@@ -27,6 +27,7 @@ from ._errors import (
     service_error,
 )
 from ._link import Closable
+from ._message_list import message_body, parse_messages, parse_put_answer
 from ._messages import RawMessage, answered, send_receipt, text_of
 from ._models import (
     AccessPolicy,
@@ -46,11 +47,8 @@ from ._validation import pop_receipt as check_pop_receipt
 from ._validation import user_headers as check_user_headers
 from ._xml import (
     OFF_LOOP_BYTES,
-    message_body,
     off_loop,
     parse_error,
-    parse_messages,
-    parse_put_answer,
     parse_queue_list,
     parse_service_properties,
     parse_service_stats,

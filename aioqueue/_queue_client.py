@@ -72,6 +72,10 @@ class QueueClient(ClientBase[QueueOperations]):
         """The queue's name."""
         return self._ops.queue_name
 
+    def _sibling(self, queue_name: str) -> QueueClient:
+        """Another queue's client on this client's pool and encoding (a poison queue, in tests)."""
+        return QueueClient("", queue_name, _parent=(self._pool, self._encoding))
+
     @classmethod
     def from_connection_string(cls, conn_str: str, queue_name: str, **options: Unpack[ClientOptions]) -> QueueClient:
         """A client for one queue from any connection string form."""

@@ -38,10 +38,12 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from aioqueue import SharedKeyCredential  # noqa: E402
 from aioqueue._client import QueueClient  # noqa: E402
+
+from aioqueue import SharedKeyCredential  # noqa: E402
 from aioqueue._dates import format_rfc1123  # noqa: E402
 from aioqueue._encoding import encode_message, get_encoding  # noqa: E402
+from aioqueue._message_list import message_body, parse_messages, parse_put_answer  # noqa: E402
 from aioqueue._messages import (  # noqa: E402
     peeked_messages,
     received_message,
@@ -50,7 +52,6 @@ from aioqueue._messages import (  # noqa: E402
     text_of,
 )
 from aioqueue._models import QueueMessage  # noqa: E402
-from aioqueue._xml import message_body, parse_messages, parse_put_answer  # noqa: E402
 from aioqueue.testing import DEV_ACCOUNT, DEV_KEY  # noqa: E402
 
 DECLARATION = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'  # what Azurite sends

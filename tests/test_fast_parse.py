@@ -1,19 +1,24 @@
-"""The messages list's fast path (issue #16) against the checked parser: on every input, the fast path
-gives the checked parser's records or declines (None), never something else. Pure logic, no network."""
+"""The messages list's fast paths (issue #16) against the checked parser, by example: what the services
+send is read by the fast path, anything else is left to the checked parser; and the models built from
+the records. The property tests of each fast path against its twin are in test_fast_paths.py; the
+helpers here (entry, document...) serve both. Pure logic, no network."""
 
 from __future__ import annotations
 
 import codecs
 import dataclasses
-import functools
-import re
 from datetime import datetime, timezone
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from aioqueue import MalformedResponse, PeekedMessage, QueueMessage, SendReceipt
+from aioqueue._message_list import (
+    _EMPTY,
+    checked_messages,
+    fast_messages,
+    fast_put_answer,
+    parse_messages,
+)
 from aioqueue._messages import (
     RawMessage,
     answered,
@@ -24,7 +29,6 @@ from aioqueue._messages import (
     send_receipt,
     text_of,
 )
-from aioqueue._xml import _EMPTY, checked_messages, escape_text, fast_messages, fast_put_answer, parse_messages
 
 AZURITE = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
 AZURE = codecs.BOM_UTF8 + b'<?xml version="1.0" encoding="utf-8"?>'
@@ -176,150 +180,6 @@ def test_anything_but_the_service_s_shape_is_left_to_the_checked_parser(body):
         assert parse_messages(body) == expected
 
 
-# ---- property tests: agreement on every input hypothesis builds ----------------------------------
-
-any_text = st.text(st.characters(codec="utf-8"), max_size=40)  # anything UTF-8 can carry, control characters too
-xml_text = st.text(
-    st.characters(codec="utf-8", exclude_characters="".join(map(chr, [*range(0, 9), 11, 12, *range(14, 32)]))),
-    max_size=60,
-).filter(lambda t: "\ufffe" not in t and "\uffff" not in t)
-junk = st.sampled_from(
-    [
-        "",
-        " ",
-        "\n",
-        "\r\n",
-        "\t",
-        "<!-- c -->",
-        "<?pi x?>",
-        "<![CDATA[<&>]]>",
-        "<Unknown>u</Unknown>",
-        "<Unknown/>",
-        "&amp;",
-        "&lt;",
-        "&gt;",
-        "&quot;",
-        "&apos;",
-        "&#65;",
-        "&#x41;",
-        "&#x1F600;",
-        "&#0;",
-        "&#xFFFF;",
-        "&#1114112;",
-        "&#X41;",
-        "&nbsp;",
-        "&lol;",
-        "&",
-        "<",
-        ">",
-        "]]>",
-        "\r",
-        "\x00",
-        "\x7f",
-        "\u0085",
-        "\u2028",
-        "\ufeff",
-        "\ufffe",
-        "\U0001f600",
-        "é",
-        "a='1'",
-        "/",
-        '"',
-    ]
-)
-declarations = st.sampled_from(
-    [
-        b"",
-        AZURITE,
-        AZURE,
-        codecs.BOM_UTF8,
-        b'<?xml version="1.0"?>',
-        b'<?xml version="1.0" encoding="utf-8"?>',
-        b'<?xml version="1.0" encoding="UTF-8" standalone="no"?>',
-        b"<?xml version='1.0' encoding='utf-8'?>",
-        b'<?xml version="1.0" encoding="latin-1"?>',
-        b'<?xml version="1.0" encoding="utf-16"?>',
-        b'<?xml version="1.0" encoding="x-nope"?>',
-        b'<?xml version="1.1"?>',
-        b'<!DOCTYPE QueueMessagesList [<!ENTITY lol "lol">]>',
-        b'<?xml version="1.0"?><!DOCTYPE QueueMessagesList [<!ENTITY lol "&#65;">]>',
-        b'<!DOCTYPE QueueMessagesList SYSTEM "http://127.0.0.1:1/x.dtd">',
-        b"<!-- c -->",
-        b"\n",
-    ]
-)
-ids = st.one_of(st.just(ID), st.text("abcXYZ019-_", min_size=1, max_size=8), any_text)
-receipts = st.one_of(st.none(), st.just(RECEIPT), st.text("abcXYZ019+/=-_", min_size=1, max_size=8), any_text)
-counts = st.one_of(st.none(), st.just("1"), st.integers(0, 10**12).map(str), any_text)
-dates = st.one_of(st.just(DATE), st.text("Fri, 27Nov:0GMT", max_size=40), any_text)
-
-
-@st.composite
-def texts(draw: st.DrawFn) -> str | None:
-    kind = draw(st.sampled_from(["none", "escaped", "raw", "junk"]))
-    if kind == "none":
-        return None
-    if kind == "escaped":
-        return escape_text(draw(xml_text))
-    if kind == "raw":
-        return draw(any_text)
-    pieces = draw(st.lists(st.one_of(junk, xml_text.map(escape_text)), max_size=6))
-    return "".join(pieces)
-
-
-@st.composite
-def entries(draw: st.DrawFn) -> str:
-    text = draw(texts())
-    if draw(st.booleans()):  # the service's shape, but for the text
-        return entry(text)
-    return entry(text, message_id=draw(ids), receipt=draw(receipts), count=draw(counts), date=draw(dates))
-
-
-@st.composite
-def documents(draw: st.DrawFn) -> bytes:
-    items = draw(st.lists(entries(), max_size=4))
-    if draw(st.integers(0, 9)) == 0:  # now and then a huge count of messages
-        items = items[:1] * draw(st.integers(30, 40))
-    body = document(*items, declaration=draw(declarations))
-    for _ in range(draw(st.integers(0, 3))):  # junk anywhere: whitespace, attributes, markup, references
-        at = draw(st.integers(0, len(body)))
-        body = body[:at] + draw(junk).encode("utf-8", "surrogatepass") + body[at:]
-    return body
-
-
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(documents())
-def test_the_fast_path_agrees_with_the_checked_parser_or_declines(body):
-    agree(body)
-
-
-@settings(max_examples=500, deadline=None)
-@given(documents(), st.data())
-def test_byte_level_damage_never_makes_the_fast_path_disagree(body, data):
-    for _ in range(data.draw(st.integers(1, 3))):
-        at = data.draw(st.integers(0, len(body)))
-        op = data.draw(st.sampled_from(["insert", "delete", "replace"]))
-        byte = bytes([data.draw(st.integers(0, 255))])
-        if op == "insert":
-            body = body[:at] + byte + body[at:]
-        elif op == "delete":
-            body = body[:at] + body[at + 1 :]
-        else:
-            body = body[:at] + byte + body[at + 1 :]
-    agree(body)
-
-
-@settings(max_examples=500, deadline=None)
-@given(st.lists(xml_text, max_size=32), st.sampled_from([AZURITE, AZURE, b""]), st.booleans())
-def test_any_text_the_client_can_send_comes_back_through_the_fast_path(texts, declaration, peeked):
-    """Escaped as the service escapes it (every character XML carries, references for '\\r')."""
-    escaped = [escape_text(t).replace("\r", "&#xD;") for t in texts]
-    body = document(*[entry(e, receipt=None if peeked else RECEIPT) for e in escaped], declaration=declaration)
-    fast = agree(body)
-    assert fast is not None
-    assert [raw.text for raw in fast] == texts
-
-
 # ---- the models built from the records ----------------------------------------------------------
 
 
@@ -368,38 +228,6 @@ def outcome(build):
         return [(type(m), dataclasses.astuple(m)) for m in build()]
     except Exception as exc:
         return type(exc), str(exc)
-
-
-received_shapes = st.lists(
-    st.builds(
-        entry,
-        st.sampled_from(["hi", "", None]),
-        message_id=st.just(ID),
-        receipt=st.sampled_from([RECEIPT, None]),
-        count=st.sampled_from(["1", "0", None, "x", "+2"]),
-        date=st.sampled_from([DATE, "Sat, 28 Nov 2026 01:02:03 GMT", "not a date"]),
-    ),
-    max_size=5,
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(received_shapes, st.sampled_from(["text encoding", "a decoder", "failing"]))
-def test_the_list_builders_make_what_the_one_message_builders_make_or_raise_what_they_raise(entries, decoder):
-    raws = records(*entries)
-    # the text encoding's content comes straight from the text column; a decoder that fails on the
-    # second message must fail as the one-message loop fails
-    decode = {
-        "text encoding": text_of,
-        "a decoder": lambda raw: (raw.text or "") + "!",
-        "failing": lambda raw: 1 / (raws.index(raw) - 1),
-    }[decoder]
-    assert outcome(lambda: peeked_messages(raws, decode)) == outcome(
-        lambda: [peeked_message(r, decode(r)) for r in raws]
-    )
-    for cls in (QueueMessage, Subclass, Refusing):
-        expected = outcome(functools.partial(received_one_by_one, raws, decode, cls))
-        assert outcome(functools.partial(received_messages, raws, decode, cls)) == expected
 
 
 def received_one_by_one(raws, decode, cls):
@@ -469,41 +297,6 @@ def test_a_class_refusing_the_first_message_is_reported_before_the_second_one_s_
 
 
 # ---- issue 22: answers heavy with references ------------------------------------------------------
-
-# what a text may be made of: the references the services write, others, and what is no reference at all
-COMMON_PIECES = ["&#xD;", "&#13;", "&#xA;", "&#10;", "&#x9;", "&#9;", "&amp;", "&lt;", "&gt;", "&quot;", "&apos;"]
-COMMON_PIECES += ["x", "é", "\n", " ", "#", ";", "\U0001f600"]
-OTHER_PIECES = [
-    *("&#233;", "&#xe9;", "&#xd;", "&#x0D;", "&#013;", "&#x1F600;", "&#65;"),  # other references
-    *("&amp;#13;", "&amp;lt;", "&amp;amp;", "&#38;", "&#38;#13;", "&#x26;lt;"),  # an '&' that starts none
-    *("&#0;", "&#xFFFE;", "&#X41;", "&bogus;", "&amp", "&"),  # malformed
-]
-
-
-@st.composite
-def reference_heavy_texts(draw: st.DrawFn) -> str:
-    """Mostly what the services write; now and then other references, many or few."""
-    pieces = st.sampled_from(COMMON_PIECES if draw(st.integers(0, 3)) else COMMON_PIECES + OTHER_PIECES)
-    return "".join(draw(st.lists(pieces, min_size=1, max_size=8))) * draw(st.sampled_from([1, 2, 40, 300, 3000]))
-
-
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(st.lists(reference_heavy_texts(), min_size=1, max_size=6), st.sampled_from([AZURITE, AZURE]), st.booleans())
-def test_fast_messages_agrees_with_checked_messages_on_reference_heavy_answers(texts, declaration, peeked):
-    """fast_messages resolves the references the services write a text at a time in C, and leaves an
-    answer with many others to checked_messages: either way it gives checked_messages' records or None."""
-    body = document(
-        *[entry(t, message_id=f"id{i}", receipt=None if peeked else RECEIPT) for i, t in enumerate(texts)],
-        declaration=declaration,
-    )
-    fast = fast_messages(body)
-    try:
-        checked: list[RawMessage] | None = checked_messages(body)
-    except MalformedResponse:
-        checked = None
-    assert fast is None or fast == checked
-    if all(piece in COMMON_PIECES for t in texts for piece in re.findall(r"&[^&;]*;|.", t, re.S)):
-        assert fast is not None  # what the services write is read by the fast path, however much of it
 
 
 def test_a_carriage_return_heavy_answer_is_read_by_the_fast_path():

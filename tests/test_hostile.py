@@ -15,8 +15,8 @@ import aiohttp
 import pytest
 
 from aioqueue import AioQueueError, MalformedResponse, QueueClient, QueueServiceClient, RetryPolicy, ServiceError
+from aioqueue._message_list import parse_messages
 from aioqueue._messages import answered
-from aioqueue._xml import parse_messages
 from aioqueue.testing import DEV_KEY
 from tests.faults import Fault
 

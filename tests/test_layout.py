@@ -169,3 +169,12 @@ def test_worker_options_are_defined_once():
     assert set(ProcessOptions.__annotations__) == set(WorkerOptions.__annotations__) | set(_DEFAULTS)
     flags = [option for _, option, _, _ in _OPTION_FLAGS]
     assert len(flags) == len(set(flags)) and set(flags) <= set(ProcessOptions.__annotations__)
+
+
+def test_the_messages_list_has_one_home():
+    """The messages list's parsers live in _message_list (bytes -> RawMessage), the models in _messages
+    (RawMessage -> models); _xml holds the safe generic parser and the other documents, and knows neither."""
+    graph = package_graph()
+    assert graph["_xml"].isdisjoint({"_messages", "_message_list"})
+    assert {"_messages", "_xml"} <= graph["_message_list"]
+    assert "_message_list" not in graph["_messages"]

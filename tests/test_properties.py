@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from aioqueue import MessageEncodingError, SharedKeyCredential
 from aioqueue._encoding import check_text, get_encoding
-from aioqueue._xml import message_body, parse, parse_messages
+from aioqueue._message_list import message_body, parse_messages
+from aioqueue._xml import parse
 from aioqueue.testing import DEV_KEY
 
 # characters XML 1.0 can carry

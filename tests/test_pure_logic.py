@@ -23,13 +23,12 @@ from aioqueue import (
 from aioqueue._dates import format_rfc1123 as rfc1123
 from aioqueue._dates import parse_rfc1123
 from aioqueue._encoding import encode_message, get_encoding
+from aioqueue._message_list import message_body, parse_messages
 from aioqueue._retry import retry_after_seconds
 from aioqueue._validation import message_count, metadata_headers, queue_name, seconds
 from aioqueue._xml import (
-    message_body,
     parse,
     parse_error,
-    parse_messages,
     parse_queue_list,
     parse_service_properties,
     parse_signed_identifiers,

@@ -8,11 +8,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aioqueue import MalformedResponse, Metrics, RetentionPolicy, ServiceProperties
+from aioqueue._message_list import parse_messages
 from aioqueue._xml import (
     MAX_DEPTH,
     _too_deep,
     parse,
-    parse_messages,
     parse_queue_list,
     parse_service_properties,
     parse_service_stats,

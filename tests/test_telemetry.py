@@ -425,7 +425,7 @@ import aioqueue, aioqueue._telemetry as t
 assert t.otel_trace is None
 async def main():
     async with aioqueue.QueueClient.from_connection_string({azurite.connection_string!r}, {queue_name!r}) as q:
-        assert q._operation("send") is t.OFF
+        assert q._ops.operation("send") is t.OFF
         await q.create_queue()
         await q.send_message("x")
         stats = await q.process(handler, max_messages=1, idle_timeout=10)
@@ -454,7 +454,7 @@ import aioqueue, aioqueue._telemetry as t
 
 async def main():
     async with aioqueue.QueueClient.from_connection_string({azurite.connection_string!r}, {queue_name!r}) as q:
-        assert q._operation("send") is t.OFF
+        assert q._ops.operation("send") is t.OFF
         await q.create_queue()
         exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
         tracer_provider = TracerProvider()
