@@ -18,12 +18,13 @@ from operator import itemgetter
 from typing import Any, NamedTuple, TypeVar
 
 from ._dates import parse_rfc1123
-from ._errors import MalformedResponse
+from ._errors import MalformedResponse, MessageEncodingError
 from ._models import PeekedMessage, QueueMessage, SendReceipt
 
 __all__ = [
     "RawMessage",
     "answered",
+    "decoded_messages",
     "peeked_message",
     "peeked_messages",
     "received_message",
@@ -222,6 +223,25 @@ def received_messages(raws: Sequence[RawMessage], decode: Callable[[RawMessage],
         except ValueError:  # what received_message reports of its class's ValueError
             pass
     return [received_message(raw, decode(raw), cls) for raw in raws]
+
+
+def decoded_messages(
+    raws: Sequence[RawMessage], decode: Callable[[RawMessage], Any], cls: type[M]
+) -> tuple[list[M], list[tuple[RawMessage, MessageEncodingError]]]:
+    """The received messages whose content decodes (the text encoding, which cannot fail: the whole
+    answer at once), and each raw message whose content does not, with its MessageEncodingError."""
+    if decode is text_of:
+        return received_messages(raws, decode, cls), []
+    good: list[M] = []
+    bad: list[tuple[RawMessage, MessageEncodingError]] = []
+    for raw in raws:
+        try:
+            content = decode(raw)
+        except MessageEncodingError as exc:
+            bad.append((raw, exc))
+        else:
+            good.append(received_message(raw, content, cls))
+    return good, bad
 
 
 def send_receipt(raw: RawMessage) -> SendReceipt:

@@ -15,8 +15,8 @@ from ._client_base import ClientBase
 from ._client_options import ClientOptions, open_pool
 from ._encoding import MessageEncoding, encode_message
 from ._endpoint import ConnectionSettings, parse_connection_string
-from ._errors import ConfigurationError, MessageEncodingError
-from ._messages import peeked_messages, received_message, received_messages, text_of
+from ._errors import ConfigurationError
+from ._messages import decoded_messages, peeked_messages
 from ._models import (
     AccessPolicy,
     PeekedMessage,
@@ -222,23 +222,14 @@ class QueueClient(ClientBase[QueueOperations]):
         count = message_count(max_messages)
         vis = None if visibility_timeout is None else seconds(visibility_timeout, "visibility_timeout", low=1)
         raws, _ = await self._ops.get_messages(count, vis, headers)
-        decode = self._ops.decode
-        if decode is text_of:  # the text encoding cannot fail: the whole answer at once
-            return received_messages(raws, decode, QueueMessage)
-        messages: list[QueueMessage] = []
-        failure: MessageEncodingError | None = None
-        for raw in raws:
-            try:
-                messages.append(received_message(raw, decode(raw), QueueMessage))
-            except MessageEncodingError as exc:
-                failure = failure or exc
-        if failure is not None:
+        messages, failed = decoded_messages(raws, self._ops.decode, QueueMessage)
+        if failed:
             # the caller gets no message, so none stays hidden for it: the decodable ones are visible
             # again at once (the undecodable ones stay hidden for their visibility timeout)
             await asyncio.gather(
                 *(self.update_message(m, visibility_timeout=0) for m in messages), return_exceptions=True
             )
-            raise failure
+            raise failed[0][1]
         return messages
 
     async def receive_message(

@@ -24,7 +24,7 @@ from typing import Any
 
 from ._errors import AioQueueError, LeaseLost, MessageEncodingError
 from ._link import QueueLink
-from ._messages import RawMessage, received_message, received_messages, text_of
+from ._messages import RawMessage, decoded_messages, received_message
 from ._options import ReceiveSettings, poison_queue_for
 from ._settle import MessageBatch, ReceivedMessage, release_all, shielded
 
@@ -155,23 +155,14 @@ class Consumer:
         self, entries: list[RawMessage], leased_at: float
     ) -> tuple[list[ReceivedMessage], list[ReceivedMessage]]:
         """(decoded messages, messages whose content the encoding could not decode: content None)."""
-        good: list[ReceivedMessage] = []
-        bad: list[ReceivedMessage] = []
-        decode = self.link.decode
-        if decode is text_of:  # the text encoding cannot fail: the whole answer at once
-            good = received_messages(entries, decode, ReceivedMessage)
-            for message in good:
-                message._attach(self, message.content, leased_at)
-            return good, bad
-        for raw in entries:
-            text = raw.text or ""
-            try:
-                content = decode(raw)
-            except MessageEncodingError:
-                bad.append(received_message(raw, None, ReceivedMessage)._attach(self, text, leased_at))
-            else:
-                good.append(received_message(raw, content, ReceivedMessage)._attach(self, text, leased_at))
-        return good, bad
+        good, failed = decoded_messages(entries, self.link.decode, ReceivedMessage)
+        decoded = [raw for raw in entries if all(raw is not bad for bad, _ in failed)] if failed else entries
+        for message, raw in zip(good, decoded, strict=True):
+            message._attach(self, raw.text or "", leased_at)
+        undecodable = [received_message(raw, None, ReceivedMessage) for raw, _ in failed]
+        return good, [
+            m._attach(self, raw.text or "", leased_at) for m, (raw, _) in zip(undecodable, failed, strict=True)
+        ]
 
     # ---- the stream's buffer ---------------------------------------------------------------
 

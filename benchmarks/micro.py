@@ -45,11 +45,9 @@ from aioqueue._dates import format_rfc1123  # noqa: E402
 from aioqueue._encoding import encode_message, get_encoding  # noqa: E402
 from aioqueue._message_list import message_body, parse_messages, parse_put_answer  # noqa: E402
 from aioqueue._messages import (  # noqa: E402
+    decoded_messages,
     peeked_messages,
-    received_message,
-    received_messages,
     send_receipt,
-    text_of,
 )
 from aioqueue._models import QueueMessage  # noqa: E402
 from aioqueue.testing import DEV_ACCOUNT, DEV_KEY  # noqa: E402
@@ -143,9 +141,7 @@ def _receive(encoding: str, declaration: bytes = DECLARATION) -> Callable[[int],
 
     def make(serial: int) -> Callable[[], object]:
         body = messages_body(serial, 32, received=True, encoding=encoding, declaration=declaration)
-        if decode is text_of:  # as receive_messages: the whole answer at once
-            return lambda: received_messages(parse_messages(body), decode, QueueMessage)
-        return lambda: [received_message(raw, decode(raw), QueueMessage) for raw in parse_messages(body)]
+        return lambda: decoded_messages(parse_messages(body), decode, QueueMessage)  # as receive_messages
 
     return make
 
