@@ -320,19 +320,10 @@ class QueueOperations(Operations):
         call's success: the lost attempt may have created it."""
         rec = self.operation("create_queue")
         with rec:
-            try:
-                response = await self.call(
-                    rec,
-                    "PUT",
-                    self.path,
-                    headers=metadata_headers(metadata),
-                    extra=extra,
-                    accept=lambda r: r.after_lost_answer and _error_code(r) == "QueueAlreadyExists",
-                )
-            except QueueAlreadyExists:
-                if exist_ok:
-                    return False
-                raise
+            headers = metadata_headers(metadata)
+            response = await self._on_queue(rec, "PUT", headers, extra, QueueAlreadyExists, exist_ok)
+            if response is None:
+                return False
             if response.after_lost_answer and response.status in (204, 409):
                 return True
             if response.status == 204:  # already there, with identical metadata
@@ -352,19 +343,31 @@ class QueueOperations(Operations):
         answer the retry's "not found" is this call's success."""
         rec = self.operation("delete_queue")
         with rec:
-            try:
-                await self.call(
-                    rec,
-                    "DELETE",
-                    self.path,
-                    extra=extra,
-                    accept=lambda r: r.after_lost_answer and _error_code(r) == "QueueNotFound",
-                )
-            except QueueNotFound:
-                if missing_ok:
-                    return False
-                raise
-        return True
+            return await self._on_queue(rec, "DELETE", None, extra, QueueNotFound, missing_ok) is not None
+
+    async def _on_queue(
+        self,
+        rec: Operation | _Off,
+        method: str,
+        headers: Mapping[str, str] | None,
+        extra: Any,
+        refusal: type[QueueAlreadyExists | QueueNotFound],
+        tolerated: bool,
+    ) -> Response | None:
+        """Create or delete the queue itself. After a lost answer the retry's ``refusal`` (already there,
+        not found) is this call's success: the lost attempt may have done it. Otherwise that refusal is
+        None when ``tolerated`` (exist_ok, missing_ok: then no failed operation either), else raised."""
+        code = refusal.__name__
+
+        def done(response: Response) -> bool:
+            return response.after_lost_answer and _error_code(response) == code
+
+        try:
+            return await self.call(rec, method, self.path, None, None, headers, extra, "primary", done)
+        except refusal:
+            if tolerated:
+                return None
+            raise
 
     async def exists(self, *, extra: Any) -> bool:
         rec = self.operation("exists")  # "no" is an answer, not a failed operation
