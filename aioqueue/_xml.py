@@ -401,12 +401,21 @@ def parse_user_delegation_key(body: bytes) -> UserDelegationKey:
 
 def parse_error(body: bytes) -> tuple[str | None, str]:
     """(code, message) from an ``<Error>`` body; tolerant, since errors must never raise."""
+    return parse_error_body(body)[:2]
+
+
+def parse_error_body(body: bytes) -> tuple[str | None, str, dict[str, str]]:
+    """(code, message, details) from an ``<Error>`` body: ``details`` are its other elements' texts by
+    name (Azure's ``AuthenticationErrorDetail``, ``QueryParameterName``...), unredacted; tolerant."""
     if not body:
-        return None, ""
+        return None, "", {}
     try:
         root = parse(body, 16)
     except MalformedResponse:
-        return None, ""
+        return None, "", {}
     code = _opt(root, "Code")
     message = (_opt(root, "Message") or "").split("\n", 1)[0]
-    return code, message
+    details = {
+        str(child.tag): "".join(child.itertext()).strip() for child in root if child.tag not in ("Code", "Message")
+    }
+    return code, message, details
