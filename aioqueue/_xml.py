@@ -25,7 +25,7 @@ from xml.sax.saxutils import escape
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from ._dates import format_iso8601, parse_iso8601, parse_rfc1123
+from ._dates import format_iso8601_fraction, parse_iso8601, parse_rfc1123
 from ._errors import MalformedResponse
 from ._models import (
     AccessPolicy,
@@ -221,9 +221,9 @@ def signed_identifiers_body(policies: Mapping[str, AccessPolicy | None]) -> byte
         if policy is not None:
             parts.append("<AccessPolicy>")
             if policy.start is not None:
-                parts.append(f"<Start>{format_iso8601(policy.start)}</Start>")
+                parts.append(f"<Start>{format_iso8601_fraction(policy.start)}</Start>")
             if policy.expiry is not None:
-                parts.append(f"<Expiry>{format_iso8601(policy.expiry)}</Expiry>")
+                parts.append(f"<Expiry>{format_iso8601_fraction(policy.expiry)}</Expiry>")
             if policy.permission is not None:
                 parts.append(f"<Permission>{escape(policy.permission)}</Permission>")
             parts.append("</AccessPolicy>")

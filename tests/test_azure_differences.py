@@ -14,19 +14,23 @@ import base64
 import hashlib
 import hmac
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from aioqueue import (
+    AccessPolicy,
     AuthenticationFailed,
     QueueClient,
     QueueServiceClient,
     ServiceError,
+    generate_queue_sas,
 )
+from aioqueue._dates import parse_iso8601
 from aioqueue._errors import service_error
+from aioqueue._xml import signed_identifiers_body
 from aioqueue.testing import DEV_ACCOUNT, DEV_KEY
 from tests.faults import Fault
 from tests.helpers import FakeCredential
@@ -224,3 +228,44 @@ def test_a_header_or_query_value_the_service_echoes_is_redacted_when_it_is_a_cre
     for error in (header, query):
         assert not any(s in json.dumps(error.details) + str(error) for s in SECRETS)
     assert header.details["HeaderName"] == "Authorization" and query.details["QueryParameterName"] == "sig"
+
+
+# ---- 3. sub-second access-policy times are written as Azure stores them ----------------------------
+
+
+AZURE_START = "2024-06-06T20:40:45.1173310Z"  # recorded: Azure stores and returns 7 fraction digits
+AZURE_EXPIRY = "2024-06-06T22:40:45.1173310Z"
+
+
+def test_access_policy_times_keep_their_fraction_when_written():
+    """The .NET SDK's Set Queue ACL body (recorded) is what aioqueue writes for the same policy: it wrote
+    '...:45Z', moving the policy by up to a second on every read-modify-write."""
+    entries = json.loads((RECORDINGS / "net/QueueClientTests.SetAccessPolicyAsync.json").read_text(encoding="utf-8"))
+    sent = next(e["RequestBody"] for e in entries["Entries"] if "comp=acl" in e["RequestUri"])
+    policy = AccessPolicy("raup", parse_iso8601(AZURE_START), parse_iso8601(AZURE_EXPIRY))
+    ours = signed_identifiers_body({"nagutcaahwimggxwoaiv": policy})
+    assert ours.split(b"?>", 1)[1] == sent.lstrip("\ufeff").encode()
+
+
+def test_whole_second_times_are_written_without_a_fraction():
+    when = datetime(2026, 11, 27, 3, 46, 5, tzinfo=timezone.utc)
+    body = signed_identifiers_body({"p": AccessPolicy("r", when, when + timedelta(microseconds=1))})
+    assert b"<Start>2026-11-27T03:46:05Z</Start>" in body
+    assert b"<Expiry>2026-11-27T03:46:05.0000010Z</Expiry>" in body
+
+
+def test_sas_times_stay_whole_seconds():
+    """A SAS's st and se are whole seconds by the SAS spec, whatever the datetime's fraction."""
+    start = parse_iso8601(AZURE_START)
+    sas = generate_queue_sas(
+        DEV_ACCOUNT, "queue", DEV_KEY, permission="r", start=start, expiry=start + timedelta(hours=1)
+    )
+    assert "st=2024-06-06T20%3A40%3A45Z" in sas and "se=2024-06-06T21%3A40%3A45Z" in sas
+
+
+async def test_a_read_modify_write_of_access_policies_moves_no_time(queue_client):
+    start, expiry = parse_iso8601(AZURE_START), parse_iso8601(AZURE_EXPIRY)
+    await queue_client.set_queue_access_policy({"p": AccessPolicy("raup", start, expiry)})
+    policies = await queue_client.get_queue_access_policy()
+    await queue_client.set_queue_access_policy(policies)  # read, modify nothing, write back
+    assert await queue_client.get_queue_access_policy() == {"p": AccessPolicy("raup", start, expiry)}
