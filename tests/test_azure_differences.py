@@ -30,6 +30,7 @@ from aioqueue import (
 )
 from aioqueue._dates import parse_iso8601
 from aioqueue._errors import service_error
+from aioqueue._message_list import checked_messages, fast_messages, parse_messages
 from aioqueue._xml import signed_identifiers_body
 from aioqueue.testing import DEV_ACCOUNT, DEV_KEY
 from tests.faults import Fault
@@ -269,3 +270,20 @@ async def test_a_read_modify_write_of_access_policies_moves_no_time(queue_client
     policies = await queue_client.get_queue_access_policy()
     await queue_client.set_queue_access_policy(policies)  # read, modify nothing, write back
     assert await queue_client.get_queue_access_policy() == {"p": AccessPolicy("raup", start, expiry)}
+
+
+# ---- 4. Azure's empty messages list takes the fast path ---------------------------------------------
+
+
+def test_azure_s_empty_messages_list_takes_the_fast_path():
+    """Azure's empty answer (recorded) is '<QueueMessagesList />' after a byte-order mark: the fast path
+    knew only Azurite's '<QueueMessagesList/>', so every idle poll of real Azure took the checked parser."""
+    _, body = recorded("net/QueueClientTests.DeleteMessageAsync_DeletePeek.json", 200)
+    assert body == b'\xef\xbb\xbf<?xml version="1.0" encoding="utf-8"?><QueueMessagesList />'
+    assert fast_messages(body) == [] == checked_messages(body) == parse_messages(body)
+
+
+async def test_azure_s_empty_answer_to_a_peek_is_no_messages(proxy, queue_name):
+    async with QueueClient(proxy.url(), queue_name, credential=DEV_KEY, retry=None) as q:
+        proxy.script(canned("net/QueueClientTests.DeleteMessageAsync_DeletePeek.json", 200))
+        assert await q.peek_messages(max_messages=32) == []
