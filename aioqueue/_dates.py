@@ -5,7 +5,9 @@
 fail. Day and month names therefore come from fixed English tables, never from the C library.
 
 - RFC 1123 (HTTP dates): ``x-ms-date``, the message times in Get/Peek/Put Messages answers.
-- ISO 8601 (second precision, ``Z``): SAS tokens and stored access policies.
+- ISO 8601 (``Z``): SAS tokens and the user delegation key request in whole seconds (the SAS
+  spec's form); stored access policies with the fraction when the time has one (Azure stores and
+  returns 7 digits, so a policy read and written back keeps its times).
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ from datetime import datetime, timezone
 
 from ._errors import MalformedResponse
 
-__all__ = ["RequestDate", "format_iso8601", "format_rfc1123", "parse_iso8601", "parse_rfc1123"]
+__all__ = [
+    "RequestDate",
+    "format_iso8601",
+    "format_iso8601_fraction",
+    "format_rfc1123",
+    "parse_iso8601",
+    "parse_rfc1123",
+]
 
 UTC = timezone.utc
 _DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -59,6 +68,14 @@ def format_iso8601(value: datetime) -> str:
         raise ValueError("naive datetime: give an aware one (e.g. tzinfo=timezone.utc)")
     v = value.astimezone(UTC)
     return f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}Z"
+
+
+def format_iso8601_fraction(value: datetime) -> str:
+    """``2024-06-06T20:40:45.1173310Z`` (7 digits, as Azure writes them) when ``value`` has a fraction of
+    a second, else :func:`format_iso8601`'s ``2024-06-06T20:40:45Z``: how access policies carry a time."""
+    text = format_iso8601(value)  # refuses a naive datetime
+    micro = value.astimezone(UTC).microsecond
+    return text if not micro else f"{text[:-1]}.{micro:06d}0Z"
 
 
 def parse_iso8601(text: str) -> datetime:

@@ -102,7 +102,7 @@ def fast_messages(body: bytes) -> list[RawMessage] | None:
     if doc is None or head is None:
         return None
     pos = head.end()
-    if head.group(1):  # <QueueMessagesList/>
+    if head.group(1):  # <QueueMessagesList/>, or Azure's <QueueMessagesList />
         return [] if pos == len(doc) else None
     first = doc.find("</QueueMessage>", pos)
     if first == -1:  # no entry
@@ -179,7 +179,8 @@ def _fast_records(columns: list[list[str]], received: bool, text: bool) -> list[
 
 
 # The empty answers the fast path reads (an answer of nothing, as when a queue is polled empty):
-# with or without Azure's byte-order mark, each declaration its head allows, both forms of an empty root.
+# with or without Azure's byte-order mark, each declaration its head allows, each form of an empty root
+# (Azure writes '<QueueMessagesList />', with a space, Azurite '<QueueMessagesList/>').
 _EMPTY = frozenset(
     bom + (b'<?xml version="1.0"' + encoding + standalone + b"?>" if declared else b"") + root
     for bom, declared, encoding, standalone, root in product(
@@ -187,7 +188,7 @@ _EMPTY = frozenset(
         (True, False),
         (b"", b' encoding="UTF-8"', b' encoding="utf-8"'),
         (b"", b' standalone="yes"', b' standalone="no"'),
-        (b"<QueueMessagesList/>", b"<QueueMessagesList></QueueMessagesList>"),
+        (b"<QueueMessagesList/>", b"<QueueMessagesList />", b"<QueueMessagesList></QueueMessagesList>"),
     )
 )
 _EMPTY_SIZE = max(map(len, _EMPTY))
@@ -202,7 +203,8 @@ _EMPTY_SIZE = max(map(len, _EMPTY))
 # would turn into a line feed) or anything else XML 1.0 cannot carry. No DTD can stand anywhere in
 # such a document, so no entity but the five predefined ones.
 _FAST_HEAD = re.compile(
-    '(?:<\\?xml version="1\\.0"(?: encoding="(?:UTF|utf)-8")?(?: standalone="(?:yes|no)")?\\?>)?<QueueMessagesList(/?)>'
+    '(?:<\\?xml version="1\\.0"(?: encoding="(?:UTF|utf)-8")?(?: standalone="(?:yes|no)")?\\?>)?'
+    "<QueueMessagesList( ?/|)>"
 )
 _FAST_END = "</QueueMessagesList>"
 
@@ -332,7 +334,7 @@ def _utf8(body: bytes) -> str | None:
 # (so nothing in it is a reference or markup), in one match. The general fast path's fixed cost (a split
 # and a check a column) is for 32 entries; for this one it would double the parse, on every send.
 _FAST_PUT = re.compile(
-    _FAST_HEAD.pattern.replace("(/?)", "") + f"<QueueMessage><MessageId>({_MESSAGE_ID.pattern})</MessageId>"
+    _FAST_HEAD.pattern.replace("( ?/|)", "", 1) + f"<QueueMessage><MessageId>({_MESSAGE_ID.pattern})</MessageId>"
     "<InsertionTime>([A-Za-z0-9 ,:]*)</InsertionTime><ExpirationTime>([A-Za-z0-9 ,:]*)</ExpirationTime>"
     f"<PopReceipt>({_POP_RECEIPT.pattern})</PopReceipt><TimeNextVisible>([A-Za-z0-9 ,:]*)</TimeNextVisible>"
     "</QueueMessage></QueueMessagesList>"

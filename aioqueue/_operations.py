@@ -49,6 +49,7 @@ from ._xml import (
     OFF_LOOP_BYTES,
     off_loop,
     parse_error,
+    parse_error_body,
     parse_queue_list,
     parse_service_properties,
     parse_service_stats,
@@ -98,9 +99,10 @@ _PUT_BYTES = _messages_bytes(1)
 
 
 def error_for(response: Response) -> AioQueueError:
-    """The typed error for one error answer: its ``x-ms-error-code`` header, else the body's code."""
+    """The typed error for one error answer: its ``x-ms-error-code`` header, else the body's code; the
+    body's other elements as the error's ``details``."""
     headers = response.headers
-    code, message = parse_error(response.body)
+    code, message, details = parse_error_body(response.body)
     return service_error(
         response.status,
         headers.get("x-ms-error-code") or code,
@@ -108,6 +110,7 @@ def error_for(response: Response) -> AioQueueError:
         headers.get("x-ms-request-id"),
         headers,
         response.after_lost_answer,  # an earlier attempt may have done it (a retried update finds its receipt spent)
+        details,  # e.g. why Azure refused the request (redacted by the error)
     )
 
 

@@ -25,7 +25,7 @@ from xml.sax.saxutils import escape
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from ._dates import format_iso8601, parse_iso8601, parse_rfc1123
+from ._dates import format_iso8601_fraction, parse_iso8601, parse_rfc1123
 from ._errors import MalformedResponse
 from ._models import (
     AccessPolicy,
@@ -221,9 +221,9 @@ def signed_identifiers_body(policies: Mapping[str, AccessPolicy | None]) -> byte
         if policy is not None:
             parts.append("<AccessPolicy>")
             if policy.start is not None:
-                parts.append(f"<Start>{format_iso8601(policy.start)}</Start>")
+                parts.append(f"<Start>{format_iso8601_fraction(policy.start)}</Start>")
             if policy.expiry is not None:
-                parts.append(f"<Expiry>{format_iso8601(policy.expiry)}</Expiry>")
+                parts.append(f"<Expiry>{format_iso8601_fraction(policy.expiry)}</Expiry>")
             if policy.permission is not None:
                 parts.append(f"<Permission>{escape(policy.permission)}</Permission>")
             parts.append("</AccessPolicy>")
@@ -401,12 +401,21 @@ def parse_user_delegation_key(body: bytes) -> UserDelegationKey:
 
 def parse_error(body: bytes) -> tuple[str | None, str]:
     """(code, message) from an ``<Error>`` body; tolerant, since errors must never raise."""
+    return parse_error_body(body)[:2]
+
+
+def parse_error_body(body: bytes) -> tuple[str | None, str, dict[str, str]]:
+    """(code, message, details) from an ``<Error>`` body: ``details`` are its other elements' texts by
+    name (Azure's ``AuthenticationErrorDetail``, ``QueryParameterName``...), unredacted; tolerant."""
     if not body:
-        return None, ""
+        return None, "", {}
     try:
         root = parse(body, 16)
     except MalformedResponse:
-        return None, ""
+        return None, "", {}
     code = _opt(root, "Code")
     message = (_opt(root, "Message") or "").split("\n", 1)[0]
-    return code, message
+    details = {
+        str(child.tag): "".join(child.itertext()).strip() for child in root if child.tag not in ("Code", "Message")
+    }
+    return code, message, details

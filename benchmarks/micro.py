@@ -38,18 +38,18 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from aioqueue._client import QueueClient  # noqa: E402
-
 from aioqueue import SharedKeyCredential  # noqa: E402
 from aioqueue._dates import format_rfc1123  # noqa: E402
-from aioqueue._encoding import encode_message, get_encoding  # noqa: E402
+from aioqueue._encoding import TextEncoding, encode_message, get_encoding  # noqa: E402
 from aioqueue._message_list import message_body, parse_messages, parse_put_answer  # noqa: E402
 from aioqueue._messages import (  # noqa: E402
     decoded_messages,
     peeked_messages,
     send_receipt,
+    text_of,
 )
 from aioqueue._models import QueueMessage  # noqa: E402
+from aioqueue._operations import QueueOperations  # noqa: E402
 from aioqueue.testing import DEV_ACCOUNT, DEV_KEY  # noqa: E402
 
 DECLARATION = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'  # what Azurite sends
@@ -120,10 +120,12 @@ def receipt_body(serial: int, declaration: bytes = DECLARATION) -> bytes:
 
 
 def _decoder(encoding: str) -> Callable[[Any], Any]:
-    """QueueClient._decoder's choice, as the client calls it (the text encoding's plain function)."""
-    owner = types.SimpleNamespace(_encoding=get_encoding(encoding))
-    owner._decode = lambda raw: QueueClient._decode(owner, raw)  # type: ignore[arg-type]
-    return QueueClient._decoder(owner)  # type: ignore[arg-type]
+    """QueueOperations.decode's choice, as the client calls it (the text encoding's plain function)."""
+    chosen = get_encoding(encoding)
+    if type(chosen) is TextEncoding:
+        return text_of
+    owner = types.SimpleNamespace(encoding=chosen)
+    return lambda raw: QueueOperations._decode(owner, raw)  # type: ignore[arg-type]
 
 
 def _peek(encoding: str, declaration: bytes = DECLARATION) -> Callable[[int], Callable[[], object]]:
@@ -148,6 +150,11 @@ def _receive(encoding: str, declaration: bytes = DECLARATION) -> Callable[[int],
 
 def _empty(serial: int) -> Callable[[], object]:
     body = DECLARATION + b"<QueueMessagesList/>"
+    return lambda: parse_messages(body)
+
+
+def _empty_azure(serial: int) -> Callable[[], object]:
+    body = AZURE_DECLARATION + b"<QueueMessagesList />"  # Azure's empty root has a space
     return lambda: parse_messages(body)
 
 
@@ -208,6 +215,7 @@ ITEMS: dict[str, tuple[str, Callable[[int], Callable[[], object]]]] = {
     "peek32_azure": ("peek32 as Azure answers (a BOM, its declaration)", _peek("text", AZURE_DECLARATION)),
     "receive32_azure": ("receive32 as Azure answers", _receive("text", AZURE_DECLARATION)),
     "empty": ("an empty QueueMessagesList", _empty),
+    "empty_azure": ("the same as Azure answers (a BOM, its declaration, '<QueueMessagesList />')", _empty_azure),
     "receipt": ("Put Message answer -> SendReceipt", _send_receipt),
     "receipt_azure": ("the same as Azure answers", _send_receipt_azure),
     "send_body": ("encode + check + Put Message body, 256 B text", _send_body),

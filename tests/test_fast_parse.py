@@ -208,11 +208,12 @@ def test_peeked_messages_and_receipts_are_the_objects_their_constructors_make():
 
 
 def test_the_empty_answers_are_the_ones_both_parsers_read_as_empty():
-    assert len(_EMPTY) == 40
+    assert len(_EMPTY) == 60
     for body in _EMPTY:
         assert fast_messages(body) == [] and checked_messages(body) == [] and parse_messages(body) == []
     assert AZURITE + b"<QueueMessagesList/>" in _EMPTY
     assert AZURE + b"<QueueMessagesList></QueueMessagesList>" in _EMPTY
+    assert AZURE + b"<QueueMessagesList />" in _EMPTY  # what Azure writes (issue #24)
 
 
 # ---- the list builders against the one-message builders ------------------------------------------
