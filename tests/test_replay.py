@@ -65,20 +65,6 @@ MIGRATION = "docs/migration.md"
 
 NO_TRAFFIC = "no Queue traffic recorded, nothing to replay"
 XFAIL: dict[str, str] = {
-    "net/QueueClientTests.Ctor_AudienceError": "issue #24 item 1: Azure's 400 InvalidAuthenticationInfo (a token "
-    "for another audience) is a plain ServiceError, not AuthenticationFailed",
-    "python/test_queue.pyTestStorageQueuetest_bad_audience_queue_client": "issue #24 item 2: the 401's "
-    "AuthenticationErrorDetail is dropped (no ServiceError.details)",
-    "python/test_queue.pyTestStorageQueuetest_bad_audience_queue_service_client": "issue #24 item 2: the 401's "
-    "AuthenticationErrorDetail is dropped (no ServiceError.details)",
-    "net/ServiceClientTests.GetUserDelegationKey_Error": "issue #24 item 2: the 403's AuthenticationErrorDetail "
-    "is dropped (no ServiceError.details)",
-    "net/QueueClientTests.GetAccessPolicyAsync": "issue #24 item 3: access-policy times written without the "
-    "service's 7 fractional digits (the sub-second part is lost)",
-    "net/QueueClientTests.SetAccessPolicyAsync": "issue #24 item 3: access-policy times written without the "
-    "service's 7 fractional digits (the sub-second part is lost)",
-    "net/QueueClientTests.SetAccessPolicyAsync_Error": "issue #24 item 3: access-policy times written without "
-    "the service's 7 fractional digits (the sub-second part is lost)",
     "net/QueueClientTests.CreateAsync_WithOauthBearerChallenge": f"{NO_TRAFFIC}: the .NET test's bearer "
     "challenge (issue #24 item 5) runs live only; its recording is empty",
     "net/QueueSasBuilderTests.GenerateUserDelegationSasUri_PreservesIdentityBinding": f"{NO_TRAFFIC}: the .NET "
@@ -86,12 +72,9 @@ XFAIL: dict[str, str] = {
     "net/QueueSasBuilderTests.QueueSasBuilder_ToSasQueryParameters_IdentitySas": f"{NO_TRAFFIC}: the .NET test "
     "builds a SAS locally",
 }
-# Issue #24 item 4: Azure's empty list is "<QueueMessagesList />" (a space before the slash), which the
-# messages-list fast path declines (the checked parser then reads it right, so only the fast path is wrong).
-FAST_PATH_XFAIL = {
-    "net/QueueClientTests.DeleteMessageAsync_DeletePeek": "issue #24 item 4",
-    "net/QueueSasBuilderTests.QueuePermissionsRawPermissions(%raup%)": "issue #24 item 4",
-}
+# Recordings whose messages-list answers the fast path declines (none since issue #24 item 4: Azure's
+# empty list, "<QueueMessagesList />", is on it).
+FAST_PATH_XFAIL: dict[str, str] = {}
 
 # The .NET tests that send and read bytes through a base64 message encoding (QueueMessageEncoding.Base64):
 # aioqueue's "binary" encoding (bytes as base64 on the wire).
@@ -524,7 +507,7 @@ def _check_error(entry: Entry, expected: type[Exception], exc: BaseException) ->
     out += _diff("request_id", exc.request_id, entry.request_id)
     detail = xml_tree(entry.response_body).findtext("AuthenticationErrorDetail") if entry.response_body else None
     if detail:  # issue #24 item 2: Azure's AuthenticationErrorDetail says what was wrong with the signature
-        out += _diff("details", getattr(exc, "details", None), detail)
+        out += _diff("details", exc.details.get("AuthenticationErrorDetail"), detail)
     return out
 
 
