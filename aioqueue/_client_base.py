@@ -27,7 +27,9 @@ class ClientBase(Generic[O]):
 
     _ops: O
     _owner: bool  # it created the pool, and closes it
-    _resource = ""  # the path below the account: "" for the service, "/<queue>" for a queue
+    # the path below the account URL: "/" for the service (its URLs end in "/", as the official
+    # client's do), "/<queue>" for a queue
+    _resource = "/"
 
     def _bind(self, ops: O, owner: bool) -> None:
         self._ops = ops
@@ -74,7 +76,10 @@ class ClientBase(Generic[O]):
 
     @property
     def primary_endpoint(self) -> str:
-        """This client's URL on the primary (no SAS token in it); the same as :attr:`url`."""
+        """This client's URL on the primary (no SAS token in it); the same as :attr:`url`.
+
+        A service client's ends in ``/`` (``https://myaccount.queue.core.windows.net/``), a queue
+        client's in the queue's name, as in the official client."""
         return self._pool.http.endpoint.url + self._resource
 
     @property

@@ -113,7 +113,7 @@ def test_clients_from_connection_strings():
     assert q.url == "http://127.0.0.1:10001/devstoreaccount1/jobs"
     assert q.account_name == "devstoreaccount1" and q.queue_name == "jobs"
     s = QueueServiceClient.from_connection_string(f"AccountName=acct;AccountKey={KEY}")
-    assert s.url == "https://acct.queue.core.windows.net" and s.account_name == "acct"
+    assert s.url == "https://acct.queue.core.windows.net/" and s.account_name == "acct"
     assert KEY not in repr(s) and KEY not in repr(SharedKeyCredential("a", KEY))
 
 

@@ -105,7 +105,7 @@ def test_every_host_shape_names_the_primary_account(host, name, secondary, slash
     assert client.credential.account_key == KEY
     assert client.primary_hostname == host
     assert client.secondary_hostname == secondary
-    resource = "/jobs" if isinstance(client, QueueClient) else ""
+    resource = "/jobs" if isinstance(client, QueueClient) else "/"
     assert client.url == client.primary_endpoint == f"https://{host}{resource}"
     if secondary is None:
         with pytest.raises(ConfigurationError, match="secondary_hostname"):
@@ -235,7 +235,7 @@ def test_a_path_style_url_on_a_host_name_takes_the_account_from_its_path():
 def test_an_azure_host_with_a_path_still_names_the_account():
     q = QueueServiceClient("https://myaccount.queue.core.windows.net/extra", credential=KEY)
     assert q.account_name == "myaccount"
-    assert q.secondary_endpoint == "https://myaccount-secondary.queue.core.windows.net/extra"
+    assert q.secondary_endpoint == "https://myaccount-secondary.queue.core.windows.net/extra/"
 
 
 def test_a_token_never_goes_to_a_plain_http_secondary():
