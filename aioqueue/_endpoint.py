@@ -5,7 +5,8 @@ the account in the first label, which may carry ``-secondary`` (the read-access 
 secondary), ``-ipv6`` or ``-dualstack``. Shared Key always signs with the *primary* account's name, so
 these suffixes are not part of the account name. Custom domains (``https://queues.example.com``) do
 not name the account at all: it then comes from the credential or the connection string. Path-style
-URLs (the emulator, an IP address) name it in the first path segment.
+URLs (the emulator, an IP address) name it in the first path segment; on a host name only a path of
+one segment that is an account's name does (``http://azurite:10001/devstoreaccount1``).
 
 Errors name the problem and never echo a secret.
 """
@@ -38,6 +39,7 @@ DEV_QUEUE_ENDPOINT = "http://127.0.0.1:10001/devstoreaccount1"
 
 # <account>[-secondary][-ipv6|-dualstack]: the first label of an Azure host name
 _AZURE_LABEL = re.compile(r"(?P<account>[a-z0-9]+)(?P<secondary>-secondary)?(?P<network>-ipv6|-dualstack)?")
+_ACCOUNT_NAME = re.compile(r"[a-z0-9]{3,24}")  # a storage account's name
 _DNS_ZONE = re.compile(r"z[0-9]{2}")  # Azure DNS zone endpoints: <account>.z01.queue.storage.azure.net
 
 
@@ -140,6 +142,16 @@ def _azure_host(host: str) -> tuple[str, str, bool] | None:
     return match["account"], labels[0][len(match["account"]) :], certain
 
 
+def _path_style(segments: list[str], address: bool) -> bool:
+    """Whether the first path segment names the account: always on an IP address or loopback (the
+    emulator); on a host name (``http://azurite:10001/devstoreaccount1`` in docker compose) only when
+    the path is that one segment and it is an account's name. A deeper path on a host name
+    (``http://gateway:8080/custom/account/path``) names no account, as in the official client."""
+    if not segments:
+        return False
+    return address or (len(segments) == 1 and _ACCOUNT_NAME.fullmatch(segments[0]) is not None)
+
+
 def _derive_secondary(endpoint: Endpoint) -> Endpoint:
     """The secondary of an Azure host (``<account>-secondary``) or of a path-style emulator URL.
 
@@ -203,10 +215,10 @@ def parse_account_url(url: str, what: str = "account URL") -> Endpoint:
     if azure is not None:
         account: str | None = azure[0]
         certain = azure[2]
-    elif segments:  # path-style: http://127.0.0.1:10001/devstoreaccount1, http://azurite:10001/devstoreaccount1
+    elif _path_style(segments, loopback or ip):  # http://127.0.0.1:10001/devstoreaccount1, http://azurite:10001/...
         account = segments[0]
         certain = loopback or ip
-    else:  # a custom domain: the account comes from the credential or the connection string
+    else:  # a custom domain or gateway: the account comes from the credential or the connection string
         account = None
     endpoint = Endpoint(
         origin=f"{parts.scheme}://{parts.netloc}",

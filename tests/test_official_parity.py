@@ -56,3 +56,49 @@ def test_a_connection_string_s_endpoints_end_in_a_slash_on_the_service_client():
     assert service.primary_endpoint == "https://www.mydomain.com/"
     assert service.secondary_endpoint == "https://www-sec.mydomain.com/"
     assert service.primary_hostname == "www.mydomain.com"  # hostnames stay bare
+
+
+# ---- (b) a named host with a path: only a one-segment account path is path-style ---------------
+
+CUSTOM = "http://local-machine:11002/custom/account/path"
+
+
+def test_a_named_host_with_a_deeper_path_does_not_name_the_account():
+    """Official ``test_create_service_with_custom_account_endpoint_path``: the URL names no account
+    (``account_name`` None) and no secondary is guessed from its path."""
+    service = QueueServiceClient(f"{CUSTOM}/?{SAS}", allow_insecure_http=True)
+    queue = QueueClient(f"{CUSTOM}/?{SAS}", "foo", allow_insecure_http=True)
+    from_url = QueueClient.from_queue_url(f"{CUSTOM}/foo?{SAS}", allow_insecure_http=True)
+    for client in (service, queue, from_url):
+        assert client.account_name is None and client.credential is None
+        assert client.primary_hostname == "local-machine:11002/custom/account/path"
+        assert client.secondary_hostname is None
+    assert service.url == f"{CUSTOM}/"
+    assert queue.url == from_url.url == f"{CUSTOM}/foo"
+    assert from_url.queue_name == "foo"
+
+
+def test_a_named_host_with_a_deeper_path_takes_the_account_from_the_connection_string():
+    conn = f"DefaultEndpointsProtocol=http;AccountName=myaccount;AccountKey={KEY};QueueEndpoint={CUSTOM}/"
+    for client in (QueueServiceClient.from_connection_string(conn), QueueClient.from_connection_string(conn, "foo")):
+        assert client.account_name == client.credential.account_name == "myaccount"
+        assert client.credential.account_key == KEY
+        assert client.primary_hostname == "local-machine:11002/custom/account/path"
+
+
+@pytest.mark.parametrize(
+    ("url", "account"),
+    [
+        (f"http://azurite:10001/{DEV_ACCOUNT}", DEV_ACCOUNT),  # docker compose: one segment, an account's name
+        ("http://host.docker.internal:10001/myaccount", "myaccount"),
+        ("http://local-machine:11002/Custom_Path", None),  # not an account name (lower-case letters, digits)
+        ("http://local-machine:11002/ab", None),  # too short for an account name
+        ("http://local-machine:11002/custom/account", None),  # two segments
+        (f"http://127.0.0.1:10001/{DEV_ACCOUNT}/extra", DEV_ACCOUNT),  # an IP address: always path-style
+    ],
+)
+def test_which_named_host_paths_name_the_account(url, account):
+    client = QueueServiceClient(url)
+    assert client.account_name == account
+    if account is None:
+        assert client.secondary_hostname is None
