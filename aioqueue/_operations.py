@@ -126,13 +126,16 @@ def _message_gone(response: Response) -> bool:
     return response.status == 404 or code == MessageNotFound.__name__ or code == PopReceiptMismatch.__name__
 
 
-def _merge_headers(own: Mapping[str, str] | None, extra: Mapping[str, str]) -> dict[str, str]:
-    """The operation's headers plus the caller's; a caller's header the operation sets is an error."""
+def _merge_headers(own: Mapping[str, str] | None, extra: Mapping[str, str], agent: str) -> dict[str, str]:
+    """The operation's headers plus the caller's; a caller's header the operation sets is an error.
+    A caller's User-Agent goes before the client's own ``agent``, as the ``user_agent`` option's does."""
     merged = dict(own or {})
     taken = {name.lower() for name in merged}
     for name, value in check_user_headers(extra).items():
         if name.lower() in taken:
             raise ConfigurationError(f"the {name} header is set by this operation; pass it through its argument")
+        if name.lower() == "user-agent":
+            name, value = "User-Agent", f"{value.strip()} {agent}".lstrip()
         merged[name] = value
     return merged
 
@@ -204,9 +207,9 @@ class Operations:
         it positionally: keyword arguments cost ~2k instructions a call."""
         if self.shut:
             raise ConfigurationError("this client is closed; create a new one (or use it inside 'async with')")
-        if extra is not None:
-            headers = _merge_headers(headers, extra)
         http = self.pool.http
+        if extra is not None:
+            headers = _merge_headers(headers, extra, http.user_agent)
         if isinstance(op, str):
             op = self.pool.telemetry.operation(op, self.label)
             if op.on:

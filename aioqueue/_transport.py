@@ -300,7 +300,7 @@ class RetryingSession:
         self.location_mode: Location = location_mode
         self.retry_to_secondary = retry_to_secondary
         self.hooks = hooks
-        agent = f"{user_agent} {USER_AGENT}" if user_agent else USER_AGENT
+        agent = self.user_agent = f"{user_agent} {USER_AGENT}" if user_agent else USER_AGENT
         # identity: we never inflate a body (auto_decompress is off), so none may come compressed
         self._static_headers = {"x-ms-version": api_version, "User-Agent": agent, "Accept-Encoding": "identity"}
         self._date = RequestDate()

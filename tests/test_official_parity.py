@@ -7,9 +7,11 @@ a SAS bound to a user travels with its bearer token, and receive's two counts.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from aioqueue import QueueClient, QueueServiceClient, SharedKeyCredential
+from aioqueue import QueueClient, QueueServiceClient, RequestEvent, SharedKeyCredential, __version__
 from aioqueue.testing import DEV_ACCOUNT, DEV_KEY
 
 KEY = DEV_KEY
@@ -22,7 +24,11 @@ SAS = "sv=2025-11-05&ss=q&srt=sco&sp=rl&se=2030-01-01T00%3A00%3A00Z&sig=abc%3D"
 @pytest.mark.parametrize(
     ("account_url", "primary", "secondary"),
     [
-        ("https://www.mydomain.com", "https://www.mydomain.com/", "https://myaccount-secondary.queue.core.windows.net/"),
+        (
+            "https://www.mydomain.com",
+            "https://www.mydomain.com/",
+            "https://myaccount-secondary.queue.core.windows.net/",
+        ),
         (
             "https://myaccount.queue.core.windows.net/",
             "https://myaccount.queue.core.windows.net/",
@@ -102,3 +108,27 @@ def test_which_named_host_paths_name_the_account(url, account):
     assert client.account_name == account
     if account is None:
         assert client.secondary_hostname is None
+
+
+# ---- (c) a per-call User-Agent goes before aioqueue's own --------------------------------------
+
+
+async def test_a_per_call_user_agent_goes_before_the_client_s(proxy, queue_client):
+    """Official ``test_user_agent_custom``/``test_user_agent_append``: ``TestApp/v2.0 TestApp/v1.0
+    azsdk-python-storage-queue/...``; here through ``headers=``, in any spelling of the name."""
+    events: list[RequestEvent] = []
+    options: dict[str, Any] = {"credential": DEV_KEY, "retry": None, "event_hooks": {"request": [events.append]}}
+    async with QueueClient(proxy.url(), queue_client.queue_name, user_agent="TestApp/v1.0", **options) as q:
+        await q.peek_messages(headers={"User-Agent": "TestApp/v2.0"})
+        await q.peek_messages(headers={"user-agent": "TestApp/v3.0"})
+        await q.peek_messages()
+    async with QueueServiceClient(proxy.url(), **options) as service:
+        await service.get_service_properties(headers={"User-Agent": "customer_user_agent"})
+    expected = [
+        f"TestApp/v2.0 TestApp/v1.0 aioqueue/{__version__}",
+        f"TestApp/v3.0 TestApp/v1.0 aioqueue/{__version__}",
+        f"TestApp/v1.0 aioqueue/{__version__}",
+        f"customer_user_agent aioqueue/{__version__}",
+    ]
+    assert [event.headers.getall("User-Agent") for event in events] == [[agent] for agent in expected]
+    assert [seen.headers["User-Agent"] for seen in proxy.seen] == expected
