@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
+from urllib.parse import parse_qs
 
 import aiohttp
 from yarl import URL
@@ -182,7 +183,7 @@ def _resolve_credential(
     The name comes from a Shared Key credential, else the URL, else the connection string's AccountName.
     """
     if credential is not None and endpoint.sas is not None:
-        raise ConfigurationError("the URL carries a SAS token and credential= is given too; pass only one")
+        _check_sas_beside(endpoint.sas, credential)
     if audience is not None and not isinstance(credential, AsyncTokenCredential):
         raise ConfigurationError("audience= applies only to a token credential (an Entra ID identity)")
     endpoint = _with_account_name(endpoint, credential, account_name)
@@ -196,6 +197,20 @@ def _resolve_credential(
         "credential must be None, an account key or SAS str, SharedKeyCredential, SasCredential, "
         f"or an async token credential; got {type(credential).__name__}"
     )
+
+
+def _check_sas_beside(sas: str, credential: Credential) -> None:
+    """A SAS in the URL and ``credential=`` too: only a SAS bound to a delegated user (its ``sduoid``)
+    with a token credential, as that user's bearer token must come with such a SAS; otherwise refused."""
+    bound = any(value for value in parse_qs(sas).get("sduoid", ()))
+    if bound and isinstance(credential, AsyncTokenCredential):
+        return
+    if bound:
+        raise ConfigurationError(
+            "the URL's SAS is bound to a user (sduoid): its credential= must be that user's token "
+            "credential (Microsoft Entra ID), whose bearer token is sent with it"
+        )
+    raise ConfigurationError("the URL carries a SAS token and credential= is given too; pass only one")
 
 
 def _with_account_name(endpoint: Endpoint, credential: Credential, account_name: str | None) -> Endpoint:

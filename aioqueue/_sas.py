@@ -163,7 +163,9 @@ def generate_queue_sas(
     Sign with the ``account_key``, or instead (``account_key=None``) with a ``user_delegation_key``
     from ``QueueServiceClient.get_user_delegation_key``: a user delegation SAS. That kind cannot use
     a stored access policy. ``user_delegation_oid`` (only with a delegation key) limits the SAS to
-    the Entra ID user with that object id, who must also send a bearer token.
+    the Entra ID user with that object id, who must also send a bearer token: give the SAS in the URL
+    and that user's token credential as ``credential=``. The delegated user's tenant (``skdutid``) is
+    the key's, asked for with ``get_user_delegation_key(delegated_user_tid=...)``.
 
     ``version`` is the SAS's ``sv``: by default 2025-11-05 for an account key and 2026-02-06 for a
     user delegation key.

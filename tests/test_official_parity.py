@@ -7,12 +7,29 @@ a SAS bound to a user travels with its bearer token, and receive's two counts.
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import dataclasses
+from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from aioqueue import QueueClient, QueueServiceClient, RequestEvent, SharedKeyCredential, __version__
+from aioqueue import (
+    ConfigurationError,
+    QueueClient,
+    QueueServiceClient,
+    RequestEvent,
+    SasCredential,
+    ServiceError,
+    SharedKeyCredential,
+    __version__,
+    generate_queue_sas,
+)
+from aioqueue._models import UserDelegationKey
 from aioqueue.testing import DEV_ACCOUNT, DEV_KEY
+from tests.helpers import TENANT, FakeCredential
 
 KEY = DEV_KEY
 SAS = "sv=2025-11-05&ss=q&srt=sco&sp=rl&se=2030-01-01T00%3A00%3A00Z&sig=abc%3D"
@@ -87,6 +104,7 @@ def test_a_named_host_with_a_deeper_path_does_not_name_the_account():
 def test_a_named_host_with_a_deeper_path_takes_the_account_from_the_connection_string():
     conn = f"DefaultEndpointsProtocol=http;AccountName=myaccount;AccountKey={KEY};QueueEndpoint={CUSTOM}/"
     for client in (QueueServiceClient.from_connection_string(conn), QueueClient.from_connection_string(conn, "foo")):
+        assert isinstance(client.credential, SharedKeyCredential)
         assert client.account_name == client.credential.account_name == "myaccount"
         assert client.credential.account_key == KEY
         assert client.primary_hostname == "local-machine:11002/custom/account/path"
@@ -132,3 +150,80 @@ async def test_a_per_call_user_agent_goes_before_the_client_s(proxy, queue_clien
     ]
     assert [event.headers.getall("User-Agent") for event in events] == [[agent] for agent in expected]
     assert [seen.headers["User-Agent"] for seen in proxy.seen] == expected
+
+
+# ---- (d) a SAS bound to a user travels with that user's bearer token ---------------------------
+
+DELEGATED_OID = "0b8f3c1e-2222-4f4f-8a8a-123456789abc"
+DELEGATION_KEY = UserDelegationKey(
+    signed_oid="6a1e7e52-9a5a-4bd4-9b0e-3b6f1c8f0a11",
+    signed_tid=TENANT,
+    signed_start="2029-12-31T00:00:00Z",
+    signed_expiry="2030-01-06T00:00:00Z",
+    signed_service="q",
+    signed_version="2026-02-06",
+    value=base64.b64encode(bytes(range(32))).decode(),
+)
+
+
+def _delegation_sas(queue_name: str, **options: Any) -> str:
+    return generate_queue_sas(
+        DEV_ACCOUNT,
+        queue_name,
+        permission="r",
+        expiry=timedelta(hours=1),
+        user_delegation_key=DELEGATION_KEY,
+        **options,
+    )
+
+
+async def test_a_user_bound_sas_in_the_url_is_sent_with_the_bearer_token(proxy, queue_client):
+    """The official client keeps a URL's SAS next to a token credential; a SAS naming a delegated
+    user (``sduoid``) only works so: the service wants that user's bearer token with it."""
+    name = queue_client.queue_name
+    sas = _delegation_sas(name, user_delegation_oid=DELEGATED_OID)
+    credential = FakeCredential()
+    async with QueueClient.from_queue_url(f"{proxy.url()}/{name}?{sas}", credential=credential, retry=None) as q:
+        assert q.credential is credential
+        with contextlib.suppress(ServiceError):  # Azurite cannot check a delegation SAS: the wire is what counts
+            await q.peek_messages()
+    seen = proxy.seen[-1]
+    assert seen.headers["Authorization"].startswith("Bearer ey") and credential.calls == 1
+    query = parse_qs(urlsplit(seen.path).query)
+    assert query["sduoid"] == [DELEGATED_OID] and query["sig"] == parse_qs(sas)["sig"]
+    assert query["peekonly"] == ["true"]
+
+
+@pytest.mark.parametrize(
+    "credential",
+    [FakeCredential(), DEV_KEY, SharedKeyCredential(DEV_ACCOUNT, DEV_KEY), SasCredential("sv=2025-11-05&sig=x")],
+    ids=["token", "key", "shared-key", "sas"],
+)
+def test_any_other_sas_in_the_url_with_a_credential_is_still_refused(credential):
+    url = f"https://{DEV_ACCOUNT}.queue.core.windows.net/jobs?"
+    unbound = _delegation_sas("jobs")
+    with pytest.raises(ConfigurationError, match="pass only one"):
+        QueueClient.from_queue_url(url + unbound, credential=credential)
+    if not isinstance(credential, FakeCredential):  # a user-bound SAS goes only with a bearer token
+        with pytest.raises(ConfigurationError, match="bearer token"):
+            QueueClient.from_queue_url(
+                url + _delegation_sas("jobs", user_delegation_oid=DELEGATED_OID), credential=credential
+            )
+
+
+def test_a_user_bound_sas_takes_the_tenant_from_its_key():
+    """``skdutid`` (cross-tenant) comes from the delegation key, as in the official client (its
+    ``get_user_delegation_key(delegated_user_tid=)``); ``generate_queue_sas`` takes no separate tenant."""
+    other_tenant = "11111111-2222-3333-4444-555555555555"
+    key = dataclasses.replace(DELEGATION_KEY, signed_delegated_user_tid=other_tenant)
+    token = generate_queue_sas(
+        DEV_ACCOUNT,
+        "jobs",
+        permission="r",
+        expiry=timedelta(hours=1),
+        user_delegation_key=key,
+        user_delegation_oid=DELEGATED_OID,
+    )
+    assert parse_qs(token)["skdutid"] == [other_tenant]
+    with pytest.raises(TypeError):
+        generate_queue_sas(DEV_ACCOUNT, "jobs", user_delegation_key=key, user_delegation_tid=other_tenant)  # type: ignore[call-arg]
