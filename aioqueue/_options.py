@@ -35,9 +35,13 @@ RetryDelay = int | float | timedelta | Callable[[int], float]
 class ReceiveOptions(TypedDict, total=False):
     """Keyword options of ``receive()``, ``receive_batches()`` and ``process()`` (defaults in brackets).
 
-    - ``max_batch_size`` [32]: messages per Get Messages call, 1..32.
+    - ``max_batch_size`` [32]: the most messages one Get Messages call asks for, 1..32.
     - ``visibility_timeout`` [30]: how long a fetched message stays hidden, 1 s..7 d.
-    - ``max_messages`` [None]: stop after this many messages (``None``: no limit).
+    - ``max_messages`` [None]: the stream's total: stop after handing out this many (``None``: no
+      limit). Each call asks for at most what is left, so a ``max_messages`` below ``max_batch_size``
+      is fine (``max_batch_size=5, max_messages=2`` fetches 2) and never hides a message it will not
+      hand out. (The official client's ``receive_messages`` refuses ``max_messages`` below
+      ``messages_per_page``.)
     - ``idle_timeout`` [None]: stop once the queue has stayed empty that long (``None``: run until
       cancelled, stopped or closed).
     - ``poll_interval`` [(0.1, 10.0)]: ``(min, max)`` seconds of randomised exponential back-off

@@ -227,3 +227,20 @@ def test_a_user_bound_sas_takes_the_tenant_from_its_key():
     assert parse_qs(token)["skdutid"] == [other_tenant]
     with pytest.raises(TypeError):
         generate_queue_sas(DEV_ACCOUNT, "jobs", user_delegation_key=key, user_delegation_tid=other_tenant)  # type: ignore[call-arg]
+
+
+# ---- (e) max_messages below max_batch_size: a total and a per-call cap, never an over-fetch -----
+
+
+async def test_max_messages_below_max_batch_size_fetches_no_more_than_it_hands_out(proxy, queue_client):
+    """The official client refuses ``max_messages < messages_per_page`` (ValueError); aioqueue accepts
+    it (with the default max_batch_size of 32 every small ``max_messages`` is that case) and caps each
+    Get Messages call at what is left to hand out, so no message is hidden and then not handed out."""
+    for n in range(5):
+        await queue_client.send_message(f"m{n}")
+    async with QueueClient(proxy.url(), queue_client.queue_name, credential=DEV_KEY, retry=None) as q:
+        got = [msg.content async for msg in q.receive(max_batch_size=5, max_messages=2, idle_timeout=0)]
+        assert got == ["m0", "m1"]
+        fetches = [parse_qs(urlsplit(s.path).query) for s in proxy.seen if s.method == "GET"]
+        assert [f["numofmessages"] for f in fetches] == [["2"]]
+        assert len(await q.peek_messages(max_messages=32)) == 3  # the other three stayed visible
