@@ -196,7 +196,7 @@ async def test_a_late_401_for_the_old_token_keeps_the_tenant_s_token(azure):
         done, _ = await asyncio.wait({late, first}, return_when=asyncio.FIRST_COMPLETED)
         assert [t.result() for t in done] == [True]  # the other followed the challenge and got through
         azure.state.hold.set()
-        assert await asyncio.gather(late, first) == [True, True]
+        assert list(await asyncio.gather(late, first)) == [True, True]
     assert credential.calls == [((STORAGE_SCOPE,), None), ((STORAGE_SCOPE,), RECORDED_TENANT)]
     assert _tenants(azure.state.seen) == [(TENANT, STORAGE)] * 2 + [(RECORDED_TENANT, STORAGE)] * 2
 
