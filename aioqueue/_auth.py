@@ -9,11 +9,12 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import inspect
 import re
 import time
 from binascii import b2a_base64
 from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 from urllib.parse import parse_qsl, urlsplit
 
 from ._errors import ConfigurationError, RequestTimeout
@@ -274,6 +275,73 @@ def _monotonic() -> float:
     return time.monotonic()
 
 
+class BearerChallenge(NamedTuple):
+    """What a 401's ``WWW-Authenticate: Bearer`` challenge asks for: a token for ``scope`` from ``tenant``."""
+
+    scope: str
+    tenant: str
+
+
+# name=value or name="value", separated by spaces or commas (Azure sends the first form, RFC 7235 the second)
+_CHALLENGE_PARAM = re.compile(r'([A-Za-z_][\w-]*)\s*=\s*(?:"([^"]*)"|([^\s,"]+))')
+_TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,254}")  # a tenant GUID or domain name
+STORAGE_RESOURCE_HOST = "storage.azure.com"
+
+
+def parse_bearer_challenge(header: str, host: str, scope: str) -> BearerChallenge | None:
+    """The tenant and scope of a Bearer challenge such as Azure Storage's ``Bearer
+    authorization_uri=https://login.microsoftonline.com/<tenant>/oauth2/authorize resource_id=<resource>``.
+
+    The tenant is the first path segment of ``authorization_uri`` (as both official SDKs read it); the scope
+    is ``<resource_id>/.default``, or ``scope`` without a resource_id. None when the header is no Bearer
+    challenge, names no tenant, or names a resource other than Azure Storage or the request's own ``host``
+    (its token would be sent to this host, which must not collect tokens for other services)."""
+    scheme, _, rest = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    params = {m[1].lower(): m[2] if m[2] is not None else m[3] for m in _CHALLENGE_PARAM.finditer(rest)}
+    try:
+        tenant = urlsplit(params.get("authorization_uri", "")).path.lstrip("/").partition("/")[0]
+        resource = params.get("resource_id")
+        if resource is not None:
+            parts = urlsplit(resource)
+            if parts.scheme != "https" or (parts.hostname or "") not in (STORAGE_RESOURCE_HOST, host.lower()):
+                return None
+            scope = resource.rstrip("/") + "/.default"
+    except ValueError:  # not a URL
+        return None
+    return BearerChallenge(scope, tenant) if _TENANT.fullmatch(tenant) else None
+
+
+def _takes_tenant(get_token: Any) -> bool:
+    """Does ``get_token`` accept ``tenant_id=`` (by name, or any keyword)? azure.identity's credentials do."""
+    try:
+        params = inspect.signature(get_token).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(
+        p.kind is p.VAR_KEYWORD or (p.name == "tenant_id" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+        for p in params
+    )
+
+
+class _Slot:
+    """One scope and tenant's token, its refresh deadline (monotonic), when it was got, the fetch under way."""
+
+    __slots__ = ("fetch", "got", "refresh_at", "scope", "tenant", "token")
+
+    def __init__(self, scope: str, tenant: str | None) -> None:
+        self.scope = scope
+        self.tenant = tenant
+        self.token = ""
+        self.refresh_at = 0.0
+        self.got = 0.0  # time.monotonic(), the clock the transport stamps a sent attempt with
+        self.fetch: asyncio.Future[str] | None = None
+
+
+_MAX_SLOTS = 8  # scopes and tenants kept: a server naming a new tenant each time cannot grow the cache
+
+
 class TokenCache:
     """Caches a bearer token and refreshes it before expiry; concurrent callers share one fetch.
 
@@ -282,16 +350,21 @@ class TokenCache:
     deadline is kept on the monotonic clock, so a wall-clock jump does not keep an expired token.
     Every caller waits for the one fetch under way at most its request's timeout (then
     :class:`RequestTimeout`, retried like one); a 401 drops the cached token.
+
+    A 401's Bearer challenge (:meth:`challenge`, :meth:`follow`) switches the cache to the scope and
+    tenant it names, whose token is kept apart from the first one's: later requests start with it.
     """
 
-    __slots__ = ("_credential", "_fetch", "_refresh_at", "_token", "refreshes", "scope")
+    __slots__ = ("_credential", "_refresh_at", "_slot", "_slots", "_takes_tenant", "_token", "refreshes")
 
     def __init__(self, credential: AsyncTokenCredential, scope: str = STORAGE_SCOPE) -> None:
         self._credential = credential
-        self.scope = scope
+        self._slot = _Slot(scope, None)  # the scope and tenant requests get tokens for
+        self._slots: dict[tuple[str, str | None], _Slot] = {(scope, None): self._slot}
+        # the current slot's token and deadline, read first by every request
         self._token = ""
-        self._refresh_at = 0.0  # on the monotonic clock
-        self._fetch: asyncio.Future[str] | None = None
+        self._refresh_at = 0.0
+        self._takes_tenant: bool | None = None
         self.refreshes = 0
 
     def __repr__(self) -> str:
@@ -302,26 +375,68 @@ class TokenCache:
         """The token credential this cache asks."""
         return self._credential
 
-    def invalidate(self) -> None:
-        """Forget the cached token (the service refused it)."""
-        self._token = ""
+    @property
+    def scope(self) -> str:
+        """The scope tokens are asked for (the audience's, or since a challenge, the challenge's)."""
+        return self._slot.scope
 
-    async def _refresh(self) -> str:
-        access = await self._credential.get_token(self.scope)
+    @property
+    def takes_tenant(self) -> bool:
+        """Whether the credential's ``get_token`` takes ``tenant_id`` (checked once)."""
+        if self._takes_tenant is None:
+            self._takes_tenant = _takes_tenant(self._credential.get_token)
+        return self._takes_tenant
+
+    def invalidate(self, sent: float | None = None) -> None:
+        """Forget the cached token (the service refused it): unless it was got after ``sent``, the
+        ``time.monotonic()`` when the refused attempt was sent (then another token was refused)."""
+        slot = self._slot
+        if sent is None or slot.got <= sent:
+            slot.token = self._token = ""
+
+    def challenge(self, header: str | None, host: str) -> BearerChallenge | None:
+        """The Bearer challenge in a 401's ``WWW-Authenticate`` (see :func:`parse_bearer_challenge`) to
+        follow; None without one, or when the credential cannot be asked for a tenant."""
+        if not header or not self.takes_tenant:
+            return None
+        return parse_bearer_challenge(header, host, self._slot.scope)
+
+    async def follow(self, challenge: BearerChallenge, timeout: float | None = None) -> str:
+        """Get tokens for the challenge's scope and tenant from now on; return one."""
+        key = (challenge.scope, challenge.tenant)
+        slot = self._slots.get(key)
+        if slot is None:
+            if len(self._slots) >= _MAX_SLOTS:
+                self._slots = {(self._slot.scope, self._slot.tenant): self._slot}
+            slot = self._slots[key] = _Slot(challenge.scope, challenge.tenant)
+        if slot is not self._slot:
+            self._slot = slot
+            self._token, self._refresh_at = slot.token, slot.refresh_at
+        return await self.token(timeout)
+
+    async def _refresh(self, slot: _Slot) -> str:
+        if slot.tenant is None:
+            access = await self._credential.get_token(slot.scope)
+        else:
+            access = await self._credential.get_token(slot.scope, tenant_id=slot.tenant)
         token = str(access.token)
         life = float(access.expires_on) - _wall()
         margin = TOKEN_REFRESH_MARGIN if life >= 2 * TOKEN_REFRESH_MARGIN else life / 2
-        self._token = token
-        self._refresh_at = _monotonic() + life - margin
+        slot.token = token
+        slot.refresh_at = _monotonic() + life - margin
+        slot.got = time.monotonic()
+        if slot is self._slot:
+            self._token, self._refresh_at = token, slot.refresh_at
         self.refreshes += 1
         return token
 
     async def token(self, timeout: float | None = None) -> str:
         if self._token and _monotonic() < self._refresh_at:
             return self._token
-        fetch = self._fetch
+        slot = self._slot
+        fetch = slot.fetch
         if fetch is None or fetch.done():
-            fetch = self._fetch = asyncio.ensure_future(self._refresh())
+            fetch = slot.fetch = asyncio.ensure_future(self._refresh(slot))
             # a fetch whose waiters all gave up still ends; its failure is not "never retrieved"
             fetch.add_done_callback(lambda done: done.cancelled() or done.exception())
         try:

@@ -6,7 +6,8 @@ A request is two layers, each short:
   retryable (the :class:`RetryPolicy`'s statuses, connection errors, timeouts), honouring
   ``Retry-After``, and turns a final error answer into a typed exception with the ``map_error``
   function the client gave it. Its steps: ``_decide`` judges an outcome (``_retryable`` picks the
-  wait), ``_record`` reports each attempt to telemetry, ``_wait`` sleeps and picks the next location.
+  wait), ``_record`` reports each attempt to telemetry, ``_wait`` sleeps and picks the next location,
+  ``_follow`` gets the token a 401's Bearer challenge asks for (one resend, at once).
 - :meth:`RetryingSession._attempt` sends once: sign (afresh each attempt), send, read the body
   under a size cap, and map aiohttp's errors to :class:`TransportError` / :class:`RequestTimeout`.
 
@@ -37,7 +38,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from ._auth import SasCredential, SharedKeyCredential, TokenCache
+from ._auth import BearerChallenge, SasCredential, SharedKeyCredential, TokenCache
 from ._dates import RequestDate
 from ._endpoint import Endpoint
 from ._errors import (
@@ -241,6 +242,8 @@ class _Call:
     maybe_done: bool = False  # an earlier attempt may have done the work
     primary_error: AioQueueError | None = None  # when alternating: the primary's last failure
     delays: Iterator[float] | None = None  # the policy's delays, made on the first retry
+    challenge: BearerChallenge | None = None  # a 401's Bearer challenge, to follow before the next attempt
+    challenged: bool = False  # one was followed: the resend it made is not counted against the policy
 
 
 class _Failed(NamedTuple):
@@ -429,7 +432,10 @@ class RetryingSession:
             assert call is not None  # a failure is a decision's: there is a call
             if verdict.wait is None:
                 raise verdict.error if verdict.stands is None else verdict.stands
-            await self._wait(call, verdict.wait)
+            if call.challenge is not None:
+                await self._follow(call, call.challenge, verdict.error)
+            else:
+                await self._wait(call, verdict.wait)
             attempt, target = call.attempt, call.target
 
     def _decide(self, call: _Call, outcome: Response | TransportError) -> Response | _Failed:
@@ -444,7 +450,13 @@ class RetryingSession:
             return outcome
         credential = self.credential
         if status == 401 and isinstance(credential, TokenCache):
-            credential.invalidate()  # expired or revoked: the next request fetches a new one
+            credential.invalidate(outcome.sent)  # expired or revoked: the next request fetches a new one
+            if not call.challenged:
+                call.challenge = credential.challenge(
+                    outcome.headers.get("WWW-Authenticate"), call.target.url.host or ""
+                )
+                if call.challenge is not None:  # the token the service asks for, and one resend at once
+                    return _Failed(self._map_error(outcome), 0.0, None)
         call.maybe_done = call.maybe_done or status in _MAYBE_DONE
         error = self._map_error(outcome)
         lagging = call.alternate and status == 404 and call.target.location == "secondary"
@@ -460,7 +472,7 @@ class RetryingSession:
         delay, unless it was the last attempt."""
         if call.alternate and call.target.location == "primary":
             call.primary_error = error
-        if call.attempt >= self.retry.max_attempts:
+        if call.attempt - call.challenged >= self.retry.max_attempts:
             # a secondary not caught up says nothing of the queue: the primary's failure stands
             return _Failed(error, None, call.primary_error if lagging else None)
         if call.delays is None:
@@ -480,6 +492,22 @@ class RetryingSession:
                     target.method, call.path, target.query, target.body, target.headers, elsewhere, target.max_bytes
                 )
             call.target, call.other = call.other, call.target
+
+    async def _follow(self, call: _Call, challenge: BearerChallenge, refused: AioQueueError) -> None:
+        """Get the token a 401's Bearer challenge asks for (its tenant's, for its resource; kept for later
+        requests), for one resend at once to the same location. Once a call, and not counted against the
+        retry policy's attempts (as in the official SDKs, where it happens below the retries). When the
+        credential gives no token, the 401 is raised, caused by the credential's error."""
+        call.challenge = None
+        call.challenged = True
+        credential = self.credential
+        assert isinstance(credential, TokenCache)
+        log.debug("401: following its Bearer challenge (tenant %s, scope %s)", challenge.tenant, challenge.scope)
+        try:
+            await credential.follow(challenge, self.timeout.total)
+        except Exception as exc:
+            raise refused from exc
+        call.attempt += 1
 
     async def _attempt(self, session: aiohttp.ClientSession, target: _Target, attempt: int) -> Response:
         """One attempt: sign, send, read. Connection failures and timeouts become TransportError.
