@@ -127,7 +127,8 @@ async def test_the_audience_failure_s_detail_is_kept(proxy, queue_name):
     """Azure's 401 for a token of the wrong audience (recorded) says why in <AuthenticationErrorDetail>:
     that was in neither the error's text nor an attribute."""
     async with QueueClient(proxy.url(), queue_name, credential=FakeCredential(), retry=None) as q:
-        proxy.script(canned("python/test_queue.pyTestStorageQueuetest_bad_audience_queue_client.json", 401))
+        recorded = canned("python/test_queue.pyTestStorageQueuetest_bad_audience_queue_client.json", 401)
+        proxy.script(recorded, recorded)  # the 401 carries a Bearer challenge: its one resend is refused too
         with pytest.raises(AuthenticationFailed) as caught:
             await q.get_queue_properties()
     error = caught.value
