@@ -1,6 +1,6 @@
 """Soak: producers and process() consumers move many messages through a proxy injecting faults.
 
-CI runs the short version; the long one is `AIOQUEUE_SOAK_MESSAGES=20000 ./dev test tests/test_soak.py`.
+CI runs the short version; the long one is `AIOQUEUE_SOAK_MESSAGES=20000 ./dev test tests/transport/test_soak.py`.
 """
 
 import asyncio

@@ -15,7 +15,7 @@ import pytest
 
 from aioqueue import QueueServiceClient
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 # the queues the examples name; each test starts with none of them (the seed scenarios' "walkthrough" is

@@ -9,7 +9,7 @@ import venv
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(*cmd: str | Path, cwd: Path = ROOT) -> str:

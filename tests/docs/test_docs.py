@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # Chromium on a machine with no network: no background connections, no sandbox (root in CI)
 CHROMIUM_FLAGS = [
     "--headless",

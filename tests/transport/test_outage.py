@@ -13,8 +13,12 @@ import logging
 import time
 from collections import Counter
 
+import pytest
+
 from aioqueue import QueueClient, ReceivedMessage, RetryPolicy
 from aioqueue.testing import Azurite
+
+pytestmark = pytest.mark.emulator  # starts, kills and restarts an Azurite of its own
 
 MESSAGES = 300
 AUTOSAVE = 5.0  # Azurite 3.35's LokiQueueMetadataStore autosaveInterval (ms 5000)

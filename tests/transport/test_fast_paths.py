@@ -13,7 +13,7 @@ None and leaves the input to its twin; never anything else. The pairs:
 - ``_transport.escape_query_value`` and ``urllib.parse.quote(value, safe="")``.
 
 Examples of each (what takes the fast path, what is left to the twin) are in test_fast_parse.py and
-test_fast_signing.py. Pure logic, no network.
+tests/auth/test_fast_signing.py. Pure logic, no network.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from aioqueue._messages import (
 )
 from aioqueue._transport import escape_query_value
 from aioqueue.testing import DEV_KEY
-from tests.test_fast_parse import (
+from tests.transport.test_fast_parse import (
     AZURE,
     AZURITE,
     DATE,

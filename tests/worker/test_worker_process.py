@@ -19,7 +19,7 @@ from aioqueue.testing import Azurite
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM")
 
 SCRIPT = Path(sys.executable).parent / "aioqueue"
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 HANDLER = """
 import os
 
