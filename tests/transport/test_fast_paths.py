@@ -25,7 +25,7 @@ import hashlib
 import hmac
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import NamedTuple
 from urllib.parse import quote
 
@@ -481,5 +481,13 @@ def test_plain_authorization_equals_authorization(method, path, query, version, 
     )
 )
 def test_escape_query_value_equals_quote(value: str) -> None:
-    """Any text, the pop-receipt-like ones (base64) its shortcut takes, and base64 with anything else."""
-    assert escape_query_value(value) == quote(value, safe="")
+    """Any text, the pop-receipt-like ones (base64) its shortcut takes, and base64 with anything else;
+    text with a lone surrogate (which UTF-8 cannot carry) is refused by both alike."""
+    assert _outcome(escape_query_value, value) == _outcome(lambda v: quote(v, safe=""), value)
+
+
+def _outcome(escape: Callable[[str], str], value: str) -> tuple[str, str]:
+    try:
+        return ("escaped", escape(value))
+    except UnicodeEncodeError as exc:
+        return ("refused", f"{exc.reason} at {exc.start}")
