@@ -14,6 +14,7 @@ import pytest
 
 from aioqueue import QueueServiceClient, RetryPolicy
 from aioqueue.testing import DEV_KEY, Azurite
+from tests.helpers import eventually
 
 # 5,000 keeps the run well inside Azurite's first once-a-minute sweep even on a loaded 2-core machine (10,000
 # took about a minute with both cores busy, and the sweep then stalls the emulator for tens of seconds)
@@ -53,14 +54,26 @@ async def test_soak_loses_nothing_under_faults(proxy, queue_name):
             seen[msg.content] += 1
 
         async def consume() -> object:
-            # a Get Messages answer lost on the way hides its batch for the visibility timeout:
-            # stay around long enough for those messages to come back
+            # a Get Messages answer lost on the way hides its batch for the visibility timeout: the
+            # consumers run until every message was handled and the queue is empty (not until an idle
+            # spell, which a loaded machine or an emulator busy sweeping can stretch past any bound)
             return await queue.process(
-                handle, concurrency=16, visibility_timeout=3, idle_timeout=6, poll_interval=(0.05, 0.5)
+                handle, concurrency=16, visibility_timeout=3, stop=finished, poll_interval=(0.05, 0.5)
             )
 
-        results = await asyncio.gather(*(produce(p) for p in range(PRODUCERS)), *(consume() for _ in range(CONSUMERS)))
-        stats = results[PRODUCERS:]
+        async def all_handled_and_gone() -> bool:
+            return set(seen) == expected and (await queue.get_queue_properties()).approximate_message_count == 0
+
+        async def finish() -> None:
+            await eventually(all_handled_and_gone, within=400, what="every message handled and deleted")
+            finished.set()
+
+        finished = asyncio.Event()
+        expected = {f"{i % PRODUCERS}-{i}" for i in range(MESSAGES)}
+        results = await asyncio.gather(
+            *(produce(p) for p in range(PRODUCERS)), *(consume() for _ in range(CONSUMERS)), finish()
+        )
+        stats = results[PRODUCERS : PRODUCERS + CONSUMERS]
         proxy.fault_rate = 0
         leftover = await queue.get_queue_properties()
         await queue.delete_queue()
@@ -68,7 +81,6 @@ async def test_soak_loses_nothing_under_faults(proxy, queue_name):
     await proxy.close()  # its connections (to us and upstream) are not what the leak check below counts
     elapsed = time.monotonic() - started
 
-    expected = {f"{i % PRODUCERS}-{i}" for i in range(MESSAGES)}
     assert set(seen) == expected, f"lost: {len(expected - set(seen))}"
     assert leftover.approximate_message_count == 0
     duplicates = sum(n - 1 for n in seen.values())
