@@ -42,7 +42,9 @@ async def test_soak_loses_nothing_under_faults(proxy, queue_name):
     started = time.monotonic()
     proxy.rng, proxy.fault_rate, proxy.random_kinds = rng, 0.12, FAULTS
     proxy.random_delay = 2.5  # longer than the 2 s per-attempt timeout: the client gives up and retries
-    retry = RetryPolicy(max_attempts=8, initial_delay=0.02, max_delay=0.5)
+    # enough attempts to outlast the emulator's sweep (which a loaded machine's soak runs into: it stalled
+    # Azurite for about 40 s, and 8 attempts of 2 s let a send give up with ServerDisconnectedError)
+    retry = RetryPolicy(max_attempts=60, initial_delay=0.02, max_delay=0.5)
     async with QueueServiceClient(proxy.url(), credential=DEV_KEY, retry=retry, timeout=2.0) as service:
         await service.create_queue(queue_name, exist_ok=True)
         queue = service.get_queue_client(queue_name)
