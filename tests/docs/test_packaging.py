@@ -9,6 +9,11 @@ import venv
 import zipfile
 from pathlib import Path
 
+import pytest
+
+# builds, checks and installs the package in subprocesses (each bounded at 600 s): 88 s with both cores busy
+pytestmark = pytest.mark.timeout(900)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from typing import NamedTuple
 from urllib.parse import quote
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -58,6 +59,10 @@ from tests.transport.test_fast_parse import (
     received_one_by_one,
     records,
 )
+
+# CPU-bound (hypothesis draws thousands of documents): with coverage's tracer and both cores busy, one test
+# took 128 s, past the suite's 120 s hang guard; the bound here is for a hang, not for speed
+pytestmark = pytest.mark.timeout(600)
 
 # ---- the messages list: what a case is ------------------------------------------------------------
 
