@@ -36,11 +36,18 @@ EMULATOR_FIXTURES = frozenset(
 )
 
 
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Mark every test that needs the emulator (before ``-m`` selects): the unit tier is ``-m "not emulator"``."""
+    if EMULATOR_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        item.add_marker(pytest.mark.emulator)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-randomly has shuffled them
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that needs the emulator: the unit tier is ``-m "not emulator"``."""
-    for item in items:
-        if EMULATOR_FIXTURES.intersection(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.emulator)
+    """The tests marked ``slow`` first (each group keeps its shuffled order): xdist's workers, given one
+    test at a time (``--maxschedchunk 1``), then run the long ones side by side from the start and finish
+    together, instead of one long test starting last and running alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture

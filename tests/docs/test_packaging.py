@@ -24,6 +24,7 @@ def _run(*cmd: str | Path, cwd: Path = ROOT) -> str:
     return result.stdout
 
 
+@pytest.mark.slow
 def test_the_sdist_and_wheel_build_pass_twine_and_install_cleanly(tmp_path):
     dist = tmp_path / "dist"
     _run(sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", dist)

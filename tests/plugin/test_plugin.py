@@ -97,6 +97,7 @@ def test_kill_ends_the_emulator_at_once_and_start_runs_it_again(tmp_path):
     assert not fake_emulator.is_running(second)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="signals")
 def test_stop_kills_an_emulator_that_ignores_sigterm(tmp_path):
     """stop() asks politely, waits 10 s, then kills: it never returns with the emulator still up."""
@@ -235,6 +236,7 @@ def test_queue_factory_makes_queues_with_options_and_deletes_them_and_their_pois
     assert "2 passed" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.emulator
 def test_extra_azurite_arguments_come_from_an_ini_option(tmp_path):
     """--skipApiVersionCheck lets a version newer than Azurite knows through (it answers 400 otherwise)."""
@@ -258,6 +260,7 @@ def test_extra_azurite_arguments_come_from_an_ini_option(tmp_path):
     assert refused.returncode != 0 and "InvalidHeaderValue" in refused.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.emulator
 def test_pytest_xdist_gives_each_worker_its_own_emulator(tmp_path):
     """Documented in docs/guide/testing.md: with -n N each worker process starts one emulator on a free port."""

@@ -267,6 +267,7 @@ messages_cases = weighted(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=2800, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(messages_cases)
 def test_fast_messages_equals_checked_messages(case: Case) -> None:
@@ -310,6 +311,7 @@ put_cases = weighted(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(put_cases)
 def test_fast_put_answer_equals_checked_messages(case: Case) -> None:

@@ -25,6 +25,7 @@ AUTOSAVE = 5.0  # Azurite 3.35's LokiQueueMetadataStore autosaveInterval (ms 500
 OUTAGE = 10.0
 
 
+@pytest.mark.slow
 async def test_a_worker_outlives_a_crashed_and_restarted_service(tmp_path, caplog):
     caplog.set_level(logging.WARNING, logger="aioqueue")
     emulator = Azurite(location=tmp_path / "azurite").start()

@@ -33,6 +33,7 @@ def azurite():
         yield emulator
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 async def test_soak_loses_nothing_under_faults(proxy, queue_name):
     rng = random.Random(2024)
