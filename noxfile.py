@@ -31,15 +31,17 @@ nox.options.reuse_existing_virtualenvs = True
 # Here each other version runs what can behave differently from one Python to the next, in the time CI has
 # (.ci/run, ./dev test and three other Pythons, under 10 minutes on 2 cores; the whole suite took about
 # 3 minutes a version, too long for three):
-# - the unit tier (-m "not emulator", about 35 s: parsing, signing, validation, the settle turn's model
-#   test against asyncio.Lock, the CLI's and the plugin's own logic), where the standard library differs;
+# - the unit tier less its slow tests (-m "not emulator and not slow", about 25 s: parsing, signing,
+#   validation, the settle turn's model test against asyncio.Lock, the CLI's and the plugin's own logic),
+#   where the standard library differs;
 # - the emulator tier of the consumer and the worker, and the transport's retries and cancellation (about
-#   60 s): their timeouts, cancellation, task handling and signals lean on asyncio, which changes from
+#   45 s): their timeouts, cancellation, task handling and signals lean on asyncio, which changes from
 #   version to version.
 # Left to ./dev test alone: the tests marked slow (soak, outage, memory through an outage, the example
-# worker's idle stop, ...: long runs of the same asyncio code the faster tests exercise), the emulator tier
-# of the client operations, auth, CLI and plugin (request building and answer parsing, which the unit tier
-# covers on every version), and the docs site and the built package, which do not depend on the interpreter.
+# worker's idle stop, the fast paths' long property runs, ...: long runs of code the faster tests exercise
+# on every version), the emulator tier of the client operations, auth, CLI and plugin (request building and
+# answer parsing, which the unit tier covers on every version), and the docs site and the built package,
+# which do not depend on the interpreter.
 VERSION_SENSITIVE = [
     "tests/consumer",
     "tests/worker",
@@ -54,9 +56,10 @@ def tests(session: nox.Session) -> None:
     """pytest against Azurite, in random order, one worker per core (no lint or coverage: ./dev test does
     those once). With arguments, only pytest with them: ``nox -s tests-3.12 -- tests/worker``."""
     session.install("-c", "constraints.txt", "-e", ".[dev]")
-    common = ("-q", "-p", "no:cacheprovider", "-n", "auto", "--dist", "load", "--maxschedchunk", "1")
+    common = ("-q", "-p", "no:cacheprovider", "--dist", "load", "--maxschedchunk", "1")
     if session.posargs:
-        session.run("pytest", *common, *session.posargs)
+        session.run("pytest", *common, "-n", "auto", *session.posargs)
         return
-    session.run("pytest", *common, "-m", "not emulator", *NOT_HERE)
-    session.run("pytest", *common, "-m", "emulator and not slow", *VERSION_SENSITIVE)
+    session.run("pytest", *common, "-n", "auto", "-m", "not emulator and not slow", *NOT_HERE)
+    # these tests mostly wait (visibility timeouts, held answers, back-off): 4 workers on 2 cores
+    session.run("pytest", *common, "-n", "4", "-m", "emulator and not slow", *VERSION_SENSITIVE)

@@ -316,7 +316,6 @@ def run_schedule(make: Callable[[TurnLink], LockModel | MessageUnderTest], sched
     return asyncio.run(main())
 
 
-@pytest.mark.slow
 @settings(max_examples=1000, deadline=None)
 @given(steps)
 def test_the_settle_turn_hands_over_as_asyncio_lock_does(schedule):
