@@ -1,4 +1,4 @@
-"""The test suite on every supported Python found on this machine: ``nox`` (or ``nox -s tests-3.12``).
+"""The test suite's version-sensitive part on every supported Python found here: ``nox`` (or ``nox -s tests-3.12``).
 
 CI (``.ci/run``) runs ``./dev test`` on the project's own interpreter, then (``./dev pythons``) these
 sessions for the others.
@@ -27,10 +27,39 @@ nox.options.sessions = [f"tests-{v}" for v in FOUND if v != MAIN]
 nox.options.reuse_existing_virtualenvs = True
 
 
+# What the other Pythons run. ./dev test runs everything once, on the project's interpreter, with coverage.
+# Here each other version runs what can behave differently from one Python to the next, in the time CI has
+# (.ci/run, ./dev test and three other Pythons, under 10 minutes on 2 cores; the whole suite took about
+# 3 minutes a version, too long for three):
+# - the unit tier less its slow tests (-m "not emulator and not slow", about 25 s: parsing, signing,
+#   validation, the settle turn's model test against asyncio.Lock, the CLI's and the plugin's own logic),
+#   where the standard library differs;
+# - the emulator tier of the consumer and the worker, and the transport's retries and cancellation (about
+#   45 s): their timeouts, cancellation, task handling and signals lean on asyncio, which changes from
+#   version to version.
+# Left to ./dev test alone: the tests marked slow (soak, outage, memory through an outage, the example
+# worker's idle stop, the fast paths' long property runs, ...: long runs of code the faster tests exercise
+# on every version), the emulator tier of the client operations, auth, CLI and plugin (request building and
+# answer parsing, which the unit tier covers on every version), and the docs site and the built package,
+# which do not depend on the interpreter.
+VERSION_SENSITIVE = [
+    "tests/consumer",
+    "tests/worker",
+    "tests/transport/test_retries.py",
+    "tests/transport/test_cancellation.py",
+]
+NOT_HERE = ["--ignore=tests/docs/test_docs.py", "--ignore=tests/docs/test_packaging.py"]
+
+
 @nox.session(python=FOUND)
 def tests(session: nox.Session) -> None:
-    """pytest against Azurite, in random order (no lint or coverage: ./dev test does those once)."""
+    """pytest against Azurite, in random order, one worker per core (no lint or coverage: ./dev test does
+    those once). With arguments, only pytest with them: ``nox -s tests-3.12 -- tests/worker``."""
     session.install("-c", "constraints.txt", "-e", ".[dev]")
-    # the docs site and the built package do not depend on the interpreter: ./dev test checks them once
-    ignored = ("--ignore=tests/test_docs.py", "--ignore=tests/test_packaging.py")
-    session.run("pytest", "-q", "-p", "no:cacheprovider", *ignored, *session.posargs)
+    common = ("-q", "-p", "no:cacheprovider", "--dist", "load", "--maxschedchunk", "1")
+    if session.posargs:
+        session.run("pytest", *common, "-n", "auto", *session.posargs)
+        return
+    session.run("pytest", *common, "-n", "auto", "-m", "not emulator and not slow", *NOT_HERE)
+    # these tests mostly wait (visibility timeouts, held answers, back-off): 4 workers on 2 cores
+    session.run("pytest", *common, "-n", "4", "-m", "emulator and not slow", *VERSION_SENSITIVE)

@@ -60,7 +60,7 @@ class HmacKey:
     def __repr__(self) -> str:
         return "HmacKey(<hidden>)"
 
-    # The fast path of hmac.new(key, text, sha256) (its twin); tests/test_fast_paths.py:
+    # The fast path of hmac.new(key, text, sha256) (its twin); tests/transport/test_fast_paths.py:
     # test_hmac_key_sign_equals_hmac_new.
     def sign(self, text: str) -> str:
         inner = self._inner.copy()
@@ -153,7 +153,7 @@ class SharedKeyCredential:
         return f"SharedKey {self.account_name}:{self._key.sign(string_to_sign)}"
 
     # The fast path of authorization (its twin: the same header for the transport's own headers);
-    # tests/test_fast_paths.py: test_plain_authorization_equals_authorization.
+    # tests/transport/test_fast_paths.py: test_plain_authorization_equals_authorization.
     def plain_authorization(
         self, method: str, path: str, query: Mapping[str, str], version: str, date: str, content_type: str, length: int
     ) -> str:

@@ -5,7 +5,7 @@ Put/Update Message body. No I/O here.
 Each answer has two readers that give the same records: a fast path for an answer exactly as the
 service writes it, and beside it its checked twin, which reads any well-formed document safely through
 :func:`._xml.parse` (no DTD, no entity, bounded size and depth). The fast path declines (None) anything
-else, and :mod:`tests.test_fast_paths` holds one property test for each pair:
+else, and :mod:`tests.transport.test_fast_paths` holds one property test for each pair:
 
 - :func:`fast_messages` and :func:`checked_messages`: ``test_fast_messages_equals_checked_messages``;
 - :func:`fast_put_answer` and :func:`checked_messages`: ``test_fast_put_answer_equals_checked_messages``.
@@ -91,7 +91,7 @@ def checked_messages(body: bytes) -> list[RawMessage]:
 
 
 # The fast path of checked_messages (its twin: the same records, or None to leave the answer to it);
-# tests/test_fast_paths.py: test_fast_messages_equals_checked_messages.
+# tests/transport/test_fast_paths.py: test_fast_messages_equals_checked_messages.
 def fast_messages(body: bytes) -> list[RawMessage] | None:
     """The entries of an answer that is exactly the service's shape (see ``_FAST_HEAD``), or None for the
     checked parser to read; it never reads a document differently from it. In three steps: the head,
@@ -114,7 +114,7 @@ def fast_messages(body: bytes) -> list[RawMessage] | None:
 
 
 # The fast path of the Put Message answer, whose twin is checked_messages too (parse_put_answer goes
-# the general way otherwise); tests/test_fast_paths.py: test_fast_put_answer_equals_checked_messages.
+# the general way otherwise); tests/transport/test_fast_paths.py: test_fast_put_answer_equals_checked_messages.
 def fast_put_answer(body: bytes) -> list[RawMessage] | None:
     """The one entry of a Put Message answer in exactly the service's shape (``_FAST_PUT``), or None."""
     doc = _utf8(body)

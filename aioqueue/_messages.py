@@ -5,7 +5,7 @@ a subset of the same fields. :mod:`._message_list` reads each entry into a :clas
 (strings as the service sent them); the functions here turn one into a model, and are the only place
 that does. The list builders (:func:`peeked_messages`, :func:`received_messages`) are fast paths that
 build a whole answer a column at a time; beside each stands its twin, the one-message builder, and
-:mod:`tests.test_fast_paths` holds one property test for each pair.
+:mod:`tests.transport.test_fast_paths` holds one property test for each pair.
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ def _build(
 
 
 # The fast path of peeked_message (its twin: the same models, or what that raises);
-# tests/test_fast_paths.py: test_peeked_messages_equals_peeked_message.
+# tests/transport/test_fast_paths.py: test_peeked_messages_equals_peeked_message.
 def peeked_messages(raws: Sequence[RawMessage], decode: Callable[[RawMessage], Any]) -> list[PeekedMessage]:
     """``[peeked_message(raw, decode(raw)) for raw in raws]``, a field at a time. An answer with a field
     missing or malformed is built that way, so it raises what that raises."""
@@ -205,7 +205,7 @@ def peeked_messages(raws: Sequence[RawMessage], decode: Callable[[RawMessage], A
 
 
 # The fast path of received_message (its twin: the same models, or what that raises);
-# tests/test_fast_paths.py: test_received_messages_equals_received_message.
+# tests/transport/test_fast_paths.py: test_received_messages_equals_received_message.
 def received_messages(raws: Sequence[RawMessage], decode: Callable[[RawMessage], Any], cls: type[M]) -> list[M]:
     """``[received_message(raw, decode(raw), cls) for raw in raws]``: counts and times converted a column
     at a time, each distinct value once, and ``cls`` (not frozen) called as that calls it, from C. An

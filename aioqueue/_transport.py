@@ -161,7 +161,7 @@ MapError = Callable[[Response], AioQueueError]
 
 
 # The fast path of urllib.parse.quote(value, safe="") (its twin: the same text on every value);
-# tests/test_fast_paths.py: test_escape_query_value_equals_quote.
+# tests/transport/test_fast_paths.py: test_escape_query_value_equals_quote.
 def escape_query_value(value: str) -> str:
     """``quote(value, safe="")``, without its cost for the values requests carry: a pop receipt (base64:
     letters, digits, '+', '/', '=') needs three replacements, where quote() costs about 30k instructions,

@@ -2,9 +2,13 @@
 pytest plugin (fixtures ``azurite``, ``queue_service_client``, ``queue_client``).
 
 Here: ``proxy``, a fault-injecting proxy (tests/faults.py) in front of the session's emulator. A test
-may override ``azurite`` (see test_soak.py) or pass options by indirect parametrisation:
+may override ``azurite`` (see transport/test_soak.py) or pass options by indirect parametrisation:
 
     @pytest.mark.parametrize("proxy", [{"keepalive_timeout": 0.2}], indirect=True)
+
+The suite comes in two tiers: a test that uses an emulator fixture (``EMULATOR_FIXTURES``), or sits in a
+module marked ``pytestmark = pytest.mark.emulator`` (one that starts Azurite by other means), gets the
+``emulator`` marker here; ``pytest -m "not emulator"`` is the unit tier, which needs no Node or Azurite.
 """
 
 from __future__ import annotations
@@ -17,6 +21,33 @@ import pytest_asyncio
 
 from aioqueue.testing import Azurite
 from tests.faults import FaultProxy
+
+EMULATOR_FIXTURES = frozenset(
+    {
+        "azurite",
+        "azurite_emulator",
+        "azurite_factory",
+        "queue_client",
+        "queue_service_client",
+        "queue_factory",
+        "conn_str",
+        "proxy",
+    }
+)
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Mark every test that needs the emulator (before ``-m`` selects): the unit tier is ``-m "not emulator"``."""
+    if EMULATOR_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        item.add_marker(pytest.mark.emulator)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-randomly has shuffled them
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked ``slow`` first (each group keeps its shuffled order): xdist's workers, given one
+    test at a time (``--maxschedchunk 1``), then run the long ones side by side from the start and finish
+    together, instead of one long test starting last and running alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Helpers shared by the tests: a fake Entra ID token credential, and unsigned tokens Azurite accepts."""
+"""Helpers shared by the tests: a fake Entra ID token credential, unsigned tokens Azurite accepts, and waiting
+for a queue to reach a state (``eventually``, ``visible``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import base64
 import json
 import time
+from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -46,3 +48,31 @@ class FakeCredential:
         self.calls += 1
         await asyncio.sleep(0)  # a real credential awaits I/O: let concurrent callers pile up
         return mint_token(self.lifetime)
+
+
+async def visible(queue, n=32):
+    return [p.content for p in await queue.peek_messages(max_messages=n)]
+
+
+async def eventually(
+    condition: Callable[[], Awaitable[bool]], within: float = 15.0, what: str = "the condition"
+) -> None:
+    """Wait until ``await condition()`` is true: at most ``within`` seconds, a bound far above what a
+    correct client needs (it fails a client that never gets there, not a slow machine)."""
+    deadline = time.monotonic() + within
+    while not await condition():
+        assert time.monotonic() < deadline, f"{what} did not hold within {within} s"
+        await asyncio.sleep(0.05)
+
+
+async def eventually_visible(queue, expected: int, within: float = 15.0) -> None:
+    """A bare 'async for' is finalised by the event loop a moment after it is left."""
+
+    async def enough() -> bool:
+        return len(await visible(queue)) >= expected
+
+    await eventually(enough, within, f"{expected} visible messages")
+
+
+async def count(queue):
+    return (await queue.get_queue_properties()).approximate_message_count

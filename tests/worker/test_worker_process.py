@@ -19,7 +19,7 @@ from aioqueue.testing import Azurite
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM")
 
 SCRIPT = Path(sys.executable).parent / "aioqueue"
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 HANDLER = """
 import os
 
@@ -117,6 +117,7 @@ async def handle(msg):
 """
 
 
+@pytest.mark.slow
 async def test_two_worker_processes_share_the_queue_and_stop_together(azurite, queue_client, tmp_path):
     await queue_client.send_messages([f"job {i}" for i in range(60)])
     proc = start_worker(
@@ -161,6 +162,7 @@ def start_example_worker(azurite: Azurite, tmp_path: Path) -> subprocess.Popen[s
     )
 
 
+@pytest.mark.slow
 async def test_the_example_worker_exits_0_soon_after_sigterm_when_idle(azurite, tmp_path):
     proc = start_example_worker(azurite, tmp_path)
     assert proc.stdout is not None

@@ -1,6 +1,6 @@
 """Shared Key signing's kept headers and the query values' escaping (issue #16), by example. The property
 tests of these fast paths against their twins (hmac.new, the documented string to sign, authorization,
-quote()) are in test_fast_paths.py."""
+quote()) are in tests/transport/test_fast_paths.py."""
 
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ from aioqueue.testing import DEV_ACCOUNT, DEV_KEY
 from tests.faults import Fault
 from tests.helpers import FakeCredential
 
-RECORDINGS = Path(__file__).parent / "data" / "azure-recordings"
+RECORDINGS = Path(__file__).parent.parent / "data" / "azure-recordings"
 # what the client's own transport sets: the proxy's web.Response sets these for the canned body
 _TRANSPORT_HEADERS = {"content-length", "transfer-encoding", "server", "date"}
 

@@ -182,6 +182,7 @@ async def test_an_error_retrying_cannot_fix_ends_the_worker_and_no_handler_outli
     await assert_nothing_hidden(queue_client)
 
 
+@pytest.mark.slow
 async def test_memory_stays_flat_through_an_outage(proxy, queue_client):
     """An outage is a run of failed fetches; the worker keeps no object per failed attempt.
 

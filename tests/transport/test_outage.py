@@ -13,14 +13,19 @@ import logging
 import time
 from collections import Counter
 
+import pytest
+
 from aioqueue import QueueClient, ReceivedMessage, RetryPolicy
 from aioqueue.testing import Azurite
+
+pytestmark = pytest.mark.emulator  # starts, kills and restarts an Azurite of its own
 
 MESSAGES = 300
 AUTOSAVE = 5.0  # Azurite 3.35's LokiQueueMetadataStore autosaveInterval (ms 5000)
 OUTAGE = 10.0
 
 
+@pytest.mark.slow
 async def test_a_worker_outlives_a_crashed_and_restarted_service(tmp_path, caplog):
     caplog.set_level(logging.WARNING, logger="aioqueue")
     emulator = Azurite(location=tmp_path / "azurite").start()

@@ -162,6 +162,7 @@ def https_azurite(tmp_path_factory):
         yield SimpleNamespace(url=f"https://127.0.0.1:{emulator.port}/{DEV_ACCOUNT}", ca_file=str(ca_file))
 
 
+@pytest.mark.emulator
 async def test_token_credential_over_https(https_azurite, queue_name):
     ctx = ssl.create_default_context(cafile=https_azurite.ca_file)
     credential = FakeCredential()
@@ -175,6 +176,7 @@ async def test_token_credential_over_https(https_azurite, queue_name):
     assert credential.calls == 1  # cached, and one refresh shared by ten concurrent callers
 
 
+@pytest.mark.emulator
 async def test_expired_token_is_refused_by_the_service(https_azurite, queue_name):
     ctx = ssl.create_default_context(cafile=https_azurite.ca_file)
 
@@ -204,7 +206,7 @@ async def _bearer_tokens_sent(q, proxy, calls: int) -> set[str]:
 
 async def test_a_token_inside_the_refresh_margin_is_kept_for_half_its_life(proxy, queue_name):
     """A 200 s token (inside the 300 s margin) was fetched anew for every request; it is kept for
-    100 s now (tests/test_hardening.py moves the clock past that)."""
+    100 s now (tests/auth/test_tokens.py moves the clock past that)."""
     credential = FakeCredential(lifetime=200)
     async with QueueClient(proxy.url(), queue_name, credential=credential, retry=None) as q:
         await _bearer_tokens_sent(q, proxy, 1)

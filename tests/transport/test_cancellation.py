@@ -1,75 +1,18 @@
-"""No secret in any log record, error or repr; cancellation never corrupts the pool or loses a message."""
+"""Cancellation never corrupts the pool or loses a message: a cancelled call never gets another call's
+answer, and a message is deleted only when its handler finished."""
 
 import asyncio
-import logging
 import random
 import uuid
-from datetime import timedelta
 
 import pytest
 
 from aioqueue import (
-    AioQueueError,
     QueueClient,
     QueueServiceClient,
-    RetryPolicy,
-    generate_queue_sas,
 )
-from aioqueue.testing import DEV_ACCOUNT, DEV_KEY
-from tests.faults import Fault, FaultProxy, Gate
-from tests.helpers import STORAGE_SCOPE, FakeCredential
-
-FAST = RetryPolicy(max_attempts=3, initial_delay=0.01, jitter=None)
-
-
-async def _exercise(q: QueueClient, proxy: FaultProxy, seen: list[str]) -> None:
-    """A whole flow with faults, collecting every error text and repr."""
-    proxy.script("503", "reset_before", Fault("429", headers={"Retry-After": "0"}))
-    for call in (
-        lambda: q.create_queue(exist_ok=True),
-        lambda: q.send_message("secret-free"),
-        lambda: q.peek_messages(),
-        lambda: q.receive_messages(),
-        lambda: q.get_queue_properties(),
-    ):
-        try:
-            await call()
-        except AioQueueError as exc:
-            seen += [str(exc), repr(exc), str(getattr(exc, "headers", ""))]
-    proxy.script(*["503"] * 3)
-    try:
-        await q.peek_messages()
-    except AioQueueError as exc:
-        seen += [str(exc), repr(exc), str(getattr(exc, "headers", ""))]
-    seen.append(repr(q))
-
-
-async def test_no_secret_leaks_with_debug_logging(proxy, queue_name, caplog):
-    caplog.set_level(logging.DEBUG)
-    sas = generate_queue_sas(DEV_ACCOUNT, queue_name, DEV_KEY, permission="raup", expiry=timedelta(hours=1))
-    signature = dict(p.split("=", 1) for p in sas.split("&"))["sig"]
-    seen: list[str] = []
-    async with QueueServiceClient(proxy.url(), credential=DEV_KEY, retry=FAST) as service:
-        await service.create_queue(queue_name)
-        await _exercise(service.get_queue_client(queue_name), proxy, seen)
-    async with QueueClient(proxy.url(), queue_name, credential=sas, retry=FAST) as q:
-        await _exercise(q, proxy, seen)
-    async with QueueClient.from_queue_url(f"{proxy.url()}/{queue_name}?{sas}", retry=FAST) as q:
-        await _exercise(q, proxy, seen)
-    token_cred = FakeCredential()
-    async with QueueClient(proxy.url(), queue_name, credential=token_cred, retry=FAST) as q:
-        with pytest.raises(AioQueueError) as info:
-            await q.peek_messages()  # Azurite refuses bearer over http: a 403 to inspect
-        seen += [str(info.value), repr(info.value), str(getattr(info.value, "headers", ""))]
-    token = (await token_cred.get_token(STORAGE_SCOPE)).token
-    async with QueueServiceClient(proxy.url(), credential=DEV_KEY) as service:
-        await service.delete_queue(queue_name)
-    records = [r.getMessage() for r in caplog.records] + [str(r.args) for r in caplog.records]
-    everything = "\n".join(records + seen)
-    assert len(caplog.records) > 20 and "attempt=" in everything
-    for secret in (DEV_KEY, signature, token.split(".")[1]):
-        assert secret not in everything
-
+from aioqueue.testing import DEV_KEY
+from tests.faults import Fault, Gate
 
 # where a call is cancelled: before the service saw the request; after the service answered but before
 # the answer arrived; halfway through the answer's body

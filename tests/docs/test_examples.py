@@ -15,7 +15,7 @@ import pytest
 
 from aioqueue import QueueServiceClient
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 # the queues the examples name; each test starts with none of them (the seed scenarios' "walkthrough" is
@@ -86,6 +86,7 @@ def test_tracing(azurite, tmp_path):
     assert len(list(svg.iter("{http://www.w3.org/2000/svg}path"))) == 1  # the link
 
 
+@pytest.mark.slow
 def test_worker_until_idle(azurite):
     result = run_example("worker.py", azurite.connection_string)
     assert result.returncode == 0, result.stderr

@@ -4,9 +4,11 @@ that answer (and say not-ready while the queue does not answer), and ``--log-for
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -34,10 +36,24 @@ async def handle(msg):
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_port(count: int = 1) -> int:
+    """A port P, with P to P + count - 1 free, below the range the kernel hands out for port 0 and for
+    outgoing connections: no client socket or emulator (the other xdist worker's included) can take one
+    between this check and the worker's bind, as one did to a port 0 answer's neighbour under load."""
+    low = 32768
+    with contextlib.suppress(OSError, ValueError):
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low // 2), low - count)
+        with contextlib.ExitStack() as held:
+            try:
+                for p in range(port, port + count):
+                    held.enter_context(socket.socket()).bind(("127.0.0.1", p))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no free ports")
 
 
 def start(conn_str: str, tmp_path: Path, queue: str, *options: str) -> subprocess.Popen[str]:
@@ -182,14 +198,7 @@ async def test_ready_fails_while_the_queue_does_not_answer_and_live_does_not(azu
 
 
 async def test_each_of_several_processes_serves_on_its_own_port(azurite, queue_client, tmp_path):
-    for _ in range(20):
-        port = free_port()
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        break
+    port = free_port(2)
     proc = start(
         azurite.connection_string, tmp_path, queue_client.queue_name, "--metrics-port", str(port), "--processes", "2"
     )

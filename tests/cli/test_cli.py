@@ -100,6 +100,7 @@ def test_console_script_is_installed():
     assert result.stdout.startswith("usage: aioqueue") and "emulator" in result.stdout
 
 
+@pytest.mark.emulator
 @pytest.mark.parametrize(("stop_signal", "code"), [("SIGINT", 130), ("SIGTERM", 0)])
 def test_emulator_command_runs_azurite_in_the_foreground(tmp_path, stop_signal, code):
     """Ctrl-C (130: interrupted) and SIGTERM (0: asked to stop, as a container runtime does) both stop

@@ -155,7 +155,7 @@ def test_delegation_sas_default_version_equals_official_sdk(ours, theirs, option
 
 
 def test_account_key_sas_is_unchanged_by_the_new_keywords():
-    """The account-key path still signs as before (the vector in test_signing.py)."""
+    """The account-key path still signs as before (the vector in tests/auth/test_signing.py)."""
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
     token = generate_queue_sas(DEV_ACCOUNT, "myqueue", DEV_KEY, permission="upar", expiry=EXPIRY, start=start)
     assert _fields(token)["sig"] == ["cX5hZSjiDPXfxNn/KNsofrEQ4vTqFuRZvmGKAlz4m28="]

@@ -22,6 +22,7 @@ def _script(path: Path, body: str) -> Path:
     return path
 
 
+@pytest.mark.emulator
 async def test_azurite_yields_a_working_connection_string(queue_name):
     async with azurite() as conn_str, QueueClient.from_connection_string(conn_str, queue_name) as q:
         await q.create_queue()
@@ -96,6 +97,7 @@ def test_kill_ends_the_emulator_at_once_and_start_runs_it_again(tmp_path):
     assert not fake_emulator.is_running(second)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="signals")
 def test_stop_kills_an_emulator_that_ignores_sigterm(tmp_path):
     """stop() asks politely, waits 10 s, then kills: it never returns with the emulator still up."""
@@ -134,6 +136,7 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+@pytest.mark.emulator
 async def test_local_connection_string_starts_the_emulator_only_when_none_runs(monkeypatch, queue_name):
     monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
     if _listening(10001):
@@ -152,7 +155,7 @@ async def test_local_connection_string_starts_the_emulator_only_when_none_runs(m
 
 # ---- the pytest plugin, as a user's project runs it (a pytest of its own in a subprocess) --------
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run_pytest(
@@ -184,6 +187,7 @@ def _run_pytest(
     )
 
 
+@pytest.mark.emulator
 def test_without_pytest_asyncio_the_fixtures_say_what_to_install(tmp_path):
     """It was "fixture 'queue_client' not found", and no hint."""
     result = _run_pytest(
@@ -198,6 +202,7 @@ def test_without_pytest_asyncio_the_fixtures_say_what_to_install(tmp_path):
     assert "not found" not in result.stdout
 
 
+@pytest.mark.emulator
 def test_queue_factory_makes_queues_with_options_and_deletes_them_and_their_poison_queues(tmp_path):
     result = _run_pytest(
         tmp_path,
@@ -231,6 +236,8 @@ def test_queue_factory_makes_queues_with_options_and_deletes_them_and_their_pois
     assert "2 passed" in result.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.emulator
 def test_extra_azurite_arguments_come_from_an_ini_option(tmp_path):
     """--skipApiVersionCheck lets a version newer than Azurite knows through (it answers 400 otherwise)."""
     test = """
@@ -253,6 +260,8 @@ def test_extra_azurite_arguments_come_from_an_ini_option(tmp_path):
     assert refused.returncode != 0 and "InvalidHeaderValue" in refused.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.emulator
 def test_pytest_xdist_gives_each_worker_its_own_emulator(tmp_path):
     """Documented in docs/guide/testing.md: with -n N each worker process starts one emulator on a free port."""
     tests = "".join(

@@ -9,7 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
 # Chromium on a machine with no network: no background connections, no sandbox (root in CI)
 CHROMIUM_FLAGS = [
     "--headless",
@@ -29,6 +31,7 @@ def _chromium() -> str:
     return found
 
 
+@pytest.mark.slow
 def test_the_docs_build_strictly_and_render_in_a_browser(tmp_path):
     site = tmp_path / "site"
     build = subprocess.run(

@@ -9,7 +9,12 @@ import venv
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import pytest
+
+# builds, checks and installs the package in subprocesses (each bounded at 600 s): 88 s with both cores busy
+pytestmark = pytest.mark.timeout(900)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(*cmd: str | Path, cwd: Path = ROOT) -> str:
@@ -19,6 +24,7 @@ def _run(*cmd: str | Path, cwd: Path = ROOT) -> str:
     return result.stdout
 
 
+@pytest.mark.slow
 def test_the_sdist_and_wheel_build_pass_twine_and_install_cleanly(tmp_path):
     dist = tmp_path / "dist"
     _run(sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", dist)

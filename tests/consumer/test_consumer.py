@@ -16,32 +16,7 @@ from aioqueue import (
 )
 from aioqueue.testing import DEV_KEY
 from tests.faults import Fault, Gate
-
-
-async def visible(queue, n=32):
-    return [p.content for p in await queue.peek_messages(max_messages=n)]
-
-
-async def eventually(condition, within: float = 15.0, what: str = "the condition") -> None:
-    """Wait until ``await condition()`` is true: at most ``within`` seconds, a bound far above what a
-    correct client needs (it fails a client that never gets there, not a slow machine)."""
-    deadline = time.monotonic() + within
-    while not await condition():
-        assert time.monotonic() < deadline, f"{what} did not hold within {within} s"
-        await asyncio.sleep(0.05)
-
-
-async def eventually_visible(queue, expected: int, within: float = 15.0) -> None:
-    """A bare 'async for' is finalised by the event loop a moment after it is left."""
-
-    async def enough() -> bool:
-        return len(await visible(queue)) >= expected
-
-    await eventually(enough, within, f"{expected} visible messages")
-
-
-async def count(queue):
-    return (await queue.get_queue_properties()).approximate_message_count
+from tests.helpers import count, eventually, eventually_visible, visible
 
 
 async def test_clean_exit_deletes(queue_client):

@@ -14,7 +14,7 @@ import pytest
 from aioqueue import QueueClient, QueueMessage, ReceivedMessage
 from aioqueue.testing import DEV_KEY
 from tests.faults import Fault, Gate
-from tests.test_consumer import eventually, visible
+from tests.helpers import eventually, visible
 
 
 def through(proxy, queue_client, **options) -> QueueClient:
