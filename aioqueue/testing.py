@@ -1,6 +1,6 @@
 """Run the real Azurite emulator for tests, examples and local development; a pytest plugin too.
 
-    async with azurite() as conn_str:          # Azurite's queue service on a free port, in memory
+    async with azurite() as conn_str:  # Azurite's queue service, in memory
         async with QueueClient.from_connection_string(conn_str, "jobs") as queue: ...
 
 The pytest plugin (registered automatically, or ``-p aioqueue.testing``; ``pip install

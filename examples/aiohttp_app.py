@@ -1,4 +1,5 @@
-"""An aiohttp web app that enqueues work: one QueueClient for the app's lifetime, shared by requests.
+"""An aiohttp web app that enqueues work: one QueueClient for the app's
+lifetime, shared by its requests.
 
 python examples/aiohttp_app.py          # serves on http://127.0.0.1:8080
 curl -X POST localhost:8080/jobs -d '{"resize": "cat.png"}'
@@ -26,22 +27,27 @@ async def enqueue(request: web.Request) -> web.Response:
         receipt = await request.app[QUEUE].send_message(job)
     except MessageEncodingError as exc:  # e.g. over 64 KiB
         raise web.HTTPRequestEntityTooLarge(
-            max_size=64 * 1024, actual_size=len(await request.read()), text=str(exc)
+            max_size=64 * 1024,
+            actual_size=len(await request.read()),
+            text=str(exc),
         ) from None
     return web.json_response({"id": receipt.id}, status=202)
 
 
 async def length(request: web.Request) -> web.Response:
     properties = await request.app[QUEUE].get_queue_properties()
-    return web.json_response({"approximate_length": properties.approximate_message_count})
+    count = properties.approximate_message_count
+    return web.json_response({"approximate_length": count})
 
 
 def make_app(conn_str: str, queue_name: str = "web-jobs") -> web.Application:
     async def queue_client(app: web.Application) -> AsyncIterator[None]:
-        async with QueueClient.from_connection_string(conn_str, queue_name, message_encoding="json") as queue:
+        async with QueueClient.from_connection_string(
+            conn_str, queue_name, message_encoding="json"
+        ) as queue:
             await queue.create_queue(exist_ok=True)
             app[QUEUE] = queue
-            yield  # the client (and its connection pool) lives as long as the app
+            yield  # the client (and its pool) lives as long as the app
 
     app = web.Application()
     app.cleanup_ctx.append(queue_client)
@@ -63,4 +69,5 @@ async def serve() -> web.Application:
 
 
 if __name__ == "__main__":
-    web.run_app(serve(), host="127.0.0.1", port=int(os.environ.get("PORT", "8080")))
+    port = int(os.environ.get("PORT", "8080"))
+    web.run_app(serve(), host="127.0.0.1", port=port)

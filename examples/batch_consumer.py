@@ -1,4 +1,5 @@
-"""A batch consumer: handle up to 32 messages at a time, all deleted together on success.
+"""A batch consumer: handle up to 32 messages at a time, all deleted together
+on success.
 
 python examples/batch_consumer.py
 """
@@ -17,16 +18,22 @@ async def store_rows(rows: list[dict[str, int]]) -> None:
 async def main() -> None:
     async with (
         local_connection_string() as conn_str,
-        QueueClient.from_connection_string(conn_str, "events", message_encoding="json") as queue,
+        QueueClient.from_connection_string(
+            conn_str, "events", message_encoding="json"
+        ) as queue,
     ):
         await queue.create_queue(exist_ok=True)
         await queue.send_messages({"event": i} for i in range(100))
 
         total = 0
-        async with queue.receive_batches(max_batch_size=32, idle_timeout=2) as batches:
+        async with queue.receive_batches(
+            max_batch_size=32, idle_timeout=2
+        ) as batches:
             async for batch in batches:
-                async with batch:  # every message deleted when the block ends cleanly,
-                    await store_rows([m.content for m in batch])  # all released if it raises
+                # every message is deleted when the block ends cleanly, and
+                # released if it raises
+                async with batch:
+                    await store_rows([m.content for m in batch])
                 total += len(batch)
                 print(f"stored a batch of {len(batch)}")
         print(json.dumps({"stored": total}))

@@ -1,10 +1,12 @@
 """Microsoft Entra ID (Azure AD) tokens instead of keys.
 
-With AZURE_STORAGE_ACCOUNT_URL set (https://<account>.queue.core.windows.net), this uses
-azure-identity's DefaultAzureCredential (`pip install 'aioqueue-azure[identity]'`; your identity needs
-the "Storage Queue Data Contributor" role). Without it, it runs the same code against a local
-stand-in: Azurite over HTTPS with OAuth switched on, and a credential that mints tokens the emulator
-accepts (it checks issuer, audience and lifetime, not signatures).
+With AZURE_STORAGE_ACCOUNT_URL set (https://<account>.queue.core.windows.net),
+this uses azure-identity's DefaultAzureCredential (`pip install
+'aioqueue-azure[identity]'`; your identity needs the "Storage Queue Data
+Contributor" role). Without it, it runs the same code against a local
+stand-in: Azurite over HTTPS with OAuth switched on, and a credential that
+mints tokens the emulator accepts (it checks issuer, audience and lifetime,
+not signatures).
 """
 
 import asyncio
@@ -23,10 +25,16 @@ import aiohttp
 from aioqueue import QueueClient
 
 
-async def demo(account_url: str, credential: Any, session: aiohttp.ClientSession | None = None) -> None:
-    # tokens are fetched once, cached, and refreshed five minutes before they expire
+async def demo(
+    account_url: str,
+    credential: Any,
+    session: aiohttp.ClientSession | None = None,
+) -> None:
+    # a token is fetched once, cached, and refreshed 5 minutes before it expires
     queue_name = f"entra-{uuid.uuid4().hex[:8]}"
-    async with QueueClient(account_url, queue_name, credential=credential, session=session) as queue:
+    async with QueueClient(
+        account_url, queue_name, credential=credential, session=session
+    ) as queue:
         await queue.create_queue()
         await queue.send_message("authenticated with a bearer token")
         [message] = await queue.receive_messages()
@@ -34,8 +42,13 @@ async def demo(account_url: str, credential: Any, session: aiohttp.ClientSession
         await queue.delete_queue()
 
 
+def _b64(data: dict[str, Any]) -> str:
+    raw = json.dumps(data).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
 class EmulatorCredential:
-    """Shaped like azure.identity.aio credentials: ``async get_token(*scopes)``."""
+    """Shaped like azure.identity.aio's credentials: ``async get_token()``."""
 
     async def get_token(self, *scopes: str, **kwargs: Any) -> SimpleNamespace:
         now = int(time.time())
@@ -46,8 +59,8 @@ class EmulatorCredential:
             "exp": now + 3600,
             "iat": now - 60,
         }
-        part = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()  # noqa: E731
-        return SimpleNamespace(token=f"{part({'alg': 'none'})}.{part(claims)}.x", expires_on=claims["exp"])
+        token = f"{_b64({'alg': 'none'})}.{_b64(claims)}.x"
+        return SimpleNamespace(token=token, expires_on=claims["exp"])
 
 
 async def main() -> None:
@@ -59,21 +72,25 @@ async def main() -> None:
             await demo(account_url, credential)
         return
 
-    import trustme  # a throw-away certificate authority, for the local HTTPS emulator only
+    import trustme  # a throw-away certificate authority, for the local emulator
 
     from aioqueue.testing import Azurite
 
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1")
     with tempfile.TemporaryDirectory() as folder:
-        cert_file, key_file = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
+        cert_file = os.path.join(folder, "cert.pem")
+        key_file = os.path.join(folder, "key.pem")
         cert.cert_chain_pems[0].write_to_path(cert_file)
         cert.private_key_pem.write_to_path(key_file)
-        with Azurite(extra_args=("--oauth", "basic", "--cert", cert_file, "--key", key_file)) as emulator:
+        oauth = ("--oauth", "basic", "--cert", cert_file, "--key", key_file)
+        with Azurite(extra_args=oauth) as emulator:
             ssl_context = ssl.create_default_context()
             ca.configure_trust(ssl_context)
-            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl_context)) as session:
-                await demo(f"https://127.0.0.1:{emulator.port}/devstoreaccount1", EmulatorCredential(), session)
+            connector = aiohttp.TCPConnector(ssl=ssl_context)
+            url = f"https://127.0.0.1:{emulator.port}/devstoreaccount1"
+            async with aiohttp.ClientSession(connector=connector) as session:
+                await demo(url, EmulatorCredential(), session)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Get a message, then delete it: two steps. Meanwhile it is invisible to others for 30 s, so a
-crash between the steps loses nothing: the message simply comes back."""
+"""Get a message, then delete it: two steps. Meanwhile it is invisible to
+others for 30 s, so a crash between the steps loses nothing: the message
+simply comes back."""
 
 import asyncio
 
@@ -8,7 +9,10 @@ from aioqueue.testing import local_connection_string
 
 
 async def main() -> None:
-    async with local_connection_string() as conn_str, QueueClient.from_connection_string(conn_str, "walkthrough") as q:
+    async with (
+        local_connection_string() as conn_str,
+        QueueClient.from_connection_string(conn_str, "walkthrough") as q,
+    ):
         await q.create_queue(exist_ok=True)
         await q.send_message("Hello, World")
         for message in await q.receive_messages(visibility_timeout=30):

@@ -1,7 +1,8 @@
 """The classic Azure Queue walkthrough, end to end, with aioqueue.
 
-Runs against $AZURE_STORAGE_CONNECTION_STRING when set; otherwise against the local Azurite
-emulator, which is started (and stopped again) when none is running.  `./dev quickstart`
+Runs against $AZURE_STORAGE_CONNECTION_STRING when set; otherwise against the
+local Azurite emulator, which is started (and stopped again) when none is
+running. From a checkout: `./dev quickstart`
 """
 
 import asyncio
@@ -14,7 +15,9 @@ from aioqueue.testing import local_connection_string
 async def main() -> None:
     async with local_connection_string() as conn_str:
         queue_name = f"quickstart-{uuid.uuid4().hex[:8]}"
-        async with QueueClient.from_connection_string(conn_str, queue_name) as queue:
+        async with QueueClient.from_connection_string(
+            conn_str, queue_name
+        ) as queue:
             # Create a queue.
             await queue.create_queue()
             print(f"created queue {queue.queue_name}")
@@ -26,19 +29,25 @@ async def main() -> None:
             [peeked] = await queue.peek_messages()
             print(f"peeked: {peeked.content}")
 
-            # Change a message's content in place (and make it visible again right away).
+            # Change a message's content in place (and make it visible again).
             [message] = await queue.receive_messages()
-            await queue.update_message(message, content="Updated contents", visibility_timeout=0)
+            await queue.update_message(
+                message, content="Updated contents", visibility_timeout=0
+            )
             print("updated the message's content")
 
-            # Get a message, then delete it: two steps; it is invisible for 30 s in between.
+            # Get a message, then delete it: two steps; it is invisible for 30 s
+            # in between.
             [message] = await queue.receive_messages(visibility_timeout=30)
             print(f"got: {message.content}")
             await queue.delete_message(message)
 
-            # Get up to 16 messages at once, hidden for 5 minutes while we work on them.
+            # Get up to 16 messages at once, hidden for 5 minutes while we work
+            # on them.
             await queue.send_messages([f"message {i}" for i in range(20)])
-            batch = await queue.receive_messages(max_messages=16, visibility_timeout=5 * 60)
+            batch = await queue.receive_messages(
+                max_messages=16, visibility_timeout=5 * 60
+            )
             for message in batch:
                 await queue.delete_message(message)
             print(f"processed a batch of {len(batch)}")

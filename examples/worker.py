@@ -1,10 +1,13 @@
-"""A supervised worker: `queue.process()` with graceful shutdown on SIGTERM / Ctrl-C.
+"""A supervised worker: `queue.process()`, stopped gracefully by SIGTERM or
+Ctrl-C.
 
-    python examples/worker.py            # seeds 50 demo jobs, works until the queue stays empty 3 s
-    python examples/worker.py --forever  # runs until SIGTERM or Ctrl-C
+    python examples/worker.py            # 50 demo jobs, until the queue is
+                                         # empty for 3 s
+    python examples/worker.py --forever  # until SIGTERM or Ctrl-C
 
-On SIGTERM the worker stops fetching, gives prefetched messages back at once, lets the handlers
-under way finish (each deletes its message only on success) and prints what it did.
+On SIGTERM the worker stops fetching, gives prefetched messages back at once,
+lets the handlers under way finish (each deletes its message only on success)
+and prints what it did.
 """
 
 import asyncio
@@ -17,19 +20,24 @@ from aioqueue.testing import local_connection_string
 
 
 async def handle(msg: ReceivedMessage) -> None:
-    await asyncio.sleep(0.01)  # the real work; raise to have the message retried
+    await asyncio.sleep(0.01)  # the real work; raise to have it retried
     if msg.content == "job 13":
-        raise ValueError("job 13 always fails; after 3 tries it goes to jobs-poison")
+        raise ValueError("job 13 fails; after 3 tries it goes to jobs-poison")
 
 
 async def main(forever: bool) -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(levelname)s %(message)s"
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    async with local_connection_string() as conn_str, QueueClient.from_connection_string(conn_str, "jobs") as queue:
+    async with (
+        local_connection_string() as conn_str,
+        QueueClient.from_connection_string(conn_str, "jobs") as queue,
+    ):
         await queue.create_queue(exist_ok=True)
         await queue.send_messages(f"job {i}" for i in range(50))
         print("worker started", flush=True)
@@ -43,7 +51,8 @@ async def main(forever: bool) -> None:
             max_dequeue_count=3,  # then the message moves to jobs-poison
             retry_delay=lambda dequeue_count: 0.5 * dequeue_count,
         )
-        print(f"processed={stats.processed} failed={stats.failed} poisoned={stats.poisoned}", flush=True)
+        counts = f"failed={stats.failed} poisoned={stats.poisoned}"
+        print(f"processed={stats.processed} {counts}", flush=True)
 
 
 if __name__ == "__main__":

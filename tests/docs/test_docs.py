@@ -1,14 +1,20 @@
-"""The documentation site builds with --strict (no broken link, reference or included example) and
-its pages render in a real headless browser with their headings and code blocks."""
+"""The documentation site builds with --strict (no broken link, reference or included example), its
+pages render in a real headless browser with their headings and code blocks, and no code block is
+wider than its box on a 1280 px screen."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,6 +29,7 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+SCREEN = {"width": 1280, "height": 800}  # a common laptop screen
 
 
 def _chromium() -> str:
@@ -31,9 +38,7 @@ def _chromium() -> str:
     return found
 
 
-@pytest.mark.slow
-def test_the_docs_build_strictly_and_render_in_a_browser(tmp_path):
-    site = tmp_path / "site"
+def _build(site: Path) -> None:
     build = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"), "-d", str(site)],
         capture_output=True,
@@ -42,6 +47,19 @@ def test_the_docs_build_strictly_and_render_in_a_browser(tmp_path):
         env={"NO_MKDOCS_2_WARNING": "1", "PATH": "/usr/bin:/bin"},
     )
     assert build.returncode == 0, build.stderr[-3000:]
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """The site, built for the test (a few seconds)."""
+    built = tmp_path / "site"
+    _build(built)
+    return built
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_docs_build_strictly_and_render_in_a_browser(site, tmp_path):
     chromium = _chromium()
     # each page: its heading, and a word only its rendered body holds (an API reference member, code)
     pages = {
@@ -65,3 +83,118 @@ def test_the_docs_build_strictly_and_render_in_a_browser(tmp_path):
         assert headings and any(words.lower() in h.lower() for h in headings), f"{page}: h1 {headings[:2]}"
         assert "<pre" in dom or "<code" in dom, f"{page}: no code rendered"
         assert body_word in dom, f"{page}: {body_word!r} not rendered"
+
+
+# Run in each page once it has loaded (web fonts settled, every <details> opened): each code block, and
+# the <code> inside it that scrolls, wider than its box: by how much, and its longest line.
+MEASURE_CODE = """(async () => {
+  document.querySelectorAll("details").forEach((d) => { d.open = true; });
+  await document.fonts.ready;
+  const wide = [];
+  let measured = 0;
+  for (const box of document.querySelectorAll("pre, pre > code")) {
+    if (box.clientWidth === 0) continue;
+    measured += 1;
+    if (box.scrollWidth > box.clientWidth) {
+      const longest = box.textContent.split("\\n").reduce((a, b) => (b.length > a.length ? b : a), "");
+      wide.push(`${box.scrollWidth - box.clientWidth} px too wide: ${longest.trim().slice(0, 90)}`);
+    }
+  }
+  return {url: location.href, width: window.innerWidth, measured, wide};
+})()"""
+
+
+class DevTools:
+    """Just enough of Chromium's DevTools protocol: one call at a time; events kept until asked for."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.last_id = 0
+        self.events: list[dict[str, Any]] = []
+
+    async def call(self, method: str, session: str | None = None, **params: Any) -> dict[str, Any]:
+        self.last_id += 1
+        message: dict[str, Any] = {"id": self.last_id, "method": method, "params": params}
+        if session is not None:
+            message["sessionId"] = session
+        await self.ws.send_json(message)
+        while True:
+            message = await self.ws.receive_json()
+            if message.get("id") == self.last_id:
+                assert "error" not in message, f"{method}: {message['error']}"
+                result: dict[str, Any] = message["result"]
+                return result
+            self.events.append(message)
+
+    async def event(self, method: str, session: str) -> None:
+        while not any(e.get("method") == method and e.get("sessionId") == session for e in self.events):
+            self.events.append(await self.ws.receive_json())
+
+
+@contextlib.asynccontextmanager
+async def _browser(profile: Path) -> AsyncIterator[DevTools]:
+    """Headless Chromium with its DevTools protocol on a loopback port it picks itself."""
+    proc = await asyncio.create_subprocess_exec(
+        _chromium(),
+        *CHROMIUM_FLAGS,
+        "--remote-debugging-address=127.0.0.1",
+        "--remote-debugging-port=0",
+        f"--user-data-dir={profile}",
+        "--window-size={width},{height}".format(**SCREEN),
+        "about:blank",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        port_file = profile / "DevToolsActivePort"  # the port, then the browser's websocket path
+        for _ in range(600):
+            lines = port_file.read_text().split() if port_file.exists() else []
+            if len(lines) == 2:
+                break
+            assert proc.returncode is None, f"Chromium exited with {proc.returncode}"
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("Chromium did not open its DevTools port within 60 s")
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(f"ws://127.0.0.1:{lines[0]}{lines[1]}", max_msg_size=0) as ws,
+        ):
+            yield DevTools(ws)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+
+
+async def _measure_code(pages: dict[str, str], profile: Path) -> dict[str, dict[str, Any]]:
+    """Each page (name: its URL) in a 1280 px wide window: MEASURE_CODE's answer, by page."""
+    found = {}
+    async with _browser(profile) as browser:
+        target = await browser.call("Target.createTarget", url="about:blank")
+        attached = await browser.call("Target.attachToTarget", targetId=target["targetId"], flatten=True)
+        session = attached["sessionId"]
+        await browser.call("Emulation.setDeviceMetricsOverride", session, deviceScaleFactor=1, mobile=False, **SCREEN)
+        await browser.call("Page.enable", session)
+        for page, url in pages.items():
+            browser.events.clear()
+            navigated = await browser.call("Page.navigate", session, url=url)
+            assert "errorText" not in navigated, navigated
+            await asyncio.wait_for(browser.event("Page.loadEventFired", session), 60)
+            answer = await browser.call(
+                "Runtime.evaluate", session, expression=MEASURE_CODE, awaitPromise=True, returnByValue=True
+            )
+            value = answer["result"]["value"]
+            assert value["url"] == url, value  # measured the page itself, loaded
+            found[page] = value
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+async def test_no_code_block_is_wider_than_its_box_at_1280_px(site, tmp_path):
+    pages = {str(page.relative_to(site)): page.as_uri() for page in sorted(site.rglob("*.html"))}
+    found = await _measure_code(pages, tmp_path / "profile")
+    assert {answer["width"] for answer in found.values()} == {SCREEN["width"]}
+    assert found["getting-started/index.html"]["measured"] >= 10, "the code blocks were not measured"
+    wide = [f"{page}: {line}" for page, answer in found.items() for line in answer["wide"]]
+    assert not wide, "code wider than its box at 1280 px (scroll to read it):\n" + "\n".join(wide)
