@@ -66,6 +66,7 @@ def test_the_docs_build_strictly_and_render_in_a_browser(site, tmp_path):
         "index.html": ("aioqueue", "QueueClient"),
         "getting-started/index.html": ("Getting started", "send_message"),
         "guide/consuming/index.html": ("Consuming", "process"),
+        "guide/production/index.html": ("production", "terminationGracePeriodSeconds"),
         "reference/clients/index.html": ("Clients", "from_connection_string"),
         "migration/index.html": ("azure-storage-queue", "ResourceExistsError"),
     }
