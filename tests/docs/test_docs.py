@@ -1,6 +1,6 @@
 """The documentation site builds with --strict (no broken link, reference or included example), its
-pages render in a real headless browser with their headings and code blocks, and no code block is
-wider than its box on a 1280 px screen."""
+pages render in a real headless browser with their headings and code blocks, no code block is wider
+than its box on a 1280 px screen, and 404.html finds its assets under the site's own path."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -199,3 +201,39 @@ async def test_no_code_block_is_wider_than_its_box_at_1280_px(site, tmp_path):
     assert found["getting-started/index.html"]["measured"] >= 10, "the code blocks were not measured"
     wide = [f"{page}: {line}" for page, answer in found.items() for line in answer["wide"]]
     assert not wide, "code wider than its box at 1280 px (scroll to read it):\n" + "\n".join(wide)
+
+
+class _Urls(HTMLParser):
+    """Every href and src of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.urls += [value for name, value in attrs if name in ("href", "src") and value]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_404_points_at_the_sites_own_path(site):
+    """The server shows 404.html at whatever address was missing, /en/latest/no/such/page/ say, so its
+    links cannot be relative: they must start with the path the site is served under (site_url's)."""
+    canonical = re.search(r'<link rel="canonical" href="([^"]+)"', (site / "index.html").read_text())
+    assert canonical, (
+        "mkdocs.yml sets no site_url: 404.html then points at /assets/... on the server's root, which a site "
+        "served under a sub-path does not have"
+    )
+    base = urlsplit(canonical.group(1)).path
+    assert base.startswith("/") and base.endswith("/"), base
+    parser = _Urls()
+    parser.feed((site / "404.html").read_text())
+    local = [url for url in parser.urls if not urlsplit(url).scheme and not url.startswith("#")]
+    assert any(url.endswith(".css") for url in local) and any(url.endswith(".js") for url in local), local
+    wrong = []
+    for url in local:
+        path = urlsplit(url).path
+        target = site / path[len(base) :]
+        if not path.startswith(base) or not (target.is_file() or (target / "index.html").is_file()):
+            wrong.append(url)
+    assert not wrong, f"404.html links that miss the site under {base}: {wrong}"
