@@ -1,11 +1,13 @@
 """The documentation site builds with --strict (no broken link, reference or included example), its
 pages render in a real headless browser with their headings and code blocks, no code block is wider
-than its box on a 1280 px screen, and 404.html finds its assets under the site's own path."""
+than its box on a 1280 px screen, and 404.html finds its assets under the site's own path. Also: what
+`./dev docs` sets up."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import re
 import shutil
 import subprocess
@@ -237,3 +239,40 @@ def test_404_points_at_the_sites_own_path(site):
         if not path.startswith(base) or not (target.is_file() or (target / "index.html").is_file()):
             wrong.append(url)
     assert not wrong, f"404.html links that miss the site under {base}: {wrong}"
+
+
+def test_dev_docs_needs_only_the_docs_extra(tmp_path):
+    """`./dev docs` and `./dev docs build` install the docs extra only: no dev tools, no Azurite from
+    npm, no Chromium. Run here in a copy whose .venv records pip's arguments and mkdocs' instead."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("dev", "pyproject.toml", "constraints.txt"):
+        shutil.copy2(ROOT / name, repo / name)
+    log = tmp_path / "calls"
+    venv_bin = repo / ".venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    for tool in ("python", "mkdocs"):
+        (venv_bin / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> "{log}"\n')
+        (venv_bin / tool).chmod(0o755)
+    # a PATH with the shell's own tools only: no npm, no apt-get, no chromium
+    path = tmp_path / "path"
+    path.mkdir()
+    for tool in ("bash", "sh", "cat", "cut", "dirname", "sed", "sha256sum"):
+        found = shutil.which(tool)
+        assert found, tool
+        (path / tool).symlink_to(found)
+    env = {"PATH": str(path), "HOME": str(tmp_path)}
+    for args in (["docs", "build", "--site-dir", "out"], ["docs"]):
+        run = subprocess.run(
+            [str(path / "bash"), str(repo / "dev"), *args], capture_output=True, text=True, env=env, timeout=60
+        )
+        assert run.returncode == 0, run.stderr
+    calls = log.read_text().splitlines()
+    installs = [call for call in calls if " install " in call and "--upgrade pip" not in call]
+    assert installs == ["python -m pip install --quiet -c constraints.txt -e .[docs]"], calls
+    assert [call for call in calls if call.startswith("mkdocs")] == [
+        "mkdocs build --strict --site-dir out",
+        "mkdocs serve",
+    ], calls
+    stamp = hashlib.sha256(b"".join((repo / n).read_bytes() for n in ("pyproject.toml", "constraints.txt")))
+    assert stamp.hexdigest()[:16] in (repo / ".venv" / ".aioqueue-docs-stamp").read_text()
