@@ -1,7 +1,7 @@
 """The documentation site builds with --strict (no broken link, reference or included example), its
 pages render in a real headless browser with their headings and code blocks, no code block is wider
 than its box on a 1280 px screen, and 404.html finds its assets under the site's own path. Also: what
-`./dev docs` sets up."""
+`./dev docs` sets up, and the migration page's advice for the official SDK against Azurite."""
 
 from __future__ import annotations
 
@@ -20,6 +20,10 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.storage.queue.aio import QueueClient as OfficialQueueClient
+
+from aioqueue import QueueClient
 
 ROOT = Path(__file__).resolve().parents[2]
 # Chromium on a machine with no network: no background connections, no sandbox (root in CI)
@@ -276,3 +280,21 @@ def test_dev_docs_needs_only_the_docs_extra(tmp_path):
     ], calls
     stamp = hashlib.sha256(b"".join((repo / n).read_bytes() for n in ("pyproject.toml", "constraints.txt")))
     assert stamp.hexdigest()[:16] in (repo / ".venv" / ".aioqueue-docs-stamp").read_text()
+
+
+async def test_the_official_sdk_reaches_azurite_with_the_migration_pages_api_version(conn_str, queue_client):
+    page = (ROOT / "docs" / "migration.md").read_text()
+    shown = re.search(r'api_version="(\d{4}-\d{2}-\d{2})"', page)
+    assert shown, "docs/migration.md does not show how to set the official SDK's api_version for Azurite"
+    queue = queue_client.queue_name
+    # what the page says first: the official SDK's default is refused
+    async with OfficialQueueClient.from_connection_string(conn_str, queue) as refused:
+        with pytest.raises(HttpResponseError) as error:
+            await refused.send_message("sent with the SDK's default x-ms-version")
+        assert getattr(error.value, "error_code", None) == "InvalidHeaderValue", error.value
+    async with OfficialQueueClient.from_connection_string(conn_str, queue, api_version=shown.group(1)) as sdk:
+        await sdk.send_message("from the official SDK")
+        assert (await sdk.get_queue_properties()).approximate_message_count == 1
+    async with QueueClient.from_connection_string(conn_str, queue) as q:
+        [peeked] = await q.peek_messages()
+    assert peeked.content == "from the official SDK"
