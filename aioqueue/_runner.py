@@ -449,7 +449,7 @@ async def _serve_metrics(worker: Worker, meter_provider: Any, host: str, port: i
 
     prometheus_client = _prometheus_modules()[0]
     meter = meter_provider.get_meter("aioqueue.worker")
-    attrs = {"messaging.destination.name": worker.link.queue_name}
+    attrs = {"messaging.destination.name": worker._link.queue_name}
     meter.create_observable_gauge(
         "aioqueue.worker.in_flight",
         callbacks=[lambda options: [_observation(worker.in_flight, attrs)]],

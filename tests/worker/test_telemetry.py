@@ -30,6 +30,7 @@ from aioqueue import (
     ReceivedMessage,
     RetryPolicy,
     SasCredential,
+    Worker,
     generate_queue_sas,
 )
 from aioqueue._telemetry import OFF, SYSTEM
@@ -523,6 +524,17 @@ async def test_worker_stats_can_be_read_while_it_runs(queue_client):
     assert final == worker.stats
     with pytest.raises(RuntimeError, match="runs once"):
         await worker.run()
+
+
+async def test_a_worker_shows_only_its_documented_surface():
+    """Its internals (link, consumer, tasks, changed, ...) were public attributes, shown undocumented in the
+    API reference (issue #25, item 7): every public member is now a documented property or method."""
+    async with QueueClient("http://127.0.0.1:9/devstoreaccount1", "jobs", credential=DEV_KEY) as queue:
+        worker = queue.worker(_ok)
+        assert [name for name in vars(worker) if not name.startswith("_")] == []
+        public = [name for name in dir(Worker) if not name.startswith("_")]
+        assert {"run", "stop", "stats", "received", "in_flight", "state", "last_answer"} <= set(public)
+        assert [name for name in public if not getattr(Worker, name).__doc__] == []
 
 
 async def test_worker_arguments_are_checked_when_it_is_made(queue_client):
