@@ -168,13 +168,14 @@ async def _work(args: argparse.Namespace, conn_str: str, handler: Handler, reque
             if server is not None:
                 await server.cleanup()
     log.info(
-        "worker %d done: processed=%d failed=%d poisoned=%d lease_lost=%d undecodable=%d",
+        "worker %d done: processed=%d failed=%d poisoned=%d lease_lost=%d undecodable=%d delete_failed=%d",
         os.getpid(),
         stats.processed,
         stats.failed,
         stats.poisoned,
         stats.lease_lost,
         stats.undecodable,
+        stats.delete_failed,
     )
     return 0
 

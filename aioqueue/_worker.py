@@ -11,7 +11,15 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ._errors import AioQueueError, MessageSettled
+from ._errors import (
+    AioQueueError,
+    MessageNotFound,
+    MessageSettled,
+    PopReceiptMismatch,
+    RequestTimeout,
+    ServiceError,
+    TransportError,
+)
 from ._link import QueueLink
 from ._models import ProcessStats
 from ._options import ReceiveSettings, poison_queue_for
@@ -75,8 +83,10 @@ class Worker:
       outlives it.
     - **Bad messages never stop it**: undecodable content is poisoned (with ``max_dequeue_count``)
       or released, logged and counted.
-    - **Honest outcomes**: a handler that succeeded but whose message could not be deleted is
-      counted as ``lease_lost``, not ``failed``.
+    - **Honest outcomes**: a handler that succeeded but whose message could not be deleted is never
+      counted as ``failed``: it is ``lease_lost`` when the service refused the message's pop receipt
+      (``on_lease_lost`` is called), ``delete_failed`` when the delete failed for another reason (the
+      service unreachable during an outage, say); either way the message will be delivered again.
     """
 
     def __init__(self, link: QueueLink, handler: Handler, settings: WorkerSettings, options: ReceiveSettings) -> None:
@@ -97,7 +107,7 @@ class Worker:
         self._tasks: set[asyncio.Task[None]] = set()  # one per message, until it is settled
         self._running = 0  # of those, how many are still in their handler
         self._changed = asyncio.Event()  # a handler returned, a task ended, or stop was set
-        self._processed = self._failed = self._lease_lost = 0
+        self._processed = self._failed = self._lease_lost = self._undeleted = 0
         self._failing_since: float | None = None
 
     @classmethod
@@ -132,6 +142,7 @@ class Worker:
             poisoned=consumer.poisoned if consumer else 0,
             lease_lost=self._lease_lost,
             undecodable=consumer.undecodable if consumer else 0,
+            delete_failed=self._undeleted,
         )
 
     @property
@@ -324,8 +335,29 @@ class Worker:
             link.count("processed")
 
     async def _delete_failed(self, message: ReceivedMessage, exc: AioQueueError, rec: Any) -> None:
-        """A handled message could not be deleted: counted as lease_lost, logged, and told through
-        ``on_lease_lost`` (unless its renewals stopping already told it)."""
+        """A handled message could not be deleted, so it will be delivered again: a lost lease when the
+        service refused its pop receipt, otherwise (the service unreachable, busy or refusing) a failed
+        delete; each logged as what it is and counted apart."""
+        if isinstance(exc, (MessageNotFound, PopReceiptMismatch)):
+            await self._lease_was_lost(message, exc, rec)
+            return
+        self._undeleted += 1
+        rec.fail("delete_failed", exc)
+        self._link.count("delete_failed")
+        log.warning(
+            "message %s was handled, but deleting it failed because %s (not a lost lease); %s after its "
+            "visibility timeout and is handled again, so keep handlers idempotent: %s",
+            message.id,
+            _why_undeleted(exc),
+            "unless the delete got through before its answer was lost, it reappears"
+            if _maybe_deleted(exc)
+            else "it reappears",
+            exc,
+        )
+
+    async def _lease_was_lost(self, message: ReceivedMessage, exc: AioQueueError, rec: Any) -> None:
+        """The service refused the handled message's pop receipt: counted as lease_lost, logged, and told
+        through ``on_lease_lost`` (unless its renewals stopping already told it)."""
         told = message.lease_lost
         self._lease_lost += 1
         rec.fail("lease_lost", exc)
@@ -384,6 +416,24 @@ class Worker:
             if timer is not None:
                 timer.cancel()
         return None
+
+
+def _why_undeleted(exc: AioQueueError) -> str:
+    """Why a delete failed, other than a lost lease, in words for the log."""
+    if isinstance(exc, RequestTimeout):
+        return "the service did not answer in time"
+    if isinstance(exc, TransportError):
+        return "the service was unreachable" if exc.unsent else "the connection to the service failed"
+    if isinstance(exc, ServiceError):
+        return f"the service refused it (HTTP {exc.status})"
+    return "the service's answer could not be read"
+
+
+def _maybe_deleted(exc: AioQueueError) -> bool:
+    """Might the delete have been done although it failed (an attempt sent, its answer lost)?"""
+    if isinstance(exc, TransportError):
+        return not exc.unsent
+    return bool(getattr(exc, "maybe_applied", False))
 
 
 async def _release_quietly(message: ReceivedMessage, delay: int) -> None:

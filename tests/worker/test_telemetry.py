@@ -283,6 +283,24 @@ async def test_a_lost_lease_is_an_error_span_and_a_callback(conn_str, queue_name
     assert total(otel.metrics()["aioqueue.consumer.messages"], **{"aioqueue.outcome": "lease_lost"}) == 1
 
 
+async def test_a_delete_that_fails_in_an_outage_is_counted_apart_from_a_lost_lease(proxy, queue_client, otel):
+    """Its span and the outcome counter say delete_failed, not lease_lost (issue #25, item 5)."""
+    lost: list[BaseException] = []
+    await queue_client.send_message("x")
+    proxy.script(Fault("reset_before", method="DELETE"))  # the connection drops: no answer, nothing done
+    async with QueueClient(
+        proxy.url(), queue_client.queue_name, credential=DEV_KEY, retry=None, **otel.options
+    ) as queue:
+        stats = await queue.process(_ok, max_messages=1, idle_timeout=BOUND, on_lease_lost=lambda m, e: lost.append(e))
+    assert (stats.delete_failed, stats.lease_lost, stats.processed) == (1, 0, 0) and lost == []
+    (process,) = named(otel.spans(), f"process {queue_client.queue_name}")
+    assert process.status.status_code is StatusCode.ERROR
+    assert process.attributes["error.type"] == "delete_failed"
+    outcomes = otel.metrics()["aioqueue.consumer.messages"]
+    assert total(outcomes, **{"aioqueue.outcome": "delete_failed"}) == 1
+    assert total(outcomes, **{"aioqueue.outcome": "lease_lost"}) == 0
+
+
 async def test_a_raising_callback_is_logged_and_the_worker_goes_on(conn_str, queue_name, otel, caplog):
     async def handler(msg: ReceivedMessage) -> None:
         raise RuntimeError("nope")
