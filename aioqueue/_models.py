@@ -175,10 +175,13 @@ class ProcessStats:
     - ``failed``: the handler raised (or ran over ``handler_timeout``); the message was released
       for redelivery after ``retry_delay``.
     - ``poisoned``: moved to the poison queue (received too often, or undecodable).
-    - ``lease_lost``: the handler succeeded but the message could not be deleted (its visibility
-      lapsed and another consumer may have it, or the service was unreachable): it will be delivered
-      again. Use ``auto_renew=True`` for long handlers and keep handlers idempotent.
+    - ``lease_lost``: the handler succeeded but the message could not be deleted because the service
+      refused its pop receipt (its visibility lapsed and another consumer may have it): it will be
+      delivered again. Use ``auto_renew=True`` for long handlers and keep handlers idempotent.
     - ``undecodable``: content the encoding could not decode, released (poisoning off).
+    - ``delete_failed``: the handler succeeded but deleting the message failed for another reason
+      (the service unreachable, busy or refusing the request): it reappears after its visibility
+      timeout and is handled again.
     """
 
     processed: int = 0
@@ -186,6 +189,7 @@ class ProcessStats:
     poisoned: int = 0
     lease_lost: int = 0
     undecodable: int = 0
+    delete_failed: int = 0
 
 
 @dataclass(frozen=True, slots=True)

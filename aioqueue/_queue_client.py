@@ -352,8 +352,8 @@ class QueueClient(ClientBase[QueueOperations]):
         request; the arguments are :meth:`process`'s, plus callbacks (plain or async functions, their
         failures logged): ``on_failure(message, error)`` after a handler raised (or timed out) and its
         message was released, ``on_poison(message, why)`` after a message moved to the poison queue,
-        ``on_lease_lost(message, error)`` when a handled message could not be deleted or its renewals
-        stopped before it was settled. Options: :class:`ProcessOptions`.
+        ``on_lease_lost(message, error)`` when a handled message could not be deleted because its lease
+        was lost, or its renewals stopped before it was settled. Options: :class:`ProcessOptions`.
         """
         return Worker.build(self._ops, handler, options)
 

@@ -168,13 +168,14 @@ async def _work(args: argparse.Namespace, conn_str: str, handler: Handler, reque
             if server is not None:
                 await server.cleanup()
     log.info(
-        "worker %d done: processed=%d failed=%d poisoned=%d lease_lost=%d undecodable=%d",
+        "worker %d done: processed=%d failed=%d poisoned=%d lease_lost=%d undecodable=%d delete_failed=%d",
         os.getpid(),
         stats.processed,
         stats.failed,
         stats.poisoned,
         stats.lease_lost,
         stats.undecodable,
+        stats.delete_failed,
     )
     return 0
 
@@ -449,7 +450,7 @@ async def _serve_metrics(worker: Worker, meter_provider: Any, host: str, port: i
 
     prometheus_client = _prometheus_modules()[0]
     meter = meter_provider.get_meter("aioqueue.worker")
-    attrs = {"messaging.destination.name": worker.link.queue_name}
+    attrs = {"messaging.destination.name": worker._link.queue_name}
     meter.create_observable_gauge(
         "aioqueue.worker.in_flight",
         callbacks=[lambda options: [_observation(worker.in_flight, attrs)]],

@@ -123,7 +123,10 @@ class _Instruments:
         self.outcomes = meter.create_counter(
             "aioqueue.consumer.messages",
             unit="{message}",
-            description="What became of each received message: processed, failed, poisoned, lease_lost, undecodable",
+            description=(
+                "What became of each received message: processed, failed, poisoned, lease_lost, undecodable, "
+                "delete_failed"
+            ),
         )
         self.lag = meter.create_histogram(
             "aioqueue.queue.lag",

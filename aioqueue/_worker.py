@@ -11,7 +11,15 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ._errors import AioQueueError, MessageSettled
+from ._errors import (
+    AioQueueError,
+    MessageNotFound,
+    MessageSettled,
+    PopReceiptMismatch,
+    RequestTimeout,
+    ServiceError,
+    TransportError,
+)
 from ._link import QueueLink
 from ._models import ProcessStats
 from ._options import ReceiveSettings, poison_queue_for
@@ -75,30 +83,31 @@ class Worker:
       outlives it.
     - **Bad messages never stop it**: undecodable content is poisoned (with ``max_dequeue_count``)
       or released, logged and counted.
-    - **Honest outcomes**: a handler that succeeded but whose message could not be deleted is
-      counted as ``lease_lost``, not ``failed``.
+    - **Honest outcomes**: a handler that succeeded but whose message could not be deleted is never
+      counted as ``failed``: it is ``lease_lost`` when the service refused the message's pop receipt
+      (``on_lease_lost`` is called), ``delete_failed`` when the delete failed for another reason (the
+      service unreachable during an outage, say); either way the message will be delivered again.
     """
 
     def __init__(self, link: QueueLink, handler: Handler, settings: WorkerSettings, options: ReceiveSettings) -> None:
         check_handler(handler)
-        self.link = link
-        self.handler = handler
-        self.settings = settings
-        self.options = options
-        self.concurrency = settings.concurrency
-        self.handler_timeout = settings.handler_timeout
-        self.shutdown_timeout = settings.shutdown_timeout
-        self.on_failure: FailureHook | None = settings.on_failure
-        self.on_lease_lost: FailureHook | None = settings.on_lease_lost
+        self._link = link
+        self._handler = handler
+        self._options = options
+        self._concurrency = settings.concurrency
+        self._handler_timeout = settings.handler_timeout
+        self._shutdown_timeout = settings.shutdown_timeout
+        self._on_failure: FailureHook | None = settings.on_failure
+        self._on_lease_lost: FailureHook | None = settings.on_lease_lost
         self._stop = settings.stop
         self._poison_queue = poison_queue_for(options, link.queue_name)  # checked now, before any request
         self._on_poison: PoisonHook | None = settings.on_poison
         self._state = "new"
-        self.consumer: Consumer | None = None
-        self.tasks: set[asyncio.Task[None]] = set()  # one per message, until it is settled
-        self.running = 0  # of those, how many are still in their handler
-        self.changed = asyncio.Event()  # a handler returned, a task ended, or stop was set
-        self.processed = self.failed = self.lease_lost = 0
+        self._consumer: Consumer | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # one per message, until it is settled
+        self._running = 0  # of those, how many are still in their handler
+        self._changed = asyncio.Event()  # a handler returned, a task ended, or stop was set
+        self._processed = self._failed = self._lease_lost = self._undeleted = 0
         self._failing_since: float | None = None
 
     @classmethod
@@ -126,24 +135,25 @@ class Worker:
     @property
     def stats(self) -> ProcessStats:
         """The counts so far (a snapshot; the final one is what :meth:`run` returns)."""
-        consumer = self.consumer
+        consumer = self._consumer
         return ProcessStats(
-            processed=self.processed,
-            failed=self.failed,
+            processed=self._processed,
+            failed=self._failed,
             poisoned=consumer.poisoned if consumer else 0,
-            lease_lost=self.lease_lost,
+            lease_lost=self._lease_lost,
             undecodable=consumer.undecodable if consumer else 0,
+            delete_failed=self._undeleted,
         )
 
     @property
     def received(self) -> int:
         """Messages handed to the handler so far (poisoned and undecodable ones never are)."""
-        return self.consumer.yielded if self.consumer else 0
+        return self._consumer.yielded if self._consumer else 0
 
     @property
     def last_answer(self) -> float | None:
         """``time.monotonic()`` when the queue last answered a receive (None before its first answer)."""
-        return self.consumer.last_answer if self.consumer else None
+        return self._consumer.last_answer if self._consumer else None
 
     @property
     def failing_since(self) -> float | None:
@@ -154,7 +164,7 @@ class Worker:
     @property
     def in_flight(self) -> int:
         """Handlers running now."""
-        return self.running
+        return self._running
 
     def stop(self) -> None:
         """Stop gracefully: nothing more is fetched, prefetched messages go back at once, handlers
@@ -172,19 +182,19 @@ class Worker:
         self._state = "running"
         stop = self._stop if self._stop is not None else asyncio.Event()
         self._stop = stop
-        consumer = self.consumer = Consumer(
-            self.link,
-            self.options,
+        consumer = self._consumer = Consumer(
+            self._link,
+            self._options,
             poison_queue=self._poison_queue,
             raise_undecodable=False,
             on_poison=self._on_poison,
-            on_lease_lost=self.on_lease_lost,
+            on_lease_lost=self._on_lease_lost,
         )
         watcher = asyncio.ensure_future(self._watch(stop))
         try:
             await self._loop(stop)
             await consumer.aclose(keep_renewing=True)  # prefetched messages go back at once
-            await self._drain(self.shutdown_timeout)
+            await self._drain(self._shutdown_timeout)
         except BaseException:
             # an error retrying cannot fix, or cancellation: no handler outlives the worker
             await shielded(self._cancel_handlers())
@@ -197,13 +207,13 @@ class Worker:
 
     async def _watch(self, stop: asyncio.Event) -> None:
         await stop.wait()
-        assert self.consumer is not None
-        self.consumer.halt()
-        self.changed.set()
+        assert self._consumer is not None
+        self._consumer.halt()
+        self._changed.set()
 
     async def _loop(self, stop: asyncio.Event) -> None:
-        consumer = self.consumer
-        changed = self.changed
+        consumer = self._consumer
+        changed = self._changed
         assert consumer is not None
         buffer = consumer.buffer
         streak = 0
@@ -230,7 +240,7 @@ class Worker:
                         log.warning("receiving failed; the worker keeps trying with back-off: %s", exc)
                     else:
                         log.debug("receiving failed again (%d in a row): %s", streak, exc)
-                    await consumer.pause(self.options.poll_delay(streak - 1))
+                    await consumer.pause(self._options.poll_delay(streak - 1))
                     continue
                 if streak:
                     log.warning(
@@ -248,36 +258,36 @@ class Worker:
             message = buffer.popleft()
             consumer.claim(message)  # until its task ends: the same message fetched again is not run twice
             consumer.yielded += 1
-            self.running += 1
+            self._running += 1
             task = asyncio.ensure_future(self._handle(message))
-            self.tasks.add(task)
+            self._tasks.add(task)
             task.add_done_callback(self._done)
 
     def _free(self) -> int:
         """Messages that may start now: a free handler slot each, while deletes and releases of
         finished handlers (at most ``concurrency`` more) are still under way."""
-        return min(self.concurrency - self.running, 2 * self.concurrency - len(self.tasks))
+        return min(self._concurrency - self._running, 2 * self._concurrency - len(self._tasks))
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self.tasks.discard(task)
-        self.changed.set()
+        self._tasks.discard(task)
+        self._changed.set()
 
     def _returned(self) -> None:
         """The handler is done (whatever its outcome); settling the message does not hold its slot."""
-        self.running -= 1
-        self.changed.set()
+        self._running -= 1
+        self._changed.set()
 
     async def _drain(self, shutdown_timeout: float | None) -> None:
         """Let handlers under way finish; after ``shutdown_timeout`` cancel the rest."""
-        if not self.tasks:
+        if not self._tasks:
             return
-        _, pending = await asyncio.wait(set(self.tasks), timeout=shutdown_timeout)
+        _, pending = await asyncio.wait(set(self._tasks), timeout=shutdown_timeout)
         if pending:
             log.warning("%d handlers still running after shutdown_timeout; cancelling them", len(pending))
             await self._cancel_handlers()
 
     async def _cancel_handlers(self) -> None:
-        tasks = list(self.tasks)
+        tasks = list(self._tasks)
         for task in tasks:
             task.cancel()  # each releases its message at once
         if tasks:
@@ -286,7 +296,7 @@ class Worker:
     # ---- one message ---------------------------------------------------------------------------
 
     async def _handle(self, message: ReceivedMessage) -> None:
-        consumer = self.consumer
+        consumer = self._consumer
         assert consumer is not None
         try:
             await self._handle_claimed(message)
@@ -294,7 +304,7 @@ class Worker:
             consumer.unclaim(message)
 
     async def _handle_claimed(self, message: ReceivedMessage) -> None:
-        link = self.link
+        link = self._link
         with link.operation("process", message) as rec:  # the handler's own spans are its children
             try:
                 error = await self._call(message)
@@ -305,13 +315,13 @@ class Worker:
                 raise
             self._returned()
             if error is not None:
-                self.failed += 1
+                self._failed += 1
                 rec.fail(error_type(error), error)
                 link.count("failed")
                 if message.settled is None:
-                    await shielded(_release_quietly(message, self.options.retry_delay_of(message)))
-                if self.on_failure is not None:
-                    await call_hook(self.on_failure, "on_failure", message, error)
+                    await shielded(_release_quietly(message, self._options.retry_delay_of(message)))
+                if self._on_failure is not None:
+                    await call_hook(self._on_failure, "on_failure", message, error)
                 return
             if message.settled is None:
                 try:
@@ -321,19 +331,40 @@ class Worker:
                 except AioQueueError as exc:
                     await self._delete_failed(message, exc, rec)
                     return
-            self.processed += 1
+            self._processed += 1
             link.count("processed")
 
     async def _delete_failed(self, message: ReceivedMessage, exc: AioQueueError, rec: Any) -> None:
-        """A handled message could not be deleted: counted as lease_lost, logged, and told through
-        ``on_lease_lost`` (unless its renewals stopping already told it)."""
+        """A handled message could not be deleted, so it will be delivered again: a lost lease when the
+        service refused its pop receipt, otherwise (the service unreachable, busy or refusing) a failed
+        delete; each logged as what it is and counted apart."""
+        if isinstance(exc, (MessageNotFound, PopReceiptMismatch)):
+            await self._lease_was_lost(message, exc, rec)
+            return
+        self._undeleted += 1
+        rec.fail("delete_failed", exc)
+        self._link.count("delete_failed")
+        log.warning(
+            "message %s was handled, but deleting it failed because %s (not a lost lease); %s after its "
+            "visibility timeout and is handled again, so keep handlers idempotent: %s",
+            message.id,
+            _why_undeleted(exc),
+            "unless the delete got through before its answer was lost, it reappears"
+            if _maybe_deleted(exc)
+            else "it reappears",
+            exc,
+        )
+
+    async def _lease_was_lost(self, message: ReceivedMessage, exc: AioQueueError, rec: Any) -> None:
+        """The service refused the handled message's pop receipt: counted as lease_lost, logged, and told
+        through ``on_lease_lost`` (unless its renewals stopping already told it)."""
         told = message.lease_lost
-        self.lease_lost += 1
+        self._lease_lost += 1
         rec.fail("lease_lost", exc)
-        self.link.count("lease_lost")
+        self._link.count("lease_lost")
         advice = (
             "keep handlers idempotent"
-            if self.options.auto_renew
+            if self._options.auto_renew
             else "use auto_renew=True for long handlers and keep handlers idempotent"
         )
         log.warning(
@@ -343,13 +374,13 @@ class Worker:
             exc,
             advice,
         )
-        if self.on_lease_lost is not None and not told:
-            await call_hook(self.on_lease_lost, "on_lease_lost", message, exc)
+        if self._on_lease_lost is not None and not told:
+            await call_hook(self._on_lease_lost, "on_lease_lost", message, exc)
 
     async def _call(self, message: ReceivedMessage) -> BaseException | None:
         """Run the handler (within ``handler_timeout``); None when it returned, else what it raised
         (a TimeoutError when it ran over ``handler_timeout`` and was cancelled)."""
-        timeout = self.handler_timeout
+        timeout = self._handler_timeout
         timer = None
         expired = False
         if timeout is not None:
@@ -363,7 +394,7 @@ class Worker:
 
             timer = asyncio.get_running_loop().call_later(timeout, expire)
         try:
-            await self.handler(message)
+            await self._handler(message)
         except asyncio.CancelledError:
             if not expired:
                 raise
@@ -385,6 +416,24 @@ class Worker:
             if timer is not None:
                 timer.cancel()
         return None
+
+
+def _why_undeleted(exc: AioQueueError) -> str:
+    """Why a delete failed, other than a lost lease, in words for the log."""
+    if isinstance(exc, RequestTimeout):
+        return "the service did not answer in time"
+    if isinstance(exc, TransportError):
+        return "the service was unreachable" if exc.unsent else "the connection to the service failed"
+    if isinstance(exc, ServiceError):
+        return f"the service refused it (HTTP {exc.status})"
+    return "the service's answer could not be read"
+
+
+def _maybe_deleted(exc: AioQueueError) -> bool:
+    """Might the delete have been done although it failed (an attempt sent, its answer lost)?"""
+    if isinstance(exc, TransportError):
+        return not exc.unsent
+    return bool(getattr(exc, "maybe_applied", False))
 
 
 async def _release_quietly(message: ReceivedMessage, delay: int) -> None:

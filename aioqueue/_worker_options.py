@@ -33,8 +33,10 @@ class WorkerOptions(TypedDict, total=False):
       and their messages released (``None``: they finish, however long).
     - ``on_failure(message, error)`` [None]: after a handler raised (or timed out) and its message was released.
     - ``on_poison(message, why)`` [None]: after a message moved to the poison queue.
-    - ``on_lease_lost(message, error)`` [None]: when a handled message could not be deleted, or its
-      renewals stopped before it was settled (once a message).
+    - ``on_lease_lost(message, error)`` [None]: when a handled message could not be deleted because its
+      lease was lost (the service refused its pop receipt), or its renewals stopped before it was
+      settled (once a message). A delete that failed otherwise (an outage) is counted in
+      ``delete_failed`` and logged, not told here.
     """
 
     concurrency: int

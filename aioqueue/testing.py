@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import importlib.metadata
 import os
 import re
 import shutil
@@ -248,6 +249,22 @@ try:
 except ImportError:  # pragma: no cover - exercised in a subprocess by the tests, without it
     pytest_asyncio = None  # type: ignore[assignment]
 
+# pytest-asyncio warns on every run while this option is unset (a PytestDeprecationWarning); from 1.5 on it
+# takes "fixture-scope", which is what unset means (each async fixture's loop has the fixture's scope)
+LOOP_SCOPE_OPTION = "asyncio_default_fixture_loop_scope"
+LOOP_SCOPE_AS_UNSET = "fixture-scope"
+
+
+def _takes_fixture_scope() -> bool:
+    """Does the installed pytest-asyncio take ``asyncio_default_fixture_loop_scope = "fixture-scope"`` (1.5+)?"""
+    try:
+        version = importlib.metadata.version("pytest-asyncio")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    found = re.match(r"(\d+)\.(\d+)", version)
+    return found is not None and (int(found[1]), int(found[2])) >= (1, 5)
+
+
 if pytest is not None:
 
     def pytest_addoption(parser: Any) -> None:
@@ -257,6 +274,20 @@ if pytest is not None:
             default=[],
             help="extra arguments for the session's Azurite (e.g. --oauth basic --cert cert.pem --key key.pem)",
         )
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(config: Any) -> None:
+        """Before pytest-asyncio reads it: when the project leaves ``asyncio_default_fixture_loop_scope``
+        unset, it becomes "fixture-scope", what unset means, so that nothing changes but the warning is
+        gone. (pytest has no public way to give another plugin's ini option a value: this fills pytest's
+        cache of ini values, and without that cache, or before pytest-asyncio 1.5, the warning stays.)"""
+        try:
+            configured = config.getini(LOOP_SCOPE_OPTION)
+        except ValueError:  # pytest-asyncio is not installed or not loaded (-p no:asyncio)
+            return
+        cache = getattr(config, "_inicache", None)
+        if not configured and isinstance(cache, dict) and _takes_fixture_scope():
+            cache[LOOP_SCOPE_OPTION] = LOOP_SCOPE_AS_UNSET
 
     @pytest.fixture(scope="session")
     def azurite_factory() -> Iterator[Any]:

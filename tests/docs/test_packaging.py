@@ -1,10 +1,12 @@
-"""Install from source and from a built wheel, as README says, in a clean virtual environment."""
+"""Install from source and from a built wheel, as README says, in a clean virtual environment; what the sdist holds."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
 import venv
 import zipfile
 from pathlib import Path
@@ -24,16 +26,43 @@ def _run(*cmd: str | Path, cwd: Path = ROOT) -> str:
     return result.stdout
 
 
+def _source_tree(into: Path) -> Path:
+    """A copy of the checkout's files (tracked, and untracked but not ignored): what a clone holds."""
+    listed = _run("git", "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():  # (a tracked file deleted in the checkout is not)
+            (into / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, into / name)
+    return into
+
+
+def _sdist_members(sdist: Path) -> set[str]:
+    """The sdist's files, without its top folder (aioqueue_azure-<version>/)."""
+    with tarfile.open(sdist) as archive:
+        return {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+
+
 @pytest.mark.slow
 def test_the_sdist_and_wheel_build_pass_twine_and_install_cleanly(tmp_path):
+    # built from a copy of the checkout, plus a top-level tests/test_*.py: the kind of file setuptools puts
+    # in an sdist by default, without the conftest.py, helpers and data it needs (issue #25, item 8)
+    source = _source_tree(tmp_path / "source")
+    (source / "tests" / "test_canary.py").write_text("def test_canary():\n    pass\n")
     dist = tmp_path / "dist"
-    _run(sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", dist)
+    _run(sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", dist, source)
     [wheel] = dist.glob("*.whl")
     [sdist] = dist.glob("*.tar.gz")
     assert "passed" in _run(sys.executable, "-m", "twine", "check", wheel, sdist).lower()
     names = zipfile.ZipFile(wheel).namelist()
     assert "aioqueue/py.typed" in names and "aioqueue/cli.py" in names
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "examples/", "docs/"))], names
+    # the sdist: the package and what builds it, and no test at all (the suite needs the whole checkout:
+    # its conftest, helpers, recordings, the docs and examples it checks, Azurite from package-lock.json)
+    members = _sdist_members(sdist)
+    package = {f"aioqueue/{path.name}" for path in (ROOT / "aioqueue").iterdir() if path.suffix in (".py", ".typed")}
+    assert package | {"pyproject.toml", "README.md", "LICENSE"} <= members, sorted(members)
+    assert not [n for n in members if n.startswith("tests/")], sorted(members)
     # a clean environment: the wheel, then the source tree (pip install .), each importable and runnable
     env = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env)

@@ -30,6 +30,7 @@ from aioqueue import (
     ReceivedMessage,
     RetryPolicy,
     SasCredential,
+    Worker,
     generate_queue_sas,
 )
 from aioqueue._telemetry import OFF, SYSTEM
@@ -282,6 +283,24 @@ async def test_a_lost_lease_is_an_error_span_and_a_callback(conn_str, queue_name
     assert total(otel.metrics()["aioqueue.consumer.messages"], **{"aioqueue.outcome": "lease_lost"}) == 1
 
 
+async def test_a_delete_that_fails_in_an_outage_is_counted_apart_from_a_lost_lease(proxy, queue_client, otel):
+    """Its span and the outcome counter say delete_failed, not lease_lost (issue #25, item 5)."""
+    lost: list[BaseException] = []
+    await queue_client.send_message("x")
+    proxy.script(Fault("reset_before", method="DELETE"))  # the connection drops: no answer, nothing done
+    async with QueueClient(
+        proxy.url(), queue_client.queue_name, credential=DEV_KEY, retry=None, **otel.options
+    ) as queue:
+        stats = await queue.process(_ok, max_messages=1, idle_timeout=BOUND, on_lease_lost=lambda m, e: lost.append(e))
+    assert (stats.delete_failed, stats.lease_lost, stats.processed) == (1, 0, 0) and lost == []
+    (process,) = named(otel.spans(), f"process {queue_client.queue_name}")
+    assert process.status.status_code is StatusCode.ERROR
+    assert process.attributes["error.type"] == "delete_failed"
+    outcomes = otel.metrics()["aioqueue.consumer.messages"]
+    assert total(outcomes, **{"aioqueue.outcome": "delete_failed"}) == 1
+    assert total(outcomes, **{"aioqueue.outcome": "lease_lost"}) == 0
+
+
 async def test_a_raising_callback_is_logged_and_the_worker_goes_on(conn_str, queue_name, otel, caplog):
     async def handler(msg: ReceivedMessage) -> None:
         raise RuntimeError("nope")
@@ -523,6 +542,17 @@ async def test_worker_stats_can_be_read_while_it_runs(queue_client):
     assert final == worker.stats
     with pytest.raises(RuntimeError, match="runs once"):
         await worker.run()
+
+
+async def test_a_worker_shows_only_its_documented_surface():
+    """Its internals (link, consumer, tasks, changed, ...) were public attributes, shown undocumented in the
+    API reference (issue #25, item 7): every public member is now a documented property or method."""
+    async with QueueClient("http://127.0.0.1:9/devstoreaccount1", "jobs", credential=DEV_KEY) as queue:
+        worker = queue.worker(_ok)
+        assert [name for name in vars(worker) if not name.startswith("_")] == []
+        public = [name for name in dir(Worker) if not name.startswith("_")]
+        assert {"run", "stop", "stats", "received", "in_flight", "state", "last_answer"} <= set(public)
+        assert [name for name in public if not getattr(Worker, name).__doc__] == []
 
 
 async def test_worker_arguments_are_checked_when_it_is_made(queue_client):
