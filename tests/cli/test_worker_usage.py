@@ -3,6 +3,7 @@ before any process starts or any request goes out."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -79,3 +80,10 @@ def test_a_bad_option_is_said_once_with_the_worker_s_flag(tmp_path: Path, argv: 
     assert line.startswith("aioqueue: ") and words in line, line
     for parameter in ("max_messages", "idle_timeout", "visibility_timeout", "handler_timeout", "--count"):
         assert parameter not in line
+
+
+def test_worker_errors_with_json_are_json(tmp_path: Path) -> None:
+    result = worker(tmp_path, "jobs", "tasks:nosuch", "--json")
+    assert result.returncode == 2
+    error = json.loads(result.stderr)
+    assert error["exit"] == 2 and "has no attribute 'nosuch'" in error["error"]
