@@ -2,8 +2,8 @@
 
 The connection: --connection-string (or $AZURE_STORAGE_CONNECTION_STRING), or --account-url (with
 --sas or --account-key, or a SAS in the URL; alone, requests go without a credential), or --emulator
-for the local Azurite emulator (start one with 'aioqueue emulator'). There is no silent default:
-without one of them the command stops and says so. Options go before or after the command.
+(--port N) for the local Azurite emulator (start one with 'aioqueue emulator'). There is no silent
+default: without one of them the command stops and says so. Options go before or after the command.
 Output is a table, or JSON with --json. Errors are one line on stderr, or with --json one JSON object
 {"error", "exit", "type"} (plus "status", "code", "request_id" when the service answered); a traceback
 with --debug.
@@ -24,17 +24,15 @@ import asyncio
 import json
 import os
 import re
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn, TextIO
 
-from . import _runner
+from . import _cli_emulator, _runner
 from ._auth import SharedKeyCredential
 from ._cli_errors import (
-    EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
@@ -160,8 +158,10 @@ def connection_string(args: argparse.Namespace) -> str:
         raise ConfigurationError(f"give one connection, not {' and '.join(given)}")
     if (args.sas or args.account_key) and not args.account_url:
         raise ConfigurationError("--sas and --account-key go with --account-url")
+    if args.port is not None and not args.emulator:
+        raise ConfigurationError("--port goes with --emulator (the local emulator's port)")
     if args.emulator:
-        return "UseDevelopmentStorage=true"
+        return _cli_emulator.connection_string(args.port)
     if args.account_url:
         return _account_url_connection(args.account_url, args.sas, args.account_key)
     conn_str = args.connection_string or os.environ.get(ENV)
@@ -464,6 +464,13 @@ def _common() -> _Parser:
     g.add_argument("--account-key", default=S, help="the account key for --account-url")
     g.add_argument("--emulator", action="store_true", default=S, help="use the local Azurite emulator")
     g.add_argument(
+        "--port",
+        type=count(0, 65535),
+        default=S,
+        help="the emulator's port, with --emulator or for 'aioqueue emulator' (default 10001; 0 with "
+        "'aioqueue emulator': any free port)",
+    )
+    g.add_argument(
         "--allow-insecure-http",
         action="store_true",
         default=S,
@@ -480,6 +487,7 @@ _COMMON_DEFAULTS = {
     "sas": None,
     "account_key": None,
     "emulator": False,
+    "port": None,
     "allow_insecure_http": False,
     "json": False,
     "debug": False,
@@ -593,46 +601,13 @@ def build_parser(json_errors: bool = False) -> argparse.ArgumentParser:
     )
     s.description = _runner.__doc__
     _runner.add_arguments(s, duration)
-    s = command("emulator", "run the Azurite emulator in the foreground (Ctrl-C or SIGTERM stops it)")
-    s.add_argument("--port", type=int, default=10001, help="default 10001 (0: any free port)")
-    s.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
-    return p
-
-
-class _Terminated(Exception):
-    """SIGTERM arrived while the emulator ran in the foreground."""
-
-
-def run_emulator(args: argparse.Namespace, out: TextIO) -> int:
-    from .testing import Azurite
-
-    emulator = Azurite(host=args.host, port=args.port)
-    emulator.start()
-    out.write(
-        f"Azurite queue service on {emulator.url} (in memory). Ctrl-C or SIGTERM stops it.\n"
-        f"connection string: {emulator.connection_string}\n"
+    s = command(
+        "emulator",
+        "run the Azurite emulator in the foreground (Ctrl-C or SIGTERM stops it); --port N (default 10001)",
     )
-    out.flush()
-
-    def stop(signum: int, frame: object) -> None:
-        raise _Terminated  # unwinds to the finally below, which stops the emulator
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        code = emulator.wait()
-    except _Terminated:
-        code = 0  # asked to stop: a clean end (Ctrl-C's KeyboardInterrupt still ends as 130)
-    finally:
-        emulator.stop()
-        signal.signal(signal.SIGTERM, previous)
-    if code not in _STOPPED_BY_SIGNAL:
-        sys.stderr.write(f"aioqueue: the emulator exited with code {code}\n")
-        return EXIT_ERROR
-    return EXIT_OK
-
-
-# a clean end, or the emulator stopped with the terminal's Ctrl-C or a SIGTERM (as a signal, or as 128 + N)
-_STOPPED_BY_SIGNAL = frozenset({0, -2, -15, 130, 143})
+    s.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
+    s.add_argument("--location", metavar="DIR", help="keep the queues and messages in this folder (default: in memory)")
+    return p
 
 
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -652,7 +627,7 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def _run(args: argparse.Namespace, argv: Sequence[str] | None, out: TextIO) -> int:
     if args.command == "emulator":
-        return run_emulator(args, out)
+        return _cli_emulator.run_emulator(args, out)
     if args.command == "worker":
         return _runner.run_worker(args, connection_string(args), list(sys.argv[1:] if argv is None else argv))
     asyncio.run(Cli(args, out).run())
@@ -663,7 +638,7 @@ def _failure(args: argparse.Namespace, exc: BaseException) -> Failure:
     """How one of the REPORTED errors is said: its exit code and text, a hint for the connection used."""
     hints: dict[type[BaseException], str] = {}
     if args.emulator:
-        hints[TransportError] = " (no emulator running? start one with 'aioqueue emulator')"
+        hints[TransportError] = _cli_emulator.start_hint(args.port)
     elif args.account_url and not (args.sas or args.account_key or "?" in args.account_url):
         hints[AuthenticationFailed] = (
             " (no credential was given: pass --sas or --account-key, or an --account-url carrying a SAS)"

@@ -1,7 +1,8 @@
 """The classic Azure Queue walkthrough, end to end, with aioqueue.
 
 Runs against $AZURE_STORAGE_CONNECTION_STRING when set; otherwise against the local Azurite
-emulator, which is started (and stopped again) when none is running.  `./dev quickstart`
+emulator on 127.0.0.1:10001, which is started (and stopped again) when none is running. Its first
+line says which.  `./dev quickstart`
 """
 
 import asyncio
@@ -12,7 +13,7 @@ from aioqueue.testing import local_connection_string
 
 
 async def main() -> None:
-    async with local_connection_string() as conn_str:
+    async with local_connection_string(report=print) as conn_str:  # prints what it talks to
         queue_name = f"quickstart-{uuid.uuid4().hex[:8]}"
         async with QueueClient.from_connection_string(conn_str, queue_name) as queue:
             # Create a queue.
