@@ -51,8 +51,10 @@ from ._service_client import QueueServiceClient
 from ._validation import message_id as check_message_id
 from ._validation import pop_receipt as check_pop_receipt
 from ._validation import seconds
+from ._version import __version__
 
 ENV = "AZURE_STORAGE_CONNECTION_STRING"
+DISTRIBUTION = "aioqueue-azure"  # what pip installs; `pip install aioqueue` is an unrelated package
 ENCODINGS = ["text", "base64", "binary", "json", "base64-json"]
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhd]?)")
 
@@ -513,6 +515,12 @@ def build_parser(json_errors: bool = False) -> argparse.ArgumentParser:
         parents=[common],
         allow_abbrev=False,  # --account (sas) must not be read as a prefix of --account-url
         json_errors=json_errors,
+    )
+    p.add_argument(
+        "--version",
+        action="version",
+        version=f"{DISTRIBUTION} {__version__} (import aioqueue)",
+        help=f"the version (the package is {DISTRIBUTION} on PyPI, imported as aioqueue)",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 from datetime import timedelta
+from importlib.metadata import version
 
 import pytest
 
+import aioqueue
 from aioqueue import generate_account_sas
 from aioqueue.cli import main
 from aioqueue.testing import DEV_ACCOUNT, DEV_KEY, Azurite
+from tests.cli import SCRIPT
 from tests.cli.conftest import Cli
 
 
@@ -105,3 +109,14 @@ def test_an_account_url_alone_goes_on_without_a_credential(azurite: Azurite, mon
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "(HTTP 40" in err, err
     assert "no credential was given" in err and "--sas" in err and "--account-key" in err
+
+
+# ---- the name: aioqueue-azure, imported as aioqueue -------------------------------------------
+
+
+def test_version_names_the_distribution_and_the_import() -> None:
+    """`pip install aioqueue` is someone else's package: --version says what to install and import."""
+    result = subprocess.run([str(SCRIPT), "--version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"aioqueue-azure {aioqueue.__version__} (import aioqueue)\n"
+    assert version("aioqueue-azure") == aioqueue.__version__  # what pip installed says the same
