@@ -21,10 +21,12 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import difflib
 import importlib
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -32,30 +34,45 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 
+from ._errors import ConfigurationError
 from ._options import ReceiveSettings
 from ._queue_client import QueueClient
 from ._telemetry import current_trace_ids
 from ._worker import Handler, Worker, check_handler
-from ._worker_options import WorkerOptions, WorkerSettings
+from ._worker_options import WORKER_NAMES, WorkerOptions, WorkerSettings
 
 log = logging.getLogger("aioqueue")
 
 
 def load_handler(spec: str) -> Handler:
-    """``package.module:function`` -> the async function (the current directory is importable)."""
+    """``package.module:function`` -> the async function (the current directory is importable). A module
+    or function that is not there is an ImportError of one line, naming the handler as given."""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ValueError(f"the handler must be given as module:function, not {spec!r}")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    module = importlib.import_module(module_name)
-    handler = module
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not (module_name + ".").startswith(exc.name + "."):
+            raise  # the handler's module is there, and imports one that is not: its own error
+        raise ImportError(
+            f"cannot load the handler {spec!r}: no module named {module_name!r} (importable from {os.getcwd()})"
+        ) from None
+    handler: Any = module
+    path = module_name
     for part in attr.split("."):
+        if not hasattr(handler, part):
+            near = difflib.get_close_matches(part, [n for n in dir(handler) if not n.startswith("_")], n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ImportError(f"cannot load the handler {spec!r}: module {path!r} has no attribute {part!r}{hint}")
         handler = getattr(handler, part)
+        path += "." + part
     check_handler(handler)
-    return handler  # type: ignore[return-value]
+    return cast(Handler, handler)
 
 
 # The flags that set a worker() option, in one table: (flag, the option, its type, the help). The
@@ -91,6 +108,32 @@ def _option_default(option: str) -> Any:
 def worker_options(args: argparse.Namespace) -> dict[str, Any]:
     """The worker() options the flags gave (every one: the flags' defaults are the options')."""
     return {option: getattr(args, option) for _, option, _, _ in _OPTION_FLAGS}
+
+
+_FLAG_OF = {option: flag for flag, option, _, _ in _OPTION_FLAGS}
+_OPTION_NAME = re.compile(r"\b(" + "|".join(_FLAG_OF) + r")\b")
+
+
+def in_flags(text: str) -> str:
+    """``text`` with worker() options' names replaced by this command's flags (a flag takes no timedelta)."""
+    return _OPTION_NAME.sub(lambda m: _FLAG_OF[m.group(1)], text).replace(" (or a timedelta)", "")
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """The option flags' values, checked as worker() checks them, each error naming its flag."""
+    options = worker_options(args)
+    for flag, option, _, _ in _OPTION_FLAGS:  # one at a time, to name the flag of an error that does not
+        try:
+            _settings({option: options[option]})
+        except ConfigurationError as exc:
+            text = in_flags(str(exc))
+            raise ConfigurationError(text if flag in text else f"{flag}: {text}") from None
+    _settings(options)  # and together
+
+
+def _settings(options: dict[str, Any]) -> None:
+    WorkerSettings.build({k: v for k, v in options.items() if k in WORKER_NAMES})
+    ReceiveSettings.build(**{k: v for k, v in options.items() if k not in WORKER_NAMES})
 
 
 def add_arguments(s: argparse.ArgumentParser, duration: Callable[[str], float]) -> None:
@@ -193,6 +236,7 @@ def run_worker(args: argparse.Namespace, conn_str: str, argv: Sequence[str]) -> 
     logging.basicConfig(level=getattr(logging, args.log_level), handlers=[handler_], force=True)
     if args.processes < 1 or args.concurrency < 1:
         raise ValueError("--processes and --concurrency must be at least 1")
+    check_options(args)  # here, before any process starts: said once, not once per process
     if args.metrics_port is not None:
         if not (1 if args.processes > 1 else 0) <= args.metrics_port <= 65535 - (args.processes - 1):
             raise ValueError("--metrics-port must be a port number (with --processes N, the first of N ports; not 0)")

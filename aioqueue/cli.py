@@ -1,10 +1,12 @@
 """aioqueue: everyday Azure Queue Storage operations from a shell.
 
-The connection: --connection-string (or $AZURE_STORAGE_CONNECTION_STRING), or --account-url with
---sas or --account-key, or --emulator for the local Azurite emulator (start one with
-'aioqueue emulator'). There is no silent default: without one of them the command stops and says so.
-Options go before or after the command. Output is a table, or JSON with --json. Errors are one line
-on stderr (a traceback with --debug).
+The connection: --connection-string (or $AZURE_STORAGE_CONNECTION_STRING), or --account-url (with
+--sas or --account-key, or a SAS in the URL; alone, requests go without a credential), or --emulator
+(--port N) for the local Azurite emulator (start one with 'aioqueue emulator'). There is no silent
+default: without one of them the command stops and says so. Options go before or after the command.
+Output is a table, or JSON with --json. Errors are one line on stderr, or with --json one JSON object
+{"error", "exit", "type"} (plus "status", "code", "request_id" when the service answered); a traceback
+with --debug.
 
 exit codes:
   0    success
@@ -22,26 +24,26 @@ import asyncio
 import json
 import os
 import re
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
-from . import _runner
+from . import _cli_emulator, _runner
 from ._auth import SharedKeyCredential
-from ._endpoint import parse_account_url, parse_connection_string
-from ._errors import (
-    AioQueueError,
-    ConfigurationError,
-    MessageEncodingError,
-    MessageNotFound,
-    PopReceiptMismatch,
-    QueueAlreadyExists,
-    QueueNotFound,
-    TransportError,
+from ._cli_errors import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    REPORTED,
+    AlreadyExists,
+    Failure,
+    failure,
+    in_flags,
 )
+from ._endpoint import parse_account_url, parse_connection_string
+from ._errors import AuthenticationFailed, ConfigurationError, QueueAlreadyExists, TransportError
 from ._models import QueueMessage
 from ._queue_client import QueueClient
 from ._sas import generate_account_sas, generate_queue_sas
@@ -49,9 +51,10 @@ from ._service_client import QueueServiceClient
 from ._validation import message_id as check_message_id
 from ._validation import pop_receipt as check_pop_receipt
 from ._validation import seconds
+from ._version import __version__
 
 ENV = "AZURE_STORAGE_CONNECTION_STRING"
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_EXISTS, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+DISTRIBUTION = "aioqueue-azure"  # what pip installs; `pip install aioqueue` is an unrelated package
 ENCODINGS = ["text", "base64", "binary", "json", "base64-json"]
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhd]?)")
 
@@ -137,7 +140,8 @@ def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str], out: TextIO) 
 
 NO_CONNECTION = (
     "no connection given: pass --connection-string (or set $AZURE_STORAGE_CONNECTION_STRING), "
-    "--account-url with --sas or --account-key, or --emulator for the local Azurite emulator"
+    "--account-url (with --sas or --account-key, or a SAS in the URL), or --emulator for the local "
+    "Azurite emulator"
 )
 
 
@@ -156,52 +160,38 @@ def connection_string(args: argparse.Namespace) -> str:
         raise ConfigurationError(f"give one connection, not {' and '.join(given)}")
     if (args.sas or args.account_key) and not args.account_url:
         raise ConfigurationError("--sas and --account-key go with --account-url")
+    if args.port is not None and not args.emulator:
+        raise ConfigurationError("--port goes with --emulator (the local emulator's port)")
     if args.emulator:
-        return "UseDevelopmentStorage=true"
+        return _cli_emulator.connection_string(args.port)
     if args.account_url:
-        if args.sas and args.account_key:
-            raise ConfigurationError("give --sas or --account-key, not both")
-        endpoint = parse_account_url(args.account_url)
-        conn = f"QueueEndpoint={endpoint.url}"
-        if args.sas:
-            conn += f";SharedAccessSignature={args.sas.lstrip('?')}"
-        elif args.account_key:
-            if not endpoint.account_name:
-                raise ConfigurationError("--account-key needs an --account-url that names the account")
-            conn += f";AccountName={endpoint.account_name};AccountKey={args.account_key}"
-        return conn
+        return _account_url_connection(args.account_url, args.sas, args.account_key)
     conn_str = args.connection_string or os.environ.get(ENV)
     if not conn_str:
         raise ConfigurationError(NO_CONNECTION)
     return str(conn_str)
 
 
-# the library's parameter names, as the CLI's flags say them (an error names what the user typed)
-_FLAGS = {
-    "visibility_timeout": "--visibility",
-    "time_to_live": "--ttl",
-    "max_messages": "--count",
-    "policy_id": "--policy-id",
-    "resource_types": "--resource-types",
-    "permission": "--permission",
-    "expiry": "--expiry",
-    "start": "--start",
-    "protocol": "--protocol",
-    "ip": "--ip",
-}
-_PARAMETER = re.compile(r"\b(" + "|".join(_FLAGS) + r")\b")
-
-
-def _in_flags(text: str) -> str:
-    return _PARAMETER.sub(lambda m: _FLAGS[m.group(1)], text)
-
-
-class UsageError(Exception):
-    """A ConfigurationError in the CLI's words."""
-
-
-class AlreadyExists(Exception):
-    """The CLI's own wording of QueueAlreadyExists (exit 4)."""
+def _account_url_connection(url: str, sas: str | None, account_key: str | None) -> str:
+    """--account-url's connection: with --sas, --account-key, the SAS in the URL's query, or (none of
+    them) no credential at all, as the clients take ``credential=None``."""
+    endpoint = parse_account_url(url, "--account-url")
+    if endpoint.sas is not None and (sas or account_key):
+        raise ConfigurationError(
+            f"the --account-url carries a SAS already: drop {'--sas' if sas else '--account-key'} "
+            "(or the SAS from the URL)"
+        )
+    if sas and account_key:
+        raise ConfigurationError("give --sas or --account-key, not both")
+    conn = f"QueueEndpoint={endpoint.url}"
+    sas = sas or endpoint.sas
+    if sas:
+        conn += f";SharedAccessSignature={sas.lstrip('?')}"
+    elif account_key:
+        if not endpoint.account_name:
+            raise ConfigurationError("--account-key needs an --account-url that names the account")
+        conn += f";AccountName={endpoint.account_name};AccountKey={account_key}"
+    return conn
 
 
 class Cli:
@@ -446,16 +436,42 @@ def count(low: int, high: int | None) -> Callable[[str], int]:
     return parse
 
 
-def _common() -> argparse.ArgumentParser:
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose errors (exit 2) are one JSON object on stderr when the command line
+    asks for --json."""
+
+    def __init__(self, *args: Any, json_errors: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.json_errors = json_errors
+
+    def error(self, message: str) -> NoReturn:
+        if self.json_errors:
+            Failure(EXIT_USAGE, f"{self.prog}: {message}", "UsageError").write(sys.stderr, as_json=True)
+            sys.exit(EXIT_USAGE)
+        super().error(message)
+
+
+def _common() -> _Parser:
     """The options that may stand before or after the command (defaults are filled in by main)."""
-    c = argparse.ArgumentParser(add_help=False)
+    c = _Parser(add_help=False)
     g = c.add_argument_group("connection (one of them) and output")
     S = argparse.SUPPRESS
     g.add_argument("--connection-string", default=S, help=f"a storage connection string (default: ${ENV})")
-    g.add_argument("--account-url", default=S, help="the queue service URL, https://<account>.queue.core.windows.net")
+    g.add_argument(
+        "--account-url",
+        default=S,
+        help="the queue service URL, https://<account>.queue.core.windows.net (may carry a SAS: ...?sv=...&sig=...)",
+    )
     g.add_argument("--sas", default=S, help="a SAS token for --account-url")
     g.add_argument("--account-key", default=S, help="the account key for --account-url")
     g.add_argument("--emulator", action="store_true", default=S, help="use the local Azurite emulator")
+    g.add_argument(
+        "--port",
+        type=count(0, 65535),
+        default=S,
+        help="the emulator's port, with --emulator or for 'aioqueue emulator' (default 10001; 0 with "
+        "'aioqueue emulator': any free port)",
+    )
     g.add_argument(
         "--allow-insecure-http",
         action="store_true",
@@ -473,6 +489,7 @@ _COMMON_DEFAULTS = {
     "sas": None,
     "account_key": None,
     "emulator": False,
+    "port": None,
     "allow_insecure_http": False,
     "json": False,
     "debug": False,
@@ -488,19 +505,35 @@ def _encoding_option(s: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(json_errors: bool = False) -> argparse.ArgumentParser:
+    """The command line's parser (with ``json_errors``, its errors are JSON on stderr)."""
     common = _common()
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="aioqueue",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[common],
         allow_abbrev=False,  # --account (sas) must not be read as a prefix of --account-url
+        json_errors=json_errors,
+    )
+    p.add_argument(
+        "--version",
+        action="version",
+        version=f"{DISTRIBUTION} {__version__} (import aioqueue)",
+        help=f"the version (the package is {DISTRIBUTION} on PyPI, imported as aioqueue)",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str, **kwargs: Any) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help, description=help, parents=[common], allow_abbrev=False, **kwargs)
+        return sub.add_parser(
+            name,
+            help=help,
+            description=help,
+            parents=[common],
+            allow_abbrev=False,
+            json_errors=json_errors,
+            **kwargs,
+        )
 
     queue_help = "the queue's name"
     s = command("queues", "list queues")
@@ -576,51 +609,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.description = _runner.__doc__
     _runner.add_arguments(s, duration)
-    s = command("emulator", "run the Azurite emulator in the foreground (Ctrl-C or SIGTERM stops it)")
-    s.add_argument("--port", type=int, default=10001, help="default 10001 (0: any free port)")
-    s.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
-    return p
-
-
-class _Terminated(Exception):
-    """SIGTERM arrived while the emulator ran in the foreground."""
-
-
-def run_emulator(args: argparse.Namespace, out: TextIO) -> int:
-    from .testing import Azurite
-
-    emulator = Azurite(host=args.host, port=args.port)
-    emulator.start()
-    out.write(
-        f"Azurite queue service on {emulator.url} (in memory). Ctrl-C or SIGTERM stops it.\n"
-        f"connection string: {emulator.connection_string}\n"
+    s = command(
+        "emulator",
+        "run the Azurite emulator in the foreground (Ctrl-C or SIGTERM stops it); --port N (default 10001)",
     )
-    out.flush()
-
-    def stop(signum: int, frame: object) -> None:
-        raise _Terminated  # unwinds to the finally below, which stops the emulator
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        code = emulator.wait()
-    except _Terminated:
-        code = 0  # asked to stop: a clean end (Ctrl-C's KeyboardInterrupt still ends as 130)
-    finally:
-        emulator.stop()
-        signal.signal(signal.SIGTERM, previous)
-    if code not in _STOPPED_BY_SIGNAL:
-        sys.stderr.write(f"aioqueue: the emulator exited with code {code}\n")
-        return EXIT_ERROR
-    return EXIT_OK
-
-
-# a clean end, or the emulator stopped with the terminal's Ctrl-C or a SIGTERM (as a signal, or as 128 + N)
-_STOPPED_BY_SIGNAL = frozenset({0, -2, -15, 130, 143})
+    s.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
+    s.add_argument("--location", metavar="DIR", help="keep the queues and messages in this folder (default: in memory)")
+    return p
 
 
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     """The parsed command line, with the common options a subcommand lacks at their defaults."""
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    options = words[: words.index("--")] if "--" in words else words  # after '--', a message may say anything
+    args = build_parser(json_errors="--json" in options).parse_args(argv)
     for name, default in _COMMON_DEFAULTS.items():
         if not hasattr(args, name):
             setattr(args, name, default)
@@ -633,49 +635,41 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def _run(args: argparse.Namespace, argv: Sequence[str] | None, out: TextIO) -> int:
     if args.command == "emulator":
-        return run_emulator(args, out)
+        return _cli_emulator.run_emulator(args, out)
     if args.command == "worker":
         return _runner.run_worker(args, connection_string(args), list(sys.argv[1:] if argv is None else argv))
     asyncio.run(Cli(args, out).run())
     return EXIT_OK
 
 
-# what main reports as an error line and an exit code (a --file or handler that cannot be read is a
-# ValueError, OSError, ImportError or TypeError); anything else is a bug and keeps its traceback
-_REPORTED = (AioQueueError, AlreadyExists, ValueError, OSError, ImportError, TypeError)
-
-
-def _exit_for(args: argparse.Namespace, exc: BaseException) -> tuple[int, BaseException, str]:
-    """The exit code, the error to print and a hint, for one of the _REPORTED errors."""
-    if isinstance(exc, (QueueNotFound, MessageNotFound, PopReceiptMismatch)):
-        # a stale pop receipt is 404 MessageNotFound on Azure and 400 PopReceiptMismatch on Azurite
-        return EXIT_NOT_FOUND, exc, ""
-    if isinstance(exc, (AlreadyExists, QueueAlreadyExists)):
-        return EXIT_EXISTS, exc, ""
-    if isinstance(exc, (ConfigurationError, MessageEncodingError)):
-        return EXIT_USAGE, UsageError(_in_flags(str(exc))), ""
-    if isinstance(exc, TransportError):
-        return EXIT_ERROR, exc, " (no emulator running? start one with 'aioqueue emulator')" if args.emulator else ""
-    if isinstance(exc, AioQueueError):
-        return EXIT_ERROR, exc, ""
-    return EXIT_USAGE, exc, ""
+def _failure(args: argparse.Namespace, exc: BaseException) -> Failure:
+    """How one of the REPORTED errors is said: its exit code and text, a hint for the connection used."""
+    hints: dict[type[BaseException], str] = {}
+    if args.emulator:
+        hints[TransportError] = _cli_emulator.start_hint(args.port)
+    elif args.account_url and not (args.sas or args.account_key or "?" in args.account_url):
+        hints[AuthenticationFailed] = (
+            " (no credential was given: pass --sas or --account-key, or an --account-url carrying a SAS)"
+        )
+    return failure(exc, hints=hints, flags=_runner.in_flags if args.command == "worker" else in_flags)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """The ``aioqueue`` command: its exit code (argparse's own errors exit 2 through SystemExit)."""
     out = out or sys.stdout
     args = _arguments(argv)
     try:
         return _run(args, argv, out)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
-    except _REPORTED as exc:
-        code, error, hint = _exit_for(args, exc)
-    if args.debug:
-        import traceback
+    except REPORTED as exc:
+        if args.debug:
+            import traceback
 
-        traceback.print_exception(error)
-    sys.stderr.write(f"aioqueue: {error}{hint}\n")
-    return code
+            traceback.print_exception(exc)
+        report = _failure(args, exc)
+        report.write(sys.stderr, as_json=args.json)
+        return report.code
 
 
 if __name__ == "__main__":

@@ -29,11 +29,11 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from ._endpoint import DEV_ACCOUNT, DEV_KEY
+from ._endpoint import DEV_ACCOUNT, DEV_KEY, parse_connection_string
 from ._errors import AioQueueError
 
 __all__ = ["DEV_ACCOUNT", "DEV_KEY", "Azurite", "azurite", "find_azurite", "local_connection_string"]
@@ -218,19 +218,41 @@ async def azurite(*, host: str = "127.0.0.1", port: int = 0, executable: str | N
 
 
 @contextlib.asynccontextmanager
-async def local_connection_string(env_var: str = "AZURE_STORAGE_CONNECTION_STRING") -> AsyncIterator[str]:
+async def local_connection_string(
+    env_var: str = "AZURE_STORAGE_CONNECTION_STRING",
+    *,
+    port: int = DEFAULT_PORT,
+    report: Callable[[str], object] | None = None,
+) -> AsyncIterator[str]:
     """A connection string for local work: ``$AZURE_STORAGE_CONNECTION_STRING`` when set; else the
-    emulator on 127.0.0.1:10001 (``UseDevelopmentStorage=true``), started here when none is running
-    and stopped on exit."""
+    emulator on 127.0.0.1:``port`` (10001: ``UseDevelopmentStorage=true``), started here when nothing
+    answers there and stopped on exit. ``report`` (``print``, say) is told in one line which of the three
+    it is: the account's endpoint, an emulator already running (not started here), or one started here."""
+    say = report or (lambda line: None)
     configured = os.environ.get(env_var)
     if configured:
+        say(f"using ${env_var}: {_endpoint_of(configured)}")
         yield configured
         return
-    if await asyncio.to_thread(_port_open, "127.0.0.1", DEFAULT_PORT):
-        yield "UseDevelopmentStorage=true"
+    conn_str = "UseDevelopmentStorage=true" if port == DEFAULT_PORT else connection_string("127.0.0.1", port)
+    if await asyncio.to_thread(_port_open, "127.0.0.1", port):
+        say(
+            f"using the emulator already listening on 127.0.0.1:{port} "
+            "(not started here: its queues and messages are its own, and it keeps running)"
+        )
+        yield conn_str
         return
-    async with azurite(port=DEFAULT_PORT):
-        yield "UseDevelopmentStorage=true"
+    async with azurite(port=port):
+        say(f"started Azurite on 127.0.0.1:{port} (in memory; stopped again at the end)")
+        yield conn_str
+
+
+def _endpoint_of(conn_str: str) -> str:
+    """The queue endpoint a connection string names (never its key or SAS), or why it names none."""
+    try:
+        return parse_connection_string(conn_str).account_url.partition("?")[0]
+    except AioQueueError as exc:
+        return f"(not a valid connection string: {exc})"
 
 
 # ---- pytest plugin ---------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The classic Azure Queue walkthrough, end to end, with aioqueue.
 
 Runs against $AZURE_STORAGE_CONNECTION_STRING when set; otherwise against the
-local Azurite emulator, which is started (and stopped again) when none is
-running. From a checkout: `./dev quickstart`
+local Azurite emulator on 127.0.0.1:10001, which is started (and stopped again)
+when none is running. Its first line says which. From a checkout:
+`./dev quickstart`
 """
 
 import asyncio
@@ -13,7 +14,8 @@ from aioqueue.testing import local_connection_string
 
 
 async def main() -> None:
-    async with local_connection_string() as conn_str:
+    # report=print: the first line says what it talks to
+    async with local_connection_string(report=print) as conn_str:
         queue_name = f"quickstart-{uuid.uuid4().hex[:8]}"
         async with QueueClient.from_connection_string(
             conn_str, queue_name

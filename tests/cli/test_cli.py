@@ -8,7 +8,6 @@ import json
 import subprocess
 import sys
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -16,20 +15,7 @@ from aioqueue import QueueClient
 from aioqueue.cli import Progress, build_parser, main
 from aioqueue.testing import DEV_ACCOUNT, DEV_KEY
 from tests import fake_emulator
-
-
-@pytest.fixture
-def cli(azurite, monkeypatch):
-    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string)
-
-    def run(*argv, stdin=None):
-        out = io.StringIO()
-        if stdin is not None:
-            monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        code = main(list(argv), out=out)
-        return code, out.getvalue()
-
-    return run
+from tests.cli import SCRIPT
 
 
 def test_queue_lifecycle_and_messages(cli, queue_name, capsys):
@@ -85,11 +71,6 @@ def test_sas_generation(cli):
     assert code == 0 and "sp=ap" in out and "sig=" in out
     code, out = cli("--json", "sas", "--account", "--permission", "lr", "--resource-types", "sc")
     assert code == 0 and "srt=sc" in json.loads(out)["sas"]
-
-
-# the 'aioqueue' command the package installs, beside this Python (the virtual environment's bin/):
-# what users run, so the tests run it too
-SCRIPT = Path(sys.executable).with_name("aioqueue.exe" if sys.platform == "win32" else "aioqueue")
 
 
 def test_console_script_is_installed():

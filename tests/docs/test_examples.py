@@ -52,6 +52,8 @@ def run_example(name, conn_str, *args, timeout=60):
 def test_quickstart(azurite):
     result = run_example("quickstart.py", azurite.connection_string)
     assert result.returncode == 0, result.stderr
+    # it says what it talks to (issue #25: it silently used whatever answered on port 10001)
+    assert result.stdout.startswith(f"using $AZURE_STORAGE_CONNECTION_STRING: {azurite.url}\n")
     for line in (
         "peeked: Hello, World",
         "got: Updated contents",

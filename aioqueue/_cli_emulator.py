@@ -1,0 +1,80 @@
+"""The local emulator in the ``aioqueue`` command: ``aioqueue emulator`` (Azurite's queue service in the
+foreground) and the connection ``--emulator [--port N]`` names."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from typing import TextIO
+
+from ._cli_errors import EXIT_OK
+from ._endpoint import DEV_ACCOUNT, DEV_KEY
+from ._errors import AioQueueError, ConfigurationError
+
+__all__ = ["DEFAULT_PORT", "connection_string", "run_emulator", "start_hint"]
+
+DEFAULT_PORT = 10001  # Azurite's queue port, which UseDevelopmentStorage=true names
+
+
+def connection_string(port: int | None) -> str:
+    """The connection ``--emulator`` names: Azurite's well-known account on 127.0.0.1 (port 10001 unless
+    ``--port`` says otherwise)."""
+    if port is None or port == DEFAULT_PORT:
+        return "UseDevelopmentStorage=true"
+    if not 1 <= port <= 65535:
+        raise ConfigurationError(
+            "--port must be 1..65535 with --emulator (0, any free port, is for 'aioqueue emulator')"
+        )
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
+        f"QueueEndpoint=http://127.0.0.1:{port}/{DEV_ACCOUNT}"
+    )
+
+
+def start_hint(port: int | None) -> str:
+    """What to add to a connection error with ``--emulator``."""
+    flag = "" if port is None or port == DEFAULT_PORT else f" --port {port}"
+    return f" (no emulator running? start one with 'aioqueue emulator{flag}')"
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived while the emulator ran in the foreground."""
+
+
+# a clean end, or the emulator stopped with the terminal's Ctrl-C or a SIGTERM (as a signal, or as 128 + N)
+_STOPPED_BY_SIGNAL = frozenset({0, -2, -15, 130, 143})
+
+
+def run_emulator(args: argparse.Namespace, out: TextIO) -> int:
+    """``aioqueue emulator``: Azurite in the foreground until it ends, Ctrl-C (130) or SIGTERM (0)."""
+    from . import testing  # pytest's plugin module: imported only for this command
+
+    try:
+        executable = testing.find_azurite()
+    except AioQueueError as exc:  # something to install first: a usage error, as every other one
+        raise ConfigurationError(str(exc)) from None
+    port = DEFAULT_PORT if args.port is None else args.port
+    emulator = testing.Azurite(host=args.host, port=port, executable=executable, location=args.location)
+    kept = f"data in {args.location}, kept when it stops" if args.location else "in memory"
+
+    def stop(signum: int, frame: object) -> None:
+        raise _Terminated  # unwinds to the finally below, which stops the emulator
+
+    # taken over before the banner: a SIGTERM as soon as it is printed must stop Azurite too
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        emulator.start()
+        out.write(
+            f"Azurite queue service on {emulator.url} ({kept}). Ctrl-C or SIGTERM stops it.\n"
+            f"connection string: {emulator.connection_string}\n"
+        )
+        out.flush()
+        code = emulator.wait()
+    except _Terminated:
+        code = 0  # asked to stop: a clean end (Ctrl-C's KeyboardInterrupt still ends as 130)
+    finally:
+        emulator.stop()
+        signal.signal(signal.SIGTERM, previous)
+    if code not in _STOPPED_BY_SIGNAL:
+        raise AioQueueError(f"the emulator exited with code {code}")  # exit 1, as any failure of the service
+    return EXIT_OK
