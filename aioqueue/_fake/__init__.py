@@ -22,6 +22,8 @@ from ._state import AccessPolicy, Clock, ClockMode, MessageView, QueueView, Serv
 
 __all__ = ["FakeQueueService", "Gate", "MessageView", "QueueView", "Served"]
 
+SHUTDOWN_SECONDS = 0.5
+
 
 class FakeQueueService:
     """A strict, in-process Azure Queue service for tests: no Node.js, a clock you control, Azure's rules.
@@ -77,8 +79,11 @@ class FakeQueueService:
         port: int = 0,
     ) -> None:
         self.account = account
+        """The storage account's name (the first segment of every path)."""
         self.key = key
+        """The account key (base64) that Shared Key and SAS signatures are checked with."""
         self.host = host
+        """The address it listens on (loopback by default)."""
         self._clock = Clock(clock, start)
         self._service = Service(self._clock)
         self._faults = Faults()
@@ -99,7 +104,10 @@ class FakeQueueService:
         """Start serving (``async with`` does it)."""
         if self._runner is not None:
             return self
-        runner = web.AppRunner(self._app.application(), access_log=None, handle_signals=False)
+        # at close, a request still held (hold, slow) gets SHUTDOWN_SECONDS to finish, then is cancelled
+        runner = web.AppRunner(
+            self._app.application(), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_SECONDS
+        )
         await runner.setup()
         try:
             site = web.TCPSite(runner, self.host, self._port)

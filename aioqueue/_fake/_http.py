@@ -209,6 +209,9 @@ class App:
         for name, value in pairs:
             query.setdefault(name.lower(), value)
         operation, queue, message_id = route(request.method, rest, query)
+        timeout = query.get("timeout")
+        if timeout is not None and not (timeout.isdigit() and timeout.isascii()):
+            raise bad_query("timeout", timeout)  # seconds; the service caps it at 30 (more is allowed)
         self._check_account(account, operation)
         self._check_version(request.headers)
         self.auth.check(

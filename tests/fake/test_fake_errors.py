@@ -177,3 +177,11 @@ async def test_every_answer_carries_the_services_headers(fake, messages):
     assert answer.headers["Server"] == "Windows-Azure-Queue/1.0 Microsoft-HTTPAPI/2.0"
     assert answer.headers["Cache-Control"] == "no-cache"
     assert answer.headers["Date"].endswith(" GMT")
+
+
+@pytest.mark.parametrize(("timeout", "status"), [("30", 200), ("90", 200), ("0", 200), ("-1", 400), ("soon", 400)])
+async def test_the_timeout_parameter_is_whole_seconds(fake, messages, timeout, status):
+    answer = await send(fake, "GET", messages, query={"timeout": timeout})
+    assert answer.status == status
+    if status == 400:
+        assert (answer.code, answer.error["QueryParameterName"]) == ("InvalidQueryParameterValue", "timeout")

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from aioqueue import PopReceiptMismatch, QueueClient, RetryPolicy, ServerBusy, ServiceError
+from aioqueue import PopReceiptMismatch, QueueClient, RetryPolicy, ServerBusy, ServiceError, TransportError
 from aioqueue.testing import FakeQueueService
 from tests.fake.conftest import FAST_RETRY
 from tests.fake.rawhttp import send
@@ -139,3 +139,15 @@ async def test_retries_with_backoff_reach_the_fake(fake: FakeQueueService, queue
         fake.fail("create_queue", times=2)
         assert await queue.create_queue() is True
     assert _statuses(fake, "create_queue") == [503, 503, 201]
+
+
+async def test_closing_the_service_ends_a_request_it_still_holds(queue_name: str):
+    fake = await FakeQueueService().start()
+    async with QueueClient.from_connection_string(fake.connection_string, queue_name, retry=None) as queue:
+        gate = fake.hold("create_queue")
+        task = asyncio.create_task(queue.create_queue())
+        await gate.arrived.wait()
+        await asyncio.wait_for(fake.close(), timeout=30)  # never released: cancelled at close
+        with pytest.raises(TransportError):
+            await task
+    assert queue_name not in fake.queues
