@@ -63,6 +63,9 @@ class FakeQueueService:
     ``"get_service_stats"``, ``"put_message"``, ``"get_messages"``, ``"peek_messages"``,
     ``"update_message"``, ``"delete_message"``, ``"clear_messages"``; None matches any.
 
+    ``deletion_delay``: how long a deleted queue's name stays taken, its re-creation answered 409
+    ``QueueBeingDeleted`` (Azure takes about 40 seconds; default 0, as Azurite).
+
     Not served: CORS preflight (``OPTIONS``), Get User Delegation Key and user delegation SAS (answered
     501 ``NotImplemented`` and 403), https. Get Queue Service Stats is answered by ``<account>-secondary``
     only (the read-only secondary, which serves the other reads too).
@@ -77,6 +80,7 @@ class FakeQueueService:
         clock: ClockMode = "real",
         host: str = "127.0.0.1",
         port: int = 0,
+        deletion_delay: timedelta = timedelta(0),
     ) -> None:
         self.account = account
         """The storage account's name (the first segment of every path)."""
@@ -86,6 +90,9 @@ class FakeQueueService:
         """The address it listens on (loopback by default)."""
         self._clock = Clock(clock, start)
         self._service = Service(self._clock)
+        if not isinstance(deletion_delay, timedelta) or deletion_delay < timedelta(0):
+            raise ValueError("deletion_delay must be a timedelta >= 0")
+        self._service.deletion_delay = deletion_delay
         self._faults = Faults()
         self._throttle = Throttle()
         auth = Authenticator(account, key, self._clock, self._policies)

@@ -169,6 +169,9 @@ class Service:
         self.clock = clock
         self.queues: dict[str, Queue] = {}
         self.properties: dict[str, str] = {}  # service properties: section name -> its XML (see _wire)
+        # how long a deleted queue's name stays taken (Azure: about 40 s; 0: not at all)
+        self.deletion_delay = timedelta(0)
+        self._deleting: dict[str, datetime] = {}  # name -> when its deletion ends
         self._seq = 0
 
     # ---- queues -------------------------------------------------------------------------------
@@ -185,6 +188,10 @@ class Service:
         """True when created (201); False when it exists with the same metadata (204, "Create Queue":
         recording QueueClientTests.CreateIfNotExistsAsync_Exists); 409 QueueAlreadyExists when the
         metadata differs (recording ...CreateIfNotExistsAsync_ExistsDifferentMetadata)."""
+        until = self._deleting.pop(name, None)
+        if until is not None and until > self.clock.now():
+            self._deleting[name] = until
+            raise Refusal("QueueBeingDeleted")
         existing = self.queues.get(name)
         if existing is not None:
             if _same_metadata(existing.metadata, metadata):
@@ -194,8 +201,12 @@ class Service:
         return True
 
     def delete_queue(self, name: str) -> None:
+        """Delete Queue: gone at once; its name cannot be created again for ``deletion_delay`` (409
+        QueueBeingDeleted, as Azure answers while it removes the queue)."""
         self.queue(name)
         del self.queues[name]
+        if self.deletion_delay:
+            self._deleting[name] = self.clock.now() + self.deletion_delay
 
     def list_queues(self, prefix: str, start: str | None, limit: int) -> tuple[list[Queue], str | None]:
         """Up to ``limit`` queues whose names start with ``prefix``, from the name ``start`` on (a

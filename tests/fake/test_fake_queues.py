@@ -13,6 +13,7 @@ from aioqueue import (
     CorsRule,
     Metrics,
     QueueAlreadyExists,
+    QueueBeingDeleted,
     QueueClient,
     QueueNotFound,
     QueueServiceClient,
@@ -185,3 +186,20 @@ async def test_a_missing_queue_is_404_queue_not_found_for_each_operation(fake: F
         assert (answer.status, answer.code) == (404, "QueueNotFound"), (method, path, query)
     answer = await send(fake, "HEAD", "/nosuch", query={"comp": "metadata"})
     assert (answer.status, answer.headers["x-ms-error-code"], answer.body) == (404, "QueueNotFound", b"")
+
+
+async def test_a_deleted_queues_name_stays_taken_for_the_deletion_delay(queue_name: str):
+    async with (
+        FakeQueueService(clock="frozen", deletion_delay=timedelta(seconds=40)) as fake,
+        QueueClient.from_connection_string(fake.connection_string, queue_name, retry=None) as queue,
+    ):
+        await queue.create_queue()
+        await queue.delete_queue()
+        assert not await queue.exists()
+        with pytest.raises(QueueBeingDeleted):
+            await queue.create_queue()
+        fake.advance(timedelta(seconds=39))
+        with pytest.raises(QueueBeingDeleted):
+            await queue.create_queue(exist_ok=True)
+        fake.advance(timedelta(seconds=1))
+        assert await queue.create_queue() is True
