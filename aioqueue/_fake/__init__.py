@@ -185,7 +185,8 @@ class FakeQueueService:
 
     @property
     def requests(self) -> tuple[Served, ...]:
-        """Every request answered (or dropped) so far, in order: method, path, operation, status, error code."""
+        """The requests answered (or dropped) so far, in order (the latest 100,000): method, path,
+        operation, status, error code."""
         return tuple(self._app.served)
 
     # ---- faults ------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import re
 import uuid
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, unquote_plus
@@ -27,6 +28,7 @@ from ._wire import error_body, rfc1123
 
 __all__ = ["App", "Served", "route"]
 
+MAX_SERVED = 100_000  # requests remembered for FakeQueueService.requests (the latest)
 MAX_BODY = 8 * 1024 * 1024  # what aiohttp reads of a body at most (a message is at most 64 KiB of text)
 SERVER = "Windows-Azure-Queue/1.0 Microsoft-HTTPAPI/2.0"  # as Azure's answers say (recordings)
 _QUEUE_NAME = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]")
@@ -155,7 +157,7 @@ class App:
         self.operations = operations
         self.faults = faults
         self.throttle = throttle
-        self.served: list[Served] = []
+        self.served: deque[Served] = deque(maxlen=MAX_SERVED)
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
@@ -173,7 +175,7 @@ class App:
         fault: Fault | None = None
         answer: Answer | None
         try:
-            body = await request.read()
+            body = await self._body(request)
             call = self._call(request, path, _query(raw_query), body)
             fault = self.faults.take(call.operation)
             answer = await self._serve(call, fault)
@@ -198,6 +200,13 @@ class App:
             return response
         finally:
             fault.gate.done.set()
+
+    @staticmethod
+    async def _body(request: web.Request) -> bytes:
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise Refusal("RequestBodyTooLarge", details={"MaxLimit": str(MAX_BODY)}) from None
 
     def _call(self, request: web.Request, path: str, pairs: list[tuple[str, str]], body: bytes) -> Call:
         """Route, then check the account, the version and the credentials."""

@@ -3,6 +3,7 @@ Shared Key (or not), and the answer's status, headers and parsed ``<Error>``."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -57,7 +58,13 @@ async def send(
     url = URL(f"http://{service.host}:{service.port}{full_path}").with_query(dict(query or {}))
     async with (
         aiohttp.ClientSession() as session,
-        session.request(method, url, data=body, headers=sent, skip_auto_headers=("Content-Type",)) as resp,
+        session.request(
+            method,
+            url,
+            data=None if body is None else io.BytesIO(body),
+            headers=sent,
+            skip_auto_headers=("Content-Type",),
+        ) as resp,
     ):
         data = await resp.read()
         answer = Answer(resp.status, resp.headers, data)

@@ -185,3 +185,8 @@ async def test_the_timeout_parameter_is_whole_seconds(fake, messages, timeout, s
     assert answer.status == status
     if status == 400:
         assert (answer.code, answer.error["QueryParameterName"]) == ("InvalidQueryParameterValue", "timeout")
+
+
+async def test_a_body_over_what_the_service_reads_is_413(fake, messages):
+    answer = await send(fake, "POST", messages, body=b"<QueueMessage><MessageText>" + b"x" * (9 << 20))
+    assert (answer.status, answer.code, answer.error["MaxLimit"]) == (413, "RequestBodyTooLarge", str(8 << 20))
