@@ -77,10 +77,6 @@ class Faults:
     def clear(self) -> None:
         self._pending.clear()
 
-    @property
-    def pending(self) -> int:
-        return sum(f.times for f in self._pending)
-
 
 class Throttle:
     """Per queue, at most ``limit`` messages in any second of the service's clock (None: no limit).

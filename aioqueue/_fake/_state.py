@@ -225,21 +225,14 @@ class Service:
             raise Refusal("InvalidXmlDocument", details={"Reason": "more than 5 signed identifiers"})
         self.queue(name).policies = chosen
 
-    def message_count(self, name: str) -> int:
-        return len(self.queue(name).messages)
-
     # ---- messages -----------------------------------------------------------------------------
 
     def put_message(self, name: str, text: str, visibility: int, ttl: int) -> Message:
         """Put Message: ``visibility`` seconds hidden (0..7 days, checked), ``ttl`` seconds to live or -1."""
         queue = self.queue(name)
         now = self.clock.now()
-        expires = NEVER
-        if ttl != -1:
-            try:
-                expires = min(now + timedelta(seconds=ttl), NEVER)
-            except OverflowError:
-                expires = NEVER
+        lifetime = timedelta(seconds=ttl)
+        expires = NEVER if ttl == -1 or lifetime >= NEVER - now else now + lifetime
         self._seq += 1
         message = Message(
             id=str(uuid.uuid4()),

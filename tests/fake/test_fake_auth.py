@@ -319,3 +319,122 @@ async def test_a_bearer_token_for_another_audience_is_refused(fake: FakeQueueSer
     assert (answer.status, answer.code) == (401, "InvalidAuthenticationInfo")
     assert answer.error["AuthenticationErrorDetail"] == "Audience validation failed. Audience did not match."
     assert answer.headers["WWW-Authenticate"].startswith("Bearer authorization_uri=")
+
+
+async def test_shared_key_needs_a_date_and_takes_the_date_header(fake: FakeQueueService):
+    none = await send(fake, "GET", "/", query={"comp": "list"}, headers={"x-ms-date": ""})
+    assert (none.status, none.error["AuthenticationErrorDetail"]) == (403, "Request date header not specified.")
+    bad = await send(fake, "GET", "/", query={"comp": "list"}, headers={"x-ms-date": "yesterday"})
+    assert (bad.status, bad.code, bad.error["HeaderName"]) == (400, "InvalidHeaderValue", "x-ms-date")
+    # without x-ms-date, the Date header is the one checked and signed (its own line of the string to sign)
+    dated = await send(
+        fake, "GET", "/", query={"comp": "list"}, headers={"x-ms-date": "", "Date": formatdate(usegmt=True)}
+    )
+    assert dated.status == 200
+
+
+def _token(claims: str) -> str:
+    return "e30." + base64.urlsafe_b64encode(claims.encode()).decode().rstrip("=") + ".c2ln"
+
+
+@pytest.mark.parametrize(
+    ("token", "detail"),
+    [
+        ("not-a-jwt", "The token is malformed."),
+        (_token("[1, 2]"), "The token is malformed."),
+        (_token('{"aud": "https://storage.azure.com", "iss": "https://evil.example/", "exp": 9999999999}'),
+         "Issuer validation failed. Issuer did not match."),
+        (_token('{"aud": "https://storage.azure.com/", "iss": "https://sts.windows.net/t/", "exp": "soon"}'),
+         "The token is malformed."),
+        (_token('{"aud": "https://storage.azure.com", "iss": "https://sts.windows.net/t/", "nbf": 9999999998, '
+                '"exp": 9999999999}'),
+         "Lifetime validation failed. The token is not yet valid."),
+    ],
+)  # fmt: skip
+async def test_bearer_tokens_are_checked_as_azurite_checks_them(fake: FakeQueueService, token, detail):
+    answer = await send(
+        fake, "GET", "/", query={"comp": "list"}, key=None, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert (answer.status, answer.code, answer.error["AuthenticationErrorDetail"]) == (
+        401,
+        "InvalidAuthenticationInfo",
+        detail,
+    )
+
+
+async def test_a_token_for_the_accounts_own_audience_and_an_old_version(fake: FakeQueueService):
+    audience = "https://devstoreaccount1.queue.core.windows.net"
+    claims = f'{{"aud": "{audience}", "iss": "https://sts.windows.net/t/", "exp": 9999999999}}'
+    headers = {"Authorization": f"Bearer {_token(claims)}"}
+    assert (await send(fake, "GET", "/", query={"comp": "list"}, key=None, headers=headers)).status == 200
+    old = await send(
+        fake, "GET", "/", query={"comp": "list"}, key=None, headers={**headers, "x-ms-version": "2017-07-29"}
+    )
+    assert (old.status, old.code) == (400, "InvalidHeaderValue")  # bearer tokens need 2017-11-09 or later
+
+
+def _sign(text: str) -> str:
+    return base64.b64encode(hmac.new(base64.b64decode(DEV_KEY), text.encode(), hashlib.sha256).digest()).decode()
+
+
+async def test_older_sas_versions_sign_fewer_fields(fake: FakeQueueService, fake_queue: QueueClient):
+    name = fake_queue.queue_name
+    se = "2099-01-01T00:00:00Z"
+    # an account SAS before 2020-12-06: no encryption scope line
+    text = "\n".join([DEV_ACCOUNT, "r", "q", "sco", "", se, "", "", "2019-02-02"]) + "\n"
+    account = {"sv": "2019-02-02", "ss": "q", "srt": "sco", "sp": "r", "se": se, "sig": _sign(text)}
+    assert (await send(fake, "GET", f"/{name}/messages", query={**account, "peekonly": "true"}, key=None)).status == 200
+    # a queue SAS before 2015-04-05: no sip and spr lines
+    text = "\n".join(["r", "", se, f"/queue/{DEV_ACCOUNT}/{name}", "", "2015-02-21"])
+    queue = {"sv": "2015-02-21", "sp": "r", "se": se, "sig": _sign(text)}
+    assert (await send(fake, "GET", f"/{name}/messages", query={**queue, "peekonly": "true"}, key=None)).status == 200
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "code", "detail"),
+    [
+        ({"sp": "r", "se": "2099-01-01T00:00:00Z", "skoid": "x"}, 403, "AuthenticationFailed",
+         "User delegation SAS is not implemented by the fake queue service."),
+        ({"sp": "r", "se": "2099-01-01T00:00:00Z", "sv": "2099-01-01"}, 400, "InvalidQueryParameterValue", None),
+        ({"se": "2099-01-01T00:00:00Z"}, 403, "AuthenticationFailed", "sp is mandatory. Cannot be empty"),
+        ({"sp": "r"}, 403, "AuthenticationFailed", "se is mandatory. Cannot be empty"),
+        ({"sp": "r", "se": "next year"}, 403, "AuthenticationFailed", "not an ISO 8601 time: 'next year'"),
+        ({"sp": "r", "st": "2099-01-02", "se": "2099-01-01T00:00+01:00"}, 403, "AuthenticationFailed",
+         "Signed expiry time [Wed, 31 Dec 2098 23:00:00 GMT] must be after signed start time "
+         "[Fri, 02 Jan 2099 00:00:00 GMT]"),
+        ({"sp": "r", "se": "2099-01-01T00:00:00Z", "sip": "not-an-address"}, 403, "AuthorizationSourceIPMismatch",
+         None),
+    ],
+)  # fmt: skip
+async def test_a_queue_sas_is_checked_field_by_field(
+    fake: FakeQueueService, fake_queue: QueueClient, fields, status, code, detail
+):
+    name = fake_queue.queue_name
+    sas = {"sv": "2025-11-05", **fields}
+    text = "\n".join(
+        [
+            sas.get("sp", ""),
+            sas.get("st", ""),
+            sas.get("se", ""),
+            f"/queue/{DEV_ACCOUNT}/{name}",
+            "",
+            sas.get("sip", ""),
+            "",
+            sas["sv"],
+        ]
+    )
+    sas["sig"] = _sign(text)
+    answer = await send(fake, "GET", f"/{name}/messages", query={**sas, "peekonly": "true"}, key=None)
+    assert (answer.status, answer.code) == (status, code)
+    if detail is not None:
+        assert answer.error["AuthenticationErrorDetail"] == detail
+
+
+async def test_a_queue_sas_names_no_service_operation(fake: FakeQueueService, fake_queue: QueueClient):
+    token = generate_queue_sas(
+        DEV_ACCOUNT, fake_queue.queue_name, DEV_KEY, permission="raup", expiry=timedelta(hours=1)
+    )
+    async with QueueServiceClient(fake.url, credential=token) as service:
+        with pytest.raises(AuthenticationFailed) as info:
+            await service.get_service_properties()
+    assert info.value.error_code == "AuthorizationFailure"

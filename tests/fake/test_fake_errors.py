@@ -190,3 +190,23 @@ async def test_the_timeout_parameter_is_whole_seconds(fake, messages, timeout, s
 async def test_a_body_over_what_the_service_reads_is_413(fake, messages):
     answer = await send(fake, "POST", messages, body=b"<QueueMessage><MessageText>" + b"x" * (9 << 20))
     assert (answer.status, answer.code, answer.error["MaxLimit"]) == (413, "RequestBodyTooLarge", str(8 << 20))
+
+
+async def test_what_the_fake_leaves_out_or_refuses_by_name(fake, fake_queue: QueueClient, messages):
+    delegation = await send(
+        fake, "POST", "/", query={"restype": "service", "comp": "userdelegationkey"}, body=b"<KeyInfo/>"
+    )
+    assert (delegation.status, delegation.code) == (501, "NotImplemented")
+    service = await send(fake, "GET", "/", query={"restype": "service", "comp": "nonsense"})
+    assert (service.status, service.error["QueryParameterName"]) == (400, "comp")
+    peek = await send(fake, "GET", messages, query={"peekonly": "maybe"})
+    assert (peek.status, peek.error["QueryParameterName"]) == (400, "peekonly")
+    include = await send(fake, "GET", "/", query={"comp": "list", "include": "everything"})
+    assert (include.status, include.error["QueryParameterName"]) == (400, "include")
+    body = b"<QueueMessage><MessageText>x</MessageText></QueueMessage>"
+    ttl = await send(fake, "POST", messages, query={"messagettl": "forever"}, body=body)
+    assert (ttl.status, ttl.code, ttl.error["QueryParameterName"]) == (400, "InvalidQueryParameterValue", "messagettl")
+    huge = await send(fake, "POST", messages, query={"messagettl": str(2**31)}, body=body)
+    assert huge.status == 400
+    longest = await send(fake, "POST", messages, query={"messagettl": str(2**31 - 1)}, body=body)
+    assert longest.status == 201  # about 68 years

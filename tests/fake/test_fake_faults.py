@@ -7,6 +7,7 @@ import asyncio
 import time
 from datetime import timedelta
 
+import aiohttp
 import pytest
 
 from aioqueue import PopReceiptMismatch, QueueClient, RetryPolicy, ServerBusy, ServiceError, TransportError
@@ -151,3 +152,11 @@ async def test_closing_the_service_ends_a_request_it_still_holds(queue_name: str
         with pytest.raises(TransportError):
             await task
     assert queue_name not in fake.queues
+
+
+async def test_a_lost_answer_to_a_refused_request_is_lost_too(fake: FakeQueueService):
+    fake.lose_answer("put_message")
+    body = b"<QueueMessage><MessageText>x</MessageText></QueueMessage>"
+    with pytest.raises(aiohttp.ClientError):  # a POST: aiohttp retries only idempotent methods by itself
+        await send(fake, "POST", "/nosuchqueue/messages", body=body)  # 404 QueueNotFound, never heard
+    assert [r.status for r in fake.requests if r.operation == "put_message"] == [None]

@@ -203,3 +203,54 @@ async def test_a_deleted_queues_name_stays_taken_for_the_deletion_delay(queue_na
             await queue.create_queue(exist_ok=True)
         fake.advance(timedelta(seconds=1))
         assert await queue.create_queue() is True
+
+
+async def test_access_policy_bodies_are_checked(fake_queue: QueueClient, fake: FakeQueueService):
+    path = f"/{fake_queue.queue_name}"
+
+    async def put(body: bytes):
+        return await send(fake, "PUT", path, query={"comp": "acl"}, body=body)
+
+    offset = b"<SignedIdentifiers><SignedIdentifier><Id>p</Id><AccessPolicy><Start>2030-01-01T01:00:00+01:00</Start>"
+    assert (
+        await put(offset + b"<Permission>ar</Permission></AccessPolicy></SignedIdentifier></SignedIdentifiers>")
+    ).status == 204
+    assert (await fake_queue.get_queue_access_policy())["p"].start == datetime(2030, 1, 1, tzinfo=timezone.utc)
+    for bad in (
+        b"<SignedIdentifiers><SignedIdentifier><Id>" + b"x" * 65 + b"</Id></SignedIdentifier></SignedIdentifiers>",
+        b"<SignedIdentifiers><SignedIdentifier><Id>p</Id><AccessPolicy><Start>soon</Start></AccessPolicy>"
+        b"</SignedIdentifier></SignedIdentifiers>",
+        b"<SignedIdentifiers><SignedIdentifier><Id>p</Id><AccessPolicy><Permission>rwd</Permission></AccessPolicy>"
+        b"</SignedIdentifier></SignedIdentifiers>",
+    ):
+        answer = await put(bad)
+        assert (answer.status, answer.code) == (400, "InvalidXmlNodeValue"), bad
+    assert (await put(b"")).status == 204  # no body: no policies
+    assert await fake_queue.get_queue_access_policy() == {}
+
+
+async def test_what_a_test_sees_of_a_queue(fake_queue: QueueClient, fake: FakeQueueService):
+    await fake_queue.send_message("a")
+    await fake_queue.send_message("b", visibility_timeout=60)
+    view = fake.queues[fake_queue.queue_name]
+    assert view.approximate_message_count == 2 and [m.visible for m in view.messages] == [True, False]
+    assert fake.secondary_url == fake.url + "-secondary"
+    page = await send(fake, "GET", "/", query={"comp": "list", "include": "metadata"})
+    assert f"<Name>{fake_queue.queue_name}</Name><Metadata /></Queue>".encode() in page.body
+    unknown = b"<DefaultServiceVersion>2025-11-05</DefaultServiceVersion>"  # a section the fake keeps no record of
+    odd = b"<StorageServiceProperties>" + unknown + b"</StorageServiceProperties>"
+    assert (await send(fake, "PUT", "/", query={"restype": "service", "comp": "properties"}, body=odd)).status == 202
+
+
+async def test_the_service_starts_and_closes_once(queue_name: str):
+    fake = FakeQueueService()
+    assert await fake.start() is fake and await fake.start() is fake
+    port = fake.port
+    await fake.close()
+    await fake.close()
+    assert port > 0
+    with pytest.raises(ValueError, match="deletion_delay"):
+        FakeQueueService(deletion_delay=timedelta(seconds=-1))
+    async with FakeQueueService() as taken:
+        with pytest.raises(OSError):
+            await FakeQueueService(port=taken.port).start()
