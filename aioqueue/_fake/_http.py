@@ -211,7 +211,7 @@ class App:
     def _call(self, request: web.Request, path: str, pairs: list[tuple[str, str]], body: bytes) -> Call:
         """Route, then check the account, the version and the credentials."""
         segments = [unquote(s) for s in path.split("/")[1:]]
-        account, rest = segments[0], [s for s in segments[1:]]
+        account, rest = segments[0], segments[1:]
         if rest and rest[-1] == "":
             rest.pop()
         query: dict[str, str] = {}
@@ -275,7 +275,7 @@ class App:
         if call.operation in _MESSAGE_OPERATIONS and call.queue is not None:
             now = self.service.clock.now()
             if not self.throttle.admit(call.queue, _messages_in(call.operation, call.query), now):
-                raise Refusal("ServerBusy", "The server is busy.")
+                raise Refusal("ServerBusy")  # "The server is currently unable to receive requests..."
 
     # ---- answers ---------------------------------------------------------------------------------
 
