@@ -35,8 +35,17 @@ from typing import IO, Any
 
 from ._endpoint import DEV_ACCOUNT, DEV_KEY, parse_connection_string
 from ._errors import AioQueueError
+from ._fake import FakeQueueService
 
-__all__ = ["DEV_ACCOUNT", "DEV_KEY", "Azurite", "azurite", "find_azurite", "local_connection_string"]
+__all__ = [
+    "DEV_ACCOUNT",
+    "DEV_KEY",
+    "Azurite",
+    "FakeQueueService",
+    "azurite",
+    "find_azurite",
+    "local_connection_string",
+]
 
 _LISTENING = re.compile(r"listens on (https?)://([^:\s]+):(\d+)")
 DEFAULT_PORT = 10001
