@@ -266,13 +266,13 @@ class Service:
 
     def _leased(self, name: str, message_id: str, receipt: str) -> tuple[Queue, Message]:
         """The message named by an id and a pop receipt: 404 MessageNotFound when there is no such
-        message (or it expired); 400 PopReceiptMismatch when it exists under another receipt."""
+        message, it expired, or its receipt is not this one. Azure answers a stale receipt with 404
+        (the Delete Message reference: "If a message with a matching pop receipt isn't found, the
+        service returns error code 404"); Azurite answers 400 PopReceiptMismatch there."""
         queue = self.queue(name)
         message = queue.messages.get(message_id)
-        if message is None:
+        if message is None or not secrets.compare_digest(message.receipt.encode(), receipt.encode()):
             raise Refusal("MessageNotFound")
-        if not secrets.compare_digest(message.receipt.encode(), receipt.encode()):
-            raise Refusal("PopReceiptMismatch")
         return queue, message
 
     def delete_message(self, name: str, message_id: str, receipt: str) -> None:
