@@ -183,6 +183,7 @@ async def queue_metadata(t: Target) -> None:
 @scenario(
     METADATA.at("name not an identifier", "400 InvalidMetadata", "201"),
     METADATA.at("9 KiB in three headers", "400 MetadataTooLarge", "201"),
+    METADATA.at("9 KiB in one header", "400 MetadataTooLarge", "201"),
 )
 async def metadata_rules(t: Target) -> None:
     await t.send("name not an identifier", "PUT", f"/{t.queue()}", headers={"x-ms-meta-1st": "x"})
@@ -190,6 +191,7 @@ async def metadata_rules(t: Target) -> None:
     await t.send("8 KiB", "PUT", f"/{t.queue('c')}", headers={"x-ms-meta-big": "v" * 8189})
     nine = {f"x-ms-meta-m{n}": "v" * 3070 for n in range(3)}
     await t.send("9 KiB in three headers", "PUT", f"/{t.queue('d')}", headers=nine)
+    await t.send("9 KiB in one header", "PUT", f"/{t.queue('e')}", headers={"x-ms-meta-big": "v" * 9216})
 
 
 @scenario()
