@@ -545,6 +545,68 @@ async def anonymous(t: Target) -> None:
     await t.send("peek", "GET", f"/{t.queue()}/messages", query={"peekonly": "true"}, key=None)
 
 
+@scenario()
+async def message_edges(t: Target) -> None:
+    await create(t)
+    messages = f"/{t.queue()}/messages"
+    text = "caf\u00e9 \u2603 &lt;tag&gt; line&#xD;\nbreak"
+    await t.send("put unicode and escapes", "POST", messages, body=message_xml(text))
+    await t.send("peek it", "GET", messages, query={"peekonly": "true"})
+    await t.send(
+        "visibility equal to ttl",
+        "POST",
+        messages,
+        query={"messagettl": "20", "visibilitytimeout": "20"},
+        body=message_xml("x"),
+    )
+    got = await t.send("get 32", "GET", messages, query={"numofmessages": "32", "visibilitytimeout": "604800"})
+    url = f"{messages}/{got.text('MessageId')}"
+    receipt = got.text("PopReceipt")
+    await t.send("update visibility 604801", "PUT", url, query={"popreceipt": receipt, "visibilitytimeout": "604801"})
+    await t.send(
+        "update over 64 KiB",
+        "PUT",
+        url,
+        query={"popreceipt": receipt, "visibilitytimeout": "0"},
+        body=message_xml("a" * 65537),
+    )
+    await t.send("clear", "DELETE", messages)
+    await t.send("clear empty", "DELETE", messages)
+
+
+@scenario()
+async def access_policy_rules(t: Target) -> None:
+    await create(t)
+    path = f"/{t.queue()}"
+    six = policies_xml(*(policy(f"p{n}", permission="r") for n in range(6)))
+    # both: 400 InvalidXmlDocument; which details Azure gives, no source says
+    await t.send("six policies", "PUT", path, query={"comp": "acl"}, body=six, unknown=("body",))
+    body = policies_xml(policy("senders", expiry="2099-01-01T00:00:00Z", permission="a"))
+    await t.send("set senders", "PUT", path, query={"comp": "acl"}, body=body)
+    token = generate_queue_sas(DEV_ACCOUNT, t.queue(), DEV_KEY, policy_id="senders")
+    await t.send("put with the policy", "POST", f"{path}/messages", body=message_xml("x"), key=None, sas=token)
+    await t.send("peek with the policy", "GET", f"{path}/messages", query={"peekonly": "true"}, key=None, sas=token)
+
+
+@scenario(
+    SCHEMA.at("unknown comp", "400 InvalidQueryParameterValue", "400"),
+    SCHEMA.at("timeout=abc", "400 InvalidQueryParameterValue", "400"),
+)
+async def routing(t: Target) -> None:
+    await create(t)
+    path = f"/{t.queue()}"
+    await t.send("unknown comp", "GET", path, query={"comp": "nothing"})
+    await t.send("timeout=abc", "GET", path, query={"comp": "metadata", "timeout": "abc"})
+    await t.send("timeout=31", "GET", path, query={"comp": "metadata", "timeout": "31"})
+    await t.send(
+        "date header",
+        "GET",
+        path,
+        query={"comp": "metadata"},
+        headers={"x-ms-date": "", "Date": formatdate(usegmt=True)},
+    )
+
+
 # ---- through the client, and the suite-wide differences ----------------------------------------
 
 
