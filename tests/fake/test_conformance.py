@@ -18,22 +18,34 @@ import pytest
 from aioqueue import QueueNotFound, generate_account_sas, generate_queue_sas
 from aioqueue.testing import DEV_ACCOUNT, DEV_KEY, Azurite, FakeQueueService
 from tests.fake.conformance import (
-    ANY_ERROR,
-    ANY_STEP,
     BYTE_ORDER_MARK,
     CLIENT_REQUEST_ID,
     Answer,
     Difference,
-    Known,
     Scenario,
     Target,
     body_shape,
     compare,
 )
+from tests.fake.conformance_differences import (
+    ACL_TIMES,
+    BOM,
+    DETAILS,
+    ECHO,
+    LISTING,
+    METADATA,
+    MISSING_VERSION,
+    NO_CREDENTIALS,
+    PROPERTIES,
+    SCHEMA,
+    SKEW,
+    STALE,
+    SUITE,
+    VERSION,
+)
 
 OTHER_KEY = "bm90IHRoZSBhY2NvdW50J3Mga2V5LCAzMiBieXRlcyE="  # base64 of 32 bytes that are not the key
 DOCS = Path(__file__).parents[2] / "docs" / "guide" / "fake-differences.md"
-REC = "tests/data/azure-recordings/net"  # the real service's answers (README.md there)
 
 
 @dataclass(frozen=True)
@@ -52,87 +64,6 @@ def scenario(*differs: Difference) -> Callable[[Scenario], Scenario]:
         return run
 
     return register
-
-
-# ---- the differences: Azure's answer (the fake's) and Azurite's, each with its source -----------
-
-STALE = Known(
-    "Stale pop receipt",
-    "REST reference, Delete Message and Update Message: “If a message with a matching pop receipt isn't found, "
-    f"the service returns error code 404 (Not Found)”; {REC}/QueueClientTests.UpdateMessageAsync_Error.json",
-)
-SKEW = Known(
-    "Request dated more than 15 minutes ago",
-    "REST reference, “Authorize with Shared Key”: the request's date “must be no older than 15 minutes by the "
-    "time it reaches the service”",
-)
-METADATA = Known(
-    "Queue metadata rules",
-    "REST reference, “Naming Queues and Metadata”: names follow the rules for C# identifiers; “Setting and "
-    "retrieving properties and metadata”: 8 KiB in all; “Common REST API error codes”: InvalidMetadata, "
-    "MetadataTooLarge",
-)
-NO_CREDENTIALS = Known(
-    "Request without credentials",
-    f"{REC}/QueueClientTests.ExistsAsync_Error.json and four more: 401 NoAuthenticationInformation with a "
-    "WWW-Authenticate challenge",
-)
-DETAILS = Known(
-    "Error details",
-    f"{REC}/ServiceClientTests.GetUserDelegationKey_Error.json (AuthenticationErrorDetail); Azure SDK for "
-    "JavaScript docs, “InvalidHeaderValue error message when using beta version of SDK” (HeaderName, HeaderValue)",
-)
-MISSING_VERSION = Known(
-    "Request without x-ms-version",
-    "REST reference, every Queue operation: x-ms-version is “required for all authorized requests”; "
-    "“Common REST API error codes”: MissingRequiredHeader",
-)
-VERSION = Known(
-    "x-ms-version of an answer",
-    "REST reference: x-ms-version “indicates the version of Queue Storage used to execute the request”; "
-    f"{REC}: requests at 2018-11-09 are answered 2018-11-09; the JavaScript docs' InvalidHeaderValue answer "
-    "(above) has none",
-)
-SCHEMA = Known(
-    "Request outside Azurite's schema",
-    "REST reference, “Status and error codes”: an error answer carries x-ms-error-code and an <Error> body; the "
-    "codes from “Common REST API error codes” and each operation's parameters (Azurite's generated request "
-    "parser refuses these before its handlers, with a bare 400)",
-)
-LISTING = Known(
-    "List Queues' pages",
-    f"{REC}/ServiceClientTests.GetQueuesAsync*.json (ServiceEndpoint “https://…/”, MaxResults only when given, "
-    "NextMarker “/<account>/<queue>”, 400 OutOfRangeInput for marker=garbage); REST reference, List Queues: "
-    "<Marker> echoes the request's",
-)
-ACL_TIMES = Known(
-    "Access policy times",
-    f"{REC}/QueueClientTests.GetAccessPolicyAsync.json; Azurite's own source, src/blob/handlers/ContainerHandler.ts: "
-    "“Correct responds: …<Start>2019-04-30T16:00:00.0000000Z</Start>…”",
-)
-PROPERTIES = Known(
-    "Service properties",
-    f"{REC}/ServiceClientTests.SetPropertiesAsync_ExistingProperties.json (set in the reference's order, got "
-    "back in Azure's); REST reference, Set Queue Service Properties: more than five CorsRule elements fail "
-    "with 400 (Bad Request)",
-)
-BOM = Known("Byte-order mark", f"{REC}: every XML answer (README.md)")
-ECHO = Known(
-    "x-ms-client-request-id in error answers",
-    f"{REC}: 21 of the 23 error answers to a request that sent one echo it",
-)
-
-# allowed wherever they show (a scenario below declares each, to prove it still shows)
-SUITE = (
-    BOM.at(ANY_STEP, BYTE_ORDER_MARK, "", "body"),
-    ECHO.at(ANY_ERROR, CLIENT_REQUEST_ID, "<absent>", "header x-ms-client-request-id"),
-    LISTING.at(
-        ANY_STEP,
-        "EnumerationResults@ServiceEndpoint: <account-url>/",
-        "EnumerationResults@ServiceEndpoint: <account-url>",
-        "body",
-    ),
-)
 
 
 def message_xml(text: str) -> bytes:
@@ -679,3 +610,42 @@ def test_the_docs_list_exactly_the_declared_differences() -> None:
     declared = {d.what for d in SUITE} | {d.what for case in CASES for d in case.differs}
     assert sorted(cells) == sorted(declared)
     assert len(cells) == len(rows), "a difference listed twice"
+
+
+# ---- the comparison itself (no service) ---------------------------------------------------------
+
+
+def targets(fake: dict[str, dict[str, str]], azurite: dict[str, dict[str, str]]) -> tuple[Target, Target]:
+    return Target("fake", "http://f", "", steps=fake), Target("azurite", "http://a", "", steps=azurite)
+
+
+def test_an_undeclared_disagreement_is_reported_field_by_field() -> None:
+    step = {"answer": "200", "header x-ms-version": "2025-11-05", "body": "a: '1'\nb: '2'"}
+    problems = compare(*targets({"s": step}, {"s": {**step, "body": "a: '1'\nb: '3'"}}), ())
+    assert problems == ["s / body:\n  fake:    a: '1'\n           b: '2'\n  azurite: a: '1'\n           b: '3'"]
+    assert compare(*targets({"s": step}, {"s": dict(step)}), ()) == []
+
+
+def test_a_declared_difference_explains_exactly_what_it_names() -> None:
+    ours = {"answer": "404 MessageNotFound", "header date": "<rfc1123>", "body": "Error/Code: 'MessageNotFound'"}
+    theirs = {"answer": "400 PopReceiptMismatch", "header date": "<absent>", "body": "Error/Code: 'PopReceiptMismatch'"}
+    stale = Difference("stale", "s", "404 MessageNotFound", "400 PopReceiptMismatch", "reference")
+    assert compare(*targets({"s": ours}, {"s": theirs}), (stale,)) == []  # the rest of the step follows
+    line = Difference("bom", "s", "<byte-order mark>", "", "recordings", "body")
+    problems = compare(*targets({"s": {"body": "<byte-order mark>\nx: '1'"}}, {"s": {"body": "x: '2'"}}), (line,))
+    assert problems == ["s / body:\n  fake:    x: '1'\n  azurite: x: '2'"]  # only the declared line goes
+
+
+def test_a_declared_difference_that_does_not_show_fails_unless_suite_wide() -> None:
+    same = {"answer": "204"}
+    gone = Difference("stale", "s", "404 MessageNotFound", "400 PopReceiptMismatch", "reference")
+    [problem] = compare(*targets({"s": same}, {"s": dict(same)}), (gone,))
+    assert problem.startswith("declared difference did not show")
+    assert compare(*targets({"s": same}, {"s": dict(same)}), (), lenient=(gone,)) == []
+    other = {"answer": "400 InvalidQueryParameterValue"}  # another answer than declared: still reported
+    assert len(compare(*targets({"s": other}, {"s": {"answer": "400"}}), (), lenient=(gone,))) == 1
+
+
+def test_steps_must_be_the_same_on_both() -> None:
+    [problem] = compare(*targets({"a": {}, "b": {}}, {"a": {}}), ())
+    assert problem.startswith("steps:")
