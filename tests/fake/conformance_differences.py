@@ -9,8 +9,9 @@ REC = "tests/data/azure-recordings/net"  # the real service's answers (README.md
 
 STALE = Known(
     "Stale pop receipt",
-    "REST reference, Delete Message and Update Message: “If a message with a matching pop receipt isn't found, "
-    f"the service returns error code 404 (Not Found)”; {REC}/QueueClientTests.UpdateMessageAsync_Error.json",
+    "REST reference, Delete Message (remarks): “If a message with a matching pop receipt isn't found, the "
+    "service returns error code 404 (Not Found)”, as for a message that does not exist "
+    f"({REC}/QueueClientTests.UpdateMessageAsync_Error.json, DeleteMessagAsync_Error.json)",
 )
 SKEW = Known(
     "Request dated more than 15 minutes ago",
