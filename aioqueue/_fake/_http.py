@@ -30,6 +30,9 @@ __all__ = ["App", "Served", "route"]
 
 MAX_SERVED = 100_000  # requests remembered for FakeQueueService.requests (the latest)
 MAX_BODY = 8 * 1024 * 1024  # what aiohttp reads of a body at most (a message is at most 64 KiB of text)
+# the longest header line aiohttp parses (its default, 8190 bytes, would refuse 8 KiB of metadata in one
+# x-ms-meta- header with a bare 400 before the service could answer MetadataTooLarge)
+MAX_HEADER_FIELD = 64 * 1024
 SERVER = "Windows-Azure-Queue/1.0 Microsoft-HTTPAPI/2.0"  # as Azure's answers say (recordings)
 _QUEUE_NAME = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]")
 # operations the read-only secondary (<account>-secondary) serves; Get Service Stats only it serves
@@ -160,7 +163,7 @@ class App:
         self.served: deque[Served] = deque(maxlen=MAX_SERVED)
 
     def application(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY)
+        app = web.Application(client_max_size=MAX_BODY, handler_args={"max_field_size": MAX_HEADER_FIELD})
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
 
