@@ -3,8 +3,9 @@
     async with azurite() as conn_str:  # Azurite's queue service, in memory
         async with QueueClient.from_connection_string(conn_str, "jobs") as queue: ...
 
-    async with FakeQueueService() as service:  # or a strict Queue service in Python: no Node.js
-        async with QueueClient.from_connection_string(service.connection_string, "jobs") as queue: ...
+    async with FakeQueueService() as service:  # a strict one in Python: no Node.js
+        conn_str = service.connection_string
+        async with QueueClient.from_connection_string(conn_str, "jobs") as queue: ...
 
 The pytest plugin (registered automatically, or ``-p aioqueue.testing``; ``pip install
 'aioqueue-azure[testing]'`` brings pytest-asyncio) provides fixtures: ``azurite`` (session-scoped: the
