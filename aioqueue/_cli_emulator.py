@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 from typing import TextIO
 
@@ -116,24 +117,25 @@ def run_fake(args: argparse.Namespace, out: TextIO) -> int:
 async def _serve_fake(host: str, port: int, out: TextIO) -> None:
     from ._fake import FakeQueueService
 
+    service = FakeQueueService(host=host, port=port)
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     # taken over before the banner: a SIGTERM as soon as it is printed must stop the service too
-    loop.add_signal_handler(signal.SIGTERM, stopped.set)
+    with contextlib.suppress(NotImplementedError):  # (Windows: Ctrl-C only)
+        loop.add_signal_handler(signal.SIGTERM, stopped.set)
     try:
         try:
-            service = await FakeQueueService(host=host, port=port).start()
+            await service.start()
         except OSError as exc:  # the port is taken, or the address is not this machine's
             raise AioQueueError(f"the fake queue service could not listen on {host}:{port}: {exc.strerror}") from None
-        try:
-            out.write(
-                f"Fake Azure Queue service (aioqueue.testing.FakeQueueService) on {service.url} (in memory). "
-                "Ctrl-C or SIGTERM stops it.\n"
-                f"connection string: {service.connection_string}\n"
-            )
-            out.flush()
-            await stopped.wait()
-        finally:
-            await service.close()
+        out.write(
+            f"Fake Azure Queue service (aioqueue.testing.FakeQueueService) on {service.url} (in memory). "
+            "Ctrl-C or SIGTERM stops it.\n"
+            f"connection string: {service.connection_string}\n"
+        )
+        out.flush()
+        await stopped.wait()
     finally:
-        loop.remove_signal_handler(signal.SIGTERM)
+        await service.close()  # (harmless when it never started)
+        with contextlib.suppress(NotImplementedError):
+            loop.remove_signal_handler(signal.SIGTERM)
