@@ -1,9 +1,12 @@
 """The local emulator in the ``aioqueue`` command: ``aioqueue emulator`` (Azurite's queue service in the
-foreground) and the connection ``--emulator [--port N]`` names."""
+foreground; with ``--fake``, :class:`~aioqueue.testing.FakeQueueService`, no Node.js) and the connection
+``--emulator [--port N]`` names."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import signal
 from typing import TextIO
 
@@ -11,9 +14,28 @@ from ._cli_errors import EXIT_OK
 from ._endpoint import DEV_ACCOUNT, DEV_KEY
 from ._errors import AioQueueError, ConfigurationError
 
-__all__ = ["DEFAULT_PORT", "connection_string", "run_emulator", "start_hint"]
+__all__ = ["DEFAULT_PORT", "SUMMARY", "add_arguments", "connection_string", "run_emulator", "start_hint"]
 
 DEFAULT_PORT = 10001  # Azurite's queue port, which UseDevelopmentStorage=true names
+
+
+SUMMARY = (
+    "run the Azurite emulator in the foreground (Ctrl-C or SIGTERM stops it); --port N (default 10001); "
+    "--fake: aioqueue's fake Queue service instead (no Node.js)"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``aioqueue emulator``'s own options (``--port`` is one of the common ones)."""
+    parser.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
+    parser.add_argument(
+        "--location", metavar="DIR", help="keep the queues and messages in this folder (default: in memory)"
+    )
+    parser.add_argument(
+        "--fake",
+        action="store_true",
+        help="serve aioqueue.testing.FakeQueueService (strict, in memory, no Node.js) instead of Azurite",
+    )
 
 
 def connection_string(port: int | None) -> str:
@@ -47,6 +69,8 @@ _STOPPED_BY_SIGNAL = frozenset({0, -2, -15, 130, 143})
 
 def run_emulator(args: argparse.Namespace, out: TextIO) -> int:
     """``aioqueue emulator``: Azurite in the foreground until it ends, Ctrl-C (130) or SIGTERM (0)."""
+    if args.fake:
+        return run_fake(args, out)
     from . import testing  # pytest's plugin module: imported only for this command
 
     try:
@@ -78,3 +102,40 @@ def run_emulator(args: argparse.Namespace, out: TextIO) -> int:
     if code not in _STOPPED_BY_SIGNAL:
         raise AioQueueError(f"the emulator exited with code {code}")  # exit 1, as any failure of the service
     return EXIT_OK
+
+
+def run_fake(args: argparse.Namespace, out: TextIO) -> int:
+    """``aioqueue emulator --fake``: the fake Queue service in the foreground until Ctrl-C (130) or
+    SIGTERM (0), as Azurite."""
+    if args.location:
+        raise ConfigurationError("--location is Azurite's: the fake (--fake) keeps its queues in memory only")
+    port = DEFAULT_PORT if args.port is None else args.port
+    asyncio.run(_serve_fake(args.host, port, out))
+    return EXIT_OK
+
+
+async def _serve_fake(host: str, port: int, out: TextIO) -> None:
+    from ._fake import FakeQueueService
+
+    service = FakeQueueService(host=host, port=port)
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # taken over before the banner: a SIGTERM as soon as it is printed must stop the service too
+    with contextlib.suppress(NotImplementedError):  # (Windows: Ctrl-C only)
+        loop.add_signal_handler(signal.SIGTERM, stopped.set)
+    try:
+        try:
+            await service.start()
+        except OSError as exc:  # the port is taken, or the address is not this machine's
+            raise AioQueueError(f"the fake queue service could not listen on {host}:{port}: {exc.strerror}") from None
+        out.write(
+            f"Fake Azure Queue service (aioqueue.testing.FakeQueueService) on {service.url} (in memory). "
+            "Ctrl-C or SIGTERM stops it.\n"
+            f"connection string: {service.connection_string}\n"
+        )
+        out.flush()
+        await stopped.wait()
+    finally:
+        await service.close()  # (harmless when it never started)
+        with contextlib.suppress(NotImplementedError):
+            loop.remove_signal_handler(signal.SIGTERM)

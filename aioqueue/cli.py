@@ -609,12 +609,8 @@ def build_parser(json_errors: bool = False) -> argparse.ArgumentParser:
     )
     s.description = _runner.__doc__
     _runner.add_arguments(s, duration)
-    s = command(
-        "emulator",
-        "run the Azurite emulator in the foreground (Ctrl-C or SIGTERM stops it); --port N (default 10001)",
-    )
-    s.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
-    s.add_argument("--location", metavar="DIR", help="keep the queues and messages in this folder (default: in memory)")
+    s = command("emulator", _cli_emulator.SUMMARY)
+    _cli_emulator.add_arguments(s)
     return p
 
 

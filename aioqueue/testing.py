@@ -3,12 +3,18 @@
     async with azurite() as conn_str:  # Azurite's queue service, in memory
         async with QueueClient.from_connection_string(conn_str, "jobs") as queue: ...
 
+    async with FakeQueueService() as service:  # a strict one in Python: no Node.js
+        conn_str = service.connection_string
+        async with QueueClient.from_connection_string(conn_str, "jobs") as queue: ...
+
 The pytest plugin (registered automatically, or ``-p aioqueue.testing``; ``pip install
 'aioqueue-azure[testing]'`` brings pytest-asyncio) provides fixtures: ``azurite`` (session-scoped: the
 running emulator, ``.connection_string``; per worker under pytest-xdist), ``azurite_factory`` (more
-emulators with other arguments), and function-scoped ``queue_service_client``, ``queue_client`` (a
-fresh queue per test, deleted afterwards) and ``queue_factory`` (queues with options, deleted with
-their poison queues afterwards).
+emulators with other arguments), ``fake_queue_service`` (a fresh :class:`FakeQueueService` per test),
+and function-scoped ``queue_service_client``, ``queue_client`` (a fresh queue per test, deleted
+afterwards) and ``queue_factory`` (queues with options, deleted with their poison queues afterwards),
+which run on ``aioqueue_service``: Azurite by default, the fake with ``--aioqueue-service=fake`` or the
+ini option ``aioqueue_service = fake`` (then no Azurite is started for them).
 
 Azurite comes from npm (``npm install azurite@3.35.0``). It is found through ``$AIOQUEUE_AZURITE``
 (the path of ``azurite-queue``), a ``node_modules/.bin`` above the working directory or this package,
@@ -296,6 +302,19 @@ def _takes_fixture_scope() -> bool:
     return found is not None and (int(found[1]), int(found[2])) >= (1, 5)
 
 
+SERVICES = ("azurite", "fake")
+"""What the queue fixtures can run on: the values of ``--aioqueue-service`` and of ``aioqueue_service``."""
+
+
+def chosen_service(config: Any) -> str:
+    """What the queue fixtures run on in this session: ``--aioqueue-service``, else the ``aioqueue_service``
+    ini option, else ``"azurite"``. A value not in :data:`SERVICES` is a usage error (pytest exits 4)."""
+    chosen = config.getoption("aioqueue_service", None) or config.getini("aioqueue_service").strip() or "azurite"
+    if chosen not in SERVICES:
+        raise pytest.UsageError(f"aioqueue_service must be one of {', '.join(SERVICES)}; got {chosen!r}")
+    return str(chosen)
+
+
 if pytest is not None:
 
     def pytest_addoption(parser: Any) -> None:
@@ -305,6 +324,14 @@ if pytest is not None:
             default=[],
             help="extra arguments for the session's Azurite (e.g. --oauth basic --cert cert.pem --key key.pem)",
         )
+        what = (
+            "what aioqueue's queue fixtures (queue_client, queue_service_client, queue_factory) run on: "
+            "azurite (the default) or fake (a FakeQueueService per test; no Node.js)"
+        )
+        parser.addini("aioqueue_service", default="azurite", help=what)
+        parser.getgroup("aioqueue").addoption(
+            "--aioqueue-service", dest="aioqueue_service", choices=SERVICES, default=None, help=what + "; over the ini"
+        )
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_configure(config: Any) -> None:
@@ -312,6 +339,7 @@ if pytest is not None:
         unset, it becomes "fixture-scope", what unset means, so that nothing changes but the warning is
         gone. (pytest has no public way to give another plugin's ini option a value: this fills pytest's
         cache of ini values, and without that cache, or before pytest-asyncio 1.5, the warning stays.)"""
+        chosen_service(config)  # a wrong aioqueue_service stops the run before any test
         try:
             configured = config.getini(LOOP_SCOPE_OPTION)
         except ValueError:  # pytest-asyncio is not installed or not loaded (-p no:asyncio)
@@ -350,14 +378,35 @@ if pytest is not None:
         """Alias of ``azurite_emulator``."""
         return azurite_emulator
 
+    def pytest_report_header(config: Any) -> str:
+        return f"aioqueue: queue fixtures on {chosen_service(config)}"
+
+    @pytest.fixture
+    def aioqueue_service(request: Any) -> Any:
+        """The service the queue fixtures use: the session's Azurite (``azurite_emulator``), or with
+        ``--aioqueue-service=fake`` (or the ini option ``aioqueue_service = fake``) this test's own
+        ``fake_queue_service``, and then no Azurite is started for it. Either has ``.connection_string``,
+        ``.url``, ``.host`` and ``.port``. A test that asks for ``azurite`` gets Azurite either way."""
+        if chosen_service(request.config) == "fake":
+            return request.getfixturevalue("fake_queue_service")
+        return request.getfixturevalue("azurite_emulator")
+
     if pytest_asyncio is not None:
 
         @pytest_asyncio.fixture
-        async def queue_service_client(azurite_emulator: Azurite) -> AsyncIterator[Any]:
-            """A QueueServiceClient on the session's emulator, closed after the test."""
+        async def fake_queue_service() -> AsyncIterator[FakeQueueService]:
+            """A fresh, started :class:`FakeQueueService` for this test alone (its own queues, clock and
+            faults): ``.connection_string``, ``.advance(timedelta)``, ``.fail(...)``; closed after the test."""
+            async with FakeQueueService() as service:
+                yield service
+
+        @pytest_asyncio.fixture
+        async def queue_service_client(aioqueue_service: Any) -> AsyncIterator[Any]:
+            """A QueueServiceClient on ``aioqueue_service`` (the session's emulator, or the test's fake),
+            closed after the test."""
             from ._service_client import QueueServiceClient
 
-            async with QueueServiceClient.from_connection_string(azurite_emulator.connection_string) as service:
+            async with QueueServiceClient.from_connection_string(aioqueue_service.connection_string) as service:
                 yield service
 
         @pytest_asyncio.fixture
@@ -370,7 +419,7 @@ if pytest is not None:
                 await queue.delete_queue(missing_ok=True)
 
         @pytest_asyncio.fixture
-        async def queue_factory(azurite_emulator: Azurite) -> AsyncIterator[Any]:
+        async def queue_factory(aioqueue_service: Any) -> AsyncIterator[Any]:
             """``await queue_factory(prefix="orders", message_encoding="json", retry=None, ...)``: a
             QueueClient on a new, uniquely named queue, with any client options. After the test every
             queue it made, and its poison queue (``<name>-poison``), is deleted and its client closed."""
@@ -380,7 +429,7 @@ if pytest is not None:
 
             async def make(*, prefix: str = "test", **options: Any) -> Any:
                 name = f"{prefix}-{uuid.uuid4().hex[:20]}"
-                queue = QueueClient.from_connection_string(azurite_emulator.connection_string, name, **options)
+                queue = QueueClient.from_connection_string(aioqueue_service.connection_string, name, **options)
                 made.append(queue)
                 await queue.create_queue()
                 return queue
@@ -390,12 +439,17 @@ if pytest is not None:
             finally:
                 for queue in made:
                     for name in (queue.queue_name, f"{queue.queue_name}-poison"):
-                        cleaner = QueueClient.from_connection_string(azurite_emulator.connection_string, name)
+                        cleaner = QueueClient.from_connection_string(aioqueue_service.connection_string, name)
                         async with cleaner:
                             await cleaner.delete_queue(missing_ok=True)
                     await queue.close()
 
     else:
+
+        @pytest.fixture
+        def fake_queue_service() -> Any:
+            """Needs pytest-asyncio (see ASYNC_HINT)."""
+            pytest.fail(ASYNC_HINT, pytrace=False)
 
         @pytest.fixture
         def queue_service_client() -> Any:

@@ -29,12 +29,13 @@ class FakeQueueService:
     """A strict, in-process Azure Queue service for tests: no Node.js, a clock you control, Azure's rules.
 
         async with FakeQueueService() as service:
-            async with QueueClient.from_connection_string(service.connection_string, "jobs") as queue:
+            conn_str = service.connection_string
+            async with QueueClient.from_connection_string(conn_str, "jobs") as queue:
                 await queue.create_queue()
                 await queue.send_message("hello")
                 [message] = await queue.receive_messages(visibility_timeout=30)
-                service.advance(timedelta(seconds=31))      # the message is visible again
-                service.advance(timedelta(days=8))          # ... and now expired
+                service.advance(timedelta(seconds=31))  # visible again
+                service.advance(timedelta(days=8))  # ... and now expired
 
     It serves the Queue REST API on ``http://<host>:<port>/<account>`` (path-style, as the emulators
     do), so a real :class:`~aioqueue.QueueClient` takes its real path: signing, HTTP, XML, retries. Every

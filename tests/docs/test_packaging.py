@@ -74,3 +74,50 @@ def test_the_sdist_and_wheel_build_pass_twine_and_install_cleanly(tmp_path):
             python, "-c", "import aioqueue, sys; print(aioqueue.__version__, aioqueue.__file__)", cwd=tmp_path
         )
         assert str(env) in version.split()[1], version  # the installed copy, not this checkout
+
+
+# a user's project that tests its code against the fake: the testing guide's example, and the switch
+USER_PROJECT = {
+    "pyproject.toml": '[tool.pytest.ini_options]\nasyncio_mode = "auto"\naioqueue_service = "fake"\n',
+    "test_order_worker.py": (ROOT / "examples" / "test_order_worker.py").read_text(),
+    "test_on_the_switch.py": (
+        "import sys\n\nimport aioqueue\n\n\n"
+        "async def test_queue_client_on_the_fake(queue_client, aioqueue_service):\n"
+        "    assert aioqueue.__file__.startswith(sys.prefix)  # the installed wheel\n"
+        "    await queue_client.send_message('no node')\n"
+        "    [msg] = await queue_client.receive_messages()\n"
+        "    assert msg.content == 'no node'\n"
+        "    assert type(aioqueue_service).__name__ == 'FakeQueueService'\n"
+    ),
+}
+
+
+@pytest.mark.slow
+def test_a_user_test_on_the_fake_needs_only_the_wheel_and_its_testing_extra(tmp_path):
+    """Issue #26: a user's tests written against the fake run in a clean virtual environment holding only
+    the wheel with ``[testing]``, with no Node.js, npm or Azurite anywhere it could be found."""
+    dist = tmp_path / "dist"
+    _run(sys.executable, "-m", "build", "--wheel", "--outdir", dist, _source_tree(tmp_path / "source"))
+    [wheel] = dist.glob("*.whl")
+    env = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env)
+    python = env / "bin" / "python"
+    _run(python, "-m", "pip", "install", "--quiet", f"{wheel}[testing]", cwd=tmp_path)
+    project = tmp_path / "project"
+    project.mkdir()
+    for name, text in USER_PROJECT.items():
+        (project / name).write_text(text)
+    # only the environment's own commands: no node or npm (here in /usr/bin), no $AIOQUEUE_AZURITE, no
+    # node_modules above the project or the installed package
+    bare = {"PATH": str(env / "bin"), "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    assert not [tool for tool in ("node", "npm", "azurite-queue") if shutil.which(tool, path=bare["PATH"])]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(python), *args], cwd=project, env=bare, capture_output=True, text=True, timeout=600)
+
+    no_azurite = run("-c", "from aioqueue.testing import find_azurite; find_azurite()")
+    assert no_azurite.returncode != 0 and "Azurite is not installed" in no_azurite.stderr, no_azurite.stderr
+    # the plugin is registered by the wheel's entry point: no -p, no conftest
+    result = run("-m", "pytest", "-p", "no:cacheprovider", "-v", "--durations=0")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "3 passed" in result.stdout and "aioqueue: queue fixtures on fake" in result.stdout, result.stdout

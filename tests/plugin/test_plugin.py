@@ -1,13 +1,9 @@
 """aioqueue.testing's own helpers, as a user of the module calls them: finding, starting and failing
 to start Azurite, and the connection string for local work."""
 
-import contextlib
-import os
 import socket
 import stat
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -15,6 +11,7 @@ import pytest
 from aioqueue import AioQueueError, QueueClient
 from aioqueue.testing import Azurite, azurite, find_azurite, local_connection_string
 from tests import fake_emulator
+from tests.plugin import run_pytest
 
 
 def _script(path: Path, body: str) -> Path:
@@ -156,44 +153,11 @@ async def test_local_connection_string_starts_the_emulator_only_when_none_runs(m
 
 # ---- the pytest plugin, as a user's project runs it (a pytest of its own in a subprocess) --------
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _run_pytest(
-    tmp_path: Path, files: dict[str, str], *args: str, block: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """pytest in a fresh process on ``files`` (a project of the test's making), with aioqueue's plugin.
-    ``block``: a module made unimportable, as if it were not installed."""
-    for name, text in files.items():
-        (tmp_path / name).write_text(textwrap.dedent(text))
-    # an import statement of it fails (pytest's own import hooks would find it for a meta path blocker)
-    blocker = (
-        "import builtins\n"
-        "_import = builtins.__import__\n"
-        "def _blocked(name, *args, **kwargs):\n"
-        f"    if name == {block!r} or name.startswith({block + '.'!r}):\n"
-        "        raise ImportError(name)\n"
-        "    return _import(name, *args, **kwargs)\n"
-        "builtins.__import__ = _blocked\n"
-        if block
-        else ""
-    )
-    code = (
-        blocker
-        + f"import sys, pytest\nsys.exit(pytest.main({['-p', 'no:cacheprovider', '-p', 'no:randomly', *args]!r}))\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with contextlib.suppress(AioQueueError):  # the unit tier runs the plugin without Azurite
-        env["AIOQUEUE_AZURITE"] = find_azurite()
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
-
 
 @pytest.mark.emulator
 def test_without_pytest_asyncio_the_fixtures_say_what_to_install(tmp_path):
     """It was "fixture 'queue_client' not found", and no hint."""
-    result = _run_pytest(
+    result = run_pytest(
         tmp_path,
         {"test_user.py": "async def test_uses_a_queue(queue_client):\n    await queue_client.send_message('x')\n"},
         "-p",
@@ -209,7 +173,7 @@ def test_without_pytest_asyncio_the_fixtures_say_what_to_install(tmp_path):
 def test_the_plugin_as_documented_runs_without_a_deprecation_warning(tmp_path):
     """pytest-asyncio warned on every run that asyncio_default_fixture_loop_scope is unset (issue #25,
     item 6): the plugin sets it, when the project leaves it unset, to what unset means."""
-    result = _run_pytest(
+    result = run_pytest(
         tmp_path,
         {
             "pyproject.toml": '[tool.pytest.ini_options]\nasyncio_mode = "auto"\n',  # as docs/guide/testing.md
@@ -234,7 +198,7 @@ def test_the_plugin_as_documented_runs_without_a_deprecation_warning(tmp_path):
 def test_the_loop_scope_the_plugin_sets_changes_nothing(tmp_path):
     """A session-scoped async fixture keeps its session-scoped loop, as with the option unset ("function"
     would be a ScopeMismatch here, in a project that merely has aioqueue installed)."""
-    result = _run_pytest(
+    result = run_pytest(
         tmp_path,
         {
             "pytest.ini": "[pytest]\nasyncio_mode = auto\n",
@@ -261,7 +225,7 @@ def test_the_loop_scope_the_plugin_sets_changes_nothing(tmp_path):
 
 
 def test_a_loop_scope_the_project_sets_is_kept(tmp_path):
-    result = _run_pytest(
+    result = run_pytest(
         tmp_path,
         {
             "pytest.ini": "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = module\n",
@@ -274,7 +238,7 @@ def test_a_loop_scope_the_project_sets_is_kept(tmp_path):
 
 @pytest.mark.emulator
 def test_queue_factory_makes_queues_with_options_and_deletes_them_and_their_poison_queues(tmp_path):
-    result = _run_pytest(
+    result = run_pytest(
         tmp_path,
         {
             "pytest.ini": "[pytest]\nasyncio_mode = auto\n",
@@ -318,7 +282,7 @@ def test_extra_azurite_arguments_come_from_an_ini_option(tmp_path):
             async with q:
                 await q.create_queue()
     """
-    ok = _run_pytest(
+    ok = run_pytest(
         tmp_path,
         {
             "pytest.ini": "[pytest]\nasyncio_mode = auto\naioqueue_azurite_args = --skipApiVersionCheck\n",
@@ -326,7 +290,7 @@ def test_extra_azurite_arguments_come_from_an_ini_option(tmp_path):
         },
     )
     assert ok.returncode == 0, ok.stdout[-3000:]
-    refused = _run_pytest(tmp_path, {"pytest.ini": "[pytest]\nasyncio_mode = auto\n", "test_v.py": test})
+    refused = run_pytest(tmp_path, {"pytest.ini": "[pytest]\nasyncio_mode = auto\n", "test_v.py": test})
     assert refused.returncode != 0 and "InvalidHeaderValue" in refused.stdout
 
 
@@ -343,7 +307,7 @@ async def test_{i}(queue_client, azurite):
 """
         for i in range(4)
     )
-    result = _run_pytest(
+    result = run_pytest(
         tmp_path, {"pytest.ini": "[pytest]\nasyncio_mode = auto\n", "test_x.py": "import os\n" + tests}, "-n", "2"
     )
     assert result.returncode == 0, result.stdout[-3000:]
