@@ -4,11 +4,11 @@ waits on the service's clock or on Azure's strictness, against :class:`~aioqueue
 
 Here: ``proxy``, a fault-injecting proxy (tests/faults.py) in front of the session's emulator; ``fake``,
 a fresh FakeQueueService per test, and ``fake_queue``, a queue on it through the real client (no
-Azurite: the unit tier). A test may override ``azurite`` (see transport/test_soak.py) or pass options
-to ``proxy`` or ``fake`` by indirect parametrisation:
+Azurite: the unit tier). A test may override ``azurite`` (see transport/test_soak.py), pass options to
+``proxy`` by indirect parametrisation, and to ``fake``'s FakeQueueService by a marker:
 
     @pytest.mark.parametrize("proxy", [{"keepalive_timeout": 0.2}], indirect=True)
-    @pytest.mark.parametrize("fake", [{"clock": "frozen"}], indirect=True)  # only advance() moves time
+    @pytest.mark.fake_options(clock="frozen")  # the service's time stands still; only advance() moves it
 
 The suite comes in two tiers: a test that uses an emulator fixture (``EMULATOR_FIXTURES``), or sits in a
 module marked ``pytestmark = pytest.mark.emulator`` (one that starts Azurite by other means), gets the
@@ -40,6 +40,10 @@ EMULATOR_FIXTURES = frozenset(
         "proxy",
     }
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "fake_options(**options): the FakeQueueService options of the fake fixture")
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
@@ -76,8 +80,9 @@ async def proxy(azurite: Azurite, request: pytest.FixtureRequest) -> AsyncIterat
 
 @pytest_asyncio.fixture
 async def fake(request: pytest.FixtureRequest) -> AsyncIterator[FakeQueueService]:
-    """A fresh FakeQueueService (its options by indirect parametrisation, e.g. ``{"clock": "frozen"}``)."""
-    async with FakeQueueService(**getattr(request, "param", {})) as service:
+    """A fresh FakeQueueService (its options from the test's ``fake_options`` marker, if any)."""
+    marker = request.node.get_closest_marker("fake_options")
+    async with FakeQueueService(**(marker.kwargs if marker else {})) as service:
         yield service
 
 
