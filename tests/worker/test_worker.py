@@ -1,7 +1,9 @@
 """process() in production conditions: shutdown, outages, bad messages, lost leases, bad set-up.
 
 Each test ends by checking that no message was left hidden by a consumer that forgot it: every
-message still in the queue is visible (deleted, released or poisoned, never stranded).
+message still in the queue is visible (deleted, released or poisoned, never stranded). Against Azurite,
+through the fault proxy; where a test waits for a visibility timeout, against the fake service, whose
+clock the test moves (``fake.advance``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import gc
 import logging
 import os
 import tracemalloc
+from datetime import timedelta
 
 import pytest
 
@@ -274,14 +277,18 @@ async def test_undecodable_messages_go_to_the_poison_queue(conn_str, queue_clien
     assert not any("received" in m and "times" in m for m in messages)
 
 
-async def test_deeply_nested_json_is_an_encoding_error_everywhere(conn_str, queue_client):
-    await queue_client.send_message("[" * 30_000)
-    async with QueueClient.from_connection_string(conn_str, queue_client.queue_name, message_encoding="json") as q:
+@pytest.mark.fake_options(clock="frozen")
+async def test_deeply_nested_json_is_an_encoding_error_everywhere(fake, fake_queue):
+    await fake_queue.send_message("[" * 30_000)
+    async with QueueClient.from_connection_string(
+        fake.connection_string, fake_queue.queue_name, message_encoding="json"
+    ) as q:
         with pytest.raises(MessageEncodingError, match="message "):
             await q.peek_messages()
         with pytest.raises(MessageEncodingError, match="message "):
             await q.receive_messages(visibility_timeout=1)
-        with pytest.raises(MessageEncodingError):  # once the message is visible again (1 s)
+        fake.advance(timedelta(seconds=1))  # the message is visible again
+        with pytest.raises(MessageEncodingError):
             async for _ in q.receive(idle_timeout=10, poll_interval=(0.1, 0.5)):
                 pass
 
