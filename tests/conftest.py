@@ -1,10 +1,14 @@
 """The suite runs against the real Azurite emulator, started once per session by aioqueue's own
-pytest plugin (fixtures ``azurite``, ``queue_service_client``, ``queue_client``).
+pytest plugin (fixtures ``azurite``, ``queue_service_client``, ``queue_client``), and, where a test
+waits on the service's clock or on Azure's strictness, against :class:`~aioqueue.testing.FakeQueueService`.
 
-Here: ``proxy``, a fault-injecting proxy (tests/faults.py) in front of the session's emulator. A test
-may override ``azurite`` (see transport/test_soak.py) or pass options by indirect parametrisation:
+Here: ``proxy``, a fault-injecting proxy (tests/faults.py) in front of the session's emulator; ``fake``,
+a fresh FakeQueueService per test, and ``fake_queue``, a queue on it through the real client (no
+Azurite: the unit tier). A test may override ``azurite`` (see transport/test_soak.py), pass options to
+``proxy`` by indirect parametrisation, and to ``fake``'s FakeQueueService by a marker:
 
     @pytest.mark.parametrize("proxy", [{"keepalive_timeout": 0.2}], indirect=True)
+    @pytest.mark.fake_options(clock="frozen")  # the service's time stands still; only advance() moves it
 
 The suite comes in two tiers: a test that uses an emulator fixture (``EMULATOR_FIXTURES``), or sits in a
 module marked ``pytestmark = pytest.mark.emulator`` (one that starts Azurite by other means), gets the
@@ -19,8 +23,10 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from aioqueue.testing import Azurite
+from aioqueue import QueueClient
+from aioqueue.testing import Azurite, FakeQueueService
 from tests.faults import FaultProxy
+from tests.helpers import FAST_RETRY
 
 EMULATOR_FIXTURES = frozenset(
     {
@@ -34,6 +40,10 @@ EMULATOR_FIXTURES = frozenset(
         "proxy",
     }
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "fake_options(**options): the FakeQueueService options of the fake fixture")
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
@@ -66,3 +76,19 @@ async def proxy(azurite: Azurite, request: pytest.FixtureRequest) -> AsyncIterat
     options = getattr(request, "param", {})
     async with FaultProxy(f"http://127.0.0.1:{azurite.port}", **options) as p:
         yield p
+
+
+@pytest_asyncio.fixture
+async def fake(request: pytest.FixtureRequest) -> AsyncIterator[FakeQueueService]:
+    """A fresh FakeQueueService (its options from the test's ``fake_options`` marker, if any)."""
+    marker = request.node.get_closest_marker("fake_options")
+    async with FakeQueueService(**(marker.kwargs if marker else {})) as service:
+        yield service
+
+
+@pytest_asyncio.fixture
+async def fake_queue(fake: FakeQueueService, queue_name: str) -> AsyncIterator[QueueClient]:
+    """A QueueClient (retries that wait milliseconds) on a new queue of ``fake``."""
+    async with QueueClient.from_connection_string(fake.connection_string, queue_name, retry=FAST_RETRY) as queue:
+        await queue.create_queue()
+        yield queue

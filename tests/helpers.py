@@ -1,5 +1,5 @@
-"""Helpers shared by the tests: a fake Entra ID token credential, unsigned tokens Azurite accepts, and waiting
-for a queue to reach a state (``eventually``, ``visible``)."""
+"""Helpers shared by the tests: a fake Entra ID token credential, unsigned tokens Azurite accepts, waiting
+for a queue to reach a state (``eventually``, ``visible``), and fast retries (``FAST_RETRY``)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,13 @@ from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
 
+from aioqueue import RetryPolicy
+
 STORAGE_SCOPE = "https://storage.azure.com/.default"
 TENANT = "ab1f708d-50f6-404c-a006-d71b2ac7a606"
+
+# retries that wait milliseconds, not the default's tenths of seconds (the fake_queue fixture's)
+FAST_RETRY = RetryPolicy(max_attempts=4, initial_delay=0.01, max_delay=0.05)
 
 
 def _b64(data: dict[str, Any]) -> str:

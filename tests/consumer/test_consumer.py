@@ -1,7 +1,10 @@
-"""The consumer streams and worker, against Azurite with short visibility timeouts."""
+"""The consumer streams and worker, against Azurite with short visibility timeouts; where a test waits
+for the service's clock (a visibility timeout or a retry delay to lapse, renewals to outlast a lease),
+against the fake service on a frozen clock that the test moves (``fake.advance``)."""
 
 import asyncio
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -14,9 +17,29 @@ from aioqueue import (
     QueueClient,
     ReceivedMessage,
 )
-from aioqueue.testing import DEV_KEY
+from aioqueue._fake import Gate as FakeGate
+from aioqueue.testing import DEV_KEY, FakeQueueService
 from tests.faults import Fault, Gate
 from tests.helpers import count, eventually, eventually_visible, visible
+
+# the fake service's time stands still: only the test's fake.advance() moves it
+FROZEN = pytest.mark.fake_options(clock="frozen")
+BOUND = 15.0  # generous: a renewal that never comes hits it, a slow machine does not
+
+
+async def renewals_keep_it_hidden(fake: FakeQueueService, queue: QueueClient, renewals: list[FakeGate]) -> None:
+    """On a frozen clock, with ``visibility_timeout=2``: each renewal, held on its way in, is let through
+    1.5 s into the lease it replaces; then the clock moves 1 s on, past that lease: a message that was
+    not renewed (or renewed for less) would be visible now. The client's renewer keeps its own (real) time."""
+    into_lease = 0.0  # the service's seconds since the current lease began
+    for gate in renewals:
+        await asyncio.wait_for(gate.arrived.wait(), BOUND)
+        fake.advance(timedelta(seconds=1.5 - into_lease))
+        gate.release.set()
+        await gate.done.wait()  # renewed: hidden for 2 s from now
+        fake.advance(timedelta(seconds=1))
+        into_lease = 1.0
+        assert await visible(queue) == [], "visible again after its lease lapsed: not renewed"
 
 
 async def test_clean_exit_deletes(queue_client):
@@ -40,26 +63,29 @@ async def test_exception_brings_the_message_back_and_reraises(queue_client):
     assert again.content == "fragile" and again.dequeue_count == 2
 
 
-async def test_retry_delay_keeps_a_failed_message_hidden(queue_client):
-    await queue_client.send_message("later")
-    async for msg in queue_client.receive(retry_delay=lambda n: 3 * n, visibility_timeout=300):
+@FROZEN
+async def test_retry_delay_keeps_a_failed_message_hidden(fake, fake_queue):
+    await fake_queue.send_message("later")
+    async for msg in fake_queue.receive(retry_delay=lambda n: 3 * n, visibility_timeout=300):
         with pytest.raises(ValueError):
             async with msg:
                 raise ValueError
-        released = time.monotonic()
         break
-    assert await visible(queue_client) == []
-    await eventually_visible(queue_client, 1)  # after the 3 s delay, not the 300 s visibility timeout
-    assert time.monotonic() - released >= 2  # the service counts whole seconds
-    assert await visible(queue_client) == ["later"]
+    assert await visible(fake_queue) == []
+    fake.advance(timedelta(seconds=2))
+    assert await visible(fake_queue) == []  # hidden for the 3 s delay...
+    fake.advance(timedelta(seconds=1))
+    assert await visible(fake_queue) == ["later"]  # ...then visible: not after the 300 s visibility timeout
 
 
-async def test_a_never_settled_message_is_not_deleted(queue_client):
-    await queue_client.send_message("unsettled")
-    async for msg in queue_client.receive(visibility_timeout=1, max_messages=1):
+@FROZEN
+async def test_a_never_settled_message_is_not_deleted(fake, fake_queue):
+    await fake_queue.send_message("unsettled")
+    async for msg in fake_queue.receive(visibility_timeout=1, max_messages=1):
         assert msg.content == "unsettled"  # neither 'async with' nor a manual settle
-    await eventually_visible(queue_client, 1)  # once its 1 s visibility timeout is over
-    [back] = await queue_client.receive_messages()
+    fake.advance(timedelta(seconds=1))  # its 1 s visibility timeout is over
+    await eventually_visible(fake_queue, 1)
+    [back] = await fake_queue.receive_messages()
     assert back.content == "unsettled" and back.dequeue_count == 2
 
 
@@ -111,17 +137,17 @@ async def test_deleting_through_the_client_counts_as_settling(queue_client):
     assert msg.settled == "deleted" and await count(queue_client) == 0
 
 
-async def test_auto_renew_keeps_a_message_hidden_past_its_timeout(queue_client):
-    await queue_client.send_message("long job")
-    async for msg in queue_client.receive(visibility_timeout=2, auto_renew=True):
+@FROZEN
+async def test_auto_renew_keeps_a_message_hidden_past_its_timeout(fake, fake_queue):
+    await fake_queue.send_message("long job")
+    renewals = [fake.hold("update_message") for _ in range(2)]
+    async for msg in fake_queue.receive(visibility_timeout=2, auto_renew=True):
         async with msg:
             first_receipt = msg.pop_receipt
-            for _ in range(5):  # 5 s: well past the 2 s visibility timeout
-                await asyncio.sleep(1)
-                assert await visible(queue_client) == []
+            await renewals_keep_it_hidden(fake, fake_queue, renewals)  # 4.5 s on: past the 2 s timeout
             assert msg.pop_receipt != first_receipt and msg.renewal_error is None
         break
-    assert await count(queue_client) == 0  # deleted with the newest receipt
+    assert await count(fake_queue) == 0  # deleted with the newest receipt
 
 
 async def test_auto_renew_stops_after_max_renewal(queue_client):
@@ -401,14 +427,16 @@ def test_bad_options_fail_at_once(queue_client, options):
         queue_client.receive_batches(**options)
 
 
-async def test_process_keeps_renewing_while_handlers_run(queue_client):
-    await queue_client.send_message("slow job")
+@FROZEN
+async def test_process_keeps_renewing_while_handlers_run(fake, fake_queue):
+    await fake_queue.send_message("slow job")
+    renewals = [fake.hold("update_message") for _ in range(2)]
 
     async def slow(msg):
-        await asyncio.sleep(4)  # twice the visibility timeout, after the stream itself has ended
-        assert await visible(queue_client) == []
+        # twice the visibility timeout on the service's clock, after the stream itself has ended
+        await renewals_keep_it_hidden(fake, fake_queue, renewals)
 
-    stats = await queue_client.process(slow, max_messages=1, visibility_timeout=2, auto_renew=True)
+    stats = await fake_queue.process(slow, max_messages=1, visibility_timeout=2, auto_renew=True)
     assert stats == ProcessStats(processed=1, failed=0, poisoned=0)
-    assert await count(queue_client) == 0
-    assert len(queue_client._pool.streams) == 0
+    assert await count(fake_queue) == 0
+    assert len(fake_queue._pool.streams) == 0

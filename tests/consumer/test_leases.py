@@ -1,13 +1,15 @@
 """One message, one handler at a time (issue #22): renewals that hold under ordinary weather, no
 second handler for a message already in hand, no lapsed lease handed out, and a stop that does not
 wait for a fetch's whole retry budget. Against Azurite, with the fault proxy holding or breaking the
-requests a real network would."""
+requests a real network would; where a test waits for a lease to lapse on the service, against the fake
+service on a frozen clock that the test moves (``fake.advance``)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -15,6 +17,9 @@ from aioqueue import QueueClient, QueueMessage, ReceivedMessage
 from aioqueue.testing import DEV_KEY
 from tests.faults import Fault, Gate
 from tests.helpers import eventually, visible
+
+# the fake service's time stands still: only the test's fake.advance() moves it
+FROZEN = pytest.mark.fake_options(clock="frozen")
 
 
 def through(proxy, queue_client, **options) -> QueueClient:
@@ -95,7 +100,8 @@ async def test_reaching_max_renewal_is_told(queue_client, caplog):
     assert "max_renewal" in caplog.text
 
 
-async def test_the_lease_lost_warning_does_not_advise_auto_renew_when_it_is_on(queue_client, caplog):
+@FROZEN
+async def test_the_lease_lost_warning_does_not_advise_auto_renew_when_it_is_on(fake, fake_queue, caplog):
     caplog.set_level(logging.WARNING, "aioqueue")
 
     async def handler(msg: ReceivedMessage) -> None:
@@ -103,25 +109,24 @@ async def test_the_lease_lost_warning_does_not_advise_auto_renew_when_it_is_on(q
             return msg.lease_lost
 
         await eventually(lost, what="renewals to stop")
-
+        fake.advance(timedelta(seconds=1))  # the last renewal's lease lapses
         # another consumer takes the message: this handler's delete must fail
-        async def taken() -> bool:
-            return bool(await queue_client.receive_messages(visibility_timeout=60))
+        assert await fake_queue.receive_messages(visibility_timeout=60), "the message was not visible again"
 
-        await eventually(taken, what="the message to be taken by another consumer")
-
-    await queue_client.send_message("stolen")
-    stats = await queue_client.process(handler, max_messages=1, visibility_timeout=1, auto_renew=True, max_renewal=1)
+    await fake_queue.send_message("stolen")
+    stats = await fake_queue.process(handler, max_messages=1, visibility_timeout=1, auto_renew=True, max_renewal=1)
     assert stats.lease_lost == 1
     assert "was handled, but deleting it failed" in caplog.text
     assert "auto_renew=True" not in caplog.text
 
 
-async def test_a_redelivered_message_is_not_handled_twice_at_once(queue_client):
+@FROZEN
+async def test_a_redelivered_message_is_not_handled_twice_at_once(fake, fake_queue):
     """The handler outlives the lease (no auto_renew) and the same worker fetches the message again: no
     second handler starts; the running one gets the new receipt, so its delete succeeds."""
     running: set[str] = set()
     twice: list[str] = []
+    stop = asyncio.Event()
 
     async def handler(msg: ReceivedMessage) -> None:
         if msg.id in running:
@@ -134,17 +139,17 @@ async def test_a_redelivered_message_is_not_handled_twice_at_once(queue_client):
             return msg.pop_receipt != first or bool(twice)
 
         try:
+            fake.advance(timedelta(seconds=1))  # the lease lapses while the handler runs
             await eventually(redelivered, what="the message to come back to this worker")
         finally:
             running.discard(msg.id)
+            stop.set()
 
-    await queue_client.send_message("slow")
-    stats = await queue_client.process(
-        handler, concurrency=2, idle_timeout=3, visibility_timeout=1, poll_interval=(0.05, 0.2)
-    )
+    await fake_queue.send_message("slow")
+    stats = await fake_queue.process(handler, concurrency=2, stop=stop, visibility_timeout=1, poll_interval=(0.05, 0.2))
     assert twice == []
     assert stats.processed == 1 and stats.lease_lost == 0
-    assert await visible(queue_client) == [] and await queue_client.receive_messages() == []
+    assert await visible(fake_queue) == [] and await fake_queue.receive_messages() == []
 
 
 async def test_receive_never_yields_a_message_whose_lease_lapsed_in_its_buffer(queue_client):
@@ -214,8 +219,9 @@ async def test_delete_message_waits_for_a_renewal_under_way(proxy, queue_client)
     assert await queue_client.receive_messages() == []
 
 
+@FROZEN
 @pytest.mark.filterwarnings("error")
-async def test_a_retry_delay_that_raises_still_releases_and_reports(queue_client, caplog):
+async def test_a_retry_delay_that_raises_still_releases_and_reports(fake, fake_queue, caplog):
     failures: list[BaseException] = []
 
     async def handler(msg: ReceivedMessage) -> None:
@@ -224,8 +230,8 @@ async def test_a_retry_delay_that_raises_still_releases_and_reports(queue_client
     def overflowing(dequeue_count: int) -> float:
         return 2.0**100_000  # OverflowError, as 2.0**n does for large dequeue counts
 
-    await queue_client.send_message("x")
-    stats = await queue_client.process(
+    await fake_queue.send_message("x")
+    stats = await fake_queue.process(
         handler,
         max_messages=1,
         visibility_timeout=1,
@@ -234,11 +240,9 @@ async def test_a_retry_delay_that_raises_still_releases_and_reports(queue_client
     )
     assert stats.failed == 1 and len(failures) == 1
     assert "retry_delay" in caplog.text
-
-    async def back() -> bool:
-        return await visible(queue_client) == ["x"]
-
-    await eventually(back, what="the failed message to be visible again")
+    assert await visible(fake_queue) == []  # released for visibility_timeout, as if never settled
+    fake.advance(timedelta(seconds=1))
+    assert await visible(fake_queue) == ["x"]
 
 
 # ---- found by the review of the first change ------------------------------------------------------
@@ -267,61 +271,67 @@ async def test_a_released_message_comes_back_at_once_while_its_on_failure_hook_r
     assert deliveries == [1, 2], f"deliveries={deliveries} stats={stats}"
 
 
-async def test_a_fetch_answered_during_stop_does_not_release_a_message_in_hand(proxy, queue_client):
+@FROZEN
+async def test_a_fetch_answered_during_stop_does_not_release_a_message_in_hand(fake, fake_queue):
     started, go = asyncio.Event(), asyncio.Event()
 
     async def handler(msg: ReceivedMessage) -> None:
         started.set()
         await go.wait()
 
-    await queue_client.send_message("slow")
-    async with through(proxy, queue_client) as q:
-        worker = q.worker(handler, concurrency=2, visibility_timeout=1, poll_interval=(0.05, 0.2))
-        run = asyncio.create_task(worker.run())
-        await started.wait()
-        gate = Gate()
-        proxy.script(Fault("hold", method="GET", gate=gate))  # the next poll, held before it reaches the queue
-
-        async def lapsed() -> bool:
-            return await visible(queue_client) == ["slow"]
-
-        await gate.arrived.wait()
-        await eventually(lapsed, what="the handler's lease to lapse")
-        worker.stop()
-        gate.release.set()  # the held poll now takes the message: within the stop's grace for it
-        await gate.done.wait()
-        await asyncio.sleep(0.5)  # room for a wrong give-back to land
-        visible_while_in_hand = await visible(queue_client)
-        go.set()
-        stats = await asyncio.wait_for(run, 30)
+    await fake_queue.send_message("slow")
+    worker = fake_queue.worker(handler, concurrency=2, visibility_timeout=1, poll_interval=(0.05, 0.2))
+    run = asyncio.create_task(worker.run())
+    await started.wait()
+    gate = fake.hold("get_messages")  # the next poll, held before it reaches the queue
+    await gate.arrived.wait()
+    fake.advance(timedelta(seconds=1))  # the handler's lease lapses
+    assert await visible(fake_queue) == ["slow"]
+    worker.stop()
+    gate.release.set()  # the held poll now takes the message: within the stop's grace for it
+    await gate.done.wait()
+    await asyncio.sleep(0.5)  # room for a wrong give-back to land
+    visible_while_in_hand = await visible(fake_queue)
+    go.set()
+    stats = await asyncio.wait_for(run, 30)
     assert visible_while_in_hand == [], "a message in hand was made visible"
     assert stats.lease_lost == 0 and stats.processed == 1, stats
 
 
-async def test_on_lease_lost_is_called_once_per_message(queue_client):
+@FROZEN
+async def test_on_lease_lost_is_called_once_per_message(fake, fake_queue):
     told: list[str] = []
-    release = asyncio.Event()
+    stop = asyncio.Event()
 
     async def handler(msg: ReceivedMessage) -> None:
         first = msg.dequeue_count
 
-        async def came_back_twice() -> bool:
-            return msg.dequeue_count >= first + 2  # taken over twice after renewals stopped
+        async def lost() -> bool:
+            return msg.lease_lost
 
-        await eventually(came_back_twice, what="two redeliveries taken over by the running handler")
+        await eventually(lost, what="renewals to stop at max_renewal")
+        for n in (1, 2):  # taken over twice after renewals stopped
+            fake.advance(timedelta(seconds=1))  # the lease lapses: the worker fetches the message again
 
-    await queue_client.send_message("long")
-    await queue_client.process(
+            async def came_back(n: int = n) -> bool:
+                return msg.dequeue_count >= first + n
+
+            await eventually(came_back, what=f"redelivery {n} taken over by the running handler")
+            if n == 1:  # room for renewals wrongly restarted by the take-over to tell it again (at 0.5 s)
+                await asyncio.sleep(1.0)
+        stop.set()
+
+    await fake_queue.send_message("long")
+    await fake_queue.process(
         handler,
         concurrency=2,
-        idle_timeout=3,
+        stop=stop,
         visibility_timeout=1,
         auto_renew=True,
         max_renewal=1,
         poll_interval=(0.05, 0.2),
         on_lease_lost=lambda m, e: told.append(m.id),
     )
-    release.set()
     assert len(told) == 1, told
 
 

@@ -1,7 +1,9 @@
 """process() in production conditions: shutdown, outages, bad messages, lost leases, bad set-up.
 
 Each test ends by checking that no message was left hidden by a consumer that forgot it: every
-message still in the queue is visible (deleted, released or poisoned, never stranded).
+message still in the queue is visible (deleted, released or poisoned, never stranded). Against Azurite,
+through the fault proxy; where a test waits for a visibility timeout, against the fake service, whose
+clock the test moves (``fake.advance``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import gc
 import logging
 import os
 import tracemalloc
+from datetime import timedelta
 
 import pytest
 
@@ -27,7 +30,6 @@ from aioqueue._options import ReceiveSettings
 from aioqueue._streams import Consumer
 from aioqueue.testing import DEV_KEY
 from tests.faults import Fault, FaultProxy
-from tests.helpers import eventually_visible
 
 BOUND = 15.0  # generous: a loaded 2-core machine must never hit it; a broken shutdown always does
 # what the worker allocates (any frame in aioqueue); the fault proxy's record of each request is the test's.
@@ -274,14 +276,18 @@ async def test_undecodable_messages_go_to_the_poison_queue(conn_str, queue_clien
     assert not any("received" in m and "times" in m for m in messages)
 
 
-async def test_deeply_nested_json_is_an_encoding_error_everywhere(conn_str, queue_client):
-    await queue_client.send_message("[" * 30_000)
-    async with QueueClient.from_connection_string(conn_str, queue_client.queue_name, message_encoding="json") as q:
+@pytest.mark.fake_options(clock="frozen")
+async def test_deeply_nested_json_is_an_encoding_error_everywhere(fake, fake_queue):
+    await fake_queue.send_message("[" * 30_000)
+    async with QueueClient.from_connection_string(
+        fake.connection_string, fake_queue.queue_name, message_encoding="json"
+    ) as q:
         with pytest.raises(MessageEncodingError, match="message "):
             await q.peek_messages()
         with pytest.raises(MessageEncodingError, match="message "):
             await q.receive_messages(visibility_timeout=1)
-        with pytest.raises(MessageEncodingError):  # once the message is visible again (1 s)
+        fake.advance(timedelta(seconds=1))  # the message is visible again
+        with pytest.raises(MessageEncodingError):
             async for _ in q.receive(idle_timeout=10, poll_interval=(0.1, 0.5)):
                 pass
 
@@ -304,18 +310,20 @@ async def test_a_delete_that_fails_after_success_is_lease_lost_not_failed(queue_
     await assert_nothing_hidden(queue_client)
 
 
-async def test_a_delete_that_fails_in_an_outage_is_delete_failed_not_a_lost_lease(proxy, queue_client, caplog):
+@pytest.mark.fake_options(clock="frozen")
+async def test_a_delete_that_fails_in_an_outage_is_delete_failed_not_a_lost_lease(fake, fake_queue, caplog):
     """A delete refused at the socket (the service unreachable) was logged as "lease lost: its visibility
     timeout lapsed or another consumer took it over" and counted as lease_lost (issue #25, item 5)."""
     caplog.set_level(logging.INFO, logger="aioqueue")
-    await queue_client.send_message("job")
+    await fake_queue.send_message("job")
     told: list[BaseException] = []
 
     async def handler(msg: ReceivedMessage) -> None:
-        await proxy.close()  # the outage starts while the handler runs: its delete is refused
+        await fake.close()  # the outage starts while the handler runs: its delete is refused
 
     # retried, as by default: the pooled connection is found closed, then each new one is refused
-    async with through(proxy, queue_client, retry=RetryPolicy(initial_delay=0.01, max_delay=0.05)) as q:
+    retry = RetryPolicy(initial_delay=0.01, max_delay=0.05)
+    async with QueueClient.from_connection_string(fake.connection_string, fake_queue.queue_name, retry=retry) as q:
         stats = await asyncio.wait_for(
             q.process(handler, max_messages=1, visibility_timeout=2, on_lease_lost=lambda m, e: told.append(e)),
             BOUND,
@@ -326,9 +334,11 @@ async def test_a_delete_that_fails_in_an_outage_is_delete_failed_not_a_lost_leas
     assert "the service was unreachable" in warning and "reappears after its visibility timeout" in warning
     assert "lease lost" not in warning and "another consumer" not in warning, warning
     assert not any(r.exc_info for r in caplog.records), "no handler traceback for a failed delete"
-    # not deleted: it reappears after its visibility timeout
-    await eventually_visible(queue_client, 1)
-    await assert_nothing_hidden(queue_client)
+    # not deleted: it reappears after its visibility timeout (the service's state, seen while it is down)
+    [kept] = fake.queues[fake_queue.queue_name].messages
+    assert kept.content == "job" and not kept.visible
+    fake.advance(timedelta(seconds=2))
+    assert fake.queues[fake_queue.queue_name].messages[0].visible
 
 
 # ---- 5, 6. checks before any request -------------------------------------------------------------
