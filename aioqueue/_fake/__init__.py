@@ -216,6 +216,17 @@ class FakeQueueService:
         dropped without an answer: the client cannot know the work was done."""
         self._faults.add(Fault("lose", check_operation(operation), check_times(times)))
 
+    def drop(self, operation: str | None = None, *, times: int = 1) -> None:
+        """The next ``times`` requests for ``operation`` (None: any) meet a connection that drops before
+        they are done: nothing is done and no answer comes (the fault proxy's ``reset_before``)."""
+        self._faults.add(Fault("drop", check_operation(operation), check_times(times)))
+
+    def truncate(self, operation: str | None = None, *, times: int = 1) -> None:
+        """The next ``times`` requests for ``operation`` (None: any) are done, and their answer stops
+        half-way through its body (its ``Content-Length`` the whole) as the connection closes: a lost
+        answer the client sees begin. An answer without a body is cut before its headers."""
+        self._faults.add(Fault("truncate", check_operation(operation), check_times(times)))
+
     def slow(self, operation: str | None, delay: float, *, times: int = 1) -> None:
         """The next ``times`` requests for ``operation`` wait ``delay`` seconds (real ones) before they
         are done and answered. To hold one until the test says so, see :meth:`hold`."""
@@ -223,17 +234,17 @@ class FakeQueueService:
             raise ValueError(f"delay must be a number of seconds >= 0, not {delay!r}")
         self._faults.add(Fault("slow", check_operation(operation), check_times(times), delay=float(delay)))
 
-    def hold(self, operation: str | None = None, *, times: int = 1) -> Gate:
-        """Hold the next ``times`` requests for ``operation`` (None: any) before they are done, until the
-        test sets the gate's ``release``. ``gate.arrived`` is set when one is held, ``gate.done`` once
-        its answer is sent::
+    def hold(self, operation: str | None = None, *, times: int = 1, after: bool = False) -> Gate:
+        """Hold the next ``times`` requests for ``operation`` (None: any) before they are done (with
+        ``after=True``: once done, before their answer is sent), until the test sets the gate's
+        ``release``. ``gate.arrived`` is set when one is held, ``gate.done`` once its answer is sent::
 
             gate = service.hold("delete_message")
             task = asyncio.create_task(message.delete())
             await gate.arrived.wait(); ...; gate.release.set(); await gate.done.wait()
         """
         gate = Gate()
-        self._faults.add(Fault("hold", check_operation(operation), check_times(times), gate=gate))
+        self._faults.add(Fault("hold", check_operation(operation), check_times(times), gate=gate, after=after))
         return gate
 
     def throttle(self, messages_per_second: int | None) -> None:

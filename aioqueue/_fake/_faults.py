@@ -17,7 +17,7 @@ from ._auth import OPERATIONS
 
 __all__ = ["Fault", "Faults", "Gate", "Throttle"]
 
-Kind = Literal["fail", "lose", "slow", "hold"]
+Kind = Literal["fail", "lose", "drop", "truncate", "slow", "hold"]
 
 
 @dataclass
@@ -41,6 +41,7 @@ class Fault:
     retry_after: float | None = None
     delay: float = 0.0
     gate: Gate | None = None
+    after: bool = False  # hold: after the work is done (before the answer), not before it
 
 
 def check_operation(operation: str | None) -> str | None:

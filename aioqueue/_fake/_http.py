@@ -185,7 +185,7 @@ class App:
         except Refusal as refusal:
             answer = self._refused(refusal, request_id)
         operation = None if call is None else call.operation
-        if answer is None:  # lost on purpose: the work is done, the connection dropped
+        if answer is None:  # lost or dropped on purpose: the connection closes without an answer
             self.served.append(Served(request.method, path, operation, None, None))
             if request.transport is not None:
                 request.transport.abort()
@@ -194,6 +194,8 @@ class App:
             Served(request.method, path, operation, answer.status, answer.headers.get("x-ms-error-code"))
         )
         response = self._response(request, answer, request_id, version)
+        if fault is not None and fault.kind == "truncate":
+            return await _truncated(request, response)
         if fault is None or fault.gate is None:
             return response
         try:  # a held request: its answer is on the wire before the gate says done
@@ -261,10 +263,10 @@ class App:
             raise Refusal(fault.code, fault.message, status=fault.status, headers=headers)
         if fault is not None and fault.kind == "slow":
             await asyncio.sleep(fault.delay)
-        if fault is not None and fault.kind == "hold":
-            assert fault.gate is not None
-            fault.gate.arrived.set()
-            await fault.gate.release.wait()
+        if fault is not None and fault.kind == "drop":
+            return None  # the connection drops before the work: nothing was done
+        if fault is not None and fault.kind == "hold" and not fault.after:
+            await _held(fault)
         self._throttle(call)
         try:
             answer = self.operations.table[call.operation](call)
@@ -272,6 +274,8 @@ class App:
             if fault is not None and fault.kind == "lose":
                 return None
             raise
+        if fault is not None and fault.kind == "hold" and fault.after:
+            await _held(fault)
         return None if fault is not None and fault.kind == "lose" else answer
 
     def _throttle(self, call: Call) -> None:
@@ -300,3 +304,24 @@ class App:
         if answer.xml:
             headers["Content-Type"] = "application/xml"
         return web.Response(status=answer.status, headers=headers, body=answer.body or None)
+
+
+async def _held(fault: Fault) -> None:
+    assert fault.gate is not None
+    fault.gate.arrived.set()
+    await fault.gate.release.wait()
+
+
+async def _truncated(request: web.Request, response: web.Response) -> web.StreamResponse:
+    """The answer's status, headers and the first half of its body (its Content-Length the whole),
+    then the connection closes: the work was done, the client gets no whole answer."""
+    body = bytes(response.body or b"")  # type: ignore[arg-type]
+    cut = web.StreamResponse(status=response.status, headers=response.headers)
+    cut.content_length = len(body)
+    if body:  # an answer without a body is cut before its headers
+        with contextlib.suppress(ConnectionError):
+            await cut.prepare(request)
+            await cut.write(body[: len(body) // 2])
+    if request.transport is not None:
+        request.transport.abort()
+    return cut

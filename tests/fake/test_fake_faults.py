@@ -160,3 +160,37 @@ async def test_a_lost_answer_to_a_refused_request_is_lost_too(fake: FakeQueueSer
     with pytest.raises(aiohttp.ClientError):  # a POST: aiohttp retries only idempotent methods by itself
         await send(fake, "POST", "/nosuchqueue/messages", body=body)  # 404 QueueNotFound, never heard
     assert [r.status for r in fake.requests if r.operation == "put_message"] == [None]
+
+
+async def test_a_dropped_put_is_not_stored_and_the_retry_stores_it_once(
+    fake_queue: QueueClient, fake: FakeQueueService
+):
+    """The proxy's reset_before: the connection drops before the work, so the retry leaves no duplicate."""
+    fake.drop("put_message")
+    await fake_queue.send_message("once")
+    assert _statuses(fake, "put_message") == [None, 201]
+    assert [m.content for m in fake.queues[fake_queue.queue_name].messages] == ["once"]
+
+
+async def test_a_truncated_answer_is_a_lost_answer_after_the_work(fake_queue: QueueClient, fake: FakeQueueService):
+    """The proxy's truncate: the put is stored, its answer stops half-way, the client retries: two copies."""
+    fake.truncate("put_message")
+    await fake_queue.send_message("twice")
+    assert _statuses(fake, "put_message") == [201, 201]
+    assert [m.content for m in fake.queues[fake_queue.queue_name].messages] == ["twice", "twice"]
+    fake.truncate("delete_queue")  # no body: cut before its headers; the retry's 404 means done
+    await fake_queue.delete_queue()
+    assert fake_queue.queue_name not in fake.queues
+
+
+async def test_a_hold_after_the_work_keeps_the_answer_until_released(fake_queue: QueueClient, fake: FakeQueueService):
+    await fake_queue.send_message("x")
+    [message] = await fake_queue.receive_messages()
+    gate = fake.hold("delete_message", after=True)
+    task = asyncio.create_task(fake_queue.delete_message(message))
+    await gate.arrived.wait()
+    assert fake.queues[fake_queue.queue_name].messages == () and not task.done()  # done, not yet answered
+    gate.release.set()
+    await task
+    await gate.done.wait()
+    assert _statuses(fake, "delete_message") == [204]
