@@ -552,10 +552,10 @@ class QueueOperations(Operations):
         held = self._held
         held[msg_id] = blob
         if len(held) > _HELD_BLOBS:
-            held.popitem(last=False)  # its blob is left for sweep_payloads()
+            held.popitem(last=False)  # its blob is left as an orphan
 
     async def _drop_payload(self, msg_id: str) -> None:
-        """After the message's delete succeeded: delete its payload blob (a failure leaves it for the sweep)."""
+        """After the message's delete succeeded: delete its payload blob (a failure leaves an orphan)."""
         blob = self._held.pop(msg_id, None)
         store = self.pool.payloads
         if blob is None or store is None:
@@ -563,7 +563,7 @@ class QueueOperations(Operations):
         try:
             await store.delete(blob)
         except AioQueueError as exc:
-            log.warning("message %s was deleted, but its payload blob %s was not (left for the sweep): %s",
+            log.warning("message %s was deleted, but its payload blob %s was not (left as an orphan): %s",
                         msg_id, blob, exc)  # fmt: skip
 
     async def update_message(

@@ -46,13 +46,13 @@ async def _after_failed_send(store: PayloadStore, blob: str, error: AioQueueErro
     """What became of the payload of a message whose send failed (said in the error and the log)."""
     maybe = getattr(error, "maybe_applied", False) or (isinstance(error, TransportError) and not error.unsent)
     if maybe:
-        said = f"the message may have been stored: its payload blob {blob} is kept (sweep_payloads() removes it)"
+        said = f"the message may have been stored: its payload blob {blob} is kept"
     else:
         try:
             await store.delete(blob)
             said = f"no message was stored, and its payload blob {blob} was removed"
         except AioQueueError as exc:
-            said = f"no message was stored; removing its payload blob {blob} failed ({exc}): sweep_payloads() will"
+            said = f"no message was stored; removing its payload blob {blob} failed ({exc}): it is left as an orphan"
     log.warning("sending a large message failed: %s", said)
     return said
 
