@@ -47,6 +47,7 @@ from ._models import (
 )
 from ._options import ReceiveOptions, RetryDelay
 from ._paging import QueueListing, QueuePage
+from ._payloads import BlobPayloads, PayloadError, PayloadUnavailable
 from ._queue_client import QueueClient
 from ._retry import RetryPolicy
 from ._sas import generate_account_sas, generate_queue_sas
@@ -58,6 +59,9 @@ from ._version import __version__
 from ._worker import FailureHook, Handler, PoisonHook, ProcessOptions, Worker, WorkerOptions
 
 __all__ = [
+    "BlobPayloads",
+    "PayloadError",
+    "PayloadUnavailable",
     "ResponseEvent",
     "RequestEvent",
     "QueuePage",

@@ -23,10 +23,12 @@ from ._auth import (
     normalize_sas,
     token_scope,
 )
+from ._blob_operations import BlobOperations
 from ._encoding import MessageEncoding, get_encoding
-from ._endpoint import ConnectionSettings, Endpoint, parse_account_url, parse_secondary
+from ._endpoint import ConnectionSettings, Endpoint, derive_blob_url, parse_account_url, parse_secondary
 from ._errors import ConfigurationError
 from ._operations import Pool, error_for
+from ._payloads import BlobPayloads, PayloadStore
 from ._retry import RetryPolicy
 from ._telemetry import Telemetry
 from ._transport import (
@@ -73,6 +75,9 @@ class ClientOptions(TypedDict, total=False):
     - ``trace_context_field`` [None]: a field name, e.g. ``"traceparent"``: sent JSON-object messages
       carry the send span's W3C trace context in it, and a worker's process span links to the context
       it finds there (opt-in on both sides; other content is sent unchanged).
+    - ``large_payloads`` [None]: :class:`BlobPayloads`: content over its threshold goes through a
+      block blob and the queue gets a reference to it (docs: Large messages); without it such
+      content raises MessageTooLarge.
     """
 
     api_version: str
@@ -91,6 +96,7 @@ class ClientOptions(TypedDict, total=False):
     tracer_provider: Any
     meter_provider: Any
     trace_context_field: str | None
+    large_payloads: BlobPayloads | None
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,7 @@ class ClientSettings:
     tracer_provider: Any = None
     meter_provider: Any = None
     trace_context_field: str | None = None
+    large_payloads: BlobPayloads | None = None
 
     @classmethod
     def build(cls, options: Mapping[str, Any], connection: ConnectionSettings | None = None) -> ClientSettings:
@@ -172,7 +179,32 @@ def open_pool(
     telemetry = _make_telemetry(
         endpoint, settings.tracer_provider, settings.meter_provider, settings.trace_context_field
     )
-    return Pool(http, telemetry), encoding
+    payloads = _payload_store(settings.large_payloads, http, connection)
+    return Pool(http, telemetry, payloads), encoding
+
+
+def _payload_store(
+    option: BlobPayloads | None, http: RetryingSession, connection: ConnectionSettings | None
+) -> PayloadStore | None:
+    """The large payloads' store: the option's endpoint, else the connection string's BlobEndpoint,
+    else the one beside the queue endpoint; the queue's credential (and a SAS in its URL) signs."""
+    if option is None:
+        return None
+    if not isinstance(option, BlobPayloads):
+        raise ConfigurationError("large_payloads must be a BlobPayloads(container=...) or None")
+    queue = http.endpoint
+    url = option.endpoint or (connection.blob_url if connection is not None else None) or derive_blob_url(queue)
+    if url is None:
+        raise ConfigurationError(
+            "large_payloads needs the account's Blob endpoint: pass BlobPayloads(endpoint=...) "
+            "(or BlobEndpoint in the connection string)"
+        )
+    endpoint = parse_account_url(url, "Blob endpoint")
+    if queue.sas is not None and endpoint.sas is None:
+        endpoint = parse_account_url(f"{url}?{queue.sas}", "Blob endpoint")
+    if queue.account_name and endpoint.account_name != queue.account_name:
+        endpoint = endpoint.with_account(queue.account_name)
+    return PayloadStore(option, BlobOperations(http.sibling(endpoint, http.credential), option.container))
 
 
 def _resolve_credential(

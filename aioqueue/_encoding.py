@@ -51,7 +51,10 @@ def check_text(text: str) -> str:
         )
     size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_MESSAGE_BYTES:
-        raise MessageTooLarge(f"message is {size} bytes after encoding; the service limit is 65536 (64 KiB)")
+        raise MessageTooLarge(
+            f"message is {size} bytes after encoding; the service limit is 65536 (64 KiB) "
+            "(large_payloads=BlobPayloads(container=...) sends larger content through a blob)"
+        )
     return text
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "DEV_KEY",
     "ConnectionSettings",
     "Endpoint",
+    "derive_blob_url",
     "parse_account_url",
     "parse_connection_string",
     "parse_secondary",
@@ -36,6 +37,7 @@ __all__ = [
 DEV_ACCOUNT = "devstoreaccount1"
 DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 DEV_QUEUE_ENDPOINT = "http://127.0.0.1:10001/devstoreaccount1"
+DEV_BLOB_ENDPOINT = "http://127.0.0.1:10000/devstoreaccount1"  # Azurite's blob service (large payloads)
 
 # <account>[-secondary][-ipv6|-dualstack]: the first label of an Azure host name
 _AZURE_LABEL = re.compile(r"(?P<account>[a-z0-9]+)(?P<secondary>-secondary)?(?P<network>-ipv6|-dualstack)?")
@@ -250,6 +252,7 @@ class ConnectionSettings:
     credential: SharedKeyCredential | SasCredential | None
     account_name: str | None = None
     secondary_url: str | None = None
+    blob_url: str | None = None  # BlobEndpoint, or derived from the account (large payloads' container)
 
 
 _KNOWN_KEYS = {
@@ -258,13 +261,13 @@ _KNOWN_KEYS = {
     "sharedaccesssignature": "SharedAccessSignature",
     "queueendpoint": "QueueEndpoint",
     "queuesecondaryendpoint": "QueueSecondaryEndpoint",
+    "blobendpoint": "BlobEndpoint",
     "defaultendpointsprotocol": "DefaultEndpointsProtocol",
     "endpointsuffix": "EndpointSuffix",
     "usedevelopmentstorage": "UseDevelopmentStorage",
     "developmentstorageproxyuri": "DevelopmentStorageProxyUri",
 }
 _IGNORED_KEYS = {
-    "blobendpoint",
     "tableendpoint",
     "fileendpoint",
     "blobsecondaryendpoint",
@@ -277,8 +280,8 @@ _HOST_NAME = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 _ACCOUNT_LABEL = re.compile(r"[A-Za-z0-9]+")
 
 
-def _azure_endpoint(settings: dict[str, str], name: str | None) -> str:
-    """``<protocol>://<AccountName>.queue.<EndpointSuffix>``: both parts checked to be host names, so
+def _azure_endpoint(settings: dict[str, str], name: str | None, service: str = "queue") -> str:
+    """``<protocol>://<AccountName>.<service>.<EndpointSuffix>``: both parts checked to be host names, so
     neither can move the host (``core.windows.net@evil.example``, ``evil.example/``)."""
     if not name:
         raise ConfigurationError("connection string needs QueueEndpoint or AccountName")
@@ -294,7 +297,7 @@ def _azure_endpoint(settings: dict[str, str], name: str | None) -> str:
         )
     if not _ACCOUNT_LABEL.fullmatch(name):
         raise ConfigurationError("AccountName must be letters and digits when it builds the host name")
-    return f"{protocol}://{name}.queue.{suffix}"
+    return f"{protocol}://{name}.{service}.{suffix}"
 
 
 def _read_settings(conn_str: str) -> dict[str, str]:
@@ -332,11 +335,12 @@ def parse_connection_string(conn_str: str) -> ConnectionSettings:
             raise ConfigurationError(
                 "UseDevelopmentStorage=true cannot be combined with " + ", ".join(sorted(_KNOWN_KEYS[k] for k in extra))
             )
-        endpoint = DEV_QUEUE_ENDPOINT
+        endpoint, blob = DEV_QUEUE_ENDPOINT, DEV_BLOB_ENDPOINT
         proxy = settings.get("developmentstorageproxyuri")
         if proxy:
             endpoint = proxy.rstrip("/") + ":10001/" + DEV_ACCOUNT
-        return ConnectionSettings(endpoint, SharedKeyCredential(DEV_ACCOUNT, DEV_KEY), DEV_ACCOUNT)
+            blob = proxy.rstrip("/") + ":10000/" + DEV_ACCOUNT
+        return ConnectionSettings(endpoint, SharedKeyCredential(DEV_ACCOUNT, DEV_KEY), DEV_ACCOUNT, None, blob)
     if "usedevelopmentstorage" in settings:
         raise ConfigurationError("UseDevelopmentStorage must be 'true' when present")
 
@@ -354,11 +358,26 @@ def parse_connection_string(conn_str: str) -> ConnectionSettings:
             "connection string has only a secondary endpoint (QueueSecondaryEndpoint); "
             "add QueueEndpoint for the primary, which every write goes to"
         )
+    blob_url = settings.get("blobendpoint") or None
     if not account_url:
         account_url = _azure_endpoint(settings, name)
+        blob_url = blob_url or _azure_endpoint(settings, name, "blob")
     credential: SharedKeyCredential | SasCredential | None = None
     if key is not None and name:
         credential = SharedKeyCredential(name, key)
     elif sas is not None:
         credential = SasCredential(sas)
-    return ConnectionSettings(account_url, credential, name, secondary_url)
+    return ConnectionSettings(account_url, credential, name, secondary_url, blob_url)
+
+
+def derive_blob_url(queue: Endpoint) -> str | None:
+    """The account's Blob endpoint beside its Queue endpoint: ``<account>.blob.<suffix>`` for an Azure
+    host, port 10000 for an emulator's path-style URL on port 10001 (Azurite's defaults); else None."""
+    scheme, _, netloc = queue.origin.partition("://")
+    if queue.azure_label is not None:
+        first, _, rest = netloc.partition(".")
+        return f"{scheme}://{first}.{rest.replace('queue.', 'blob.', 1)}{queue.path_prefix}"
+    parts = urlsplit(queue.origin)
+    if queue.path_prefix and parts.port == 10001:
+        return f"{scheme}://{parts.hostname}:10000{queue.path_prefix}"
+    return None

@@ -9,6 +9,8 @@ and the command line use it, never a client's private members.
 
 from __future__ import annotations
 
+import collections
+import logging
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -39,6 +41,7 @@ from ._models import (
     UpdateReceipt,
     UserDelegationKey,
 )
+from ._payloads import PayloadStore, PayloadUnavailable, Reference
 from ._telemetry import Operation, Telemetry, _Off, count_outcome
 from ._transport import DEFAULT_MAX_RESPONSE_BYTES, Accept, Response, RetryingSession, State, Where
 from ._validation import POP_RECEIPT, metadata_headers
@@ -61,6 +64,20 @@ from ._xml import (
 )
 
 __all__ = ["UNCHANGED", "Pool", "QueueOperations", "ServiceOperations", "error_for"]
+
+log = logging.getLogger("aioqueue")
+PAYLOAD_RETRY_SECONDS = (
+    5  # a message whose payload could not be fetched (not a missing one) is visible again after this
+)
+_HELD_BLOBS = 10_000  # the payload blobs of received messages this client remembers, to delete after their message
+
+
+class _Resolved(RawMessage):
+    """A received or peeked message whose text is a large payload's reference: its content, fetched,
+    or why it could not be (the message's failure)."""
+
+    content: Any
+    failure: MessageEncodingError | None
 
 
 class _Unchanged:
@@ -150,11 +167,12 @@ async def _parsed(parse: Callable[..., Any], body: bytes, *args: Any) -> Any:
 class Pool:
     """What a root client and its children share: the HTTP session, telemetry and every open stream."""
 
-    __slots__ = ("http", "streams", "telemetry")
+    __slots__ = ("http", "payloads", "streams", "telemetry")
 
-    def __init__(self, http: RetryingSession, telemetry: Telemetry) -> None:
+    def __init__(self, http: RetryingSession, telemetry: Telemetry, payloads: PayloadStore | None = None) -> None:
         self.http = http
         self.telemetry = telemetry
+        self.payloads = payloads  # large payloads' blobs (the large_payloads option), or None
         self.streams: weakref.WeakSet[Closable] = weakref.WeakSet()
 
 
@@ -289,7 +307,7 @@ class ServiceOperations(Operations):
 class QueueOperations(Operations):
     """One queue's operations, and the consumer's view of it (:class:`._link.QueueLink`)."""
 
-    __slots__ = ("_created", "decode", "encoding", "messages_path", "path", "queue_name")
+    __slots__ = ("_created", "_held", "decode", "encoding", "messages_path", "path", "queue_name")
 
     def __init__(self, pool: Pool, queue_name: str, encoding: MessageEncoding) -> None:
         super().__init__(pool, queue_name)
@@ -299,8 +317,11 @@ class QueueOperations(Operations):
         self.encoding = encoding
         # the content of a raw message: for the text encoding (which cannot fail: the text is the content)
         # a plain function, one call and one try block less per message
-        self.decode: Callable[[RawMessage], Any] = text_of if type(encoding) is TextEncoding else self._decode
+        plain = type(encoding) is TextEncoding and pool.payloads is None
+        self.decode: Callable[[RawMessage], Any] = text_of if plain else self._decode
         self._created: set[str] = set()  # queues copy_text has made sure exist
+        # message id -> its payload blob, deleted once the message is (never before)
+        self._held: collections.OrderedDict[str, str] = collections.OrderedDict()
 
     def sibling(self, queue_name: str) -> QueueOperations:
         """Another queue of the account, on the same pool and encoding (a poison queue)."""
@@ -308,7 +329,12 @@ class QueueOperations(Operations):
 
     def _decode(self, raw: RawMessage) -> Any:
         """The content; any failure of the encoding (a custom one's exception, a RecursionError on
-        deeply nested JSON) is a MessageEncodingError naming the message."""
+        deeply nested JSON) is a MessageEncodingError naming the message. A large payload's message
+        has its content (or its failure) already."""
+        if type(raw) is _Resolved:
+            if raw.failure is not None:
+                raise raw.failure
+            return raw.content
         try:
             return self.encoding.decode(raw.text or "")
         except MessageEncodingError as exc:
@@ -317,6 +343,11 @@ class QueueOperations(Operations):
             raise MessageEncodingError(
                 f"message {raw.id} does not decode: {type(exc).__name__}: {str(exc)[:200]}"
             ) from None
+
+    def undecoded(self, raw: RawMessage) -> Any:
+        """The content, except that a large payload's reference is its own text (peek's resolve=False)."""
+        text = raw.text or ""
+        return text if Reference.parse(text) is not None else self.decode(raw)
 
     # ---- the queue ---------------------------------------------------------------------------
 
@@ -454,10 +485,15 @@ class QueueOperations(Operations):
             answered(raws, count, "Get Messages")
             if rec.on:
                 rec.received(raws)
+        if self.pool.payloads is not None:
+            raws = await self.resolve(raws, leased=True)
         return raws, response.sent
 
-    async def peek_messages(self, count: int, extra: Mapping[str, str] | None = None) -> list[RawMessage]:
-        """Peek Messages: up to ``count`` (1..32) raw entries, neither hidden nor counted."""
+    async def peek_messages(
+        self, count: int, extra: Mapping[str, str] | None = None, resolve: bool = True
+    ) -> list[RawMessage]:
+        """Peek Messages: up to ``count`` (1..32) raw entries, neither hidden nor counted; with large
+        payloads and ``resolve``, each reference's content fetched."""
         query, max_bytes = _PEEK[count]
         rec = self.operation("peek")
         with rec:
@@ -467,7 +503,68 @@ class QueueOperations(Operations):
             raws: list[RawMessage] = await _parsed(parse_messages, response.body)
             answered(raws, count, "Peek Messages")
             rec.messages(len(raws))
+        if self.pool.payloads is not None and resolve:
+            raws = await self.resolve(raws, leased=False)
         return raws
+
+    async def resolve(self, raws: list[RawMessage], *, leased: bool) -> list[RawMessage]:
+        """Each message whose text is a large payload's reference, with its content fetched (or its
+        failure: missing, not matching). A received message whose payload could not be fetched for
+        another reason (the Blob service unreachable, a timeout) is released for another try after
+        PAYLOAD_RETRY_SECONDS and left out; a peek raises that failure."""
+        store = self.pool.payloads
+        assert store is not None
+        out: list[RawMessage] = []
+        for raw in raws:
+            ref = Reference.parse(raw.text or "")
+            if ref is None:
+                out.append(raw)
+                continue
+            resolved = _Resolved(*raw)
+            resolved.content, resolved.failure = None, None
+            try:
+                resolved.content = await store.resolve(ref, self.encoding)
+            except PayloadUnavailable as exc:
+                resolved.failure = PayloadUnavailable(f"message {raw.id}: {exc}")
+            except AioQueueError as exc:
+                if not leased:
+                    raise
+                await self._payload_later(raw, exc)
+                continue
+            if leased:
+                self._hold(raw.id, ref.blob)
+            out.append(resolved)
+        return out
+
+    async def _payload_later(self, raw: RawMessage, error: AioQueueError) -> None:
+        log.warning(
+            "message %s: fetching its payload failed; it is visible again in %d s: %s",
+            raw.id, PAYLOAD_RETRY_SECONDS, error,
+        )  # fmt: skip
+        try:
+            await self.update_message(
+                "release", check_message_id(raw.id), check_pop_receipt(raw.pop_receipt), PAYLOAD_RETRY_SECONDS, None
+            )
+        except AioQueueError as exc:
+            log.warning("message %s: releasing it failed; it returns after its visibility timeout: %s", raw.id, exc)
+
+    def _hold(self, msg_id: str, blob: str) -> None:
+        held = self._held
+        held[msg_id] = blob
+        if len(held) > _HELD_BLOBS:
+            held.popitem(last=False)  # its blob is left as an orphan
+
+    async def _drop_payload(self, msg_id: str) -> None:
+        """After the message's delete succeeded: delete its payload blob (a failure leaves an orphan)."""
+        blob = self._held.pop(msg_id, None)
+        store = self.pool.payloads
+        if blob is None or store is None:
+            return
+        try:
+            await store.delete(blob)
+        except AioQueueError as exc:
+            log.warning("message %s was deleted, but its payload blob %s was not (left as an orphan): %s",
+                        msg_id, blob, exc)  # fmt: skip
 
     async def update_message(
         self,
@@ -534,6 +631,8 @@ class QueueOperations(Operations):
                 # answer was lost: finding it gone then means done
                 lambda response: (resent or response.after_lost_answer) and _message_gone(response),
             )
+        if self._held:
+            await self._drop_payload(msg_id)
 
     async def clear_messages(self, *, extra: Mapping[str, str] | None) -> None:
         await self.call("clear", "DELETE", self.messages_path, None, None, None, extra)
@@ -555,6 +654,10 @@ class QueueOperations(Operations):
         count_outcome(self.pool.telemetry, outcome, self.queue_name)
 
     async def copy_text(self, queue_name: str, text: str) -> None:
+        ref = Reference.parse(text) if self._held else None
+        if ref is not None:  # the copy points at the payload: it stays
+            for msg_id in [m for m, blob in self._held.items() if blob == ref.blob]:
+                del self._held[msg_id]
         other = self.sibling(queue_name)
         if queue_name not in self._created:
             await other.create_queue(metadata=None, exist_ok=True, extra=None)

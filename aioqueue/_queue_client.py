@@ -28,7 +28,7 @@ from ._models import (
 )
 from ._operations import UNCHANGED, Pool, QueueOperations
 from ._options import ReceiveOptions, ReceiveSettings, Unpack
-from ._sending import send_all
+from ._sending import send_all, send_large
 from ._settle import ReceivedMessage
 from ._streams import BatchStream, MessageStream
 from ._validation import MAX_SECONDS, Duration, message_count, positive_int, seconds, signed_identifier
@@ -182,7 +182,9 @@ class QueueClient(ClientBase[QueueOperations]):
         ``time_to_live`` (default 7 days; -1 never expires). Over 64 KiB encoded: MessageTooLarge.
         A retried send after a lost answer can store the message twice (at-least-once)."""
         query = self._send_query(visibility_timeout, time_to_live)
-        return await self._ops.put_message(encode_message(self._encoding, content), query, headers, content)
+        if self._pool.payloads is None:
+            return await self._ops.put_message(encode_message(self._encoding, content), query, headers, content)
+        return await send_large(self._ops, self._pool.payloads, content, query, headers)
 
     async def send_messages(
         self,
@@ -241,11 +243,13 @@ class QueueClient(ClientBase[QueueOperations]):
         return messages[0] if messages else None
 
     async def peek_messages(
-        self, *, max_messages: int = 1, headers: Mapping[str, str] | None = None
+        self, *, max_messages: int = 1, headers: Mapping[str, str] | None = None, resolve: bool = True
     ) -> list[PeekedMessage]:
-        """Look at up to ``max_messages`` (1..32) visible messages without hiding or counting them."""
-        raws = await self._ops.peek_messages(message_count(max_messages), headers)
-        return peeked_messages(raws, self._ops.decode)
+        """Look at up to ``max_messages`` (1..32) visible messages without hiding or counting them.
+        With ``large_payloads``, a large message's content is fetched; ``resolve=False`` shows its
+        reference's JSON text instead."""
+        raws = await self._ops.peek_messages(message_count(max_messages), headers, resolve)
+        return peeked_messages(raws, self._ops.decode if resolve else self._ops.undecoded)
 
     async def update_message(
         self,

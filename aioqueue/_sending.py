@@ -3,14 +3,65 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from ._encoding import MessageEncoding, encode_message
-from ._errors import ConfigurationError, SendMessagesError
+from ._errors import AioQueueError, ConfigurationError, MessageEncodingError, SendMessagesError, TransportError
 from ._models import SendReceipt
+from ._operations import QueueOperations
+from ._payloads import PayloadError, PayloadStore
 
-__all__ = ["send_all"]
+__all__ = ["send_all", "send_large"]
+
+log = logging.getLogger("aioqueue")
+
+
+async def send_large(
+    ops: QueueOperations, store: PayloadStore, content: Any, query: dict[str, str], headers: Mapping[str, str] | None
+) -> SendReceipt:
+    """Put Message with large payloads on: content over the threshold is uploaded first and the
+    message is its reference. An upload failure sends nothing (PayloadError says why); a send that
+    fails after the upload removes the blob, unless the message may have been stored after all."""
+    ttl = int(query["messagettl"]) if "messagettl" in query else None
+    try:
+        text, blob = await store.offload(ops.encoding, content, ops.queue_name, ttl)
+    except (MessageEncodingError, ConfigurationError):
+        raise
+    except AioQueueError as exc:
+        raise PayloadError(
+            f"uploading the message's payload failed, so no message was sent: {type(exc).__name__}: {exc}"
+        ) from exc
+    if blob is None:
+        return await ops.put_message(text, query, headers, content)
+    try:
+        return await ops.put_message(text, query, headers)
+    except AioQueueError as exc:
+        _note(exc, await _after_failed_send(store, blob, exc))
+        raise
+
+
+async def _after_failed_send(store: PayloadStore, blob: str, error: AioQueueError) -> str:
+    """What became of the payload of a message whose send failed (said in the error and the log)."""
+    maybe = getattr(error, "maybe_applied", False) or (isinstance(error, TransportError) and not error.unsent)
+    if maybe:
+        said = f"the message may have been stored: its payload blob {blob} is kept"
+    else:
+        try:
+            await store.delete(blob)
+            said = f"no message was stored, and its payload blob {blob} was removed"
+        except AioQueueError as exc:
+            said = f"no message was stored; removing its payload blob {blob} failed ({exc}): it is left as an orphan"
+    log.warning("sending a large message failed: %s", said)
+    return said
+
+
+def _note(error: BaseException, text: str) -> None:
+    add = getattr(error, "add_note", None)  # Python 3.11+
+    if add is not None:
+        add(text)
+
 
 Send = Callable[[str, Any], Awaitable[SendReceipt]]
 """``send(text, content)``: one Put Message of the encoded ``text`` (``content``: what it encodes)."""

@@ -64,6 +64,7 @@ class Consumer:
         self.last_answer: float | None = None  # time.monotonic() of the last fetch the queue answered
         self.poisoned = 0
         self.undecodable = 0  # released for redelivery (poisoning off)
+        self._why: dict[str, MessageEncodingError] = {}  # the last fetch's undecodable ones' particular errors
         self.closed = False
         self.halted = False  # no more fetching: stopped or closed
         self._wakers: set[Callable[..., None]] = set()
@@ -160,6 +161,8 @@ class Consumer:
         for message, raw in zip(good, decoded, strict=True):
             message._attach(self, raw.text or "", leased_at)
         undecodable = [received_message(raw, None, ReceivedMessage) for raw, _ in failed]
+        # a subclass (a large payload missing or not matching) says why: the poison reason, the error raised
+        self._why = {raw.id: exc for raw, exc in failed if type(exc) is not MessageEncodingError}
         return good, [
             m._attach(self, raw.text or "", leased_at) for m, (raw, _) in zip(undecodable, failed, strict=True)
         ]
@@ -255,7 +258,9 @@ class Consumer:
         (after the rest of the batch is handed back at once) while the worker counts it and goes on."""
         if self.poison_queue is not None:
             for m in bad:
-                await self._move_to_poison(m, "does not decode with this client's message_encoding", "undecodable")
+                why = self._why.get(m.id)
+                reason = f"failed: {why}" if why else "does not decode with this client's message_encoding"
+                await self._move_to_poison(m, reason, "undecodable")
             return
         self.undecodable += len(bad)
         for m in bad:
@@ -271,6 +276,9 @@ class Consumer:
             log.warning("could not release undecodable messages; they return after their visibility timeout: %s", exc)
         if self.raise_undecodable:
             self.buffer.extend(good)  # handed back at once by aclose when the error ends the stream
+            why = self._why.get(bad[0].id)
+            if why is not None:
+                raise why
             raise MessageEncodingError(
                 f"message {bad[0].id} does not decode with this client's message_encoding; it was released "
                 "for redelivery (set max_dequeue_count to move such messages to a poison queue)"

@@ -309,11 +309,36 @@ class RetryingSession:
         self._date = RequestDate()
         # Shared Key signs x-ms-date and Entra ID wants it; a SAS request (or an anonymous one) needs none
         self._dated = isinstance(credential, (SharedKeyCredential, TokenCache))
+        self._parent: RetryingSession | None = None  # the session whose pool a sibling borrows
+
+    def sibling(self, endpoint: Endpoint, credential: Credentials) -> RetryingSession:
+        """A session for another service of the account (another endpoint, perhaps another credential)
+        with these options, through this session's connection pool: opened with it, never closing it."""
+        other = RetryingSession(
+            endpoint,
+            credential,
+            api_version=self.api_version,
+            retry=self.retry,
+            timeout=self.timeout.total or DEFAULT_TIMEOUT,
+            max_connections=self.max_connections,
+            session=None,
+            map_error=self._map_error,
+            user_agent=None,
+            hooks=self.hooks,
+        )
+        other._static_headers = dict(self._static_headers)
+        other.user_agent = self.user_agent
+        other._owns_session = False
+        other._request_options, other._bodiless_options = self._request_options, self._bodiless_options
+        other._parent = self
+        return other
 
     def _open(self) -> aiohttp.ClientSession:
         if self.state is State.CLOSED:
             raise ConfigurationError("this client is closed; create a new one (or use it inside 'async with')")
-        if self._session is None:
+        if self._parent is not None:
+            self._session = self._parent._open()  # the parent's pool, which its owner closes
+        elif self._session is None:
             connector = aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=KEEPALIVE_TIMEOUT)
             options = {**self._session_options, "middlewares": ()} if _RESEND_FLAG else self._session_options
             session = aiohttp.ClientSession(connector=connector, trust_env=False, **options)
@@ -399,7 +424,7 @@ class RetryingSession:
         A first attempt that succeeds skips the decision and makes no :class:`_Call`.
         """
         session = self._session if self.state is State.OPENED else None
-        if session is None:
+        if session is None or (self._parent is not None and self._parent.state is not State.OPENED):
             session = self._open()
         elif asyncio.get_running_loop() is not self._loop:
             raise ConfigurationError(

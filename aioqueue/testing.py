@@ -57,21 +57,23 @@ _LISTENING = re.compile(r"listens on (https?)://([^:\s]+):(\d+)")
 DEFAULT_PORT = 10001
 
 
-def find_azurite(executable: str | None = None) -> str:
-    """The path of Azurite's ``azurite-queue`` command, or an error saying how to install it."""
+def find_azurite(executable: str | None = None, service: str = "queue") -> str:
+    """The path of Azurite's ``azurite-queue`` command (``service="blob"``: ``azurite-blob``, found beside
+    it), or an error saying how to install it."""
+    command = f"azurite-{service}"
     candidates: list[Path] = []
     if executable:
         candidates.append(Path(executable))
     env = os.environ.get("AIOQUEUE_AZURITE")
     if env:
-        candidates.append(Path(env))
+        candidates.append(Path(env) if service == "queue" else Path(env).with_name(command))
     for start in (Path.cwd(), Path(__file__).resolve().parent):
         for folder in (start, *start.parents):
-            candidates.append(folder / "node_modules" / ".bin" / "azurite-queue")
+            candidates.append(folder / "node_modules" / ".bin" / command)
     for path in candidates:
         if path.is_file() and os.access(path, os.X_OK):
             return str(path)
-    found = shutil.which("azurite-queue")
+    found = shutil.which(command)
     if found:
         return found
     raise AioQueueError(
@@ -88,7 +90,8 @@ def connection_string(host: str, port: int) -> str:
 
 
 class Azurite:
-    """One Azurite queue-service process. Use as a context manager.
+    """One Azurite queue-service process (``service="blob"``: its blob service, for large payloads).
+    Use as a context manager.
 
     Its data lives in memory, or on disk in ``location`` (a folder; a new emulator started on the
     same folder and port finds the queues and messages again, as after a crash of the real service).
@@ -103,7 +106,11 @@ class Azurite:
         startup_timeout: float = 60.0,
         extra_args: tuple[str, ...] = (),
         location: str | os.PathLike[str] | None = None,
+        service: str = "queue",
     ) -> None:
+        if service not in ("queue", "blob"):
+            raise ValueError("service must be 'queue' or 'blob'")
+        self.service = service
         self.host = host
         self.port = port
         self.executable = executable
@@ -121,16 +128,18 @@ class Azurite:
 
     @property
     def connection_string(self) -> str:
+        if self.service == "blob":
+            return connection_string(self.host, self.port).replace("QueueEndpoint=", "BlobEndpoint=")
         return connection_string(self.host, self.port)
 
     def start(self) -> Azurite:
-        exe = find_azurite(self.executable)
+        exe = find_azurite(self.executable, self.service)
         self._listening = False
         args = [
             exe,
-            "--queueHost",
+            f"--{self.service}Host",
             self.host,
-            "--queuePort",
+            f"--{self.service}Port",
             str(self.port),
             *(("--location", self.location) if self.location else ("--inMemoryPersistence",)),
             "--silent",

@@ -18,7 +18,7 @@ module marked ``pytestmark = pytest.mark.emulator`` (one that starts Azurite by 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
@@ -38,6 +38,9 @@ EMULATOR_FIXTURES = frozenset(
         "queue_factory",
         "conn_str",
         "proxy",
+        "azurite_blob",
+        "blob_proxy",
+        "both_conn_str",
     }
 )
 
@@ -92,3 +95,23 @@ async def fake_queue(fake: FakeQueueService, queue_name: str) -> AsyncIterator[Q
     async with QueueClient.from_connection_string(fake.connection_string, queue_name, retry=FAST_RETRY) as queue:
         await queue.create_queue()
         yield queue
+
+
+@pytest.fixture(scope="session")
+def azurite_blob() -> Iterator[Azurite]:
+    """Azurite's blob service for this session (large payloads), on a free port, started as the queue's."""
+    with Azurite(service="blob") as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def both_conn_str(azurite: Azurite, azurite_blob: Azurite) -> str:
+    """A connection string naming the session's queue and blob emulators."""
+    return f"{azurite.connection_string};BlobEndpoint={azurite_blob.url}"
+
+
+@pytest_asyncio.fixture
+async def blob_proxy(azurite_blob: Azurite) -> AsyncIterator[FaultProxy]:
+    """A FaultProxy in front of the blob emulator; ``blob_proxy.url()`` is the account URL through it."""
+    async with FaultProxy(f"http://127.0.0.1:{azurite_blob.port}") as p:
+        yield p

@@ -121,6 +121,9 @@ def test_the_layers_run_clients_then_operations_then_transport():
     assert not reaches(graph, "_operations") & CLIENTS
     assert not reaches(graph, "_transport") & (CLIENTS | {"_operations"})
     assert "_client" not in graph, "_client.py was split into the modules above"
+    # the Blob operations (large payloads) are the operations' layer too: through the same transport
+    assert "_transport" in graph["_blob_operations"]
+    assert not reaches(graph, "_blob_operations") & (CLIENTS | {"_operations"} | set(CONSUMER))
 
 
 def test_the_consumer_never_reaches_a_client_or_the_operations():

@@ -1,0 +1,224 @@
+"""Large payloads (claim-check): content over the threshold goes to a block blob, and the queue gets a
+small JSON reference to it. :class:`BlobPayloads` is the option; :class:`PayloadStore` uploads,
+resolves (download, SHA-256 check, decode) and deletes, through :mod:`._blob_operations`.
+
+The reference, the whole message text (plain JSON, whatever the client's message encoding)::
+
+    {"aioqueue_payload":1,"container":"payloads","blob":"<queue>/<uuid>","size":1048576,
+     "sha256":"<64 hex digits>","content_encoding":"binary","message_encoding":"binary"}
+
+``content_encoding`` says what the blob's bytes are: "binary" (the content's bytes), "utf-8" (the
+content's text) or "message-text" (the sender's encoded message text, in UTF-8, decoded with
+``message_encoding``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from ._blob_operations import BlobOperations, check_container
+from ._encoding import MAX_MESSAGE_BYTES, Base64Encoding, BinaryEncoding, MessageEncoding, TextEncoding, check_text
+from ._errors import AioQueueError, ConfigurationError, MessageEncodingError, ServiceError
+
+__all__ = ["REFERENCE_PREFIX", "BlobPayloads", "PayloadError", "PayloadStore", "PayloadUnavailable", "Reference"]
+
+REFERENCE_PREFIX = '{"aioqueue_payload":1,'
+_EXPIRES = "aioqueue_expires"  # blob metadata: when (Unix seconds) its message has surely expired, or "never"
+_DEFAULT_TTL = 7 * 24 * 3600  # the service's default time to live
+
+
+class PayloadUnavailable(MessageEncodingError):
+    """A message's large payload is missing, or its bytes do not match the reference's size or SHA-256.
+    The message's failure (poisoned with this reason when poisoning is on), never an empty message."""
+
+
+class PayloadError(AioQueueError):
+    """Uploading a large message's payload failed, so no message was sent (the cause: ``__cause__``)."""
+
+
+@dataclass(frozen=True)
+class BlobPayloads:
+    """Send content over ``threshold`` bytes (encoded; default 65536, the service's limit) through a
+    block blob in ``container`` (created on first use), up to ``max_size`` bytes, uploaded and
+    downloaded ``block_size`` bytes at a time (single-shot Put Blob up to one block). ``endpoint``:
+    the account's Blob endpoint, when the connection string or queue URL does not give it.
+    ``grace``: seconds past a message's time to live after which its blob counts as an orphan."""
+
+    container: str
+    threshold: int | None = None
+    max_size: int = 256 * 1024 * 1024
+    block_size: int = 4 * 1024 * 1024
+    endpoint: str | None = None
+    grace: float = 24 * 3600
+
+    def __post_init__(self) -> None:
+        check_container(self.container)
+        threshold = self.threshold
+        if threshold is not None and (type(threshold) is not int or not 1024 <= threshold <= MAX_MESSAGE_BYTES):
+            raise ConfigurationError(f"threshold must be an int from 1024 to {MAX_MESSAGE_BYTES} (the service's limit)")
+        for name in ("max_size", "block_size"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise ConfigurationError(f"{name} must be a positive int (bytes)")
+        if self.block_size > 4000 * 1024 * 1024:
+            raise ConfigurationError("block_size must be at most 4000 MiB (the service's largest block)")
+        if self.max_size > 50_000 * self.block_size:
+            raise ConfigurationError("max_size must fit in 50,000 blocks of block_size")
+        if not isinstance(self.grace, (int, float)) or not 0 <= self.grace < math.inf:
+            raise ConfigurationError("grace must be a non-negative number of seconds")
+        if self.endpoint is not None and not isinstance(self.endpoint, str):
+            raise ConfigurationError("endpoint must be the Blob endpoint's URL (a str)")
+
+    @property
+    def limit(self) -> int:
+        return MAX_MESSAGE_BYTES if self.threshold is None else self.threshold
+
+
+@dataclass(frozen=True)
+class Reference:
+    container: str
+    blob: str
+    size: int
+    sha256: str
+    content_encoding: str
+    message_encoding: str
+
+    def text(self) -> str:
+        fields = {k: v for k, v in self.__dict__.items()}
+        return REFERENCE_PREFIX + json.dumps(fields, separators=(",", ":"))[1:]
+
+    @classmethod
+    def parse(cls, text: str) -> Reference | None:
+        """The reference a message's text is, or None for any other text."""
+        if not text.startswith(REFERENCE_PREFIX):
+            return None
+        try:
+            fields = json.loads(text)
+            ref = cls(**{k: fields[k] for k in cls.__dataclass_fields__})
+        except (ValueError, TypeError, KeyError):
+            return None
+        ok = isinstance(ref.size, int) and all(
+            isinstance(getattr(ref, k), str) for k in ("container", "blob", "sha256")
+        )
+        return ref if ok else None
+
+
+def _split(encoding: MessageEncoding, content: Any, limit: int) -> tuple[str | None, memoryview | None, str]:
+    """(message text, None) for content that fits; (None, the bytes to upload, content_encoding) for
+    content over ``limit``. Bytes and text are sized before any encoding: a 100 MiB payload is never
+    base64-encoded just to learn that it is too big."""
+    kind = type(encoding)
+    if kind is BinaryEncoding and isinstance(content, (bytes, bytearray, memoryview)):
+        view = memoryview(content).cast("B")
+        if 4 * math.ceil(len(view) / 3) > limit:
+            return None, view, "binary"
+    elif kind in (TextEncoding, Base64Encoding) and isinstance(content, str) and len(content) > limit:
+        return None, memoryview(_utf8(content)), "utf-8"
+    text = encoding.encode(content)
+    if not isinstance(text, str):
+        raise MessageEncodingError(f"the message encoding returned {type(text).__name__}, not str")
+    size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    if size <= limit:
+        return check_text(text), None, ""
+    if kind is BinaryEncoding:
+        return None, memoryview(content).cast("B"), "binary"
+    if kind in (TextEncoding, Base64Encoding):
+        return None, memoryview(_utf8(content)), "utf-8"
+    return None, memoryview(_utf8(text)), "message-text"
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise MessageEncodingError(f"message content has a character UTF-8 cannot carry at index {exc.start}") from None
+
+
+class PayloadStore:
+    """One client's large payloads: the option and the container's Blob operations."""
+
+    __slots__ = ("blobs", "created", "options")
+
+    def __init__(self, options: BlobPayloads, blobs: BlobOperations) -> None:
+        self.options = options
+        self.blobs = blobs
+        self.created = False
+
+    async def _ensure_container(self) -> None:
+        if not self.created:
+            await self.blobs.create_container()
+            self.created = True
+
+    async def offload(
+        self, encoding: MessageEncoding, content: Any, queue_name: str, ttl: int | None
+    ) -> tuple[str, str | None]:
+        """(the message text, the uploaded blob's name or None when the content fits in a message)."""
+        text, data, content_encoding = _split(encoding, content, self.options.limit)
+        if data is None:
+            assert text is not None
+            return text, None
+        if len(data) > self.options.max_size:
+            raise MessageEncodingError(
+                f"message payload is {len(data)} bytes, over large_payloads' max_size of {self.options.max_size}"
+            )
+        digest = hashlib.sha256(data).hexdigest()
+        name = f"{queue_name}/{uuid.uuid4().hex}"
+        ttl = _DEFAULT_TTL if ttl is None else ttl
+        expires = "never" if ttl == -1 else str(int(time.time() + ttl + self.options.grace))
+        await self._ensure_container()
+        block = self.options.block_size
+        await self.blobs.upload(name, data, block_size=block, single_shot=block, metadata={_EXPIRES: expires})
+        encoding_name = str(getattr(encoding, "name", type(encoding).__name__))
+        ref = Reference(self.blobs.container, name, len(data), digest, content_encoding, encoding_name)
+        return ref.text(), name
+
+    async def resolve(self, ref: Reference, encoding: MessageEncoding) -> Any:
+        """The content a reference points at: downloaded a block at a time, its size and SHA-256
+        checked, decoded. PayloadUnavailable when missing or not matching; a transport or other
+        service failure is raised as it is (the message is then released for another try)."""
+        if ref.container != self.blobs.container:
+            raise PayloadUnavailable(f"its payload is in container {ref.container!r}, not this client's")
+        sink = io.BytesIO()  # its getvalue() hands over its buffer: no second copy
+        hasher = hashlib.sha256()
+
+        def take(chunk: bytes) -> None:
+            hasher.update(chunk)
+            sink.write(chunk)
+
+        try:
+            await self.blobs.download(ref.blob, take, chunk_size=self.options.block_size)
+        except ServiceError as exc:
+            if exc.status == 404:
+                raise PayloadUnavailable(f"its payload blob {ref.container}/{ref.blob} is missing") from None
+            raise
+        if sink.tell() != ref.size or hasher.hexdigest() != ref.sha256:
+            raise PayloadUnavailable(
+                f"its payload blob {ref.container}/{ref.blob} does not match its reference (size or SHA-256)"
+            )
+        data = sink.getvalue()
+        return _decode(data, ref, encoding)
+
+    async def delete(self, name: str) -> bool:
+        """Delete a payload blob; True when it was there."""
+        return await self.blobs.delete_blob(name, missing_ok=True)
+
+
+def _decode(data: bytes, ref: Reference, encoding: MessageEncoding) -> Any:
+    if ref.content_encoding == "binary":
+        return data
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PayloadUnavailable("its payload is not UTF-8 text") from None
+    if ref.content_encoding == "utf-8":
+        return text
+    if ref.content_encoding == "message-text":
+        return encoding.decode(text)
+    raise PayloadUnavailable(f"its payload's content_encoding {ref.content_encoding[:40]!r} is unknown")

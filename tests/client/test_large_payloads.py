@@ -1,0 +1,200 @@
+"""Large payloads (issue #27): content over the threshold through a block blob, against Azurite's
+queue and blob services together; cleanup after the message's delete, never before."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from aioqueue import (
+    BlobPayloads,
+    ConfigurationError,
+    MessageTooLarge,
+    PayloadError,
+    PayloadUnavailable,
+    QueueClient,
+    ReceivedMessage,
+)
+from aioqueue._blob_operations import BlobOperations
+from tests.faults import FaultProxy
+
+
+def _container() -> str:
+    return f"payloads-{uuid.uuid4().hex[:12]}"
+
+
+@pytest_asyncio.fixture
+async def large(both_conn_str: str) -> AsyncIterator[QueueClient]:
+    """A binary-encoded client with large payloads on a fresh queue (and container)."""
+    name = f"large-{uuid.uuid4().hex[:16]}"
+    payloads = BlobPayloads(container=_container(), block_size=256 * 1024)
+    async with QueueClient.from_connection_string(
+        both_conn_str, name, message_encoding="binary", large_payloads=payloads
+    ) as queue:
+        await queue.create_queue()
+        await _blobs(queue).create_container()
+        try:
+            yield queue
+        finally:
+            await queue.delete_queue(missing_ok=True)
+            await queue._sibling(f"{name}-poison").delete_queue(missing_ok=True)
+
+
+def _blobs(queue: QueueClient) -> BlobOperations:
+    store = queue._pool.payloads
+    assert store is not None
+    return store.blobs
+
+
+async def _names(queue: QueueClient) -> list[str]:
+    page, _ = await _blobs(queue).list_blobs(prefix=f"{queue.queue_name}/")
+    return [b.name for b in page]
+
+
+@pytest.mark.parametrize("size", [64 * 1024 + 1, 1024 * 1024])
+async def test_round_trip_through_process_deletes_the_blob_after_the_message(large: QueueClient, size: int) -> None:
+    data = os.urandom(size)
+    await large.send_message(data)
+    assert len(await _names(large)) == 1
+    got: list[bytes] = []
+
+    async def handle(msg: ReceivedMessage) -> None:
+        got.append(msg.content)
+
+    stats = await large.process(handle, max_messages=1, idle_timeout=5)
+    assert stats.processed == 1 and got == [data]
+    assert await _names(large) == []
+    assert (await large.get_queue_properties()).approximate_message_count == 0
+
+
+async def test_the_queue_holds_a_small_documented_reference(large: QueueClient) -> None:
+    data = os.urandom(100_000)
+    await large.send_message(data)
+    (peeked,) = await large.peek_messages(resolve=False)
+    ref = json.loads(peeked.content)
+    assert ref["aioqueue_payload"] == 1 and ref["size"] == 100_000
+    assert ref["content_encoding"] == "binary" and ref["message_encoding"] == "binary"
+    assert ref["container"] == _blobs(large).container and ref["blob"].startswith(f"{large.queue_name}/")
+    assert len(ref["sha256"]) == 64
+    (resolved,) = await large.peek_messages()
+    assert resolved.content == data
+
+
+async def test_small_content_stays_in_the_queue(large: QueueClient) -> None:
+    await large.send_message(b"small")
+    assert await _names(large) == []
+    (msg,) = await large.receive_messages()
+    assert msg.content == b"small"
+
+
+async def test_text_over_the_threshold_and_receive_messages(both_conn_str: str, queue_name: str) -> None:
+    payloads = BlobPayloads(container=_container(), threshold=2048)
+    async with QueueClient.from_connection_string(both_conn_str, queue_name, large_payloads=payloads) as queue:
+        await queue.create_queue()
+        text = "é" * 5000
+        await queue.send_message(text)
+        (msg,) = await queue.receive_messages()
+        assert msg.content == text
+        await queue.delete_message(msg)
+        assert await _names(queue) == []
+        await queue.delete_queue()
+
+
+async def test_a_poisoned_message_keeps_its_blob(large: QueueClient) -> None:
+    data = os.urandom(70_000)
+    await large.send_message(data)
+
+    async def fail(msg: ReceivedMessage) -> None:
+        raise RuntimeError("no")
+
+    stats = await large.process(fail, max_messages=3, idle_timeout=5, max_dequeue_count=1, retry_delay=0)
+    assert stats.poisoned == 1
+    assert len(await _names(large)) == 1
+    poison = large._sibling(f"{large.queue_name}-poison")
+    (peeked,) = await poison.peek_messages(resolve=False)
+    assert json.loads(peeked.content)["blob"] == (await _names(large))[0]
+
+
+async def test_a_missing_payload_is_the_messages_failure_then_poisoned(large: QueueClient) -> None:
+    await large.send_message(os.urandom(70_000))
+    (name,) = await _names(large)
+    await _blobs(large).delete_blob(name)
+    handled: list[object] = []
+
+    async def handle(msg: ReceivedMessage) -> None:
+        handled.append(msg.content)
+
+    stats = await large.process(handle, max_messages=1, idle_timeout=3, max_dequeue_count=5)
+    assert handled == [] and stats.poisoned == 1
+    with pytest.raises(PayloadUnavailable, match="missing"):
+        await large._sibling(f"{large.queue_name}-poison").peek_messages()
+
+
+async def test_a_corrupted_payload_raises_from_a_stream(large: QueueClient) -> None:
+    await large.send_message(os.urandom(70_000))
+    (name,) = await _names(large)
+    await _blobs(large).put_blob(name, b"tampered")
+    with pytest.raises(PayloadUnavailable, match="does not match"):
+        async for _ in large.receive(idle_timeout=3):
+            pass
+
+
+async def test_without_the_option_over_size_content_names_it(conn_str: str) -> None:
+    async with QueueClient.from_connection_string(conn_str, "never-created", message_encoding="binary") as queue:
+        with pytest.raises(MessageTooLarge, match="large_payloads=BlobPayloads"):
+            await queue.send_message(os.urandom(70_000))
+
+
+async def test_an_upload_failure_sends_no_message(both_conn_str: str, blob_proxy: FaultProxy, queue_name: str) -> None:
+    payloads = BlobPayloads(container=_container(), endpoint=blob_proxy.url())
+    async with QueueClient.from_connection_string(
+        both_conn_str, queue_name, message_encoding="binary", large_payloads=payloads, retry=None
+    ) as queue:
+        await queue.create_queue()
+        blob_proxy.script("500", "500", "500")
+        with pytest.raises(PayloadError, match="no message was sent"):
+            await queue.send_message(os.urandom(70_000))
+        assert (await queue.get_queue_properties()).approximate_message_count == 0
+        await queue.delete_queue()
+
+
+async def test_a_send_refused_after_the_upload_removes_the_blob(both_conn_str: str, queue_name: str) -> None:
+    payloads = BlobPayloads(container=_container())
+    async with QueueClient.from_connection_string(
+        both_conn_str, queue_name, message_encoding="binary", large_payloads=payloads
+    ) as queue:  # the queue does not exist: Put Message is refused with 404 after the upload
+        with pytest.raises(Exception, match="specified queue does not exist") as caught:
+            await queue.send_message(os.urandom(70_000))
+        assert "was removed" in " ".join(getattr(caught.value, "__notes__", ["was removed"]))
+        assert await _names(queue) == []
+
+
+def test_the_option_is_checked_before_any_request() -> None:
+    for bad in (
+        {"container": "Bad"},
+        {"container": "ok-name", "threshold": 70_000},
+        {"container": "ok-name", "block_size": 0},
+        {"container": "ok-name", "max_size": 10**12, "block_size": 1024},
+    ):
+        with pytest.raises(ConfigurationError):
+            BlobPayloads(**bad)
+    with pytest.raises(ConfigurationError, match="Blob endpoint"):
+        QueueClient("http://127.0.0.1:41234/devstoreaccount1", "q-name", large_payloads=BlobPayloads(container="abc"))
+
+
+def test_the_blob_endpoint_carries_the_queue_urls_sas() -> None:
+    queue = QueueClient.from_queue_url(
+        "https://acct.queue.core.windows.net/jobs?sv=2025-11-05&ss=bq&sig=abc",
+        large_payloads=BlobPayloads(container="abc"),
+    )
+    store = queue._pool.payloads
+    assert store is not None
+    endpoint = store.blobs.http.endpoint
+    assert endpoint.origin == "https://acct.blob.core.windows.net" and endpoint.sas is not None
+    asyncio.run(queue.close())
