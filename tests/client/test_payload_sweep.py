@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from aioqueue import BlobPayloads, ConfigurationError, QueueClient
+from aioqueue import BlobPayloads, ConfigurationError, QueueClient, ReceivedMessage
 from aioqueue._blob_operations import BlobOperations
 from aioqueue.testing import DEV_ACCOUNT, DEV_KEY
 
@@ -101,6 +101,26 @@ async def test_a_payload_is_swept_only_once_its_expiry_passed(large: QueueClient
     assert list((await _expiries(large)).values()) == ["never"]
     _clock_at(monkeypatch, expiry + 100 * 365 * 86400)
     assert await large.sweep_payloads() == 0  # never is never
+
+
+async def test_a_poisoned_messages_payload_is_never_swept(large: QueueClient, monkeypatch) -> None:
+    """The poison copy never expires, so its payload must outlive the original message's expiry."""
+    data = os.urandom(70_000)
+    await large.send_message(data, time_to_live=3600)
+
+    async def fail(msg: ReceivedMessage) -> None:
+        raise RuntimeError("no")
+
+    stats = await large.process(fail, max_messages=3, idle_timeout=5, max_dequeue_count=1, retry_delay=0)
+    assert stats.poisoned == 1
+    _clock_at(monkeypatch, time.time() + 30 * 86400)  # long past the original message's expiry
+    assert await large.sweep_payloads() == 0
+    assert list((await _expiries(large)).values()) == ["never"]
+    poison = QueueClient(
+        "", f"{large.queue_name}-poison", _parent=(large._pool, large._encoding)
+    )  # the poison queue, on this client's pool (and payloads)
+    (peeked,) = await poison.peek_messages()
+    assert peeked.content == data
 
 
 async def test_a_missing_container_sweeps_nothing(both_conn_str: str, queue_name: str) -> None:
