@@ -3,8 +3,8 @@ signing and retries as the queue's (a sibling :class:`._transport.RetryingSessio
 Blob endpoint, sharing the queue client's connection pool).
 
 Put Blob (a block blob in one request), Put Block and Put Block List (above the single-shot size),
-Get Blob in ranges (one range in memory at a time), Get Blob Properties, Delete Blob, List Blobs
-(prefix, metadata, marker) and Create Container. One method per operation, called with checked values.
+Get Blob in ranges (one range in memory at a time), Get Blob Properties, Set Blob Metadata, Delete
+Blob, List Blobs (prefix, metadata, marker) and Create Container. One method per operation, called with checked values.
 """
 
 from __future__ import annotations
@@ -186,6 +186,10 @@ class BlobOperations:
                 return False
             raise
         return response.status < 300 or response.after_lost_answer
+
+    async def set_metadata(self, name: str, metadata: Mapping[str, str]) -> None:
+        """Set Blob Metadata: replace all of the blob's metadata."""
+        await self.http.request("PUT", self._blob_path(name), {"comp": "metadata"}, None, metadata_headers(metadata))
 
     async def list_blobs(
         self, *, prefix: str | None = None, marker: str | None = None, page_size: int = _LIST_PAGE

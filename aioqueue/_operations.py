@@ -41,7 +41,7 @@ from ._models import (
     UpdateReceipt,
     UserDelegationKey,
 )
-from ._payloads import PayloadStore, PayloadUnavailable, Reference
+from ._payloads import PayloadStore, PayloadUnavailable, Reference, keep_forever
 from ._telemetry import Operation, Telemetry, _Off, count_outcome
 from ._transport import DEFAULT_MAX_RESPONSE_BYTES, Accept, Response, RetryingSession, State, Where
 from ._validation import POP_RECEIPT, metadata_headers
@@ -654,8 +654,11 @@ class QueueOperations(Operations):
         count_outcome(self.pool.telemetry, outcome, self.queue_name)
 
     async def copy_text(self, queue_name: str, text: str) -> None:
-        ref = Reference.parse(text) if self._held else None
-        if ref is not None:  # the copy points at the payload: it stays
+        store = self.pool.payloads
+        ref = Reference.parse(text) if store is not None else None
+        if ref is not None:  # the copy points at the payload: it stays, and never expires (as the copy)
+            assert store is not None
+            await keep_forever(store, ref)
             for msg_id in [m for m, blob in self._held.items() if blob == ref.blob]:
                 del self._held[msg_id]
         other = self.sibling(queue_name)

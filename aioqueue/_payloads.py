@@ -222,3 +222,43 @@ def _decode(data: bytes, ref: Reference, encoding: MessageEncoding) -> Any:
     if ref.content_encoding == "message-text":
         return encoding.decode(text)
     raise PayloadUnavailable(f"its payload's content_encoding {ref.content_encoding[:40]!r} is unknown")
+
+
+def expired(metadata: dict[str, str], now: float) -> bool:
+    """Whether a payload blob's recorded expiry (``aioqueue_expires``) has passed at ``now`` (Unix
+    seconds). ``never``, a missing or an unreadable value: not expired (such a blob is never swept)."""
+    value = metadata.get(_EXPIRES, "")
+    return value.isascii() and value.isdigit() and int(value) < now
+
+
+async def sweep(store: PayloadStore, queue_name: str, *, dry_run: bool = False, now: float | None = None) -> int:
+    """Delete the payload blobs of ``queue_name`` (named ``<queue>/...``) whose recorded expiry has
+    passed; how many were deleted (with ``dry_run``, how many would be, nothing deleted). A blob
+    gone meanwhile (another sweep, its message's delete) is not counted; a missing container is 0."""
+    when = time.time() if now is None else now
+    removed = 0
+    marker: str | None = None
+    while True:
+        try:
+            items, marker = await store.blobs.list_blobs(prefix=f"{queue_name}/", marker=marker)
+        except ServiceError as exc:
+            if exc.status == 404 and exc.error_code == "ContainerNotFound":
+                return removed
+            raise
+        for item in items:
+            if expired(item.metadata, when) and (dry_run or await store.delete(item.name)):
+                removed += 1
+        if marker is None:
+            return removed
+
+
+async def keep_forever(store: PayloadStore, ref: Reference) -> None:
+    """Record ``never`` as a payload's expiry (its message's poison copy never expires): a sweep keeps
+    it. A payload already missing is left so (its message is poisoned for that)."""
+    if ref.container != store.blobs.container:
+        return
+    try:
+        await store.blobs.set_metadata(ref.blob, {_EXPIRES: "never"})
+    except ServiceError as exc:
+        if exc.status != 404:
+            raise

@@ -28,6 +28,7 @@ from ._models import (
 )
 from ._operations import UNCHANGED, Pool, QueueOperations
 from ._options import ReceiveOptions, ReceiveSettings, Unpack
+from ._payloads import sweep
 from ._sending import send_all, send_large
 from ._settle import ReceivedMessage
 from ._streams import BatchStream, MessageStream
@@ -322,6 +323,19 @@ class QueueClient(ClientBase[QueueOperations]):
     async def clear_messages(self, *, headers: Mapping[str, str] | None = None) -> None:
         """Delete every message in the queue."""
         await self._ops.clear_messages(extra=headers)
+
+    async def sweep_payloads(self, *, dry_run: bool = False) -> int:
+        """Delete this queue's orphaned large-payload blobs: those in the ``large_payloads`` container
+        whose recorded expiry (``aioqueue_expires``: the message's time to live plus ``grace``) has
+        passed; how many it deleted (``dry_run``: how many it would, deleting none). A blob is never
+        deleted before its recorded expiry, and one marked ``never`` is kept. Without
+        ``large_payloads``: ConfigurationError, before any request."""
+        store = self._pool.payloads
+        if store is None:
+            raise ConfigurationError("sweep_payloads needs the client's large_payloads=BlobPayloads(container=...)")
+        if not isinstance(dry_run, bool):
+            raise ConfigurationError("dry_run must be True or False")
+        return await sweep(store, self.queue_name, dry_run=dry_run)
 
     # ---- consuming -------------------------------------------------------------------------
 

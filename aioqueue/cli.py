@@ -30,7 +30,7 @@ from dataclasses import asdict, is_dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn, TextIO
 
-from . import _cli_emulator, _runner
+from . import _cli_emulator, _cli_payloads, _runner
 from ._auth import SharedKeyCredential
 from ._cli_errors import (
     EXIT_INTERRUPTED,
@@ -219,12 +219,13 @@ class Cli:
             self.conn_str, allow_insecure_http=self.args.allow_insecure_http
         )
 
-    def queue(self, name: str) -> QueueClient:
+    def queue(self, name: str, container: str | None = None) -> QueueClient:
         return QueueClient.from_connection_string(
             self.conn_str,
             name,
             allow_insecure_http=self.args.allow_insecure_http,
             message_encoding=getattr(self.args, "encoding", "text"),
+            large_payloads=_cli_payloads.option(self.args, container),
         )
 
     async def run(self) -> None:
@@ -261,7 +262,7 @@ class Cli:
         if a.text is not None and a.file is not None:
             raise ConfigurationError("give the message as an argument or with --file, not both")
         if a.text is not None:
-            text = a.text
+            text = _cli_payloads.argument_text(a.text)
         elif a.file is not None:
             with open(a.file, encoding="utf-8", newline="") as f:
                 text = f.read()
@@ -284,17 +285,14 @@ class Cli:
         async with self.queue(self.args.queue) as q:
             for start in range(0, len(contents), 256):
                 chunk = contents[start : start + 256]
-                receipts += await q.send_messages(
-                    chunk, visibility_timeout=self.args.visibility, time_to_live=self.args.ttl
-                )
+                receipts += await _cli_payloads.send(q, chunk, self.args.visibility, self.args.ttl)
                 progress.add(len(chunk))
         progress.finish()
         rows = [{"id": r.id, "pop_receipt": r.pop_receipt, "expires": r.expires_on.isoformat()} for r in receipts]
         self.emit(receipts, rows, ["id", "pop_receipt", "expires"])
 
     async def cmd_peek(self) -> None:
-        async with self.queue(self.args.queue) as q:
-            messages = await q.peek_messages(max_messages=self.args.count)
+        messages = await _cli_payloads.peek(self)
         self.emit(
             [_message_dict(m) for m in messages],
             [_message_dict(m) for m in messages],
@@ -386,6 +384,9 @@ class Cli:
             }
         ]
         self.emit(props, rows, ["name", "messages", "metadata"])
+
+    async def cmd_payloads(self) -> None:
+        await _cli_payloads.sweep(self)
 
     async def cmd_sas(self) -> None:
         a = self.args
@@ -546,9 +547,9 @@ def build_parser(json_errors: bool = False) -> argparse.ArgumentParser:
     s = command("delete", "delete a queue and its messages")
     s.add_argument("queue", help=queue_help)
     s.add_argument("--missing-ok", action="store_true", help="succeed if the queue does not exist")
-    s = command("send", "send a message (argument, --file, or stdin)")
+    s = command("send", "send a message (argument, @FILE, --file, or stdin)")
     s.add_argument("queue", help=queue_help)
-    s.add_argument("text", nargs="?", help="the message (default: read --file or stdin)")
+    s.add_argument("text", nargs="?", help="the message, or @FILE: FILE's content (@@: a leading @; default: stdin)")
     s.add_argument("--file", help="read the message from this file")
     s.add_argument("--lines", action="store_true", help="one message per non-empty line")
     s.add_argument(
@@ -558,16 +559,19 @@ def build_parser(json_errors: bool = False) -> argparse.ArgumentParser:
     )
     s.add_argument("--ttl", type=duration, help="time to live (30s, 15m, 2h, 7d; -1 never expires)")
     s.add_argument("--visibility", type=duration, help="hidden for this long first")
+    _cli_payloads.add_container(s, _cli_payloads.CONTAINER_HELP + ": content over 64 KiB goes there")
     _encoding_option(s)
     s = command("peek", "look at messages without hiding them")
     s.add_argument("queue", help=queue_help)
     s.add_argument("--count", type=count(1, 32), default=1, help="how many, 1..32 (default 1)")
+    _cli_payloads.add_resolve(s, receive=False)
     _encoding_option(s)
     s = command("receive", "receive messages (and delete them with --delete)")
     s.add_argument("queue", help=queue_help)
     s.add_argument("--count", type=count(1, None), default=1, help="how many (default 1; fetched 32 at a time)")
     s.add_argument("--visibility", type=duration, default=30.0, help="hidden for this long (default 30s)")
     s.add_argument("--delete", action="store_true", help="delete each message once received")
+    _cli_payloads.add_resolve(s, receive=True)
     _encoding_option(s)
     s = command("update", "change a message's visibility and content")
     s.add_argument("queue", help=queue_help)
@@ -602,6 +606,7 @@ def build_parser(json_errors: bool = False) -> argparse.ArgumentParser:
     s.add_argument("--policy-id", help="a stored access policy of the queue")
     s.add_argument("--ip", help="an IP address or range a.b.c.d-e.f.g.h")
     s.add_argument("--protocol", choices=["https", "https,http"], metavar="PROTOCOL", help="https or https,http")
+    _cli_payloads.add_command(command, queue_help)
     s = command(
         "worker",
         "run an async handler over a queue until SIGTERM (module:function)",
