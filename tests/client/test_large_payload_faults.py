@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 
 from aioqueue import BlobPayloads, QueueClient, ReceivedMessage, RequestTimeout, ServiceError, TransportError
-from aioqueue.testing import Azurite, connection_string
+from aioqueue.testing import connection_string
 from tests.client.test_large_payloads import _blobs, _container, _names
 from tests.faults import Fault, FaultProxy, Gate
 
@@ -35,18 +35,17 @@ def _faulty_conn_str(proxy: FaultProxy, blob_proxy: FaultProxy) -> str:
 
 
 @pytest_asyncio.fixture
-async def pair(
-    proxy: FaultProxy, blob_proxy: FaultProxy, both_conn_str: str, azurite_blob: Azurite
-) -> AsyncIterator[Pair]:
+async def pair(proxy: FaultProxy, blob_proxy: FaultProxy, both_conn_str: str) -> AsyncIterator[Pair]:
     name = f"faults-{uuid.uuid4().hex[:16]}"
     container = _container()
-    common = {"message_encoding": "binary", "retry": None, "timeout": 3.0}
-    faulty = QueueClient.from_connection_string(
-        _faulty_conn_str(proxy, blob_proxy), name, large_payloads=BlobPayloads(container=container), **common
-    )
-    direct = QueueClient.from_connection_string(
-        both_conn_str, name, large_payloads=BlobPayloads(container=container), **common
-    )
+
+    def client(conn_str: str) -> QueueClient:
+        payloads = BlobPayloads(container=container)
+        return QueueClient.from_connection_string(
+            conn_str, name, message_encoding="binary", large_payloads=payloads, retry=None, timeout=3.0
+        )
+
+    faulty, direct = client(_faulty_conn_str(proxy, blob_proxy)), client(both_conn_str)
     async with faulty, direct:
         await direct.create_queue()
         await _blobs(direct).create_container()
