@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import tracemalloc
 import uuid
 from collections.abc import AsyncIterator
 
@@ -75,6 +76,47 @@ async def test_round_trip_through_process_deletes_the_blob_after_the_message(lar
     assert stats.processed == 1 and got == [data]
     assert await _names(large) == []
     assert (await large.get_queue_properties()).approximate_message_count == 0
+
+
+MIB = 1024 * 1024
+
+
+@pytest.mark.slow
+async def test_a_100_mib_round_trip_in_bounded_memory(
+    both_conn_str: str, queue_name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """send_message -> process() of 100 MiB: the bytes equal, the blob gone, and the client's peak
+    memory (tracemalloc: what Python allocates after the payload exists) bounded: sending holds no
+    copy of the payload, receiving one (the handler's content) plus a few blocks."""
+    block = 4 * MIB  # the default block_size
+    payloads = BlobPayloads(container=_container())
+    async with QueueClient.from_connection_string(
+        both_conn_str, queue_name, message_encoding="binary", large_payloads=payloads
+    ) as queue:
+        await queue.create_queue()
+        data = os.urandom(100 * MIB)
+        got: list[bytes] = []
+
+        async def handle(msg: ReceivedMessage) -> None:
+            got.append(msg.content)
+
+        tracemalloc.start()
+        try:
+            await queue.send_message(data)
+            send_peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.reset_peak()
+            stats = await queue.process(handle, max_messages=1, idle_timeout=5)
+            receive_peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert stats.processed == 1 and len(got) == 1 and got[0] == data
+        assert await _names(queue) == []
+        await queue.delete_queue()
+    with capsys.disabled():
+        print(f"\n100 MiB round trip: send peak {send_peak / MIB:.1f} MiB, receive peak {receive_peak / MIB:.1f} MiB")
+    assert send_peak < 3 * block  # no copy of the payload: a block or two at a time
+    assert receive_peak < len(data) + 3 * block  # the handler's copy, and a few blocks beside it
+    assert receive_peak < 3 * len(data)  # the generous bound: never three copies
 
 
 async def test_the_queue_holds_a_small_documented_reference(large: QueueClient) -> None:
