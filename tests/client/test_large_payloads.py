@@ -191,6 +191,15 @@ async def test_a_corrupted_payload_raises_from_a_stream(large: QueueClient) -> N
             pass
 
 
+async def test_a_blob_longer_than_its_reference_is_refused_while_reading(large: QueueClient) -> None:
+    data = os.urandom(70_000)
+    await large.send_message(data)
+    (name,) = await _names(large)
+    await _blobs(large).put_blob(name, data + os.urandom(300_000))  # read in 256 KiB ranges
+    with pytest.raises(PayloadUnavailable, match="larger than its reference"):
+        await large.peek_messages()
+
+
 async def test_without_the_option_over_size_content_names_it(conn_str: str) -> None:
     async with QueueClient.from_connection_string(conn_str, "never-created", message_encoding="binary") as queue:
         with pytest.raises(MessageTooLarge, match="large_payloads=BlobPayloads"):
