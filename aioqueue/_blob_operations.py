@@ -161,6 +161,7 @@ class BlobOperations:
                 raise MalformedResponse(f"Get Blob answered no bytes at offset {start} of {total}")
             sink(body)
             start += len(body)
+            del body, response  # not held while the next range is read: one range in memory at a time
         return BlobItem(name, total, metadata)
 
     async def get_properties(self, name: str) -> BlobItem:

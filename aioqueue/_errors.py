@@ -3,7 +3,9 @@
     AioQueueError
     ├── ConfigurationError (also ValueError)     bad argument, name, range or connection string; before I/O
     ├── MessageEncodingError (also ValueError)   content the chosen encoding cannot carry (or decode)
-    │   └── MessageTooLarge                       over 64 KiB after encoding (also from the service's code)
+    │   ├── MessageTooLarge                       over 64 KiB after encoding (also from the service's code)
+    │   └── PayloadUnavailable                    a large payload's blob missing or not matching (_payloads.py)
+    ├── PayloadError                             a large payload's upload failed: no message sent (_payloads.py)
     ├── MessageSettled (also RuntimeError)       a received message settled (deleted/released) twice
     ├── LeaseLost                                a held message's renewals stopped (kept, never raised)
     ├── SendMessagesError                        send_messages stopped part-way; .receipts, .error

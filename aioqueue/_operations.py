@@ -551,8 +551,16 @@ class QueueOperations(Operations):
     def _hold(self, msg_id: str, blob: str) -> None:
         held = self._held
         held[msg_id] = blob
-        if len(held) > _HELD_BLOBS:
+        if len(held) > _HELD_BLOBS and self.pool.payloads is not None:
             held.popitem(last=False)  # its blob is left as an orphan
+            self.pool.payloads.orphans += 1
+
+    async def replace_payload(self, msg_id: str, blob: str | None) -> None:
+        """After an Update Message with new text succeeded: the old payload blob (if known) deleted,
+        the new one (if any) held to go with the message."""
+        await self._drop_payload(msg_id)
+        if blob is not None:
+            self._hold(msg_id, blob)
 
     async def _drop_payload(self, msg_id: str) -> None:
         """After the message's delete succeeded: delete its payload blob (a failure leaves an orphan)."""
@@ -563,6 +571,7 @@ class QueueOperations(Operations):
         try:
             await store.delete(blob)
         except AioQueueError as exc:
+            store.orphans += 1
             log.warning("message %s was deleted, but its payload blob %s was not (left as an orphan): %s",
                         msg_id, blob, exc)  # fmt: skip
 

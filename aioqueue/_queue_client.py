@@ -15,7 +15,7 @@ from ._client_base import ClientBase
 from ._client_options import ClientOptions, open_pool
 from ._encoding import MessageEncoding, encode_message
 from ._endpoint import ConnectionSettings, parse_connection_string
-from ._errors import ConfigurationError
+from ._errors import AioQueueError, ConfigurationError
 from ._messages import decoded_messages, peeked_messages
 from ._models import (
     AccessPolicy,
@@ -29,7 +29,7 @@ from ._models import (
 from ._operations import UNCHANGED, Pool, QueueOperations
 from ._options import ReceiveOptions, ReceiveSettings, Unpack
 from ._payloads import sweep
-from ._sending import send_all, send_large
+from ._sending import after_failed_send, send_all, send_large, upload
 from ._settle import ReceivedMessage
 from ._streams import BatchStream, MessageStream
 from ._validation import MAX_SECONDS, Duration, message_count, positive_int, seconds, signed_identifier
@@ -206,12 +206,16 @@ class QueueClient(ClientBase[QueueOperations]):
         positive_int(concurrency, "concurrency")
         query = self._send_query(visibility_timeout, time_to_live)
         extra = check_user_headers(headers) if headers is not None else None
-        put = self._ops.put_message
+        ops, store = self._ops, self._pool.payloads
 
-        async def send(text: str, content: Any) -> SendReceipt:
-            return await put(text, query, extra, content)
+        async def send(text: str | None, content: Any) -> SendReceipt:
+            if text is None:  # over the threshold: uploaded, then its reference sent
+                assert store is not None
+                return await send_large(ops, store, content, query, extra)
+            return await ops.put_message(text, query, extra, content)
 
-        return await send_all(send, contents, self._encoding, concurrency)
+        encode = partial(encode_message, self._encoding) if store is None else partial(store.check, self._encoding)
+        return await send_all(send, contents, encode, concurrency)
 
     async def receive_messages(
         self,
@@ -269,10 +273,22 @@ class QueueClient(ClientBase[QueueOperations]):
         receipt may be about to change) and uses the newest receipt.
         """
         vis = seconds(visibility_timeout, "visibility_timeout", low=0)
-        text = None if content is UNCHANGED else encode_message(self._encoding, content)
-        if isinstance(message, ReceivedMessage) and pop_receipt is None and message.settled is None:
-            return await message._in_turn(partial(self._update_held, message, content, text, vis, headers))
-        return await self._update(message, pop_receipt, content, text, vis, headers)
+        store, blob = self._pool.payloads, None
+        if content is UNCHANGED:
+            text = None
+        elif store is None:
+            text = encode_message(self._encoding, content)
+        else:  # with large payloads: large content uploaded now, before the update
+            _id_and_receipt(message, pop_receipt)
+            text, blob = await upload(self._ops, store, content, _ttl_left(message))
+        try:
+            if isinstance(message, ReceivedMessage) and pop_receipt is None and message.settled is None:
+                return await message._in_turn(partial(self._update_held, message, content, text, vis, headers, blob))
+            return await self._update(message, pop_receipt, content, text, vis, headers, blob)
+        except AioQueueError as exc:
+            if blob is not None and store is not None:
+                await after_failed_send(store, blob, exc, "updating")
+            raise
 
     async def _update(
         self,
@@ -282,20 +298,30 @@ class QueueClient(ClientBase[QueueOperations]):
         text: str | None,
         vis: int,
         headers: Mapping[str, str] | None,
+        blob: str | None = None,
     ) -> UpdateReceipt:
         msg_id, receipt = _id_and_receipt(message, pop_receipt)
         model = message if isinstance(message, QueueMessage) else None
         result = await self._ops.update_message("update", msg_id, receipt, vis, text, headers, model)
-        if model is not None and text is not None:
-            model.content = content
+        if text is not None:
+            if model is not None:
+                model.content = content
+            if self._pool.payloads is not None:  # the old payload blob goes only now, after the update
+                await self._ops.replace_payload(msg_id, blob)
         return result
 
     async def _update_held(
-        self, message: ReceivedMessage, content: Any, text: str | None, vis: int, headers: Mapping[str, str] | None
+        self,
+        message: ReceivedMessage,
+        content: Any,
+        text: str | None,
+        vis: int,
+        headers: Mapping[str, str] | None,
+        blob: str | None,
     ) -> UpdateReceipt:
         """Update a held message in its turn; a new visibility timeout is its lease from now on."""
         sent = time.monotonic()
-        result = await self._update(message, None, content, text, vis, headers)
+        result = await self._update(message, None, content, text, vis, headers, blob)
         if vis > 0:
             message._renewed(sent, vis)
         return result
@@ -407,6 +433,15 @@ def _id_and_receipt(message: QueueMessage | SendReceipt | str, pop_receipt: str 
     if not isinstance(pop_receipt, str) or not pop_receipt:
         raise ConfigurationError("a message id needs its pop_receipt")
     return check_message_id(message), check_pop_receipt(pop_receipt)
+
+
+def _ttl_left(message: QueueMessage | str) -> int | None:
+    """The seconds a received message has left to live (-1: never expires; None: not known)."""
+    if not isinstance(message, QueueMessage):
+        return None
+    if message.expires_on.year >= 9999:
+        return -1
+    return max(1, int(message.expires_on.timestamp() - time.time()))
 
 
 def _check_policy(ident: str, policy: object) -> None:

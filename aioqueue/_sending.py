@@ -7,15 +7,27 @@ import logging
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from ._encoding import MessageEncoding, encode_message
 from ._errors import AioQueueError, ConfigurationError, MessageEncodingError, SendMessagesError, TransportError
 from ._models import SendReceipt
 from ._operations import QueueOperations
 from ._payloads import PayloadError, PayloadStore
 
-__all__ = ["send_all", "send_large"]
+__all__ = ["after_failed_send", "send_all", "send_large", "upload"]
 
 log = logging.getLogger("aioqueue")
+
+
+async def upload(ops: QueueOperations, store: PayloadStore, content: Any, ttl: int | None) -> tuple[str, str | None]:
+    """(the message text, the uploaded blob or None): content over the threshold uploaded first. An
+    upload failure is a PayloadError (caused by it): no message goes out."""
+    try:
+        return await store.offload(ops.encoding, content, ops.queue_name, ttl)
+    except (MessageEncodingError, ConfigurationError):
+        raise
+    except AioQueueError as exc:
+        raise PayloadError(
+            f"uploading the message's payload failed, so no message was sent: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 async def send_large(
@@ -25,36 +37,32 @@ async def send_large(
     message is its reference. An upload failure sends nothing (PayloadError says why); a send that
     fails after the upload removes the blob, unless the message may have been stored after all."""
     ttl = int(query["messagettl"]) if "messagettl" in query else None
-    try:
-        text, blob = await store.offload(ops.encoding, content, ops.queue_name, ttl)
-    except (MessageEncodingError, ConfigurationError):
-        raise
-    except AioQueueError as exc:
-        raise PayloadError(
-            f"uploading the message's payload failed, so no message was sent: {type(exc).__name__}: {exc}"
-        ) from exc
+    text, blob = await upload(ops, store, content, ttl)
     if blob is None:
         return await ops.put_message(text, query, headers, content)
     try:
         return await ops.put_message(text, query, headers)
     except AioQueueError as exc:
-        _note(exc, await _after_failed_send(store, blob, exc))
+        await after_failed_send(store, blob, exc)
         raise
 
 
-async def _after_failed_send(store: PayloadStore, blob: str, error: AioQueueError) -> str:
-    """What became of the payload of a message whose send failed (said in the error and the log)."""
+async def after_failed_send(store: PayloadStore, blob: str, error: AioQueueError, what: str = "sending") -> None:
+    """A message's send (or update) failed after its payload's upload: the blob removed when the
+    service said no, else kept (the message may point at it). Said in the error's notes and the log."""
     maybe = getattr(error, "maybe_applied", False) or (isinstance(error, TransportError) and not error.unsent)
     if maybe:
         said = f"the message may have been stored: its payload blob {blob} is kept"
+        store.orphans += 1
     else:
         try:
             await store.delete(blob)
             said = f"no message was stored, and its payload blob {blob} was removed"
         except AioQueueError as exc:
             said = f"no message was stored; removing its payload blob {blob} failed ({exc}): it is left as an orphan"
-    log.warning("sending a large message failed: %s", said)
-    return said
+            store.orphans += 1
+    log.warning("%s a large message failed: %s", what, said)
+    _note(error, said)
 
 
 def _note(error: BaseException, text: str) -> None:
@@ -63,22 +71,25 @@ def _note(error: BaseException, text: str) -> None:
         add(text)
 
 
-Send = Callable[[str, Any], Awaitable[SendReceipt]]
-"""``send(text, content)``: one Put Message of the encoded ``text`` (``content``: what it encodes)."""
+Send = Callable[[str | None, Any], Awaitable[SendReceipt]]
+"""``send(text, content)``: one Put Message of the encoded ``text`` (``content``: what it encodes;
+``text`` None: content for a large payload, to upload first)."""
+Encode = Callable[[Any], str | None]
+"""The checked message text of a content, or None for one to send as a large payload."""
 
 
 class _Source:
     """The (index, text, content) items to send, from a list encoded in full at once or from an async
     iterable read one item at a time; None once done or after a failure."""
 
-    def __init__(self, contents: Iterable[Any] | AsyncIterable[Any], encoding: MessageEncoding) -> None:
+    def __init__(self, contents: Iterable[Any] | AsyncIterable[Any], encode: Encode) -> None:
         self.receipts: list[SendReceipt | None] = []
         self.failure: list[BaseException] = []
         self._aiter: AsyncIterator[Any] | None = None
-        self._texts: list[str] = []
+        self._texts: list[str | None] = []
         self._items: list[Any] = []
         self._next = 0
-        self._encoding = encoding
+        self._encode = encode
         self._lock = asyncio.Lock()  # one reader of the caller's async iterator at a time
         if isinstance(contents, AsyncIterable):
             self._aiter = aiter(contents)
@@ -86,10 +97,10 @@ class _Source:
             raise ConfigurationError("contents must be an iterable (or async iterable) of message contents")
         else:  # encoded (and so checked) in full before the first request
             self._items = list(contents)
-            self._texts = [encode_message(encoding, item) for item in self._items]
+            self._texts = [encode(item) for item in self._items]
             self.receipts = [None] * len(self._texts)
 
-    async def next(self) -> tuple[int, str, Any] | None:
+    async def next(self) -> tuple[int, str | None, Any] | None:
         if self.failure:
             return None
         if self._aiter is None:
@@ -101,12 +112,12 @@ class _Source:
         async with self._lock:
             return await self._next_of_async(self._aiter)
 
-    async def _next_of_async(self, items: AsyncIterator[Any]) -> tuple[int, str, Any] | None:
+    async def _next_of_async(self, items: AsyncIterator[Any]) -> tuple[int, str | None, Any] | None:
         if self.failure:
             return None
         try:
             content = await items.__anext__()
-            text = encode_message(self._encoding, content)
+            text = self._encode(content)
         except StopAsyncIteration:
             return None
         except BaseException as exc:  # the caller's iterator or its encoding failed
@@ -117,14 +128,14 @@ class _Source:
 
 
 async def send_all(
-    send: Send, contents: Iterable[Any] | AsyncIterable[Any], encoding: MessageEncoding, concurrency: int
+    send: Send, contents: Iterable[Any] | AsyncIterable[Any], encode: Encode, concurrency: int
 ) -> list[SendReceipt]:
     """Send every content, up to ``concurrency`` at once; the receipts in input order.
 
     If a send fails, no new sends start, those under way finish, and the first error is raised with a
     :class:`SendMessagesError` whose ``receipts`` (in input order) hold None for each message not sent.
     """
-    source = _Source(contents, encoding)
+    source = _Source(contents, encode)
 
     async def sender() -> None:
         while (item := await source.next()) is not None:

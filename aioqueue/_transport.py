@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import functools
+import io
 import logging
 import re
 import time
@@ -60,6 +61,7 @@ log = logging.getLogger("aioqueue")
 DEFAULT_API_VERSION = "2025-11-05"
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_CONNECTIONS = 100
+_STREAMED_BODY = 1 << 20  # a larger body (a payload's block) goes to aiohttp as a stream (as it asks)
 DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024  # an answer without a body (the operation gives its own cap otherwise)
 # an error's <Code> and <Message>, with room for the details Azure adds (a 403's string-to-sign
 # echoes the request's headers, x-ms-meta-* included: up to 8 KiB of them)
@@ -592,8 +594,9 @@ class RetryingSession:
         outcome: Response | TransportError
         body = target.body
         options = self._bodiless_options if body is None and method in _BODY_METHODS else self._request_options
+        data = io.BytesIO(body) if body is not None and len(body) > _STREAMED_BODY else body
         try:
-            async with session.request(method, url, data=body, headers=hdrs, **options) as resp:
+            async with session.request(method, url, data=data, headers=hdrs, **options) as resp:
                 try:
                     content = await self._read(resp, target.max_bytes)
                 except MalformedResponse as exc:  # an answer came, but its body is refused

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import tracemalloc
 import uuid
 from collections.abc import AsyncIterator
 
@@ -15,14 +16,18 @@ import pytest_asyncio
 from aioqueue import (
     BlobPayloads,
     ConfigurationError,
+    MessageEncodingError,
     MessageTooLarge,
     PayloadError,
     PayloadUnavailable,
     QueueClient,
+    QueueMessage,
     ReceivedMessage,
+    SendMessagesError,
+    ServiceError,
 )
 from aioqueue._blob_operations import BlobOperations
-from tests.faults import FaultProxy
+from tests.faults import Fault, FaultProxy
 
 
 def _container() -> str:
@@ -71,6 +76,47 @@ async def test_round_trip_through_process_deletes_the_blob_after_the_message(lar
     assert stats.processed == 1 and got == [data]
     assert await _names(large) == []
     assert (await large.get_queue_properties()).approximate_message_count == 0
+
+
+MIB = 1024 * 1024
+
+
+@pytest.mark.slow
+async def test_a_100_mib_round_trip_in_bounded_memory(
+    both_conn_str: str, queue_name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """send_message -> process() of 100 MiB: the bytes equal, the blob gone, and the client's peak
+    memory (tracemalloc: what Python allocates after the payload exists) bounded: sending holds no
+    copy of the payload, receiving one (the handler's content) plus a few blocks."""
+    block = 4 * MIB  # the default block_size
+    payloads = BlobPayloads(container=_container())
+    async with QueueClient.from_connection_string(
+        both_conn_str, queue_name, message_encoding="binary", large_payloads=payloads
+    ) as queue:
+        await queue.create_queue()
+        data = os.urandom(100 * MIB)
+        got: list[bytes] = []
+
+        async def handle(msg: ReceivedMessage) -> None:
+            got.append(msg.content)
+
+        tracemalloc.start()
+        try:
+            await queue.send_message(data)
+            send_peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.reset_peak()
+            stats = await queue.process(handle, max_messages=1, idle_timeout=5)
+            receive_peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert stats.processed == 1 and len(got) == 1 and got[0] == data
+        assert await _names(queue) == []
+        await queue.delete_queue()
+    with capsys.disabled():
+        print(f"\n100 MiB round trip: send peak {send_peak / MIB:.1f} MiB, receive peak {receive_peak / MIB:.1f} MiB")
+    assert send_peak < 3 * block  # no copy of the payload: a block or two at a time
+    assert receive_peak < len(data) + 3 * block  # the handler's copy, and a few blocks beside it
+    assert receive_peak < 3 * len(data)  # the generous bound: never three copies
 
 
 async def test_the_queue_holds_a_small_documented_reference(large: QueueClient) -> None:
@@ -145,6 +191,15 @@ async def test_a_corrupted_payload_raises_from_a_stream(large: QueueClient) -> N
             pass
 
 
+async def test_a_blob_longer_than_its_reference_is_refused_while_reading(large: QueueClient) -> None:
+    data = os.urandom(70_000)
+    await large.send_message(data)
+    (name,) = await _names(large)
+    await _blobs(large).put_blob(name, data + os.urandom(300_000))  # read in 256 KiB ranges
+    with pytest.raises(PayloadUnavailable, match="larger than its reference"):
+        await large.peek_messages()
+
+
 async def test_without_the_option_over_size_content_names_it(conn_str: str) -> None:
     async with QueueClient.from_connection_string(conn_str, "never-created", message_encoding="binary") as queue:
         with pytest.raises(MessageTooLarge, match="large_payloads=BlobPayloads"):
@@ -173,6 +228,84 @@ async def test_a_send_refused_after_the_upload_removes_the_blob(both_conn_str: s
             await queue.send_message(os.urandom(70_000))
         assert "was removed" in " ".join(getattr(caught.value, "__notes__", ["was removed"]))
         assert await _names(queue) == []
+
+
+async def test_send_messages_offloads_large_items(large: QueueClient) -> None:
+    items = [b"small", os.urandom(70_000), os.urandom(300_000)]
+    receipts = await large.send_messages(items, concurrency=2)
+    assert len(receipts) == 3 and len(await _names(large)) == 2
+    got = [m.content for m in await large.receive_messages(max_messages=32)]
+    assert sorted(got) == sorted(items)
+
+
+async def test_send_messages_checks_every_item_before_any_request(large: QueueClient) -> None:
+    store = large._pool.payloads
+    assert store is not None
+    too_big = os.urandom(store.options.max_size + 1)
+    with pytest.raises(MessageEncodingError, match="max_size"):
+        await large.send_messages([os.urandom(70_000), too_big])
+    assert await _names(large) == []
+    assert (await large.get_queue_properties()).approximate_message_count == 0
+
+
+async def test_send_messages_reports_an_upload_failure_per_item(
+    both_conn_str: str, blob_proxy: FaultProxy, queue_name: str
+) -> None:
+    payloads = BlobPayloads(container=_container(), endpoint=blob_proxy.url())
+    async with QueueClient.from_connection_string(
+        both_conn_str, queue_name, message_encoding="binary", large_payloads=payloads, retry=None
+    ) as queue:
+        await queue.create_queue()
+        await _blobs(queue).create_container()
+        blob_proxy.script(Fault("500", method="PUT"))
+        items = [b"first", os.urandom(70_000), b"third"]
+        with pytest.raises(SendMessagesError) as caught:
+            await queue.send_messages(items, concurrency=1)
+        assert isinstance(caught.value.error, PayloadError)
+        assert caught.value.receipts[0] is not None and caught.value.receipts[1:] == [None, None]
+        assert await _names(queue) == []
+        (msg,) = await queue.receive_messages(max_messages=32)
+        assert msg.content == b"first"
+        await queue.delete_queue()
+
+
+async def _received(queue: QueueClient) -> QueueMessage:
+    (msg,) = await queue.receive_messages()
+    return msg
+
+
+async def test_update_with_large_content_replaces_the_blob_after_success(large: QueueClient) -> None:
+    await large.send_message(os.urandom(70_000))
+    (old,) = await _names(large)
+    msg = await _received(large)
+    new = os.urandom(90_000)
+    await large.update_message(msg, content=new, visibility_timeout=0)
+    (current,) = await _names(large)
+    assert current != old
+    again = await _received(large)
+    assert again.content == new
+    await large.delete_message(again)
+    assert await _names(large) == []
+
+
+async def test_update_with_small_content_deletes_the_old_blob(large: QueueClient) -> None:
+    await large.send_message(os.urandom(70_000))
+    msg = await _received(large)
+    await large.update_message(msg, content=b"small now", visibility_timeout=0)
+    assert await _names(large) == []
+    assert (await _received(large)).content == b"small now"
+
+
+async def test_a_failed_update_keeps_the_old_blob_and_removes_the_new(large: QueueClient) -> None:
+    data = os.urandom(70_000)
+    await large.send_message(data)
+    (old,) = await _names(large)
+    msg = await _received(large)
+    with pytest.raises(ServiceError):  # a pop receipt the service never gave this message
+        await large.update_message(msg.id, "AgAAAAMAAAAAAAAAAAAAAAAAAAAAAAAA", content=os.urandom(80_000))
+    assert await _names(large) == [old]
+    await large.update_message(msg, visibility_timeout=0)
+    assert (await _received(large)).content == data
 
 
 def test_the_option_is_checked_before_any_request() -> None:

@@ -1,0 +1,156 @@
+"""Large payloads through the fault proxy (issue #27's proofs): the queue through ``proxy``, the
+blob service through ``blob_proxy``, both in front of Azurite. In every case nothing is lost: a
+message is either not sent (and the caller told), or it is handled with its payload, or it is
+poisoned with its payload kept; at worst a payload blob is left behind as an orphan."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+import pytest_asyncio
+
+from aioqueue import BlobPayloads, QueueClient, ReceivedMessage, RequestTimeout, ServiceError, TransportError
+from aioqueue.testing import connection_string
+from tests.client.test_large_payloads import _blobs, _container, _names
+from tests.faults import Fault, FaultProxy, Gate
+
+DATA_SIZE = 100_000  # over 64 KiB: always a payload blob (one block)
+
+
+@dataclass
+class Pair:
+    """One queue and container, seen through the proxies (``faulty``) and directly (``direct``)."""
+
+    faulty: QueueClient
+    direct: QueueClient
+
+
+def _faulty_conn_str(proxy: FaultProxy, blob_proxy: FaultProxy) -> str:
+    return f"{connection_string('127.0.0.1', proxy.port)};BlobEndpoint={blob_proxy.url()}"
+
+
+@pytest_asyncio.fixture
+async def pair(proxy: FaultProxy, blob_proxy: FaultProxy, both_conn_str: str) -> AsyncIterator[Pair]:
+    name = f"faults-{uuid.uuid4().hex[:16]}"
+    container = _container()
+
+    def client(conn_str: str) -> QueueClient:
+        payloads = BlobPayloads(container=container)
+        return QueueClient.from_connection_string(
+            conn_str, name, message_encoding="binary", large_payloads=payloads, retry=None, timeout=3.0
+        )
+
+    faulty, direct = client(_faulty_conn_str(proxy, blob_proxy)), client(both_conn_str)
+    async with faulty, direct:
+        await direct.create_queue()
+        await _blobs(direct).create_container()
+        try:
+            yield Pair(faulty, direct)
+        finally:
+            await direct.delete_queue(missing_ok=True)
+            await direct._sibling(f"{name}-poison").delete_queue(missing_ok=True)
+
+
+async def _handle_all(queue: QueueClient, **options: object) -> list[bytes]:
+    got: list[bytes] = []
+
+    async def handle(msg: ReceivedMessage) -> None:
+        got.append(msg.content)
+
+    await queue.process(handle, **{"idle_timeout": 3, **options})  # type: ignore[arg-type]
+    return got
+
+
+async def _count(queue: QueueClient) -> int:
+    return (await queue.get_queue_properties()).approximate_message_count
+
+
+async def test_a_send_refused_after_the_upload_removes_the_blob_and_says_so(pair: Pair, proxy: FaultProxy) -> None:
+    proxy.script(Fault("500", method="POST"))  # Put Message refused; the upload went through
+    with pytest.raises(ServiceError) as caught:
+        await pair.faulty.send_message(os.urandom(DATA_SIZE))
+    assert any("was removed" in note for note in caught.value.__notes__)
+    assert await _names(pair.direct) == [] and await _count(pair.direct) == 0
+
+
+async def test_a_send_whose_answer_is_lost_keeps_the_blob_and_the_message_is_whole(
+    pair: Pair, proxy: FaultProxy
+) -> None:
+    data = os.urandom(DATA_SIZE)
+    proxy.script(Fault("reset_after", method="POST"))  # stored, but the client never hears it
+    with pytest.raises(TransportError) as caught:
+        await pair.faulty.send_message(data)
+    assert any("may have been stored" in note and "kept" in note for note in caught.value.__notes__)
+    store = pair.faulty._pool.payloads
+    assert store is not None and store.orphans == 1
+    assert len(await _names(pair.direct)) == 1
+    assert await _handle_all(pair.direct, max_messages=1) == [data]  # nothing lost
+    assert await _names(pair.direct) == []
+
+
+async def test_a_failed_download_releases_the_message_for_later(
+    pair: Pair, blob_proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("aioqueue._operations.PAYLOAD_RETRY_SECONDS", 1)
+    data = os.urandom(DATA_SIZE)
+    await pair.direct.send_message(data)
+    blob_proxy.script(Fault("reset_before", method="GET"), Fault("503", method="GET"))  # the blob service away
+    got = await _handle_all(pair.faulty, max_messages=1, idle_timeout=30, max_dequeue_count=5)
+    assert got == [data]  # released (not poisoned), then handled once the blob service answered again
+    assert [s.fault for s in blob_proxy.seen if s.method == "GET"][:3] == ["reset_before", "503", None]
+    assert await _names(pair.direct) == [] and await _count(pair.direct) == 0
+
+
+@pytest.mark.slow
+async def test_a_download_that_times_out_releases_the_message_for_later(
+    pair: Pair, blob_proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr("aioqueue._operations.PAYLOAD_RETRY_SECONDS", 1)
+    data = os.urandom(DATA_SIZE)
+    await pair.direct.send_message(data)
+    gate = Gate()  # the Get Blob is held past the client's 3 s timeout, and never answered in time
+    blob_proxy.script(Fault("hold", method="GET", gate=gate))
+    try:
+        with caplog.at_level(logging.WARNING, logger="aioqueue"):
+            got = await _handle_all(pair.faulty, max_messages=1, idle_timeout=30, max_dequeue_count=5)
+    finally:
+        gate.release.set()
+    assert got == [data]
+    (why,) = [r for r in caplog.records if "fetching its payload failed" in r.getMessage()]
+    assert isinstance(why.args[2], RequestTimeout)  # type: ignore[index]
+    assert await _names(pair.direct) == [] and await _count(pair.direct) == 0
+
+
+async def test_a_corrupted_blob_is_poisoned_with_the_reason_and_kept(pair: Pair, blob_proxy: FaultProxy) -> None:
+    data = os.urandom(DATA_SIZE)
+    await pair.direct.send_message(data)
+    flipped = Fault("rewrite", method="GET", transform=lambda body: bytes([body[0] ^ 1]) + body[1:])
+    blob_proxy.script(flipped)
+    reasons: list[str] = []
+    handled = await _handle_all(
+        pair.faulty, max_messages=1, max_dequeue_count=5, on_poison=lambda msg, why: reasons.append(why)
+    )
+    assert handled == [] and len(reasons) == 1 and "does not match its reference" in reasons[0]
+    assert len(await _names(pair.direct)) == 1  # the payload stays with the poison copy
+    (poisoned,) = await pair.direct._sibling(f"{pair.direct.queue_name}-poison").peek_messages()
+    assert poisoned.content == data  # nothing lost: the poison copy still resolves
+
+
+async def test_a_blob_delete_failing_after_the_message_delete_leaves_a_counted_orphan(
+    pair: Pair, blob_proxy: FaultProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = os.urandom(DATA_SIZE)
+    await pair.direct.send_message(data)
+    blob_proxy.script(Fault("500", method="DELETE"))
+    with caplog.at_level(logging.WARNING, logger="aioqueue"):
+        assert await _handle_all(pair.faulty, max_messages=1) == [data]
+    assert await _count(pair.direct) == 0  # the message is done
+    assert len(await _names(pair.direct)) == 1  # its blob is an orphan, for the sweep
+    store = pair.faulty._pool.payloads
+    assert store is not None and store.orphans == 1
+    assert any("left as an orphan" in r.getMessage() for r in caplog.records)
