@@ -331,3 +331,18 @@ def test_the_blob_endpoint_carries_the_queue_urls_sas() -> None:
     endpoint = store.blobs.http.endpoint
     assert endpoint.origin == "https://acct.blob.core.windows.net" and endpoint.sas is not None
     asyncio.run(queue.close())
+
+
+@pytest.mark.parametrize("content", [os.urandom(70_000), bytearray(70_000), memoryview(bytes(70_000))])
+async def test_bytes_over_the_limit_with_base64_are_a_clear_encoding_error(content: object) -> None:
+    """base64 takes str: bytes over 64 KiB are a MessageEncodingError naming 'binary' (not an
+    AttributeError from sizing them), before any request (nothing listens on the endpoints)."""
+    payloads = BlobPayloads(container="abc", endpoint="http://127.0.0.1:9/devstoreaccount1")
+    async with QueueClient(
+        "http://127.0.0.1:9/devstoreaccount1", "q-name", message_encoding="base64", large_payloads=payloads, retry=None
+    ) as queue:
+        for send in (queue.send_message, lambda c: queue.send_messages([c])):
+            with pytest.raises((MessageEncodingError, SendMessagesError)) as info:
+                await send(content)
+            error = info.value.__cause__ if isinstance(info.value, SendMessagesError) else info.value
+            assert isinstance(error, MessageEncodingError) and "use 'binary'" in str(error)
