@@ -1,5 +1,6 @@
 """The event hooks of a client: what they see of each attempt (read-only, without secrets), how a
-client's ``event_hooks=`` is checked, and how the transport calls them."""
+client's ``event_hooks=`` is checked, and how the transport calls them; and what an operation's
+telemetry takes from each attempt (:class:`AttemptRecorder`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, Protocol
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -108,3 +109,32 @@ def response_event(
 
 def visible_headers(headers: Mapping[str, str]) -> CIMultiDictProxy[str]:
     return CIMultiDictProxy(CIMultiDict(redact_headers(headers)))
+
+
+class AttemptRecorder(Protocol):
+    """What an operation's telemetry takes from the retry loop (``on`` False: nothing, and the loop
+    does not even read the clock for it)."""
+
+    on: bool
+
+    def attempt(
+        self,
+        *,
+        attempt: int,
+        method: str,
+        status: int | None,
+        request_id: str | None,
+        error: BaseException | None,
+        seconds: float,
+        retrying: bool,
+    ) -> None: ...
+
+
+class _NotRecorded:
+    on = False
+
+    def attempt(self, **_: object) -> None:  # pragma: no cover - never called while on is False
+        return None
+
+
+NOT_RECORDED: AttemptRecorder = _NotRecorded()

@@ -32,7 +32,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple
 from urllib.parse import quote
 
 import aiohttp
@@ -42,15 +42,17 @@ from yarl import URL
 from ._auth import BearerChallenge, SasCredential, SharedKeyCredential, TokenCache
 from ._dates import RequestDate
 from ._endpoint import Endpoint
-from ._errors import (
-    AioQueueError,
-    ConfigurationError,
-    MalformedResponse,
-    RequestTimeout,
-    TransportError,
-    redact,
+from ._errors import AioQueueError, ConfigurationError, MalformedResponse, RequestTimeout, TransportError, redact
+from ._events import (
+    NO_HEADERS,
+    NOT_RECORDED,
+    AttemptRecorder,
+    Hooks,
+    RequestEvent,
+    call_hooks,
+    response_event,
+    visible_headers,
 )
-from ._events import NO_HEADERS, Hooks, RequestEvent, call_hooks, response_event, visible_headers
 from ._events import Location as Location  # re-exported: the clients take both from here
 from ._events import check_event_hooks as check_event_hooks
 from ._retry import NO_RETRY, RetryPolicy, retry_after_seconds
@@ -200,35 +202,6 @@ def _with_sas(url: str, token: str) -> str:
 _new_target = functools.partial(tuple.__new__, _Target)
 _new_response = functools.partial(tuple.__new__, Response)
 _NO_QUERY: Mapping[str, str] = MappingProxyType({})
-
-
-class AttemptRecorder(Protocol):
-    """What an operation's telemetry takes from the retry loop (``on`` False: nothing, and the loop
-    does not even read the clock for it)."""
-
-    on: bool
-
-    def attempt(
-        self,
-        *,
-        attempt: int,
-        method: str,
-        status: int | None,
-        request_id: str | None,
-        error: BaseException | None,
-        seconds: float,
-        retrying: bool,
-    ) -> None: ...
-
-
-class _NotRecorded:
-    on = False
-
-    def attempt(self, **_: object) -> None:  # pragma: no cover - never called while on is False
-        return None
-
-
-NOT_RECORDED: AttemptRecorder = _NotRecorded()
 
 
 @dataclass(slots=True)
