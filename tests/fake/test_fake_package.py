@@ -4,13 +4,17 @@ an installed wheel."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-
-import pytest
 
 import aioqueue
 import aioqueue.testing
 from aioqueue._fake import FakeQueueService
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pytest itself needs tomli before 3.11
+    import tomli as tomllib
 
 ROOT = Path(aioqueue.__file__).parent.parent
 
@@ -21,7 +25,6 @@ def test_aioqueue_testing_exports_the_fake_service():
 
 
 def test_every_subpackage_of_aioqueue_is_in_the_distribution():
-    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     packages = config["tool"]["setuptools"]["packages"]
     found = sorted(".".join(path.parent.relative_to(ROOT).parts) for path in (ROOT / "aioqueue").rglob("__init__.py"))
