@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import tracemalloc
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -26,35 +25,18 @@ from aioqueue import (
     SendMessagesError,
     ServiceError,
 )
-from aioqueue._blob_operations import BlobOperations
+from tests.client.payloads import blobs, container_name, large_queue
 from tests.faults import Fault, FaultProxy
 
-
-def _container() -> str:
-    return f"payloads-{uuid.uuid4().hex[:12]}"
+_container = container_name
+_blobs = blobs
 
 
 @pytest_asyncio.fixture
 async def large(both_conn_str: str) -> AsyncIterator[QueueClient]:
     """A binary-encoded client with large payloads on a fresh queue (and container)."""
-    name = f"large-{uuid.uuid4().hex[:16]}"
-    payloads = BlobPayloads(container=_container(), block_size=256 * 1024)
-    async with QueueClient.from_connection_string(
-        both_conn_str, name, message_encoding="binary", large_payloads=payloads
-    ) as queue:
-        await queue.create_queue()
-        await _blobs(queue).create_container()
-        try:
-            yield queue
-        finally:
-            await queue.delete_queue(missing_ok=True)
-            await queue._sibling(f"{name}-poison").delete_queue(missing_ok=True)
-
-
-def _blobs(queue: QueueClient) -> BlobOperations:
-    store = queue._pool.payloads
-    assert store is not None
-    return store.blobs
+    async with large_queue(both_conn_str, "large", block_size=256 * 1024) as queue:
+        yield queue
 
 
 async def _names(queue: QueueClient) -> list[str]:
