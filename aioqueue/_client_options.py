@@ -179,12 +179,12 @@ def open_pool(
     telemetry = _make_telemetry(
         endpoint, settings.tracer_provider, settings.meter_provider, settings.trace_context_field
     )
-    payloads = _payload_store(settings.large_payloads, http, connection)
+    payloads = _payload_store(settings.large_payloads, http, connection, settings.allow_insecure_http)
     return Pool(http, telemetry, payloads), encoding
 
 
 def _payload_store(
-    option: BlobPayloads | None, http: RetryingSession, connection: ConnectionSettings | None
+    option: BlobPayloads | None, http: RetryingSession, connection: ConnectionSettings | None, allow_insecure_http: bool
 ) -> PayloadStore | None:
     """The large payloads' store: the option's endpoint, else the connection string's BlobEndpoint,
     else the one beside the queue endpoint; the queue's credential (and a SAS in its URL) signs."""
@@ -204,6 +204,7 @@ def _payload_store(
         endpoint = parse_account_url(f"{url}?{queue.sas}", "Blob endpoint")
     if queue.account_name and endpoint.account_name != queue.account_name:
         endpoint = endpoint.with_account(queue.account_name)
+    _refuse_secrets_over_http(endpoint, http.credential, allow_insecure_http)
     return PayloadStore(option, BlobOperations(http.sibling(endpoint, http.credential), option.container))
 
 

@@ -330,7 +330,7 @@ def parse_connection_string(conn_str: str) -> ConnectionSettings:
     """Parse every form Azure documents; errors name the problem and never echo a secret."""
     settings = _read_settings(conn_str)
     if settings.get("usedevelopmentstorage", "").lower() == "true":
-        extra = set(settings) - {"usedevelopmentstorage", "developmentstorageproxyuri"}
+        extra = set(settings) - {"usedevelopmentstorage", "developmentstorageproxyuri", "blobendpoint"}
         if extra:
             raise ConfigurationError(
                 "UseDevelopmentStorage=true cannot be combined with " + ", ".join(sorted(_KNOWN_KEYS[k] for k in extra))
@@ -340,6 +340,7 @@ def parse_connection_string(conn_str: str) -> ConnectionSettings:
         if proxy:
             endpoint = proxy.rstrip("/") + ":10001/" + DEV_ACCOUNT
             blob = proxy.rstrip("/") + ":10000/" + DEV_ACCOUNT
+        blob = settings.get("blobendpoint") or blob  # it was ignored before large payloads read it
         return ConnectionSettings(endpoint, SharedKeyCredential(DEV_ACCOUNT, DEV_KEY), DEV_ACCOUNT, None, blob)
     if "usedevelopmentstorage" in settings:
         raise ConfigurationError("UseDevelopmentStorage must be 'true' when present")

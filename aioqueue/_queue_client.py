@@ -253,6 +253,8 @@ class QueueClient(ClientBase[QueueOperations]):
         """Look at up to ``max_messages`` (1..32) visible messages without hiding or counting them.
         With ``large_payloads``, a large message's content is fetched; ``resolve=False`` shows its
         reference's JSON text instead."""
+        if not isinstance(resolve, bool):
+            raise ConfigurationError(f"resolve must be True or False, not {resolve!r}")
         raws = await self._ops.peek_messages(message_count(max_messages), headers, resolve)
         return peeked_messages(raws, self._ops.decode if resolve else self._ops.undecoded)
 
