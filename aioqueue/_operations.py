@@ -575,6 +575,17 @@ class QueueOperations(Operations):
             log.warning("message %s was deleted, but its payload blob %s was not (left as an orphan): %s",
                         msg_id, blob, exc)  # fmt: skip
 
+    def _forget_payload(self, msg_id: str) -> None:
+        """After a delete answered with what only may mean the message is gone: its blob never deleted
+        (the message may live on under a newer receipt, with another consumer), left as an orphan."""
+        blob = self._held.pop(msg_id, None)
+        store = self.pool.payloads
+        if blob is None or store is None:
+            return
+        store.orphans += 1
+        log.warning("message %s may not be deleted (its delete's answer was not 2xx or 404), so its payload "
+                    "blob %s was not deleted (left as an orphan)", msg_id, blob)  # fmt: skip
+
     async def update_message(
         self,
         op: str,
@@ -627,7 +638,7 @@ class QueueOperations(Operations):
         """Delete Message; ``resent``: an earlier request for this delete may have landed."""
         rec = self.operation("delete", message)
         with rec:
-            await self.call(
+            response = await self.call(
                 rec,
                 "DELETE",
                 f"{self.messages_path}/{msg_id}",  # a checked id: nothing in it to escape
@@ -641,7 +652,10 @@ class QueueOperations(Operations):
                 lambda response: (resent or response.after_lost_answer) and _message_gone(response),
             )
         if self._held:
-            await self._drop_payload(msg_id)
+            if response.status < 300 or response.status == 404:
+                await self._drop_payload(msg_id)
+            else:  # a "gone" that may not be (PopReceiptMismatch): it may live on under a newer receipt
+                self._forget_payload(msg_id)
 
     async def clear_messages(self, *, extra: Mapping[str, str] | None) -> None:
         await self.call("clear", "DELETE", self.messages_path, None, None, None, extra)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import tracemalloc
 from collections.abc import AsyncIterator
@@ -328,3 +329,27 @@ async def test_bytes_over_the_limit_with_base64_are_a_clear_encoding_error(conte
                 await send(content)
             error = info.value.__cause__ if isinstance(info.value, SendMessagesError) else info.value
             assert isinstance(error, MessageEncodingError) and "use 'binary'" in str(error)
+
+
+async def test_a_resent_delete_refused_for_its_receipt_keeps_the_blob_of_the_living_message(
+    large: QueueClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A resent delete (ReceivedMessage's after a cut-off one) answered PopReceiptMismatch: the message
+    may be another consumer's under a newer receipt, so its blob stays (an orphan to this client)."""
+    data = os.urandom(70_000)
+    await large.send_message(data)
+    (name,) = await _names(large)
+    msg = await _received(large)
+    # the message's receipt changes, as another consumer's receive after a lapsed lease changes it
+    newer = await large.update_message(msg.id, msg.pop_receipt, visibility_timeout=60)
+    with caplog.at_level(logging.WARNING, logger="aioqueue"):
+        await large._ops.delete(msg, resent=True)  # "gone" to the resend: the message is still there
+    assert await _names(large) == [name]
+    store = large._pool.payloads
+    assert store is not None and store.orphans == 1
+    assert any("left as an orphan" in r.getMessage() for r in caplog.records)
+    await large.update_message(msg.id, newer.pop_receipt, visibility_timeout=0)
+    again = await _received(large)
+    assert again.content == data  # the living message still has its payload
+    await large.delete_message(again)
+    assert await _names(large) == []
