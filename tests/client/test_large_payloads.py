@@ -353,3 +353,16 @@ async def test_a_resent_delete_refused_for_its_receipt_keeps_the_blob_of_the_liv
     assert again.content == data  # the living message still has its payload
     await large.delete_message(again)
     assert await _names(large) == []
+
+
+async def test_an_update_by_id_keeps_its_new_blob_forever(large: QueueClient) -> None:
+    """Given only an id, the message's remaining time to live is unknown (it may never expire): its
+    new blob is marked ``never`` (an orphan at worst), never given an expiry a sweep could reach."""
+    await large.send_message(b"small", time_to_live=-1)
+    msg = await _received(large)
+    data = os.urandom(80_000)
+    await large.update_message(msg.id, msg.pop_receipt, content=data, visibility_timeout=0)
+    page, _ = await _blobs(large).list_blobs(prefix=f"{large.queue_name}/")
+    assert [item.metadata.get("aioqueue_expires") for item in page] == ["never"]
+    assert await large.sweep_payloads(dry_run=True) == 0
+    assert (await _received(large)).content == data
