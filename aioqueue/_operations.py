@@ -41,7 +41,7 @@ from ._models import (
     UpdateReceipt,
     UserDelegationKey,
 )
-from ._payloads import PayloadStore, PayloadUnavailable, Reference, keep_forever
+from ._payloads import PayloadStore, PayloadUnavailable, Reference, keep_forever, payload_queue
 from ._telemetry import Operation, Telemetry, _Off, count_outcome
 from ._transport import DEFAULT_MAX_RESPONSE_BYTES, Accept, Response, RetryingSession, State, Where
 from ._validation import POP_RECEIPT, metadata_headers
@@ -549,6 +549,10 @@ class QueueOperations(Operations):
             log.warning("message %s: releasing it failed; it returns after its visibility timeout: %s", raw.id, exc)
 
     def _hold(self, msg_id: str, blob: str) -> None:
+        """Remember a received message's blob, to delete after it: only this queue's own payload (a
+        poison queue's copies, a reference copied from another queue: never deleted here)."""
+        if payload_queue(blob) != self.queue_name:
+            return
         held = self._held
         held[msg_id] = blob
         if len(held) > _HELD_BLOBS and self.pool.payloads is not None:
