@@ -587,7 +587,7 @@ class QueueOperations(Operations):
         if blob is None or store is None:
             return
         store.orphans += 1
-        log.warning("message %s may not be deleted (its delete's answer was not 2xx or 404), so its payload "
+        log.warning("message %s may not be deleted (its delete was not answered 2xx), so its payload "
                     "blob %s was not deleted (left as an orphan)", msg_id, blob)  # fmt: skip
 
     async def update_message(
@@ -656,9 +656,9 @@ class QueueOperations(Operations):
                 lambda response: (resent or response.after_lost_answer) and _message_gone(response),
             )
         if self._held:
-            if response.status < 300 or response.status == 404:
+            if response.status < 300:
                 await self._drop_payload(msg_id)
-            else:  # a "gone" that may not be (PopReceiptMismatch): it may live on under a newer receipt
+            else:  # a resend's "gone" (404 on Azure, 400 on Azurite) is also a stale receipt's answer
                 self._forget_payload(msg_id)
 
     async def clear_messages(self, *, extra: Mapping[str, str] | None) -> None:

@@ -27,6 +27,7 @@ from aioqueue import (
     SendMessagesError,
     ServiceError,
 )
+from aioqueue.testing import Azurite, FakeQueueService
 from tests.client.payloads import blobs, container_name, large_queue
 from tests.faults import Fault, FaultProxy
 
@@ -354,6 +355,23 @@ async def test_a_resent_delete_refused_for_its_receipt_keeps_the_blob_of_the_liv
     assert again.content == data  # the living message still has its payload
     await large.delete_message(again)
     assert await _names(large) == []
+
+
+async def test_a_resent_delete_answered_404_for_a_stale_receipt_keeps_the_blob(
+    fake: FakeQueueService, azurite_blob: Azurite
+) -> None:
+    """On Azure a stale pop receipt is 404 MessageNotFound (the fake's answer too), so a resent
+    delete's 404 may be a message living on under a newer receipt: its blob stays, an orphan."""
+    async with large_queue(f"{fake.connection_string};BlobEndpoint={azurite_blob.url}", "stale") as queue:
+        data = os.urandom(70_000)
+        await queue.send_message(data)
+        (name,) = await _names(queue)
+        msg = await _received(queue)
+        newer = await queue.update_message(msg.id, msg.pop_receipt, visibility_timeout=60)
+        await queue._ops.delete(msg, resent=True)  # 404 to the stale receipt: the message is still there
+        assert await _names(queue) == [name]
+        await queue.update_message(msg.id, newer.pop_receipt, visibility_timeout=0)
+        assert (await _received(queue)).content == data
 
 
 async def test_an_update_by_id_keeps_its_new_blob_forever(large: QueueClient) -> None:
