@@ -41,7 +41,7 @@ from ._models import (
     UpdateReceipt,
     UserDelegationKey,
 )
-from ._payloads import PayloadStore, PayloadUnavailable, Reference, keep_forever
+from ._payloads import PayloadStore, PayloadUnavailable, Reference, keep_forever, payload_queue
 from ._telemetry import Operation, Telemetry, _Off, count_outcome
 from ._transport import DEFAULT_MAX_RESPONSE_BYTES, Accept, Response, RetryingSession, State, Where
 from ._validation import POP_RECEIPT, metadata_headers
@@ -549,6 +549,10 @@ class QueueOperations(Operations):
             log.warning("message %s: releasing it failed; it returns after its visibility timeout: %s", raw.id, exc)
 
     def _hold(self, msg_id: str, blob: str) -> None:
+        """Remember a received message's blob, to delete after it: only this queue's own payload (a
+        poison queue's copies, a reference copied from another queue: never deleted here)."""
+        if payload_queue(blob) != self.queue_name:
+            return
         held = self._held
         held[msg_id] = blob
         if len(held) > _HELD_BLOBS and self.pool.payloads is not None:
@@ -574,6 +578,17 @@ class QueueOperations(Operations):
             store.orphans += 1
             log.warning("message %s was deleted, but its payload blob %s was not (left as an orphan): %s",
                         msg_id, blob, exc)  # fmt: skip
+
+    def _forget_payload(self, msg_id: str) -> None:
+        """After a delete answered with what only may mean the message is gone: its blob never deleted
+        (the message may live on under a newer receipt, with another consumer), left as an orphan."""
+        blob = self._held.pop(msg_id, None)
+        store = self.pool.payloads
+        if blob is None or store is None:
+            return
+        store.orphans += 1
+        log.warning("message %s may not be deleted (its delete was not answered 2xx), so its payload "
+                    "blob %s was not deleted (left as an orphan)", msg_id, blob)  # fmt: skip
 
     async def update_message(
         self,
@@ -627,7 +642,7 @@ class QueueOperations(Operations):
         """Delete Message; ``resent``: an earlier request for this delete may have landed."""
         rec = self.operation("delete", message)
         with rec:
-            await self.call(
+            response = await self.call(
                 rec,
                 "DELETE",
                 f"{self.messages_path}/{msg_id}",  # a checked id: nothing in it to escape
@@ -641,7 +656,10 @@ class QueueOperations(Operations):
                 lambda response: (resent or response.after_lost_answer) and _message_gone(response),
             )
         if self._held:
-            await self._drop_payload(msg_id)
+            if response.status < 300:
+                await self._drop_payload(msg_id)
+            else:  # a resend's "gone" (404 on Azure, 400 on Azurite) is also a stale receipt's answer
+                self._forget_payload(msg_id)
 
     async def clear_messages(self, *, extra: Mapping[str, str] | None) -> None:
         await self.call("clear", "DELETE", self.messages_path, None, None, None, extra)

@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import math
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -110,6 +111,16 @@ class Reference:
         return ref if ok else None
 
 
+_BLOB_NAME = re.compile(r"([a-z0-9-]{3,63})/[0-9a-f]{32}")  # <queue>/<uuid hex>: the only name offload writes
+
+
+def payload_queue(blob: str) -> str | None:
+    """The queue a payload blob's name says it is for (``<queue>/<32 hex digits>``, the name a send
+    writes); None for a name of any other shape (never read, never deleted)."""
+    match = _BLOB_NAME.fullmatch(blob)
+    return match.group(1) if match else None
+
+
 def _split(encoding: MessageEncoding, content: Any, limit: int) -> tuple[str | None, memoryview | None, str]:
     """(message text, None) for content that fits; (None, the bytes to upload, content_encoding) for
     content over ``limit``. Bytes and text are sized before any encoding: a 100 MiB payload is never
@@ -196,6 +207,8 @@ class PayloadStore:
         service failure is raised as it is (the message is then released for another try)."""
         if ref.container != self.blobs.container:
             raise PayloadUnavailable(f"its payload is in container {ref.container!r}, not this client's")
+        if payload_queue(ref.blob) is None:
+            raise PayloadUnavailable(f"its reference's blob {ref.blob[:80]!r} is not a payload blob name")
         if not 0 <= ref.size <= self.options.max_size:
             raise PayloadUnavailable(f"its payload's size {ref.size} is over large_payloads' max_size")
         sink = io.BytesIO()  # its getvalue() hands over its buffer: no second copy
@@ -274,7 +287,7 @@ async def sweep(store: PayloadStore, queue_name: str, *, dry_run: bool = False, 
 async def keep_forever(store: PayloadStore, ref: Reference) -> None:
     """Record ``never`` as a payload's expiry (its message's poison copy never expires): a sweep keeps
     it. A payload already missing is left so (its message is poisoned for that)."""
-    if ref.container != store.blobs.container:
+    if ref.container != store.blobs.container or payload_queue(ref.blob) is None:
         return
     try:
         await store.blobs.set_metadata(ref.blob, {_EXPIRES: "never"})

@@ -437,10 +437,12 @@ def _id_and_receipt(message: QueueMessage | SendReceipt | str, pop_receipt: str 
     return check_message_id(message), check_pop_receipt(pop_receipt)
 
 
-def _ttl_left(message: QueueMessage | str) -> int | None:
-    """The seconds a received message has left to live (-1: never expires; None: not known)."""
+def _ttl_left(message: QueueMessage | str) -> int:
+    """The seconds a received message has left to live; -1 when it never expires, and when it is not
+    known (a message id: it may never expire), so its new payload blob is never swept (an orphan at
+    worst, never a live message's payload lost)."""
     if not isinstance(message, QueueMessage):
-        return None
+        return -1
     if message.expires_on.year >= 9999:
         return -1
     return max(1, int(message.expires_on.timestamp() - time.time()))

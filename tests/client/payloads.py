@@ -24,10 +24,10 @@ def blobs(queue: QueueClient) -> BlobOperations:
 
 @contextlib.asynccontextmanager
 async def large_queue(conn_str: str, prefix: str, **payload_options: Any) -> AsyncIterator[QueueClient]:
-    """A binary-encoded client with large payloads on a fresh queue (and container); the queue and its
-    poison queue are deleted afterwards."""
+    """A binary-encoded client with large payloads on a fresh queue (and container, unless the options
+    name one); the queue and its poison queue are deleted afterwards."""
     name = f"{prefix}-{uuid.uuid4().hex[:16]}"
-    payloads = BlobPayloads(container=container_name(), **payload_options)
+    payloads = BlobPayloads(**{"container": container_name(), **payload_options})
     async with QueueClient.from_connection_string(
         conn_str, name, message_encoding="binary", large_payloads=payloads
     ) as queue:

@@ -4,7 +4,9 @@ queue and blob services together; cleanup after the message's delete, never befo
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import logging
 import os
 import tracemalloc
 from collections.abc import AsyncIterator
@@ -25,6 +27,7 @@ from aioqueue import (
     SendMessagesError,
     ServiceError,
 )
+from aioqueue.testing import Azurite, FakeQueueService
 from tests.client.payloads import blobs, container_name, large_queue
 from tests.faults import Fault, FaultProxy
 
@@ -328,3 +331,130 @@ async def test_bytes_over_the_limit_with_base64_are_a_clear_encoding_error(conte
                 await send(content)
             error = info.value.__cause__ if isinstance(info.value, SendMessagesError) else info.value
             assert isinstance(error, MessageEncodingError) and "use 'binary'" in str(error)
+
+
+async def test_a_resent_delete_refused_for_its_receipt_keeps_the_blob_of_the_living_message(
+    large: QueueClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A resent delete (ReceivedMessage's after a cut-off one) answered PopReceiptMismatch: the message
+    may be another consumer's under a newer receipt, so its blob stays (an orphan to this client)."""
+    data = os.urandom(70_000)
+    await large.send_message(data)
+    (name,) = await _names(large)
+    msg = await _received(large)
+    # the message's receipt changes, as another consumer's receive after a lapsed lease changes it
+    newer = await large.update_message(msg.id, msg.pop_receipt, visibility_timeout=60)
+    with caplog.at_level(logging.WARNING, logger="aioqueue"):
+        await large._ops.delete(msg, resent=True)  # "gone" to the resend: the message is still there
+    assert await _names(large) == [name]
+    store = large._pool.payloads
+    assert store is not None and store.orphans == 1
+    assert any("left as an orphan" in r.getMessage() for r in caplog.records)
+    await large.update_message(msg.id, newer.pop_receipt, visibility_timeout=0)
+    again = await _received(large)
+    assert again.content == data  # the living message still has its payload
+    await large.delete_message(again)
+    assert await _names(large) == []
+
+
+async def test_a_resent_delete_answered_404_for_a_stale_receipt_keeps_the_blob(
+    fake: FakeQueueService, azurite_blob: Azurite
+) -> None:
+    """On Azure a stale pop receipt is 404 MessageNotFound (the fake's answer too), so a resent
+    delete's 404 may be a message living on under a newer receipt: its blob stays, an orphan."""
+    async with large_queue(f"{fake.connection_string};BlobEndpoint={azurite_blob.url}", "stale") as queue:
+        data = os.urandom(70_000)
+        await queue.send_message(data)
+        (name,) = await _names(queue)
+        msg = await _received(queue)
+        newer = await queue.update_message(msg.id, msg.pop_receipt, visibility_timeout=60)
+        await queue._ops.delete(msg, resent=True)  # 404 to the stale receipt: the message is still there
+        assert await _names(queue) == [name]
+        await queue.update_message(msg.id, newer.pop_receipt, visibility_timeout=0)
+        assert (await _received(queue)).content == data
+
+
+async def test_an_update_by_id_keeps_its_new_blob_forever(large: QueueClient) -> None:
+    """Given only an id, the message's remaining time to live is unknown (it may never expire): its
+    new blob is marked ``never`` (an orphan at worst), never given an expiry a sweep could reach."""
+    await large.send_message(b"small", time_to_live=-1)
+    msg = await _received(large)
+    data = os.urandom(80_000)
+    await large.update_message(msg.id, msg.pop_receipt, content=data, visibility_timeout=0)
+    page, _ = await _blobs(large).list_blobs(prefix=f"{large.queue_name}/")
+    assert [item.metadata.get("aioqueue_expires") for item in page] == ["never"]
+    assert await large.sweep_payloads(dry_run=True) == 0
+    assert (await _received(large)).content == data
+
+
+async def test_a_reference_copied_from_another_queue_never_deletes_its_blob(
+    large: QueueClient, both_conn_str: str
+) -> None:
+    """A message in one queue carrying another queue's reference (copied from a peek, a log, a poison
+    copy) is handled, but only the other queue's own consumer deletes that blob."""
+    container = _blobs(large).container
+    async with large_queue(both_conn_str, "other", container=container) as other:
+        data = os.urandom(70_000)
+        await other.send_message(data)
+        (name,) = await _names(other)
+        (peeked,) = await other.peek_messages(resolve=False)
+        await large._ops.put_message(peeked.content, {})
+        copy = await _received(large)
+        assert copy.content == data
+        await large.delete_message(copy)
+        assert await _names(other) == [name]  # still there: other's message still points at it
+        mine = await _received(other)
+        assert mine.content == data
+        await other.delete_message(mine)
+        assert await _names(other) == []
+
+
+@pytest.mark.parametrize(
+    "blob", ["notes.txt", "large/0123456789abcdef0123456789abcdef/x", "x/../y", "LARGE/" + "0" * 32]
+)
+async def test_a_reference_naming_a_blob_aioqueue_never_writes_is_the_messages_failure(
+    large: QueueClient, blob: str
+) -> None:
+    """Only ``<queue>/<32 hex digits>`` (the name a send writes) is read: a reference naming any other
+    blob of the container is the message's failure, poisoned with the reason, the blob neither read
+    nor deleted."""
+    data = b"someone else's blob"
+    await _blobs(large).put_blob(blob, data)
+    ref = {
+        "aioqueue_payload": 1, "container": _blobs(large).container, "blob": blob, "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(), "content_encoding": "binary", "message_encoding": "binary",
+    }  # fmt: skip
+    await large._ops.put_message(json.dumps(ref, separators=(",", ":")), {})
+    handled: list[object] = []
+
+    async def handle(msg: ReceivedMessage) -> None:
+        handled.append(msg.content)
+
+    stats = await large.process(handle, max_messages=1, idle_timeout=3, max_dequeue_count=5)
+    assert handled == [] and stats.poisoned == 1
+    page, _ = await _blobs(large).list_blobs(prefix=blob)
+    assert [item.name for item in page] == [blob]
+    with pytest.raises(PayloadUnavailable, match="not a payload blob name"):
+        await large._sibling(f"{large.queue_name}-poison").peek_messages()
+
+
+async def test_a_poison_queue_consumer_reads_its_payloads_but_never_deletes_them(
+    large: QueueClient, both_conn_str: str
+) -> None:
+    data = os.urandom(70_000)
+    await large.send_message(data)
+    (name,) = await _names(large)
+
+    async def fail(msg: ReceivedMessage) -> None:
+        raise RuntimeError("no")
+
+    stats = await large.process(fail, max_messages=3, idle_timeout=3, max_dequeue_count=1, retry_delay=0)
+    assert stats.poisoned == 1
+    payloads = BlobPayloads(container=_blobs(large).container)
+    async with QueueClient.from_connection_string(
+        both_conn_str, f"{large.queue_name}-poison", message_encoding="binary", large_payloads=payloads
+    ) as poison:
+        copy = await _received(poison)
+        assert copy.content == data
+        await poison.delete_message(copy)
+    assert await _names(large) == [name]  # marked never: an orphan, documented
