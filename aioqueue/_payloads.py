@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import math
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ __all__ = ["REFERENCE_PREFIX", "BlobPayloads", "PayloadError", "PayloadStore", "
 REFERENCE_PREFIX = '{"aioqueue_payload":1,'
 _EXPIRES = "aioqueue_expires"  # blob metadata: when (Unix seconds) its message has surely expired, or "never"
 _DEFAULT_TTL = 7 * 24 * 3600  # the service's default time to live
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class PayloadUnavailable(MessageEncodingError):
@@ -104,8 +106,12 @@ class Reference:
             ref = cls(**{k: fields[k] for k in cls.__dataclass_fields__})
         except (ValueError, TypeError, KeyError):
             return None
-        ok = isinstance(ref.size, int) and all(
-            isinstance(getattr(ref, k), str) for k in ("container", "blob", "sha256")
+        strs = ("container", "blob", "sha256", "content_encoding", "message_encoding")
+        ok = (
+            type(ref.size) is int  # not a bool, not a float
+            and ref.size >= 0
+            and all(type(getattr(ref, k)) is str for k in strs)
+            and _SHA256.fullmatch(ref.sha256) is not None
         )
         return ref if ok else None
 
@@ -192,8 +198,8 @@ class PayloadStore:
 
     async def resolve(self, ref: Reference, encoding: MessageEncoding) -> Any:
         """The content a reference points at: downloaded a block at a time, its size and SHA-256
-        checked, decoded. PayloadUnavailable when missing or not matching; a transport or other
-        service failure is raised as it is (the message is then released for another try)."""
+        checked, decoded. PayloadUnavailable when missing, not matching or not decoding; a transport
+        or other service failure is raised as it is (the message is then released for another try)."""
         if ref.container != self.blobs.container:
             raise PayloadUnavailable(f"its payload is in container {ref.container!r}, not this client's")
         if not 0 <= ref.size <= self.options.max_size:
@@ -222,7 +228,12 @@ class PayloadStore:
                 f"its payload blob {ref.container}/{ref.blob} does not match its reference (size or SHA-256)"
             )
         data = sink.getvalue()
-        return _decode(data, ref, encoding)
+        try:
+            return _decode(data, ref, encoding)
+        except PayloadUnavailable:
+            raise
+        except Exception as exc:  # a MessageEncodingError, or a custom encoding's bug: the message's failure
+            raise PayloadUnavailable(f"its payload does not decode: {type(exc).__name__}: {str(exc)[:200]}") from None
 
     async def delete(self, name: str) -> bool:
         """Delete a payload blob; True when it was there."""
