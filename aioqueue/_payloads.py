@@ -207,18 +207,27 @@ class PayloadStore:
         sink = io.BytesIO()  # its getvalue() hands over its buffer: no second copy
         hasher = hashlib.sha256()
 
-        def take(chunk: bytes) -> None:
-            if not sink.tell() and ref.size > 1:  # sized once, exactly: no growth by an eighth, no copies
-                sink.seek(ref.size - 1)
+        def sized(total: int) -> None:  # the blob's real size, before any buffer is sized from ref.size
+            if total != ref.size:
+                than = "larger" if total > ref.size else "smaller"
+                where = f"{ref.container}/{ref.blob}"
+                raise PayloadUnavailable(
+                    f"its payload blob {where} does not match its reference: "
+                    f"{total} bytes, {than} than its reference's {ref.size}"
+                )
+            if total > 1:  # sized once, exactly: no growth by an eighth, no copies
+                sink.seek(total - 1)
                 sink.write(b"\0")
                 sink.seek(0)
+
+        def take(chunk: bytes) -> None:
             if sink.tell() + len(chunk) > ref.size:
                 raise PayloadUnavailable(f"its payload blob {ref.container}/{ref.blob} is larger than its reference")
             hasher.update(chunk)
             sink.write(chunk)
 
         try:
-            await self.blobs.download(ref.blob, take, chunk_size=self.options.block_size)
+            await self.blobs.download(ref.blob, take, chunk_size=self.options.block_size, sized=sized)
         except ServiceError as exc:
             if exc.status == 404:
                 raise PayloadUnavailable(f"its payload blob {ref.container}/{ref.blob} is missing") from None
@@ -227,13 +236,7 @@ class PayloadStore:
             raise PayloadUnavailable(
                 f"its payload blob {ref.container}/{ref.blob} does not match its reference (size or SHA-256)"
             )
-        data = sink.getvalue()
-        try:
-            return _decode(data, ref, encoding)
-        except PayloadUnavailable:
-            raise
-        except Exception as exc:  # a MessageEncodingError, or a custom encoding's bug: the message's failure
-            raise PayloadUnavailable(f"its payload does not decode: {type(exc).__name__}: {str(exc)[:200]}") from None
+        return _decode(sink.getvalue(), ref, encoding)
 
     async def delete(self, name: str) -> bool:
         """Delete a payload blob; True when it was there."""
@@ -241,6 +244,17 @@ class PayloadStore:
 
 
 def _decode(data: bytes, ref: Reference, encoding: MessageEncoding) -> Any:
+    """The content of a payload's bytes; any failure to decode them is PayloadUnavailable (the
+    message's failure, whatever the encoding raised: a MessageEncodingError, a custom one's bug)."""
+    try:
+        return _decode_as(data, ref, encoding)
+    except PayloadUnavailable:
+        raise
+    except Exception as exc:
+        raise PayloadUnavailable(f"its payload does not decode: {type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def _decode_as(data: bytes, ref: Reference, encoding: MessageEncoding) -> Any:
     if ref.content_encoding == "binary":
         return data
     try:

@@ -184,6 +184,24 @@ async def test_a_blob_longer_than_its_reference_is_refused_while_reading(large: 
         await large.peek_messages()
 
 
+async def test_a_reference_claiming_more_than_its_blob_is_refused_before_any_buffer(large: QueueClient) -> None:
+    await large.send_message(os.urandom(70_000))
+    (peeked,) = await large.peek_messages(resolve=False)
+    fields = json.loads(peeked.content)
+    fields["size"] = 64 * 1024 * 1024  # a lie: the buffer was sized from it before the blob's size was known
+    await large.clear_messages()
+    await large._ops.put_message('{"aioqueue_payload":1,' + json.dumps(fields)[1:], {})
+    tracemalloc.start()
+    try:
+        with pytest.raises(PayloadUnavailable) as caught:
+            await large.peek_messages()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024, peak  # a generous bound: the blob is 70 kB, read in 256 KiB ranges
+    assert "does not match its reference: 70000 bytes, smaller than its reference's 67108864" in str(caught.value)
+
+
 async def _poison_reasons(queue: QueueClient, handled: list[object]) -> tuple[int, list[str]]:
     """process() with poisoning on: (how many were poisoned, their reasons); handled contents appended."""
     reasons: list[str] = []
