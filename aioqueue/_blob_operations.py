@@ -142,9 +142,17 @@ class BlobOperations:
             blocks.append(await self.put_block(name, index, bytes(data[start : start + block_size])))
         await self.put_block_list(name, blocks, metadata)
 
-    async def download(self, name: str, sink: Callable[[bytes], object], *, chunk_size: int) -> BlobItem:
+    async def download(
+        self,
+        name: str,
+        sink: Callable[[bytes], object],
+        *,
+        chunk_size: int,
+        sized: Callable[[int], object] | None = None,
+    ) -> BlobItem:
         """Get Blob in ranges of ``chunk_size``: each range handed to ``sink`` as it comes (one in
-        memory at a time); the blob's size and metadata (from the first answer)."""
+        memory at a time); the blob's size and metadata (from the first answer). ``sized`` gets the
+        blob's size (from the first answer) before ``sink`` gets any range."""
         start, total = 0, None
         metadata: dict[str, str] = {}
         while total is None or start < total:
@@ -156,6 +164,8 @@ class BlobOperations:
             if total is None:
                 total = _total_size(response)
                 metadata = _metadata(response.headers)
+                if sized is not None:
+                    sized(total)
             body = response.body
             if not body and start < total:
                 raise MalformedResponse(f"Get Blob answered no bytes at offset {start} of {total}")

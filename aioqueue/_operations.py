@@ -509,9 +509,9 @@ class QueueOperations(Operations):
 
     async def resolve(self, raws: list[RawMessage], *, leased: bool) -> list[RawMessage]:
         """Each message whose text is a large payload's reference, with its content fetched (or its
-        failure: missing, not matching). A received message whose payload could not be fetched for
-        another reason (the Blob service unreachable, a timeout) is released for another try after
-        PAYLOAD_RETRY_SECONDS and left out; a peek raises that failure."""
+        failure: missing, not matching, not decoding). A received message whose payload could not be
+        fetched for another reason (the Blob service unreachable, a timeout, a 5xx) is released for
+        another try after PAYLOAD_RETRY_SECONDS and left out; a peek raises that failure."""
         store = self.pool.payloads
         assert store is not None
         out: list[RawMessage] = []
@@ -524,7 +524,7 @@ class QueueOperations(Operations):
             resolved.content, resolved.failure = None, None
             try:
                 resolved.content = await store.resolve(ref, self.encoding)
-            except PayloadUnavailable as exc:
+            except MessageEncodingError as exc:  # missing, not matching, not decoding: the message's failure
                 resolved.failure = PayloadUnavailable(f"message {raw.id}: {exc}")
             except AioQueueError as exc:
                 if not leased:

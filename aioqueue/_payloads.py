@@ -33,6 +33,7 @@ __all__ = ["REFERENCE_PREFIX", "BlobPayloads", "PayloadError", "PayloadStore", "
 REFERENCE_PREFIX = '{"aioqueue_payload":1,'
 _EXPIRES = "aioqueue_expires"  # blob metadata: when (Unix seconds) its message has surely expired, or "never"
 _DEFAULT_TTL = 7 * 24 * 3600  # the service's default time to live
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class PayloadUnavailable(MessageEncodingError):
@@ -105,8 +106,12 @@ class Reference:
             ref = cls(**{k: fields[k] for k in cls.__dataclass_fields__})
         except (ValueError, TypeError, KeyError):
             return None
-        ok = isinstance(ref.size, int) and all(
-            isinstance(getattr(ref, k), str) for k in ("container", "blob", "sha256")
+        strs = ("container", "blob", "sha256", "content_encoding", "message_encoding")
+        ok = (
+            type(ref.size) is int  # not a bool, not a float
+            and ref.size >= 0
+            and all(type(getattr(ref, k)) is str for k in strs)
+            and _SHA256.fullmatch(ref.sha256) is not None
         )
         return ref if ok else None
 
@@ -203,8 +208,8 @@ class PayloadStore:
 
     async def resolve(self, ref: Reference, encoding: MessageEncoding) -> Any:
         """The content a reference points at: downloaded a block at a time, its size and SHA-256
-        checked, decoded. PayloadUnavailable when missing or not matching; a transport or other
-        service failure is raised as it is (the message is then released for another try)."""
+        checked, decoded. PayloadUnavailable when missing, not matching or not decoding; a transport
+        or other service failure is raised as it is (the message is then released for another try)."""
         if ref.container != self.blobs.container:
             raise PayloadUnavailable(f"its payload is in container {ref.container!r}, not this client's")
         if payload_queue(ref.blob) is None:
@@ -214,18 +219,27 @@ class PayloadStore:
         sink = io.BytesIO()  # its getvalue() hands over its buffer: no second copy
         hasher = hashlib.sha256()
 
-        def take(chunk: bytes) -> None:
-            if not sink.tell() and ref.size > 1:  # sized once, exactly: no growth by an eighth, no copies
-                sink.seek(ref.size - 1)
+        def sized(total: int) -> None:  # the blob's real size, before any buffer is sized from ref.size
+            if total != ref.size:
+                than = "larger" if total > ref.size else "smaller"
+                where = f"{ref.container}/{ref.blob}"
+                raise PayloadUnavailable(
+                    f"its payload blob {where} does not match its reference: "
+                    f"{total} bytes, {than} than its reference's {ref.size}"
+                )
+            if total > 1:  # sized once, exactly: no growth by an eighth, no copies
+                sink.seek(total - 1)
                 sink.write(b"\0")
                 sink.seek(0)
+
+        def take(chunk: bytes) -> None:
             if sink.tell() + len(chunk) > ref.size:
                 raise PayloadUnavailable(f"its payload blob {ref.container}/{ref.blob} is larger than its reference")
             hasher.update(chunk)
             sink.write(chunk)
 
         try:
-            await self.blobs.download(ref.blob, take, chunk_size=self.options.block_size)
+            await self.blobs.download(ref.blob, take, chunk_size=self.options.block_size, sized=sized)
         except ServiceError as exc:
             if exc.status == 404:
                 raise PayloadUnavailable(f"its payload blob {ref.container}/{ref.blob} is missing") from None
@@ -234,8 +248,7 @@ class PayloadStore:
             raise PayloadUnavailable(
                 f"its payload blob {ref.container}/{ref.blob} does not match its reference (size or SHA-256)"
             )
-        data = sink.getvalue()
-        return _decode(data, ref, encoding)
+        return _decode(sink.getvalue(), ref, encoding)
 
     async def delete(self, name: str) -> bool:
         """Delete a payload blob; True when it was there."""
@@ -243,6 +256,17 @@ class PayloadStore:
 
 
 def _decode(data: bytes, ref: Reference, encoding: MessageEncoding) -> Any:
+    """The content of a payload's bytes; any failure to decode them is PayloadUnavailable (the
+    message's failure, whatever the encoding raised: a MessageEncodingError, a custom one's bug)."""
+    try:
+        return _decode_as(data, ref, encoding)
+    except PayloadUnavailable:
+        raise
+    except Exception as exc:
+        raise PayloadUnavailable(f"its payload does not decode: {type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def _decode_as(data: bytes, ref: Reference, encoding: MessageEncoding) -> Any:
     if ref.content_encoding == "binary":
         return data
     try:

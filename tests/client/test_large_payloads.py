@@ -10,6 +10,7 @@ import logging
 import os
 import tracemalloc
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -27,6 +28,7 @@ from aioqueue import (
     SendMessagesError,
     ServiceError,
 )
+from aioqueue._payloads import Reference
 from aioqueue.testing import Azurite, FakeQueueService
 from tests.client.payloads import blobs, container_name, large_queue
 from tests.faults import Fault, FaultProxy
@@ -183,6 +185,103 @@ async def test_a_blob_longer_than_its_reference_is_refused_while_reading(large: 
     await _blobs(large).put_blob(name, data + os.urandom(300_000))  # read in 256 KiB ranges
     with pytest.raises(PayloadUnavailable, match="larger than its reference"):
         await large.peek_messages()
+
+
+async def test_a_reference_claiming_more_than_its_blob_is_refused_before_any_buffer(large: QueueClient) -> None:
+    await large.send_message(os.urandom(70_000))
+    (peeked,) = await large.peek_messages(resolve=False)
+    fields = json.loads(peeked.content)
+    fields["size"] = 64 * 1024 * 1024  # a lie: the buffer was sized from it before the blob's size was known
+    await large.clear_messages()
+    await large._ops.put_message('{"aioqueue_payload":1,' + json.dumps(fields)[1:], {})
+    tracemalloc.start()
+    try:
+        with pytest.raises(PayloadUnavailable) as caught:
+            await large.peek_messages()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024, peak  # a generous bound: the blob is 70 kB, read in 256 KiB ranges
+    assert "does not match its reference: 70000 bytes, smaller than its reference's 67108864" in str(caught.value)
+
+
+async def _poison_reasons(queue: QueueClient, handled: list[object]) -> tuple[int, list[str]]:
+    """process() with poisoning on: (how many were poisoned, their reasons); handled contents appended."""
+    reasons: list[str] = []
+
+    async def handle(msg: ReceivedMessage) -> None:
+        handled.append(msg.content)
+
+    stats = await queue.process(
+        handle, max_messages=3, idle_timeout=3, max_dequeue_count=5, on_poison=lambda msg, why: reasons.append(why)
+    )
+    return stats.poisoned, reasons
+
+
+class _BrokenDecoder:
+    """A custom message encoding whose decode has a bug (a KeyError) with long texts."""
+
+    name = "broken"
+
+    def encode(self, content: Any) -> str:
+        return str(content)
+
+    def decode(self, text: str) -> Any:
+        if len(text) > 1000:
+            raise KeyError("a bug in a custom decoder")
+        return text.encode()
+
+
+@pytest.mark.parametrize("sender_encoding", ["json", "custom"])
+async def test_a_payload_that_does_not_decode_is_poisoned_with_the_reason(
+    large: QueueClient, both_conn_str: str, sender_encoding: str
+) -> None:
+    payloads = BlobPayloads(container=_blobs(large).container)
+    if sender_encoding == "json":  # a json sender, this binary receiver: the text is not base64
+        receiver = large
+        sender = QueueClient.from_connection_string(
+            both_conn_str, large.queue_name, message_encoding="json", large_payloads=payloads
+        )
+        content: object = {"k": "v" * 100_000}
+    else:  # a custom encoding's decode raising KeyError
+        sender = receiver = QueueClient.from_connection_string(
+            both_conn_str, large.queue_name, message_encoding=_BrokenDecoder(), large_payloads=payloads
+        )
+        content = "v" * 100_000
+    async with sender:  # the receiver is large, open, or the sender itself
+        await sender.send_message(content)
+        innocent = large if sender_encoding == "json" else sender  # one the receiver decodes
+        await innocent.send_message(b"an innocent small message" if innocent is large else "innocent")
+        handled: list[object] = []
+        poisoned, reasons = await _poison_reasons(receiver, handled)
+    assert poisoned == 1 and len(reasons) == 1 and "does not decode" in reasons[0], reasons
+    assert len(handled) == 1  # process() went on to the next message
+
+
+async def test_a_crafted_reference_with_a_field_of_the_wrong_type_is_poisoned(large: QueueClient) -> None:
+    await large.send_message(b"t" * 100_000)  # UTF-8 bytes, so only content_encoding can trip it
+    (peeked,) = await large.peek_messages(resolve=False)
+    fields = json.loads(peeked.content)
+    fields["content_encoding"] = 5
+    await large._ops.put_message('{"aioqueue_payload":1,' + json.dumps(fields)[1:], {})
+    await large.send_message(b"an innocent small message")
+    handled: list[object] = []
+    poisoned, reasons = await _poison_reasons(large, handled)
+    assert poisoned == 1 and len(reasons) == 1, reasons
+    assert sorted(len(c) for c in handled) == [25, 100_000]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("container", 1), ("blob", None), ("size", -1), ("size", True), ("size", "70000"), ("sha256", "ab"),
+     ("sha256", "g" * 64), ("content_encoding", 5), ("message_encoding", ["binary"])],
+)  # fmt: skip
+def test_a_reference_with_a_field_of_the_wrong_type_is_no_reference(field: str, value: object) -> None:
+    fields = {"container": "c", "blob": "q/x", "size": 70000, "sha256": "a" * 64,
+              "content_encoding": "binary", "message_encoding": "binary"}  # fmt: skip
+    assert Reference.parse(Reference(**fields).text()) is not None  # type: ignore[arg-type]
+    fields[field] = value
+    assert Reference.parse('{"aioqueue_payload":1,' + json.dumps(fields)[1:]) is None
 
 
 async def test_without_the_option_over_size_content_names_it(conn_str: str) -> None:
