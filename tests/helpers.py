@@ -8,6 +8,7 @@ import base64
 import json
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -81,3 +82,17 @@ async def eventually_visible(queue, expected: int, within: float = 15.0) -> None
 
 async def count(queue):
     return (await queue.get_queue_properties()).approximate_message_count
+
+
+def oauth_tls_args(folder: Path) -> tuple[tuple[str, ...], str]:
+    """Azurite's arguments for bearer tokens over HTTPS (``--oauth basic`` with a certificate for
+    127.0.0.1 from a throw-away trustme CA, written into ``folder``), and the CA file a client trusts."""
+    import trustme  # a dev dependency; only these tests need it
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert_file, key_file, ca_file = folder / "cert.pem", folder / "key.pem", folder / "ca.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    ca.cert_pem.write_to_path(str(ca_file))
+    return ("--oauth", "basic", "--cert", str(cert_file), "--key", str(key_file)), str(ca_file)

@@ -8,7 +8,6 @@ from types import SimpleNamespace
 
 import aiohttp
 import pytest
-import trustme
 
 from aioqueue import (
     AuthenticationFailed,
@@ -21,7 +20,7 @@ from aioqueue import (
     generate_queue_sas,
 )
 from aioqueue.testing import DEV_ACCOUNT, DEV_KEY, Azurite
-from tests.helpers import FakeCredential, mint_token
+from tests.helpers import FakeCredential, mint_token, oauth_tls_args
 
 WRONG_KEY = base64.b64encode(b"w" * 64).decode()
 
@@ -151,15 +150,9 @@ async def test_account_sas_with_service_client(azurite, queue_client):
 
 @pytest.fixture(scope="module")
 def https_azurite(tmp_path_factory):
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    folder = tmp_path_factory.mktemp("tls")
-    cert_file, key_file, ca_file = folder / "cert.pem", folder / "key.pem", folder / "ca.pem"
-    cert.cert_chain_pems[0].write_to_path(str(cert_file))
-    cert.private_key_pem.write_to_path(str(key_file))
-    ca.cert_pem.write_to_path(str(ca_file))
-    with Azurite(extra_args=("--oauth", "basic", "--cert", str(cert_file), "--key", str(key_file))) as emulator:
-        yield SimpleNamespace(url=f"https://127.0.0.1:{emulator.port}/{DEV_ACCOUNT}", ca_file=str(ca_file))
+    tls, ca_file = oauth_tls_args(tmp_path_factory.mktemp("tls"))
+    with Azurite(extra_args=tls) as emulator:
+        yield SimpleNamespace(url=f"https://127.0.0.1:{emulator.port}/{DEV_ACCOUNT}", ca_file=ca_file)
 
 
 @pytest.mark.emulator

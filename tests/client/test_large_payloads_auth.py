@@ -13,24 +13,16 @@ from typing import Any
 
 import aiohttp
 import pytest
-import trustme
 
 from aioqueue import AuthenticationFailed, BlobPayloads, PayloadError, QueueClient, ReceivedMessage
 from aioqueue.testing import DEV_ACCOUNT, DEV_KEY, Azurite
-from tests.helpers import FakeCredential, mint_token
+from tests.helpers import FakeCredential, mint_token, oauth_tls_args
 
 
 @pytest.fixture(scope="module")
 def https_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     """Azurite's queue and blob services with oauth over HTTPS (one trustme CA for both)."""
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    folder = tmp_path_factory.mktemp("tls")
-    cert_file, key_file, ca_file = folder / "cert.pem", folder / "key.pem", folder / "ca.pem"
-    cert.cert_chain_pems[0].write_to_path(str(cert_file))
-    cert.private_key_pem.write_to_path(str(key_file))
-    ca.cert_pem.write_to_path(str(ca_file))
-    tls = ("--oauth", "basic", "--cert", str(cert_file), "--key", str(key_file))
+    tls, ca_file = oauth_tls_args(tmp_path_factory.mktemp("tls"))
     with Azurite(extra_args=tls) as queue, Azurite(service="blob", extra_args=tls) as blob:
         yield SimpleNamespace(
             queue_url=f"https://127.0.0.1:{queue.port}/{DEV_ACCOUNT}",
