@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -36,6 +37,7 @@ EMULATOR_FIXTURES = frozenset(
         "queue_client",
         "queue_service_client",
         "queue_factory",
+        "aioqueue_service",
         "conn_str",
         "proxy",
         "azurite_blob",
@@ -64,8 +66,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
-def conn_str(azurite: Azurite) -> str:
-    return azurite.connection_string
+def conn_str(aioqueue_service: Any) -> str:
+    """The connection string of what the queue fixtures run on (Azurite, or with ``--aioqueue-service=fake``
+    the test's FakeQueueService), so a second client reaches the queue ``queue_client`` made."""
+    return str(aioqueue_service.connection_string)
 
 
 @pytest.fixture
@@ -74,10 +78,10 @@ def queue_name() -> str:
 
 
 @pytest_asyncio.fixture
-async def proxy(azurite: Azurite, request: pytest.FixtureRequest) -> AsyncIterator[FaultProxy]:
-    """A FaultProxy in front of the emulator; ``proxy.url()`` is the account URL through it."""
+async def proxy(aioqueue_service: Any, request: pytest.FixtureRequest) -> AsyncIterator[FaultProxy]:
+    """A FaultProxy in front of what the queue fixtures run on; ``proxy.url()`` is the account URL through it."""
     options = getattr(request, "param", {})
-    async with FaultProxy(f"http://127.0.0.1:{azurite.port}", **options) as p:
+    async with FaultProxy(f"http://127.0.0.1:{aioqueue_service.port}", **options) as p:
         yield p
 
 
