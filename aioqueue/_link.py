@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ._messages import RawMessage
-from ._models import QueueMessage
+from ._models import QueueMessage, SendReceipt
 from ._telemetry import Operation, _Off
 
 __all__ = ["Closable", "QueueLink"]
@@ -37,6 +37,16 @@ class QueueLink(Protocol):
 
     def decode(self, raw: RawMessage) -> Any:
         """The message's content in the client's encoding; MessageEncodingError when it does not decode."""
+        ...
+
+    async def resolve(self, raws: list[RawMessage], *, leased: bool) -> list[RawMessage]:
+        """Each message whose text is a large payload's reference, with its content fetched (without
+        large payloads: the messages as they are); a received one (``leased``) whose payload cannot be
+        fetched for now is made visible again soon and left out."""
+        ...
+
+    async def put_message(self, text: str, query: dict[str, str]) -> SendReceipt:
+        """Put Message into this queue with ``text`` exactly as it is (already encoded)."""
         ...
 
     async def delete(self, message: QueueMessage, *, resent: bool = False) -> None:

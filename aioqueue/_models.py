@@ -182,6 +182,8 @@ class ProcessStats:
     - ``delete_failed``: the handler succeeded but deleting the message failed for another reason
       (the service unreachable, busy or refusing the request): it reappears after its visibility
       timeout and is handled again.
+    - ``rescheduled``: a message sent with ``deliver_at`` or ``delay`` more than 7 days ahead,
+      received before it was due and re-enqueued for the rest of its wait (never handed to the handler).
     """
 
     processed: int = 0
@@ -190,6 +192,7 @@ class ProcessStats:
     lease_lost: int = 0
     undecodable: int = 0
     delete_failed: int = 0
+    rescheduled: int = 0
 
 
 @dataclass(frozen=True, slots=True)

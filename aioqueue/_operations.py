@@ -512,8 +512,8 @@ class QueueOperations(Operations):
         failure: missing, not matching, not decoding). A received message whose payload could not be
         fetched for another reason (the Blob service unreachable, a timeout, a 5xx) is released for
         another try after PAYLOAD_RETRY_SECONDS and left out; a peek raises that failure."""
-        store = self.pool.payloads
-        assert store is not None
+        if (store := self.pool.payloads) is None:
+            return raws  # large payloads off: a reference is text like any other (a scheduled message's)
         out: list[RawMessage] = []
         for raw in raws:
             ref = Reference.parse(raw.text or "")

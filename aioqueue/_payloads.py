@@ -168,9 +168,11 @@ class PayloadStore:
         self.created = False
         self.orphans = 0  # payload blobs this client left behind (logged each time) for the sweep
 
-    def _prepare(self, encoding: MessageEncoding, content: Any) -> tuple[str | None, memoryview | None, str]:
-        """``_split`` for this option's threshold, with a payload over ``max_size`` refused."""
-        text, data, content_encoding = _split(encoding, content, self.options.limit)
+    def _prepare(
+        self, encoding: MessageEncoding, content: Any, limit: int | None = None
+    ) -> tuple[str | None, memoryview | None, str]:
+        """``_split`` for this option's threshold (or ``limit``), with a payload over ``max_size`` refused."""
+        text, data, content_encoding = _split(encoding, content, self.options.limit if limit is None else limit)
         if data is not None and len(data) > self.options.max_size:
             raise MessageEncodingError(
                 f"message payload is {len(data)} bytes, over large_payloads' max_size of {self.options.max_size}"
@@ -188,10 +190,11 @@ class PayloadStore:
             self.created = True
 
     async def offload(
-        self, encoding: MessageEncoding, content: Any, queue_name: str, ttl: int | None
+        self, encoding: MessageEncoding, content: Any, queue_name: str, ttl: int | None, limit: int | None = None
     ) -> tuple[str, str | None]:
-        """(the message text, the uploaded blob's name or None when the content fits in a message)."""
-        text, data, content_encoding = self._prepare(encoding, content)
+        """(the message text, the uploaded blob's name or None when the content fits in a message);
+        ``limit``: the threshold for this message (0: any content but an empty one is uploaded)."""
+        text, data, content_encoding = self._prepare(encoding, content, limit)
         if data is None:
             assert text is not None
             return text, None

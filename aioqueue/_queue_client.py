@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterable, Iterable, Mapping
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -29,7 +30,8 @@ from ._models import (
 from ._operations import UNCHANGED, Pool, QueueOperations
 from ._options import ReceiveOptions, ReceiveSettings, Unpack
 from ._payloads import sweep
-from ._sending import after_failed_send, send_all, send_large, upload
+from ._schedule import Schedule, due_only, envelope_as_text, unwrap_peeked
+from ._sending import after_failed_send, scheduled_text, send_all, send_at, send_large, upload
 from ._settle import ReceivedMessage
 from ._streams import BatchStream, MessageStream
 from ._validation import MAX_SECONDS, Duration, message_count, positive_int, seconds, signed_identifier
@@ -40,6 +42,8 @@ from ._validation import user_headers as check_user_headers
 from ._worker import Handler, ProcessOptions, Worker
 
 __all__ = ["QueueClient"]
+
+_DEFAULT_VISIBILITY = 30  # Get Messages' visibility timeout when none is given (the service's default)
 
 
 class QueueClient(ClientBase[QueueOperations]):
@@ -178,10 +182,23 @@ class QueueClient(ClientBase[QueueOperations]):
         visibility_timeout: Duration | None = None,
         time_to_live: Duration | None = None,
         headers: Mapping[str, str] | None = None,
+        delay: Duration | None = None,
+        deliver_at: datetime | None = None,
     ) -> SendReceipt:
         """Put one message. ``visibility_timeout`` 0 s..7 d (hidden until then) and shorter than
         ``time_to_live`` (default 7 days; -1 never expires). Over 64 KiB encoded: MessageTooLarge.
-        A retried send after a lost answer can store the message twice (at-least-once)."""
+        A retried send after a lost answer can store the message twice (at-least-once).
+
+        ``delay`` (seconds or a timedelta from now) or ``deliver_at`` (an aware datetime; one in the
+        past is due now), instead of ``visibility_timeout``: delivered no earlier than then, and
+        living ``time_to_live`` from then. Up to 7 days ahead the message is hidden until then;
+        further ahead it travels in an envelope that this package's consumers re-enqueue once a
+        week and hand over, as it was sent, when due (the guide's "Delivery at a time")."""
+        schedule = Schedule.build(deliver_at, delay, visibility_timeout, time_to_live)
+        if schedule is not None:
+            store = self._pool.payloads
+            text = scheduled_text(self._encoding, store, schedule, content)
+            return await send_at(self._ops, store, schedule, text, content, headers)
         query = self._send_query(visibility_timeout, time_to_live)
         if self._pool.payloads is None:
             return await self._ops.put_message(encode_message(self._encoding, content), query, headers, content)
@@ -195,6 +212,8 @@ class QueueClient(ClientBase[QueueOperations]):
         visibility_timeout: Duration | None = None,
         time_to_live: Duration | None = None,
         headers: Mapping[str, str] | None = None,
+        delay: Duration | None = None,
+        deliver_at: datetime | None = None,
     ) -> list[SendReceipt]:
         """Put many messages, up to ``concurrency`` at once; receipts come back in input order.
 
@@ -202,11 +221,18 @@ class QueueClient(ClientBase[QueueOperations]):
         fails, no new sends start, those under way finish, and the first error is raised with
         a :class:`SendMessagesError` whose ``receipts`` is a list in input order holding a SendReceipt
         for each message sent and None for each that was not (``error``: the first failure).
+        ``delay`` or ``deliver_at``: every message due then, as for :meth:`send_message` (a delay
+        counts from this call).
         """
         positive_int(concurrency, "concurrency")
-        query = self._send_query(visibility_timeout, time_to_live)
+        schedule = Schedule.build(deliver_at, delay, visibility_timeout, time_to_live)
+        query = self._send_query(visibility_timeout, time_to_live) if schedule is None else {}
         extra = check_user_headers(headers) if headers is not None else None
         ops, store = self._ops, self._pool.payloads
+        if schedule is not None:
+            at = partial(send_at, ops, store, schedule)
+            text_at = partial(scheduled_text, self._encoding, store, schedule)
+            return await send_all(lambda text, content: at(text, content, extra), contents, text_at, concurrency)
 
         async def send(text: str | None, content: Any) -> SendReceipt:
             if text is None:  # over the threshold: uploaded, then its reference sent
@@ -225,10 +251,13 @@ class QueueClient(ClientBase[QueueOperations]):
         headers: Mapping[str, str] | None = None,
     ) -> list[QueueMessage]:
         """Get up to ``max_messages`` (1..32) messages, hiding them for ``visibility_timeout``
-        (1 s..7 d; the service default is 30 s). Delete each one once handled, or it comes back."""
+        (1 s..7 d; the service default is 30 s). Delete each one once handled, or it comes back.
+        A message sent more than 7 days ahead and not due yet is re-enqueued and left out, as
+        :meth:`receive` does."""
         count = message_count(max_messages)
         vis = None if visibility_timeout is None else seconds(visibility_timeout, "visibility_timeout", low=1)
         raws, _ = await self._ops.get_messages(count, vis, headers)
+        raws, _ = await due_only(self._ops, raws, _DEFAULT_VISIBILITY if vis is None else vis)
         messages, failed = decoded_messages(raws, self._ops.decode, QueueMessage)
         if failed:
             # the caller gets no message, so none stays hidden for it: the decodable ones are visible
@@ -251,12 +280,15 @@ class QueueClient(ClientBase[QueueOperations]):
         self, *, max_messages: int = 1, headers: Mapping[str, str] | None = None, resolve: bool = True
     ) -> list[PeekedMessage]:
         """Look at up to ``max_messages`` (1..32) visible messages without hiding or counting them.
-        With ``large_payloads``, a large message's content is fetched; ``resolve=False`` shows its
-        reference's JSON text instead."""
+        With ``large_payloads``, a large message's content is fetched; a message sent more than 7 days
+        ahead shows the content it will deliver (due or not). ``resolve=False`` shows the JSON text of
+        a large message's reference and of a scheduled message's envelope instead."""
         if not isinstance(resolve, bool):
             raise ConfigurationError(f"resolve must be True or False, not {resolve!r}")
         raws = await self._ops.peek_messages(message_count(max_messages), headers, resolve)
-        return peeked_messages(raws, self._ops.decode if resolve else self._ops.undecoded)
+        if not resolve:
+            return peeked_messages(raws, envelope_as_text(self._ops.undecoded))
+        return peeked_messages(await unwrap_peeked(self._ops, raws), self._ops.decode)
 
     async def update_message(
         self,

@@ -7,21 +7,32 @@ import logging
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from ._errors import AioQueueError, ConfigurationError, MessageEncodingError, SendMessagesError, TransportError
+from ._encoding import MessageEncoding, encode_message
+from ._errors import (
+    AioQueueError,
+    ConfigurationError,
+    MessageEncodingError,
+    MessageTooLarge,
+    SendMessagesError,
+    TransportError,
+)
 from ._models import SendReceipt
-from ._operations import QueueOperations
+from ._operations import UNCHANGED, QueueOperations
 from ._payloads import PayloadError, PayloadStore
+from ._schedule import Schedule
 
-__all__ = ["after_failed_send", "send_all", "send_large", "upload"]
+__all__ = ["after_failed_send", "scheduled_text", "send_all", "send_at", "send_large", "upload"]
 
 log = logging.getLogger("aioqueue")
 
 
-async def upload(ops: QueueOperations, store: PayloadStore, content: Any, ttl: int | None) -> tuple[str, str | None]:
-    """(the message text, the uploaded blob or None): content over the threshold uploaded first. An
-    upload failure is a PayloadError (caused by it): no message goes out."""
+async def upload(
+    ops: QueueOperations, store: PayloadStore, content: Any, ttl: int | None, limit: int | None = None
+) -> tuple[str, str | None]:
+    """(the message text, the uploaded blob or None): content over the threshold (or ``limit``)
+    uploaded first. An upload failure is a PayloadError (caused by it): no message goes out."""
     try:
-        return await store.offload(ops.encoding, content, ops.queue_name, ttl)
+        return await store.offload(ops.encoding, content, ops.queue_name, ttl, limit)
     except (MessageEncodingError, ConfigurationError):
         raise
     except AioQueueError as exc:
@@ -44,6 +55,47 @@ async def send_large(
         return await ops.put_message(text, query, headers)
     except AioQueueError as exc:
         await after_failed_send(store, blob, exc)
+        raise
+
+
+def scheduled_text(
+    encoding: MessageEncoding, store: PayloadStore | None, schedule: Schedule, content: Any
+) -> str | None:
+    """The checked message text of ``content`` sent at ``schedule`` (in its envelope, beyond 7 days),
+    or None for content to upload first: over the threshold, or whose envelope would not fit."""
+    if store is None:
+        return schedule.text(encode_message(encoding, content))
+    text = store.check(encoding, content)
+    if text is None or not schedule.envelope:
+        return text
+    try:
+        return schedule.text(text)
+    except MessageTooLarge:
+        return None  # its reference travels in the envelope instead
+
+
+async def send_at(
+    ops: QueueOperations,
+    store: PayloadStore | None,
+    schedule: Schedule,
+    text: str | None,
+    content: Any,
+    headers: Mapping[str, str] | None,
+) -> SendReceipt:
+    """Put Message of ``content`` at ``schedule`` (``text``: :func:`scheduled_text`'s), its
+    visibility and time to live counted from now."""
+    query = schedule.query()
+    if text is not None:  # an envelope carries the content's text as it is: no trace context added to it
+        return await ops.put_message(text, query, headers, UNCHANGED if schedule.envelope else content)
+    assert store is not None
+    if not schedule.envelope:
+        return await send_large(ops, store, content, query, headers)
+    reference, blob = await upload(ops, store, content, int(query["messagettl"]), limit=0)
+    try:
+        return await ops.put_message(schedule.text(reference), schedule.query(), headers)
+    except AioQueueError as exc:
+        if blob is not None:
+            await after_failed_send(store, blob, exc)
         raise
 
 

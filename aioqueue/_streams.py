@@ -26,6 +26,7 @@ from ._errors import AioQueueError, LeaseLost, MessageEncodingError
 from ._link import QueueLink
 from ._messages import RawMessage, decoded_messages, received_message
 from ._options import ReceiveSettings, poison_queue_for
+from ._schedule import due_only
 from ._settle import MessageBatch, ReceivedMessage, release_all, shielded
 
 __all__ = ["BatchStream", "Consumer", "MessageStream"]
@@ -64,6 +65,7 @@ class Consumer:
         self.last_answer: float | None = None  # time.monotonic() of the last fetch the queue answered
         self.poisoned = 0
         self.undecodable = 0  # released for redelivery (poisoning off)
+        self.rescheduled = 0  # scheduled messages not due yet, re-enqueued (never handed out)
         self._why: dict[str, MessageEncodingError] = {}  # the last fetch's undecodable ones' particular errors
         self.closed = False
         self.halted = False  # no more fetching: stopped or closed
@@ -130,6 +132,8 @@ class Consumer:
                 return None  # halted while fetching
             self._fetch = None
             entries, leased_at = fetch.result()
+            entries, hops = await due_only(self.link, entries, options.visibility_timeout)  # delivery at a time
+            self.rescheduled += hops
             messages, undecodable = self._adopt_all(entries, leased_at)
             self.last_answer = time.monotonic()  # an answer it could read
             if self.active:
@@ -148,7 +152,7 @@ class Consumer:
                     for m in messages:
                         self._renew_while_held(m)
                 return messages
-            if not entries and not await self._idle_wait():
+            if not entries and not hops and not await self._idle_wait():
                 return None
         return None
 

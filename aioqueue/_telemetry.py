@@ -125,7 +125,7 @@ class _Instruments:
             unit="{message}",
             description=(
                 "What became of each received message: processed, failed, poisoned, lease_lost, undecodable, "
-                "delete_failed"
+                "delete_failed, rescheduled"
             ),
         )
         self.lag = meter.create_histogram(

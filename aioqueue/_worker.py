@@ -143,6 +143,7 @@ class Worker:
             lease_lost=self._lease_lost,
             undecodable=consumer.undecodable if consumer else 0,
             delete_failed=self._undeleted,
+            rescheduled=consumer.rescheduled if consumer else 0,
         )
 
     @property
