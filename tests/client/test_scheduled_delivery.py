@@ -365,34 +365,54 @@ async def test_a_lookalike_the_encoding_cannot_decode_is_undecodable_as_any_othe
 @FROZEN[0]
 @FROZEN[1]
 @pytest.mark.parametrize(
-    ("fault", "copies"),
+    ("fault", "copies", "hops", "warning"),
     [
         # the delete's retry finds the old envelope gone: done, one copy
-        (lambda fake: fake.lose_answer("delete_message"), 1),
+        (lambda fake: fake.lose_answer("delete_message"), 1, 1, None),
         # the delete never lands: the old envelope returns and is re-enqueued again
-        (lambda fake: fake.fail("delete_message", status=500, code="InternalError", times=4), 2),
+        (
+            lambda fake: fake.fail("delete_message", status=500, code="InternalError", times=4),
+            2,
+            2,
+            "was re-enqueued, but deleting it failed; it comes back and is re-enqueued again",
+        ),
         # the send's retry sends the next hop twice
-        (lambda fake: fake.lose_answer("put_message"), 2),
+        (lambda fake: fake.lose_answer("put_message"), 2, 1, None),
         # the send never lands: the old envelope is left, returns and is re-enqueued then
-        (lambda fake: fake.fail("put_message", status=500, code="InternalError", times=4), 1),
+        (
+            lambda fake: fake.fail("put_message", status=500, code="InternalError", times=4),
+            1,
+            1,
+            "re-enqueueing it failed; it is tried again when it is visible again",
+        ),
     ],
     ids=["delete-answer-lost", "delete-failed", "send-answer-lost", "send-failed"],
 )
 async def test_a_fault_at_a_hop_duplicates_at_worst_never_loses(
-    fake: FakeQueueService, queue: QueueClient, fault: Any, copies: int
+    fake: FakeQueueService,
+    queue: QueueClient,
+    caplog: pytest.LogCaptureFixture,
+    fault: Any,
+    copies: int,
+    hops: int,
+    warning: str | None,
 ) -> None:
     due = START + timedelta(days=10)
     await queue.send_message("payload", deliver_at=due)
     fake.advance(WEEK)
     fault(fake)
     got: list[ReceivedMessage] = []
-    await run_worker(queue, got)
+    first = await run_worker(queue, got)
     fake.advance(timedelta(seconds=31))  # the worker's 30 s lease on a left or undeleted envelope lapses
-    await run_worker(queue, got)
-    assert got == []
-    hops = stored(fake, queue)
-    assert len(hops) == copies and {m.content for m in hops} == {"payload"}
-    assert {m.next_visible_on for m in hops} == {due}
+    second = await run_worker(queue, got)
+    assert got == [] and first.rescheduled + second.rescheduled == hops
+    said = [
+        r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "scheduled message" in r.getMessage()
+    ]
+    assert [warning is not None and warning in text for text in said] == ([True] if warning else [])
+    waiting = stored(fake, queue)
+    assert len(waiting) == copies and {m.content for m in waiting} == {"payload"}
+    assert {m.next_visible_on for m in waiting} == {due}
     fake.advance(due - fake.now)
     assert await run_worker(queue, got) == ProcessStats(processed=copies)
     assert [m.content for m in got] == ["payload"] * copies
