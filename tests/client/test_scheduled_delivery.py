@@ -16,7 +16,15 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from aioqueue import ConfigurationError, MessageTooLarge, ProcessStats, QueueClient, ReceivedMessage, _schedule
+from aioqueue import (
+    ConfigurationError,
+    MessageTooLarge,
+    ProcessStats,
+    QueueClient,
+    ReceivedMessage,
+    ServiceError,
+    _schedule,
+)
 from aioqueue._encoding import encode_message, get_encoding
 from aioqueue._payloads import Reference
 from aioqueue.testing import Azurite, FakeQueueService
@@ -450,3 +458,30 @@ async def test_a_large_payload_travels_by_reference_and_its_blob_outlives_the_wa
         assert await run_worker(queue, got) == ProcessStats(processed=3)
         assert sorted(m.content for m in got) == sorted([large, snug, large])
         assert await blobs(queue).list_blobs(prefix=f"{queue.queue_name}/") == ([], None)  # gone with them
+
+
+@FROZEN[0]
+@FROZEN[1]
+async def test_a_failed_send_after_the_upload_removes_the_blob(fake: FakeQueueService, azurite_blob: Azurite) -> None:
+    async with large_queue(f"{fake.connection_string};BlobEndpoint={azurite_blob.url}", "schedfail") as queue:
+        fake.fail("put_message", status=400, code="InvalidQueryParameterValue")
+        with pytest.raises(ServiceError):
+            await queue.send_message(os.urandom(100_000), delay=timedelta(days=9))
+        assert await blobs(queue).list_blobs(prefix=f"{queue.queue_name}/") == ([], None)
+        assert stored(fake, queue) == []
+
+
+@FROZEN[0]
+@FROZEN[1]
+async def test_a_due_time_with_a_fraction_of_a_second_is_never_early(
+    fake: FakeQueueService, queue: QueueClient
+) -> None:
+    """The service counts whole seconds: the envelope's due time is rounded up, never down."""
+    await queue.send_message("on time", deliver_at=START + timedelta(days=8, milliseconds=250))
+    [envelope] = stored(fake, queue)
+    assert json.loads(envelope.content)["due"] == "2027-01-12T09:00:01Z"
+    fake.advance(timedelta(days=8))
+    got: list[ReceivedMessage] = []
+    assert await run_worker(queue, got) == ProcessStats(rescheduled=1)
+    [last] = stored(fake, queue)
+    assert last.content == "on time" and last.next_visible_on == START + timedelta(days=8, seconds=1)
