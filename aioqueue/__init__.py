@@ -48,6 +48,7 @@ from ._models import (
 from ._options import ReceiveOptions, RetryDelay
 from ._paging import QueueListing, QueuePage
 from ._payloads import BlobPayloads, PayloadError, PayloadUnavailable
+from ._poison import PoisonFailure, PoisonFormat, PoisonRecord
 from ._queue_client import QueueClient
 from ._retry import RetryPolicy
 from ._sas import generate_account_sas, generate_queue_sas
@@ -62,6 +63,9 @@ __all__ = [
     "BlobPayloads",
     "PayloadError",
     "PayloadUnavailable",
+    "PoisonFailure",
+    "PoisonFormat",
+    "PoisonRecord",
     "ResponseEvent",
     "RequestEvent",
     "QueuePage",
