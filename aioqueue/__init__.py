@@ -50,6 +50,7 @@ from ._paging import QueueListing, QueuePage
 from ._payloads import BlobPayloads, PayloadError, PayloadUnavailable
 from ._poison import PoisonFailure, PoisonFormat, PoisonRecord
 from ._queue_client import QueueClient
+from ._redrive import RedriveError, RedriveResult
 from ._retry import RetryPolicy
 from ._sas import generate_account_sas, generate_queue_sas
 from ._service_client import QueueServiceClient
@@ -66,6 +67,8 @@ __all__ = [
     "PoisonFailure",
     "PoisonFormat",
     "PoisonRecord",
+    "RedriveError",
+    "RedriveResult",
     "ResponseEvent",
     "RequestEvent",
     "QueuePage",
