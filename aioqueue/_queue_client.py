@@ -406,7 +406,8 @@ class QueueClient(ClientBase[QueueOperations]):
         (:class:`ReceiveOptions`) are checked here, before any request: ``max_batch_size=32``,
         ``visibility_timeout=30``, ``max_messages=None``, ``idle_timeout=None``,
         ``poll_interval=(0.1, 10.0)``, ``auto_renew=False``, ``max_renewal=300``,
-        ``max_dequeue_count=None``, ``poison_queue=None`` (``"<queue>-poison"``), ``retry_delay=0``.
+        ``max_dequeue_count=None``, ``poison_queue=None`` (``"<queue>-poison"``), ``poison_format="record"``,
+        ``retry_delay=0``.
 
         Leaving the stream (``break``, an exception, cancellation, the end of ``async with``, closing
         the client) stops renewals and makes fetched-but-not-yielded messages visible at once.
