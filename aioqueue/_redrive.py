@@ -178,14 +178,19 @@ class Redriver:
     def snapshot(self) -> RedriveResult:
         return replace(self.result, would_move=tuple(self.planned))
 
+    def _left(self) -> int | None:
+        """How many more may move (or be planned), None without a limit."""
+        return None if self.limit is None else self.limit - self.result.moved - len(self.planned)
+
     def _done(self) -> bool:
-        done = self.result.moved + len(self.planned)
-        return self.limit is not None and done >= self.limit
+        left = self._left()
+        return left is not None and left <= 0
 
     async def run(self) -> RedriveResult:
         try:
             while not self._done():
-                wanted = 32 if self.limit is None else min(32, max(1, self.limit - self.result.moved))
+                left = self._left()
+                wanted = 32 if left is None else min(32, left)
                 batch, _ = await self.poison.get_messages(wanted, self.visibility)
                 if not batch:
                     break

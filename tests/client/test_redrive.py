@@ -127,6 +127,7 @@ async def test_filters_dry_run_and_limit(queue_factory: Any) -> None:
     assert (dry.moved, dry.skipped, dry.dry_run) == (0, 3, True)
     assert [r.content for r in dry.would_move] == ["a"] and dry.would_move[0].poison_id is not None
     assert len(await _texts(poison)) == 4  # nothing moved, and every one visible again at once
+    assert len((await poison.redrive(dry_run=True, limit=2)).would_move) == 2
 
     limited = await poison.redrive(error="BANK", limit=1)  # text of the failure, any case
     assert limited.moved == 1 and len(await _texts(poison)) == 3
