@@ -57,9 +57,11 @@ class QueueLink(Protocol):
         """Count what became of a message (``aioqueue.consumer.messages``): processed, failed, ..."""
         ...
 
-    async def copy_text(self, queue_name: str, text: str) -> None:
+    async def copy_text(self, queue_name: str, text: str, original: str | None = None) -> None:
         """Put ``text`` exactly as stored (already encoded) into another queue of this account,
-        never expiring; that queue is created when missing."""
+        never expiring; that queue is created when missing. ``original``: the text of the message
+        ``text`` stands for (a poison record's content; default ``text``): when it is a large payload's
+        reference, that payload is kept as long as the copy."""
         ...
 
     def track(self, stream: Closable) -> None:

@@ -680,9 +680,9 @@ class QueueOperations(Operations):
     def count(self, outcome: str) -> None:
         count_outcome(self.pool.telemetry, outcome, self.queue_name)
 
-    async def copy_text(self, queue_name: str, text: str) -> None:
+    async def copy_text(self, queue_name: str, text: str, original: str | None = None) -> None:
         store = self.pool.payloads
-        ref = Reference.parse(text) if store is not None else None
+        ref = Reference.parse(text if original is None else original) if store is not None else None
         if ref is not None:  # the copy points at the payload: it stays, and never expires (as the copy)
             assert store is not None
             await keep_forever(store, ref)

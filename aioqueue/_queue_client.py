@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterable, Iterable, Mapping
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from functools import partial
 from typing import Any
 
@@ -29,6 +29,7 @@ from ._models import (
 from ._operations import UNCHANGED, Pool, QueueOperations
 from ._options import ReceiveOptions, ReceiveSettings, Unpack
 from ._payloads import sweep
+from ._redrive import Redriver, RedriveResult, redrive_filter
 from ._sending import after_failed_send, send_all, send_large, upload
 from ._settle import ReceivedMessage
 from ._streams import BatchStream, MessageStream
@@ -365,6 +366,36 @@ class QueueClient(ClientBase[QueueOperations]):
             raise ConfigurationError("dry_run must be True or False")
         return await sweep(store, self.queue_name, dry_run=dry_run)
 
+    async def redrive(
+        self,
+        to: str | None = None,
+        *,
+        dry_run: bool = False,
+        limit: int | None = None,
+        rate: float | None = None,
+        error: str | None = None,
+        older_than: Duration | None = None,
+        newer_than: Duration | None = None,
+        ids: Iterable[str] | None = None,
+        on_progress: Callable[[RedriveResult], object] | None = None,
+    ) -> RedriveResult:
+        """Move this poison queue's messages back: each poison record's original text, exactly, to its
+        source queue (or to ``to``; a bare body, with no record, only to ``to``), with the original's
+        time to live. Each is re-sent *before* it is deleted here, so a crash or a lost answer can only
+        duplicate a message (counted in ``duplicates``), never lose one. The target queue must exist.
+
+        ``dry_run``: move nothing, list what would move (``would_move``). ``limit``: move at most that
+        many. ``rate``: at most that many a second. Filters: ``error`` (a failure's exception type, or
+        text in its message or the reason), ``older_than`` / ``newer_than`` (seconds or a timedelta
+        since it was poisoned), ``ids`` (original or poison message ids). Messages it leaves (filtered
+        out, a dry run's, beyond ``limit``) stay hidden while it runs and are visible again at the end.
+        ``on_progress(result)`` is called after each message. Arguments are checked before any request
+        (ConfigurationError); a failure part-way raises :class:`RedriveError` with the counts so far.
+        Returns a :class:`RedriveResult`."""
+        where = redrive_filter(error, older_than, newer_than, ids)
+        run = Redriver(self._ops, to, dry_run=dry_run, limit=limit, rate=rate, where=where, on_progress=on_progress)
+        return await run.run()
+
     # ---- consuming -------------------------------------------------------------------------
 
     def receive(self, **options: Unpack[ReceiveOptions]) -> MessageStream:
@@ -375,7 +406,8 @@ class QueueClient(ClientBase[QueueOperations]):
         (:class:`ReceiveOptions`) are checked here, before any request: ``max_batch_size=32``,
         ``visibility_timeout=30``, ``max_messages=None``, ``idle_timeout=None``,
         ``poll_interval=(0.1, 10.0)``, ``auto_renew=False``, ``max_renewal=300``,
-        ``max_dequeue_count=None``, ``poison_queue=None`` (``"<queue>-poison"``), ``retry_delay=0``.
+        ``max_dequeue_count=None``, ``poison_queue=None`` (``"<queue>-poison"``), ``poison_format="record"``,
+        ``retry_delay=0``.
 
         Leaving the stream (``break``, an exception, cancellation, the end of ``async with``, closing
         the client) stops renewals and makes fetched-but-not-yielded messages visible at once.

@@ -17,7 +17,7 @@ from functools import partial
 from types import TracebackType
 from typing import Protocol, TypeVar, overload
 
-from ._errors import AioQueueError, LeaseLost, MessageSettled
+from ._errors import AioQueueError, ConfigurationError, LeaseLost, MessageSettled
 from ._link import QueueLink
 from ._models import QueueMessage
 from ._options import ReceiveSettings
@@ -54,6 +54,15 @@ class Holder(Protocol):
     def lease_lost(self, message: ReceivedMessage, error: AioQueueError, *, tell: bool = True) -> None:
         """Renewals of ``message`` stopped before it was settled: stop them, and say so (log, callback)
         unless it was told already (``tell`` False)."""
+        ...
+
+    async def failed(self, message: ReceivedMessage, error: BaseException) -> bool:
+        """The handling of ``message`` failed with ``error``: True when that poisoned it (its last allowed
+        delivery), False when it is to be released."""
+        ...
+
+    async def poison(self, message: ReceivedMessage, reason: str) -> None:
+        """Move ``message`` to the poison queue now (``message.poison``, in its settle turn)."""
         ...
 
 
@@ -138,9 +147,15 @@ class ReceivedMessage(QueueMessage):
             elif issubclass(exc_type, asyncio.CancelledError):
                 await shielded(self.release(delay=0))
             else:
-                await shielded(self.release(delay=self._consumer.options.retry_delay_of(self)))
+                await shielded(self._failed(exc if exc is not None else RuntimeError(exc_type.__name__)))
         finally:
             self._consumer.unclaim(self)
+
+    async def _failed(self, error: BaseException) -> None:
+        """Its handling failed: released after ``retry_delay``, or on its last allowed delivery (with
+        ``max_dequeue_count``) poisoned now with that failure."""
+        if not await self._consumer.failed(self, error):
+            await self.release(delay=self._consumer.options.retry_delay_of(self))
 
     async def _delete_on_exit(self) -> None:
         """The clean-exit delete. It runs in the caller's task (a task per message would cost more than
@@ -189,6 +204,16 @@ class ReceivedMessage(QueueMessage):
             await self._consumer.link.set_visibility(self, vis, why="release")
         finally:
             self._end_turn()
+
+    async def poison(self, reason: str) -> None:
+        """Move the message to the poison queue now, whatever its dequeue count, with ``reason`` in its
+        poison record (and the failures seen for it in this process); it is settled ("poisoned") and not
+        released or deleted again. The queue is the stream's ``poison_queue`` (default
+        ``"<queue>-poison"``, also without ``max_dequeue_count``). A failure to move it is raised, and
+        the message is left as it was."""
+        if not isinstance(reason, str) or not reason.strip():
+            raise ConfigurationError("reason must be a non-empty str")
+        await self._in_turn(partial(self._consumer.poison, self, reason))
 
     async def renew(self, visibility_timeout: Duration | None = None) -> None:
         """Keep the message hidden for ``visibility_timeout`` more (default: the stream's)."""
@@ -377,7 +402,7 @@ class MessageBatch(Sequence[ReceivedMessage]):
             elif issubclass(exc_type, asyncio.CancelledError):
                 await shielded(self.release(delay=0))
             else:
-                await shielded(self._release_each_after_retry_delay())
+                await shielded(self._failed(exc if exc is not None else RuntimeError(exc_type.__name__)))
         finally:
             for message in self._messages:
                 self._consumer.unclaim(message)
@@ -390,8 +415,10 @@ class MessageBatch(Sequence[ReceivedMessage]):
         """Release every message not settled yet, visible again after ``delay``."""
         await release_all(self._messages, lambda m: delay)
 
-    async def _release_each_after_retry_delay(self) -> None:
-        await release_all(self._messages, self._consumer.options.retry_delay_of)
+    async def _failed(self, error: BaseException) -> None:
+        """Each message not settled yet: released after ``retry_delay``, or poisoned on its last allowed
+        delivery (as one message's ``async with`` does)."""
+        await _settle_all([partial(m._failed, error) for m in self._messages if m.settled is None])
 
 
 async def release_all(messages: Sequence[ReceivedMessage], delay: Callable[[ReceivedMessage], Duration]) -> None:

@@ -19,6 +19,7 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -26,7 +27,9 @@ from ._errors import AioQueueError, LeaseLost, MessageEncodingError
 from ._link import QueueLink
 from ._messages import RawMessage, decoded_messages, received_message
 from ._options import ReceiveSettings, poison_queue_for
+from ._poison import Failures, new_record, record_text, without_content
 from ._settle import MessageBatch, ReceivedMessage, release_all, shielded
+from ._telemetry import current_trace_ids
 
 __all__ = ["BatchStream", "Consumer", "MessageStream"]
 
@@ -64,6 +67,7 @@ class Consumer:
         self.last_answer: float | None = None  # time.monotonic() of the last fetch the queue answered
         self.poisoned = 0
         self.undecodable = 0  # released for redelivery (poisoning off)
+        self.failures = Failures()  # handlers' failures by message id, for the poison records
         self._why: dict[str, MessageEncodingError] = {}  # the last fetch's undecodable ones' particular errors
         self.closed = False
         self.halted = False  # no more fetching: stopped or closed
@@ -259,6 +263,8 @@ class Consumer:
         if self.poison_queue is not None:
             for m in bad:
                 why = self._why.get(m.id)
+                if why is not None:
+                    self.failures.add(m.id, why)
                 reason = f"failed: {why}" if why else "does not decode with this client's message_encoding"
                 await self._move_to_poison(m, reason, "undecodable")
             return
@@ -302,25 +308,60 @@ class Consumer:
         keep: list[ReceivedMessage] = []
         for m in messages:
             if limit is not None and m.dequeue_count > limit:
-                await self._move_to_poison(m, f"was received {m.dequeue_count} times", "max_dequeue_count")
+                # over the count on arrival (a crash, a lost lease): no failure of its last delivery to tell
+                reason = f"received {m.dequeue_count} times (max_dequeue_count={limit})"
+                await self._move_to_poison(m, f"was received {m.dequeue_count} times", "max_dequeue_count", reason)
             else:
                 keep.append(m)
         return keep
 
-    async def _move_to_poison(self, message: ReceivedMessage, why: str, reason: str) -> None:
-        """Copy to the poison queue (the exact text, never expiring), then delete from this one. When
-        that fails the message is left alone: it returns after its visibility timeout and is tried again.
-        Its telemetry is a ``poison`` span marked failed with ``error.type`` ``reason``."""
-        poison = self.poison_queue
-        assert poison is not None  # only called with poisoning on
+    async def failed(self, message: ReceivedMessage, error: BaseException) -> bool:
+        """A handler failed on ``message`` with ``error`` (kept for its poison record). On its last allowed
+        delivery (dequeue count >= max_dequeue_count) the message is poisoned now, with its failures,
+        rather than released for one more receive that would only poison it: True when it was."""
+        limit = self.options.max_dequeue_count
+        if limit is None or self.poison_queue is None:
+            return False
+        self.failures.add(message.id, error)
+        if message.dequeue_count < limit:
+            return False
+        why = f"failed on its last allowed delivery ({message.dequeue_count} of max_dequeue_count={limit})"
+        reason = f"{why}: {type(error).__name__}"
+        move = partial(self._move_to_poison, message, why, "max_dequeue_count", reason)
+        return await message._in_turn(move)
+
+    async def poison(self, message: ReceivedMessage, reason: str) -> None:
+        """``message.poison(reason)``, in the message's settle turn: moved now, whatever its dequeue count,
+        to the poison queue (``poison_queue``, or ``<queue>-poison`` also when poisoning is off); a failure
+        to move it is raised, and the message left as it was."""
+        message._check("poison")
+        queue = self.poison_queue or poison_queue_for(self.options, self.link.queue_name, explicit=True)
+        await self._move_to_poison(message, f"was poisoned by its handler: {reason}", "explicit", reason, queue=queue)
+
+    async def _move_to_poison(
+        self, message: ReceivedMessage, why: str, kind: str, reason: str | None = None, *, queue: str | None = None
+    ) -> bool:
+        """Copy to the poison queue (its poison record, or with ``poison_format="body"`` its exact text;
+        never expiring), then delete from this one: True once done. When that fails the message is left
+        alone: it returns after its visibility timeout and is tried again (given ``queue``, by
+        ``message.poison``, the failure is raised). Its telemetry is a ``poison`` span marked failed with
+        ``error.type`` ``kind``; ``why`` ends the log line "message <id> ...", ``reason`` (default ``why``)
+        goes into the record."""
+        poison = queue or self.poison_queue
+        assert poison is not None  # only called with poisoning on, or a queue
+        if message.settled is not None:  # settled by its handler meanwhile
+            return False
         try:
             with self.link.operation("poison", message) as rec:
                 rec.set("aioqueue.poison_queue", poison)
-                await self.link.copy_text(poison, message._raw)
-                message.settled = "poisoned"
+                text = self._poison_text(message, reason or why, kind)
+                await self.link.copy_text(poison, text, message._raw)
+                message._mark_settled("poisoned")
                 await self.link.delete(message)
-                rec.fail(reason, f"message {message.id} {why}; moved to queue {poison}")
+                rec.fail(kind, f"message {message.id} {why}; moved to queue {poison}")
         except AioQueueError as exc:
+            if queue is not None:
+                raise
             log.warning(
                 "message %s %s, but moving it to queue %s failed; it will be tried again: %s",
                 message.id,
@@ -328,12 +369,44 @@ class Consumer:
                 poison,
                 exc,
             )
-            return
+            return False
+        self.failures.forget(message.id)
         self.poisoned += 1
         self.link.count("poisoned")
         log.warning("message %s %s; moved to queue %s", message.id, why, poison)
         if self.on_poison is not None:
             await call_hook(self.on_poison, "on_poison", message, why)
+        return True
+
+    def _poison_text(self, message: ReceivedMessage, reason: str, kind: str) -> str:
+        """What the poison queue gets: the message's poison record; its exact text with
+        ``poison_format="body"``, or when its text is too big to fit in a record (then the record,
+        less the content, is logged)."""
+        if self.options.poison_format == "body":
+            return message._raw
+        trace = current_trace_ids()  # the poison span's, when tracing
+        record = new_record(
+            message._raw,
+            source_queue=self.link.queue_name,
+            message_id=message.id,
+            inserted_on=message.inserted_on,
+            expires_on=message.expires_on,
+            dequeue_count=message.dequeue_count,
+            kind=kind,
+            reason=reason,
+            failures=self.failures.of(message.id),
+            trace_id=trace[0] if trace else None,
+        )
+        text = record_text(record)
+        if text is None:
+            log.warning(
+                "message %s is too big for a poison record, so its poison copy is its bare text; its record "
+                "(without the content): %s",
+                message.id,
+                without_content(record),
+            )
+            return message._raw
+        return text
 
     # ---- renewal ---------------------------------------------------------------------------
 

@@ -319,10 +319,12 @@ class Worker:
                 rec.fail(error_type(error), error)
                 link.count("failed")
                 if message.settled is None:
-                    await shielded(_release_quietly(message, self._options.retry_delay_of(message)))
+                    await shielded(self._settle_failed(message, error))
                 if self._on_failure is not None:
                     await call_hook(self._on_failure, "on_failure", message, error)
                 return
+            if message.settled == "poisoned":
+                return  # by its handler (message.poison): counted as poisoned, not processed
             if message.settled is None:
                 try:
                     await message._delete_on_exit()
@@ -333,6 +335,14 @@ class Worker:
                     return
             self._processed += 1
             link.count("processed")
+
+    async def _settle_failed(self, message: ReceivedMessage, error: BaseException) -> None:
+        """A failed handler's message: poisoned now on its last allowed delivery (with the failure), else
+        released after ``retry_delay``."""
+        consumer = self._consumer
+        assert consumer is not None
+        if not await consumer.failed(message, error):
+            await _release_quietly(message, self._options.retry_delay_of(message))
 
     async def _delete_failed(self, message: ReceivedMessage, exc: AioQueueError, rec: Any) -> None:
         """A handled message could not be deleted, so it will be delivered again: a lost lease when the

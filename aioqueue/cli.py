@@ -30,7 +30,7 @@ from dataclasses import asdict, is_dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn, TextIO
 
-from . import _cli_emulator, _cli_payloads, _runner
+from . import _cli_emulator, _cli_payloads, _cli_redrive, _runner
 from ._auth import SharedKeyCredential
 from ._cli_errors import (
     EXIT_INTERRUPTED,
@@ -388,6 +388,9 @@ class Cli:
     async def cmd_payloads(self) -> None:
         await _cli_payloads.sweep(self)
 
+    async def cmd_redrive(self) -> None:
+        await _cli_redrive.redrive(self, Progress)
+
     async def cmd_sas(self) -> None:
         a = self.args
         settings = parse_connection_string(self.conn_str)
@@ -607,6 +610,7 @@ def build_parser(json_errors: bool = False) -> argparse.ArgumentParser:
     s.add_argument("--ip", help="an IP address or range a.b.c.d-e.f.g.h")
     s.add_argument("--protocol", choices=["https", "https,http"], metavar="PROTOCOL", help="https or https,http")
     _cli_payloads.add_command(command, queue_help)
+    _cli_redrive.add_command(command, duration, count)
     s = command(
         "worker",
         "run an async handler over a queue until SIGTERM (module:function)",

@@ -15,6 +15,8 @@ import pytest
 import pytest_asyncio
 
 from aioqueue import BlobPayloads, QueueClient, ReceivedMessage, RequestTimeout, ServiceError, TransportError
+from aioqueue._payloads import Reference
+from aioqueue._poison import PoisonRecord
 from aioqueue.testing import connection_string
 from tests.client.test_large_payloads import _blobs, _container, _names
 from tests.faults import Fault, FaultProxy, Gate
@@ -137,8 +139,12 @@ async def test_a_corrupted_blob_is_poisoned_with_the_reason_and_kept(pair: Pair,
     )
     assert handled == [] and len(reasons) == 1 and "does not match its reference" in reasons[0]
     assert len(await _names(pair.direct)) == 1  # the payload stays with the poison copy
-    (poisoned,) = await pair.direct._sibling(f"{pair.direct.queue_name}-poison").peek_messages()
-    assert poisoned.content == data  # nothing lost: the poison copy still resolves
+    poison = pair.direct._ops.sibling(f"{pair.direct.queue_name}-poison")
+    (raw,) = await poison.peek_messages(1, None, False)
+    ref = Reference.parse(PoisonRecord.parse(raw.text or "").content)  # its record keeps the reference
+    store = pair.direct._pool.payloads
+    assert ref is not None and store is not None
+    assert await store.resolve(ref, pair.direct._encoding) == data  # nothing lost: it still resolves
 
 
 async def test_a_blob_delete_failing_after_the_message_delete_leaves_a_counted_orphan(
