@@ -12,7 +12,11 @@ from ._messages import RawMessage
 from ._models import QueueMessage
 from ._telemetry import Operation, _Off
 
-__all__ = ["Closable", "QueueLink"]
+__all__ = ["PAYLOAD_RETRY_SECONDS", "Closable", "QueueLink"]
+
+# A received message whose large payload could not be fetched for now (the Blob service unreachable,
+# a timeout, a 5xx; not a missing one) is visible again after this many seconds.
+PAYLOAD_RETRY_SECONDS = 5
 
 
 class Closable(Protocol):

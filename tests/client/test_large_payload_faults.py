@@ -96,7 +96,7 @@ async def test_a_send_whose_answer_is_lost_keeps_the_blob_and_the_message_is_who
 async def test_a_failed_download_releases_the_message_for_later(
     pair: Pair, blob_proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("aioqueue._operations.PAYLOAD_RETRY_SECONDS", 1)
+    monkeypatch.setattr("aioqueue._link.PAYLOAD_RETRY_SECONDS", 1)
     data = os.urandom(DATA_SIZE)
     await pair.direct.send_message(data)
     blob_proxy.script(Fault("reset_before", method="GET"), Fault("503", method="GET"))  # the blob service away
@@ -110,7 +110,7 @@ async def test_a_failed_download_releases_the_message_for_later(
 async def test_a_download_that_times_out_releases_the_message_for_later(
     pair: Pair, blob_proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr("aioqueue._operations.PAYLOAD_RETRY_SECONDS", 1)
+    monkeypatch.setattr("aioqueue._link.PAYLOAD_RETRY_SECONDS", 1)
     data = os.urandom(DATA_SIZE)
     await pair.direct.send_message(data)
     gate = Gate()  # the Get Blob is held past the client's 3 s timeout, and never answered in time

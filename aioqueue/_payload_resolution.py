@@ -1,0 +1,149 @@
+"""Large payloads on the way in: the content of a message whose text is a payload's reference
+(fetched, checked, decoded), and the payload blobs of received messages, each deleted after its
+message's delete succeeded and never before (:class:`HeldPayloads`).
+
+The wire halves stay in :mod:`._operations` (Queue) and :mod:`._blob_operations` (Blob); this module
+decides what to fetch, what a failure to fetch means, and when a payload blob may go.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from . import _link
+from ._encoding import MessageEncoding
+from ._errors import AioQueueError, MessageEncodingError
+from ._messages import RawMessage
+from ._payloads import PayloadStore, PayloadUnavailable, Reference, payload_queue
+
+__all__ = ["HeldPayloads", "Resolved", "content_of", "resolve_all"]
+
+log = logging.getLogger("aioqueue")
+_HELD_BLOBS = 10_000  # the payload blobs of received messages a client remembers, to delete after their message
+
+Release = Callable[[RawMessage, int], Awaitable[object]]
+"""``release(raw, seconds)``: make a received message visible again after ``seconds``."""
+
+
+class Resolved(RawMessage):
+    """A received or peeked message whose text is a large payload's reference: its content, fetched,
+    or why it could not be (the message's failure)."""
+
+    content: Any
+    failure: MessageEncodingError | None
+
+
+async def content_of(store: PayloadStore, encoding: MessageEncoding, msg_id: str, ref: Reference) -> Any:
+    """The content a message's reference points at. PayloadUnavailable (naming the message) when its
+    payload is missing, does not match or does not decode: the message's failure. Any other
+    AioQueueError: fetching it failed (the Blob service unreachable, refusing, a timeout)."""
+    try:
+        return await store.resolve(ref, encoding)
+    except MessageEncodingError as exc:
+        raise PayloadUnavailable(f"message {msg_id}: {exc}") from None
+
+
+async def resolve_all(
+    store: PayloadStore,
+    encoding: MessageEncoding,
+    raws: list[RawMessage],
+    release: Release | None = None,
+    held: HeldPayloads | None = None,
+) -> list[RawMessage]:
+    """Each message whose text is a large payload's reference, with its content fetched (or its
+    failure: missing, not matching, not decoding). With ``release`` (received messages), one whose
+    payload could not be fetched for another reason (the Blob service unreachable, a timeout, a 5xx)
+    is released for another try after PAYLOAD_RETRY_SECONDS and left out; without (a peek), that
+    failure is raised. ``held`` remembers each received message's blob, to delete after it."""
+    out: list[RawMessage] = []
+    for raw in raws:
+        ref = Reference.parse(raw.text or "")
+        if ref is None:
+            out.append(raw)
+            continue
+        resolved = Resolved(*raw)
+        resolved.content, resolved.failure = None, None
+        try:
+            resolved.content = await content_of(store, encoding, raw.id, ref)
+        except PayloadUnavailable as exc:  # missing, not matching, not decoding: the message's failure
+            resolved.failure = exc
+        except AioQueueError as exc:
+            if release is None:
+                raise
+            await payload_later(raw, exc, release)
+            continue
+        if held is not None:
+            held.hold(raw.id, ref.blob)
+        out.append(resolved)
+    return out
+
+
+async def payload_later(raw: RawMessage, error: AioQueueError, release: Release) -> None:
+    """A received message whose payload could not be fetched for now: visible again after
+    PAYLOAD_RETRY_SECONDS (logged); when that release fails, after its visibility timeout."""
+    delay = _link.PAYLOAD_RETRY_SECONDS
+    log.warning("message %s: fetching its payload failed; it is visible again in %d s: %s", raw.id, delay, error)
+    try:
+        await release(raw, delay)
+    except AioQueueError as exc:
+        log.warning("message %s: releasing it failed; it returns after its visibility timeout: %s", raw.id, exc)
+
+
+class HeldPayloads:
+    """The payload blobs of the messages one queue's client received, by message id: each deleted once
+    its message's delete succeeded, never before. Only the queue's own (``<queue>/...``): a poison
+    queue's copies and a reference copied from another queue are never deleted here."""
+
+    __slots__ = ("blobs", "queue_name", "store")
+
+    def __init__(self, store: PayloadStore, queue_name: str) -> None:
+        self.store = store
+        self.queue_name = queue_name
+        self.blobs: collections.OrderedDict[str, str] = collections.OrderedDict()
+
+    def hold(self, msg_id: str, blob: str) -> None:
+        """Remember a received message's blob, to delete after its message."""
+        if payload_queue(blob) != self.queue_name:
+            return
+        blobs = self.blobs
+        blobs[msg_id] = blob
+        if len(blobs) > _HELD_BLOBS:
+            blobs.popitem(last=False)  # its blob is left as an orphan
+            self.store.orphans += 1
+
+    async def replace(self, msg_id: str, blob: str | None) -> None:
+        """After an Update Message with new text succeeded: the old payload blob (if known) deleted,
+        the new one (if any) held to go with the message."""
+        await self.drop(msg_id)
+        if blob is not None:
+            self.hold(msg_id, blob)
+
+    async def drop(self, msg_id: str) -> None:
+        """After the message's delete succeeded: delete its payload blob (a failure leaves an orphan)."""
+        blob = self.blobs.pop(msg_id, None)
+        if blob is None:
+            return
+        try:
+            await self.store.delete(blob)
+        except AioQueueError as exc:
+            self.store.orphans += 1
+            log.warning("message %s was deleted, but its payload blob %s was not (left as an orphan): %s",
+                        msg_id, blob, exc)  # fmt: skip
+
+    def forget(self, msg_id: str) -> None:
+        """After a delete answered with what only may mean the message is gone: its blob never deleted
+        (the message may live on under a newer receipt, with another consumer), left as an orphan."""
+        blob = self.blobs.pop(msg_id, None)
+        if blob is None:
+            return
+        self.store.orphans += 1
+        log.warning("message %s may not be deleted (its delete was not answered 2xx), so its payload "
+                    "blob %s was not deleted (left as an orphan)", msg_id, blob)  # fmt: skip
+
+    def keep(self, blob: str) -> None:
+        """A poison copy points at ``blob`` now: it is never deleted after the message it came with."""
+        for msg_id in [m for m, held in self.blobs.items() if held == blob]:
+            del self.blobs[msg_id]
