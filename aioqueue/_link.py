@@ -6,6 +6,7 @@ stream a :class:`QueueLink`, and imports run one way, client -> consumer.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Protocol
 
 from ._messages import RawMessage
@@ -41,6 +42,17 @@ class QueueLink(Protocol):
 
     def decode(self, raw: RawMessage) -> Any:
         """The message's content in the client's encoding; MessageEncodingError when it does not decode."""
+        ...
+
+    def unfetched(self, raws: list[RawMessage]) -> Collection[str]:
+        """The ids of the messages whose text is a large payload's reference: not decoded, their
+        content fetched with :meth:`payload` as each is handed over (empty without large payloads)."""
+        ...
+
+    async def payload(self, message_id: str, text: str) -> Any:
+        """The content of a large payload's message (``text``: its reference). MessageEncodingError
+        (``PayloadUnavailable``) when the payload is missing, does not match or does not decode: the
+        message's failure; any other AioQueueError when fetching it failed."""
         ...
 
     async def delete(self, message: QueueMessage, *, resent: bool = False) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Final
 
 from ._dates import parse_rfc1123
@@ -40,7 +40,7 @@ from ._models import (
     UpdateReceipt,
     UserDelegationKey,
 )
-from ._payload_resolution import HeldPayloads, Resolved, resolve_all
+from ._payload_resolution import HeldPayloads, Resolved, content_of, resolve_all, resolve_received
 from ._payloads import PayloadStore, Reference, keep_forever
 from ._telemetry import Operation, Telemetry, _Off, count_outcome
 from ._transport import DEFAULT_MAX_RESPONSE_BYTES, Accept, Response, RetryingSession, State, Where
@@ -459,7 +459,8 @@ class QueueOperations(Operations):
         self, count: int, visibility_timeout: int | None, extra: Mapping[str, str] | None = None
     ) -> tuple[list[RawMessage], float]:
         """Get Messages: up to ``count`` (1..32) raw entries, and time.monotonic() when the request that
-        leased them was sent (their visibility runs from no earlier)."""
+        leased them was sent (their visibility runs from no earlier). A large payload's message is its
+        reference still (see :meth:`resolve_received`, :meth:`payload`)."""
         number, max_bytes = _GET[count]
         query = {"numofmessages": number}
         if visibility_timeout is not None:
@@ -473,8 +474,8 @@ class QueueOperations(Operations):
             answered(raws, count, "Get Messages")
             if rec.on:
                 rec.received(raws)
-        if self.pool.payloads is not None:
-            raws = await resolve_all(self.pool.payloads, self.encoding, raws, self._release, self._held)
+        if self._held is not None:  # a large payload's blob goes once its message is deleted
+            self._held.hold_received(raws)
         return raws, response.sent
 
     async def peek_messages(
@@ -501,9 +502,16 @@ class QueueOperations(Operations):
         assert self.pool.payloads is not None
         return await resolve_all(self.pool.payloads, self.encoding, raws)
 
-    async def _release(self, raw: RawMessage, seconds: int) -> None:
-        msg_id, receipt = check_message_id(raw.id), check_pop_receipt(raw.pop_receipt)
-        await self.update_message("release", msg_id, receipt, seconds, None)
+    async def resolve_received(
+        self, raws: list[RawMessage], visibility: int | None, leased_at: float
+    ) -> tuple[list[RawMessage], dict[str, UpdateReceipt]]:
+        """Each received message whose text is a large payload's reference, with its content fetched,
+        one after the other, the list's leases renewed meanwhile; and those renewals by message id."""
+        assert self.pool.payloads is not None
+        return await resolve_received(self.pool.payloads, self.encoding, raws, self._visibility, visibility, leased_at)
+
+    async def _visibility(self, msg_id: str, receipt: str, seconds: int, why: str) -> UpdateReceipt:
+        return await self.update_message(why, check_message_id(msg_id), check_pop_receipt(receipt), seconds, None)
 
     async def replace_payload(self, msg_id: str, blob: str | None) -> None:
         """After an Update Message with new text succeeded: the old payload blob (if known) deleted,
@@ -590,6 +598,16 @@ class QueueOperations(Operations):
 
     async def fetch(self, max_messages: int, visibility_timeout: int) -> tuple[list[RawMessage], float]:
         return await self.get_messages(max_messages, visibility_timeout)
+
+    def unfetched(self, raws: list[RawMessage]) -> Collection[str]:
+        if self.pool.payloads is None:
+            return ()
+        return {raw.id for raw in raws if Reference.parse(raw.text or "") is not None}
+
+    async def payload(self, message_id: str, text: str) -> Any:
+        ref, store = Reference.parse(text), self.pool.payloads
+        assert ref is not None and store is not None
+        return await content_of(store, self.encoding, message_id, ref)
 
     async def delete(self, message: QueueMessage, *, resent: bool = False) -> None:
         msg_id, receipt = check_message_id(message.id), check_pop_receipt(message.pop_receipt)

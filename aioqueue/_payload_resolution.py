@@ -2,14 +2,22 @@
 (fetched, checked, decoded), and the payload blobs of received messages, each deleted after its
 message's delete succeeded and never before (:class:`HeldPayloads`).
 
+Payloads are fetched one message at a time. The consumer (``receive()``, ``receive_batches()``,
+``process()``) fetches each as it hands its message over (:func:`content_of`, through the QueueLink),
+so prefetched messages hold only their references. ``receive_messages`` and ``peek_messages`` hand
+over a list: its payloads are fetched one after the other, and a received list's leases are renewed
+meanwhile (:class:`_Leases`), so none lapses while a later payload downloads.
+
 The wire halves stay in :mod:`._operations` (Queue) and :mod:`._blob_operations` (Blob); this module
 decides what to fetch, what a failure to fetch means, and when a payload blob may go.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,15 +25,20 @@ from . import _link
 from ._encoding import MessageEncoding
 from ._errors import AioQueueError, MessageEncodingError
 from ._messages import RawMessage
+from ._models import UpdateReceipt
 from ._payloads import PayloadStore, PayloadUnavailable, Reference, payload_queue
 
-__all__ = ["HeldPayloads", "Resolved", "content_of", "resolve_all"]
+__all__ = ["HeldPayloads", "Resolved", "content_of", "resolve_all", "resolve_received"]
 
 log = logging.getLogger("aioqueue")
 _HELD_BLOBS = 10_000  # the payload blobs of received messages a client remembers, to delete after their message
 
+_SERVICE_VISIBILITY = 30  # the service's visibility timeout when Get Messages names none
+
 Release = Callable[[RawMessage, int], Awaitable[object]]
 """``release(raw, seconds)``: make a received message visible again after ``seconds``."""
+Update = Callable[[str, str, int, str], Awaitable[UpdateReceipt]]
+"""``update(message id, pop receipt, visibility timeout, why)``: Update Message (visibility only)."""
 
 
 class Resolved(RawMessage):
@@ -51,13 +64,12 @@ async def resolve_all(
     encoding: MessageEncoding,
     raws: list[RawMessage],
     release: Release | None = None,
-    held: HeldPayloads | None = None,
 ) -> list[RawMessage]:
     """Each message whose text is a large payload's reference, with its content fetched (or its
-    failure: missing, not matching, not decoding). With ``release`` (received messages), one whose
-    payload could not be fetched for another reason (the Blob service unreachable, a timeout, a 5xx)
-    is released for another try after PAYLOAD_RETRY_SECONDS and left out; without (a peek), that
-    failure is raised. ``held`` remembers each received message's blob, to delete after it."""
+    failure: missing, not matching, not decoding), one after the other. With ``release`` (received
+    messages), one whose payload could not be fetched (the Blob service unreachable, a timeout, a
+    5xx) is released for another try after PAYLOAD_RETRY_SECONDS and left out; without (a peek),
+    that failure is raised."""
     out: list[RawMessage] = []
     for raw in raws:
         ref = Reference.parse(raw.text or "")
@@ -75,8 +87,6 @@ async def resolve_all(
                 raise
             await payload_later(raw, exc, release)
             continue
-        if held is not None:
-            held.hold(raw.id, ref.blob)
         out.append(resolved)
     return out
 
@@ -92,6 +102,77 @@ async def payload_later(raw: RawMessage, error: AioQueueError, release: Release)
         log.warning("message %s: releasing it failed; it returns after its visibility timeout: %s", raw.id, exc)
 
 
+async def resolve_received(
+    store: PayloadStore,
+    encoding: MessageEncoding,
+    raws: list[RawMessage],
+    update: Update,
+    visibility: int | None,
+    leased_at: float,
+) -> tuple[list[RawMessage], dict[str, UpdateReceipt]]:
+    """A received list's payloads, fetched one after the other while every message of the list keeps
+    its lease (renewed once half of it has passed); and the renewals, by message id (the newest pop
+    receipt and visibility of each renewed message). A message whose payload could not be fetched is
+    released for PAYLOAD_RETRY_SECONDS and left out."""
+    if not any(Reference.parse(raw.text or "") for raw in raws):
+        return raws, {}
+    leases = _Leases(raws, update, visibility or _SERVICE_VISIBILITY, leased_at)
+    keeper = asyncio.ensure_future(leases.keep())
+
+    async def release(raw: RawMessage, seconds: int) -> None:
+        await leases.release(raw.id, seconds)
+
+    try:
+        out = await resolve_all(store, encoding, raws, release)
+    finally:
+        await leases.stop(keeper)
+    return out, leases.renewed
+
+
+class _Leases:
+    """The leases of a received list, kept while its payloads are fetched: each message renewed (its
+    visibility timeout again) once half of it has passed; the newest receipts by message id."""
+
+    def __init__(self, raws: list[RawMessage], update: Update, visibility: int, leased_at: float) -> None:
+        self.receipts = {raw.id: raw.pop_receipt or "" for raw in raws}  # those still kept
+        self.renewed: dict[str, UpdateReceipt] = {}
+        self.update = update
+        self.visibility = visibility
+        self.due = leased_at + visibility / 2
+        self.lock = asyncio.Lock()  # a renewal and a release of one message never cross
+
+    async def keep(self) -> None:
+        while True:
+            await asyncio.sleep(max(0.0, self.due - time.monotonic()))
+            async with self.lock:
+                sent = time.monotonic()
+                await asyncio.gather(*(self._renew(msg_id) for msg_id in list(self.receipts)))
+                self.due = sent + self.visibility / 2
+
+    async def _renew(self, msg_id: str) -> None:
+        try:
+            receipt = await self.update(msg_id, self.receipts[msg_id], self.visibility, "renew")
+        except AioQueueError as exc:  # it may lapse: its delete then fails, and it is handled again
+            log.warning("message %s: renewing its lease while its list's payloads were fetched failed: %s", msg_id, exc)
+            return
+        self.receipts[msg_id] = receipt.pop_receipt
+        self.renewed[msg_id] = receipt
+
+    async def release(self, msg_id: str, seconds: int) -> None:
+        """Keep it no more, and make it visible again after ``seconds`` (with its newest receipt)."""
+        async with self.lock:
+            receipt = self.receipts.pop(msg_id, None)
+            self.renewed.pop(msg_id, None)
+            if receipt is not None:
+                await self.update(msg_id, receipt, seconds, "release")
+
+    async def stop(self, keeper: asyncio.Task[None]) -> None:
+        """End the renewals, none cut off half-way (its new receipt would be lost)."""
+        async with self.lock:
+            keeper.cancel()
+        await asyncio.gather(keeper, return_exceptions=True)
+
+
 class HeldPayloads:
     """The payload blobs of the messages one queue's client received, by message id: each deleted once
     its message's delete succeeded, never before. Only the queue's own (``<queue>/...``): a poison
@@ -103,6 +184,13 @@ class HeldPayloads:
         self.store = store
         self.queue_name = queue_name
         self.blobs: collections.OrderedDict[str, str] = collections.OrderedDict()
+
+    def hold_received(self, raws: list[RawMessage]) -> None:
+        """Remember the blob of each received message whose text is a payload's reference."""
+        for raw in raws:
+            ref = Reference.parse(raw.text or "")
+            if ref is not None:
+                self.hold(raw.id, ref.blob)
 
     def hold(self, msg_id: str, blob: str) -> None:
         """Remember a received message's blob, to delete after its message."""
