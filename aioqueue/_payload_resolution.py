@@ -27,6 +27,7 @@ from ._errors import AioQueueError, MessageEncodingError
 from ._messages import RawMessage
 from ._models import UpdateReceipt
 from ._payloads import PayloadStore, PayloadUnavailable, Reference, payload_queue
+from ._retry import is_weather
 
 __all__ = ["HeldPayloads", "Resolved", "content_of", "resolve_all", "resolve_received"]
 
@@ -57,6 +58,17 @@ async def content_of(store: PayloadStore, encoding: MessageEncoding, msg_id: str
         return await store.resolve(ref, encoding)
     except MessageEncodingError as exc:
         raise PayloadUnavailable(f"message {msg_id}: {exc}") from None
+    except AioQueueError as exc:
+        if not is_weather(exc):  # no retry fixes it: say what was asked, and what it needs
+            _note(exc, f"fetching the large payload of message {msg_id} (blob {ref.container}/{ref.blob}) "
+                       "failed; it needs read access to that blob (a SAS: the Blob service and r)")  # fmt: skip
+        raise
+
+
+def _note(error: BaseException, text: str) -> None:
+    add = getattr(error, "add_note", None)  # Python 3.11+
+    if add is not None:
+        add(text)
 
 
 async def resolve_all(
@@ -67,9 +79,9 @@ async def resolve_all(
 ) -> list[RawMessage]:
     """Each message whose text is a large payload's reference, with its content fetched (or its
     failure: missing, not matching, not decoding), one after the other. With ``release`` (received
-    messages), one whose payload could not be fetched (the Blob service unreachable, a timeout, a
-    5xx) is released for another try after PAYLOAD_RETRY_SECONDS and left out; without (a peek),
-    that failure is raised."""
+    messages), one whose payload could not be fetched for now (the Blob service unreachable, a
+    timeout, a 5xx) is released for another try after PAYLOAD_RETRY_SECONDS and left out; any other
+    failure to fetch (and, without ``release``, that one too) is raised."""
     out: list[RawMessage] = []
     for raw in raws:
         ref = Reference.parse(raw.text or "")
@@ -83,7 +95,7 @@ async def resolve_all(
         except PayloadUnavailable as exc:  # missing, not matching, not decoding: the message's failure
             resolved.failure = exc
         except AioQueueError as exc:
-            if release is None:
+            if release is None or not is_weather(exc):
                 raise
             await payload_later(raw, exc, release)
             continue
@@ -112,8 +124,9 @@ async def resolve_received(
 ) -> tuple[list[RawMessage], dict[str, UpdateReceipt]]:
     """A received list's payloads, fetched one after the other while every message of the list keeps
     its lease (renewed once half of it has passed); and the renewals, by message id (the newest pop
-    receipt and visibility of each renewed message). A message whose payload could not be fetched is
-    released for PAYLOAD_RETRY_SECONDS and left out."""
+    receipt and visibility of each renewed message). A message whose payload could not be fetched for
+    now is released for PAYLOAD_RETRY_SECONDS and left out. A failure no retry fixes (a 403: a SAS
+    without ``r``) makes every message of the list visible again at once, and is raised."""
     if not any(Reference.parse(raw.text or "") for raw in raws):
         return raws, {}
     leases = _Leases(raws, update, visibility or _SERVICE_VISIBILITY, leased_at)
@@ -124,6 +137,10 @@ async def resolve_received(
 
     try:
         out = await resolve_all(store, encoding, raws, release)
+    except AioQueueError:  # the caller gets none of them: none stays hidden for it
+        await leases.stop(keeper)
+        await asyncio.gather(*(leases.release(msg_id, 0) for msg_id in list(leases.receipts)), return_exceptions=True)
+        raise
     finally:
         await leases.stop(keeper)
     return out, leases.renewed

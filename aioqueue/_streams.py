@@ -31,6 +31,7 @@ from ._errors import AioQueueError, LeaseLost, MessageEncodingError
 from ._link import QueueLink
 from ._messages import RawMessage, decoded_messages, received_message
 from ._options import ReceiveSettings, poison_queue_for
+from ._retry import is_weather
 from ._settle import MessageBatch, ReceivedMessage, release_all, release_quietly, shielded
 
 __all__ = ["BatchStream", "Consumer", "MessageStream"]
@@ -198,8 +199,10 @@ class Consumer:
         the caller runs it). True when its content is in, or it had no payload to fetch.
 
         False when the message is not handed over: its payload is the message's failure (poisoned,
-        or released and, from a stream, raised), or it could not be fetched (visible again after
-        PAYLOAD_RETRY_SECONDS)."""
+        or released and, from a stream, raised), or it could not be fetched for now (visible again
+        after PAYLOAD_RETRY_SECONDS). A failure no retry fixes (a SAS without ``r``: 403) makes it
+        visible again at once and is raised: it ends the stream or the worker, as the queue's own
+        403 does."""
         if not message._unfetched:
             return True
         own = not renewing and not self.options.auto_renew
@@ -257,12 +260,22 @@ class Consumer:
             message._end_turn()
 
     async def _payload_failed(self, message: ReceivedMessage, error: AioQueueError) -> None:
-        """Fetching a message's payload failed: visible again after PAYLOAD_RETRY_SECONDS."""
-        delay = _link.PAYLOAD_RETRY_SECONDS
-        log.warning(
-            "message %s: fetching its payload failed; it is visible again in %d s: %s", message.id, delay, error
-        )
-        await release_quietly(message, delay)
+        """Fetching a message's payload failed: for now (visible again after PAYLOAD_RETRY_SECONDS),
+        or for good (a 403: visible again at once, and raised)."""
+        if is_weather(error):
+            delay = _link.PAYLOAD_RETRY_SECONDS
+            log.warning(
+                "message %s: fetching its payload failed; it is visible again in %d s: %s", message.id, delay, error
+            )
+            await release_quietly(message, delay)
+            return
+        log.error(
+            "message %s: fetching its payload failed, and trying again will not help (%s; a SAS needs the "
+            "Blob service and r); the message is visible again at once, and receiving stops: %s",
+            message.id, type(error).__name__, error,
+        )  # fmt: skip
+        await release_quietly(message, 0)
+        raise error
 
     # ---- the stream's buffer ---------------------------------------------------------------
 

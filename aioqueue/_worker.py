@@ -80,7 +80,9 @@ class Worker:
       504), a connection error, a timeout or a garbled answer is logged once per streak and tried
       again with jittered back-off up to ``poll_interval``'s maximum. Anything else (authentication,
       a missing queue, configuration) ends the worker, and then, like on every exit, no handler
-      outlives it.
+      outlives it. Fetching a large payload likewise: a failure for now releases that message for
+      a few seconds; a 403 (a SAS without ``r`` on the Blob service) ends the worker, its message
+      visible again at once.
     - **Bad messages never stop it**: undecodable content is poisoned (with ``max_dequeue_count``)
       or released, logged and counted.
     - **Honest outcomes**: a handler that succeeded but whose message could not be deleted is never
@@ -110,7 +112,7 @@ class Worker:
         self._processed = self._failed = self._lease_lost = self._undeleted = 0
         self._failing_since: float | None = None
         self._downloading = 0  # handler slots fetching their message's large payload
-        self._fatal: Exception | None = None  # fetching a payload raised: the worker stops
+        self._fatal: Exception | None = None  # fetching a payload failed for good (a 403): the worker stops
 
     @classmethod
     def build(cls, link: QueueLink, handler: Handler, options: Mapping[str, Any]) -> Worker:
@@ -324,8 +326,8 @@ class Worker:
     async def _fetch_payload(self, consumer: Consumer, message: ReceivedMessage) -> bool:
         """Fetch the message's large payload in its own handler slot (a download per slot at most; the
         loop goes on meanwhile). False when it is not handed to the handler (poisoned, released): then
-        it was never received, and its slot is free. An error it raises stops the worker and is raised
-        from :meth:`run`."""
+        it was never received, and its slot is free. A failure no retry fixes (a 403) stops the worker
+        and is raised from :meth:`run`, as the queue's own 403 is."""
         fetched = False
         try:
             fetched = await consumer.fetch_payload(message)
