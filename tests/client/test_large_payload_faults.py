@@ -124,6 +124,21 @@ async def test_a_failed_download_releases_the_message_for_later(
     assert await _names(pair.direct) == [] and await _count(pair.direct) == 0
 
 
+async def test_a_cut_off_range_is_a_failed_download_not_a_corrupt_payload(
+    pair: Pair, blob_proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A range over 1 MiB is read into a buffer of its announced size: an answer cut off half-way is a
+    failed download (released, then handled whole), never a payload padded out and poisoned."""
+    monkeypatch.setattr("aioqueue._link.PAYLOAD_RETRY_SECONDS", 1)
+    data = os.urandom(3 * 1024 * 1024 // 2)  # one range of 1.5 MiB (the default block_size is 4 MiB)
+    await pair.direct.send_message(data)
+    blob_proxy.script(Fault("truncate", method="GET"))
+    got = await _handle_all(pair.faulty, max_messages=1, idle_timeout=30, max_dequeue_count=5)
+    assert got == [data]
+    assert [s.fault for s in blob_proxy.seen if s.method == "GET"][:2] == ["truncate", None]
+    assert await _names(pair.direct) == [] and await _count(pair.direct) == 0
+
+
 @pytest.mark.slow
 async def test_a_download_that_times_out_releases_the_message_for_later(
     pair: Pair, blob_proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
