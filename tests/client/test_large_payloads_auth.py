@@ -7,14 +7,21 @@ import os
 import ssl
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
 import pytest
 
-from aioqueue import AuthenticationFailed, BlobPayloads, PayloadError, QueueClient, ReceivedMessage
+from aioqueue import (
+    AuthenticationFailed,
+    BlobPayloads,
+    PayloadError,
+    QueueClient,
+    ReceivedMessage,
+    generate_account_sas,
+)
 from aioqueue.testing import DEV_ACCOUNT, DEV_KEY, Azurite
 from tests.helpers import FakeCredential, mint_token, oauth_tls_args
 
@@ -92,12 +99,11 @@ async def test_the_blob_service_checks_the_token(https_pair: SimpleNamespace) ->
 
 
 def _account_sas(permission: str) -> str:
-    """An account SAS for the queue AND blob services (``ss=bq``): aioqueue's generate_account_sas
-    makes queue-only ones, so the official SDK's signer (an independent implementation) makes it."""
-    from azure.storage.queue._shared.shared_access_signature import SharedAccessSignature
-
-    expiry = datetime.now(timezone.utc) + timedelta(hours=1)
-    return SharedAccessSignature(DEV_ACCOUNT, DEV_KEY).generate_account("bq", "sco", permission, expiry)
+    """An account SAS for the queue AND blob services (``ss=bq``), as the docs' permissions section
+    says to make it (tests/auth/test_signing.py pins it against the official SDK's)."""
+    return generate_account_sas(
+        DEV_ACCOUNT, DEV_KEY, resource_types="sco", permission=permission, expiry=timedelta(hours=1), services="bq"
+    )
 
 
 def _client(azurite: Azurite, blob: Azurite, name: str, container: str, permission: str) -> QueueClient:
