@@ -275,9 +275,10 @@ async def test_a_lists_leases_are_renewed_while_its_payloads_download(
             for msg in messages:
                 await queue.delete_message(msg)
             return {msg.id: msg.content for msg in messages}
-        async for batch in queue.receive_batches(max_batch_size=2, visibility_timeout=2, idle_timeout=3):
-            async with batch:  # deletes both on exit
-                return {msg.id: msg.content for msg in batch}
+        async with queue.receive_batches(max_batch_size=2, visibility_timeout=2, idle_timeout=3) as stream:
+            async for batch in stream:
+                async with batch:  # deletes both on exit
+                    return {msg.id: msg.content for msg in batch}
         return {}
 
     async def both_renewed() -> bool:
