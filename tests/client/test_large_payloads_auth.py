@@ -208,6 +208,6 @@ async def test_a_sas_without_read_stops_the_consumer_and_keeps_the_message(
     (left,) = await queue_client.peek_messages()  # visible again at once: not lost, not poisoned
     assert left.dequeue_count == 1
     async with _client(azurite, azurite_blob, name, container, "rpud") as reader:
-        (msg,) = await reader.receive_messages()
-        assert msg.content == data
-        await reader.delete_message(msg)
+        (whole,) = await reader.receive_messages()
+        assert whole.content == data
+        await reader.delete_message(whole)
