@@ -6,13 +6,18 @@ stream a :class:`QueueLink`, and imports run one way, client -> consumer.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Protocol
 
 from ._messages import RawMessage
 from ._models import QueueMessage
 from ._telemetry import Operation, _Off
 
-__all__ = ["Closable", "QueueLink"]
+__all__ = ["PAYLOAD_RETRY_SECONDS", "Closable", "QueueLink"]
+
+# A received message whose large payload could not be fetched for now (the Blob service unreachable,
+# a timeout, a 5xx; not a missing one) is visible again after this many seconds.
+PAYLOAD_RETRY_SECONDS = 5
 
 
 class Closable(Protocol):
@@ -37,6 +42,17 @@ class QueueLink(Protocol):
 
     def decode(self, raw: RawMessage) -> Any:
         """The message's content in the client's encoding; MessageEncodingError when it does not decode."""
+        ...
+
+    def unfetched(self, raws: list[RawMessage]) -> Collection[str]:
+        """The ids of the messages whose text is a large payload's reference: not decoded, their
+        content fetched with :meth:`payload` as each is handed over (empty without large payloads)."""
+        ...
+
+    async def payload(self, message_id: str, text: str) -> Any:
+        """The content of a large payload's message (``text``: its reference). MessageEncodingError
+        (``PayloadUnavailable``) when the payload is missing, does not match or does not decode: the
+        message's failure; any other AioQueueError when fetching it failed."""
         ...
 
     async def delete(self, message: QueueMessage, *, resent: bool = False) -> None:

@@ -229,8 +229,15 @@ class QueueClient(ClientBase[QueueOperations]):
         (1 s..7 d; the service default is 30 s). Delete each one once handled, or it comes back."""
         count = message_count(max_messages)
         vis = None if visibility_timeout is None else seconds(visibility_timeout, "visibility_timeout", low=1)
-        raws, _ = await self._ops.get_messages(count, vis, headers)
+        raws, leased_at = await self._ops.get_messages(count, vis, headers)
+        renewed = None
+        if self._pool.payloads is not None:  # payloads fetched one after the other, every lease kept
+            raws, renewed = await self._ops.resolve_received(raws, vis, leased_at)
         messages, failed = decoded_messages(raws, self._ops.decode, QueueMessage)
+        if renewed:
+            for m in messages:
+                if (receipt := renewed.get(m.id)) is not None:
+                    m.pop_receipt, m.next_visible_on = receipt.pop_receipt, receipt.next_visible_on
         if failed:
             # the caller gets no message, so none stays hidden for it: the decodable ones are visible
             # again at once (the undecodable ones stay hidden for their visibility timeout)

@@ -24,7 +24,7 @@ from ._options import ReceiveSettings
 from ._retry import is_weather
 from ._validation import Duration, seconds
 
-__all__ = ["Holder", "MessageBatch", "ReceivedMessage", "release_all"]
+__all__ = ["Holder", "MessageBatch", "ReceivedMessage", "release_all", "release_quietly"]
 
 log = logging.getLogger("aioqueue")
 
@@ -88,6 +88,7 @@ class ReceivedMessage(QueueMessage):
         "_renew_until",
         "_settling",
         "_turns",
+        "_unfetched",
         "lease_lost",
         "renewal_error",
         "settled",
@@ -104,6 +105,7 @@ class ReceivedMessage(QueueMessage):
     _pending: ReceivedMessage | None  # a new delivery of it that came while a request of its was under way
     _renew_at: float
     _renew_until: float | None
+    _unfetched: bool  # its content is a large payload not fetched yet (fetched as it is handed over)
     lease_lost: bool  # renewals stopped before it was settled: it may be handed to someone else
     renewal_error: BaseException | None
     settled: str | None
@@ -117,6 +119,7 @@ class ReceivedMessage(QueueMessage):
         self._turns = None
         self._lost_told = False
         self._pending = None
+        self._unfetched = False
         now = time.monotonic() if leased_at is None else leased_at
         vis = consumer.options.visibility_timeout
         self._renew_at = now + vis / 2
@@ -348,6 +351,22 @@ class ReceivedMessage(QueueMessage):
         self.renewal_error = error
         told, self._lost_told = self._lost_told, True
         self._consumer.lease_lost(self, error, tell=not told)
+
+
+async def release_quietly(message: ReceivedMessage, delay: int) -> None:
+    """Release; when that fails the message still returns, after its visibility timeout (or already has,
+    when the failed release may have landed)."""
+    try:
+        await message.release(delay=delay)
+    except MessageSettled:
+        pass
+    except AioQueueError as exc:
+        if getattr(exc, "maybe_applied", False):  # the release itself may have landed before its answer was lost
+            log.warning(
+                "could not confirm the release of message %s; it may already be visible again: %s", message.id, exc
+            )
+        else:
+            log.warning("could not release message %s; it returns after its visibility timeout: %s", message.id, exc)
 
 
 async def shielded(operation: Awaitable[None]) -> None:

@@ -9,6 +9,10 @@ But never two at once from one stream or worker: a message in hand (inside its `
 or in the worker's handler) that the queue hands out again is not handed out a second time; the one
 in hand takes its new pop receipt and lease instead. A prefetched message whose lease lapsed (or is
 about to) while it waited in the stream's buffer is given back, never yielded.
+
+A large payload's message is fetched as it is handed over (:meth:`Consumer.fetch_payload`), never with
+its whole batch: prefetched messages hold only their references, and its lease is renewed while its
+payload downloads.
 """
 
 from __future__ import annotations
@@ -23,12 +27,14 @@ from functools import partial
 from types import TracebackType
 from typing import Any
 
+from . import _link
 from ._errors import AioQueueError, LeaseLost, MessageEncodingError
 from ._link import QueueLink
 from ._messages import RawMessage, decoded_messages, received_message
 from ._options import ReceiveSettings, poison_queue_for
 from ._poison import Failures, new_record, record_text, without_content
-from ._settle import MessageBatch, ReceivedMessage, release_all, shielded
+from ._retry import is_weather
+from ._settle import MessageBatch, ReceivedMessage, release_all, release_quietly, shielded
 from ._telemetry import current_trace_ids
 
 __all__ = ["BatchStream", "Consumer", "MessageStream"]
@@ -159,7 +165,24 @@ class Consumer:
     def _adopt_all(
         self, entries: list[RawMessage], leased_at: float
     ) -> tuple[list[ReceivedMessage], list[ReceivedMessage]]:
-        """(decoded messages, messages whose content the encoding could not decode: content None)."""
+        """(decoded messages, messages whose content the encoding could not decode: content None). A
+        large payload's message is adopted unfetched (content None until :meth:`fetch_payload`)."""
+        unfetched = self.link.unfetched(entries) if entries else ()
+        if not unfetched:
+            return self._adopt_decoded(entries, leased_at)
+        good, undecodable = self._adopt_decoded([raw for raw in entries if raw.id not in unfetched], leased_at)
+        for raw in entries:
+            if raw.id in unfetched:
+                message = received_message(raw, None, ReceivedMessage)._attach(self, raw.text or "", leased_at)
+                message._unfetched = True
+                good.append(message)
+        order = {raw.id: i for i, raw in enumerate(entries)}
+        good.sort(key=lambda m: order[m.id])  # as the queue handed them out
+        return good, undecodable
+
+    def _adopt_decoded(
+        self, entries: list[RawMessage], leased_at: float
+    ) -> tuple[list[ReceivedMessage], list[ReceivedMessage]]:
         good, failed = decoded_messages(entries, self.link.decode, ReceivedMessage)
         decoded = [raw for raw in entries if all(raw is not bad for bad, _ in failed)] if failed else entries
         for message, raw in zip(good, decoded, strict=True):
@@ -170,6 +193,93 @@ class Consumer:
         return good, [
             m._attach(self, raw.text or "", leased_at) for m, (raw, _) in zip(undecodable, failed, strict=True)
         ]
+
+    # ---- large payloads, fetched as each message is handed over ------------------------------
+
+    async def fetch_payload(self, message: ReceivedMessage, *, renewing: bool = False) -> bool:
+        """Fetch the large payload of a message being handed over (one message's at a time: a batch's
+        payloads are never all fetched before its first message is handed over), its lease renewed
+        meanwhile: by its ``auto_renew`` renewer, else by one for the download (unless ``renewing``:
+        the caller runs it). True when its content is in, or it had no payload to fetch.
+
+        False when the message is not handed over: its payload is the message's failure (poisoned,
+        or released and, from a stream, raised), or it could not be fetched for now (visible again
+        after PAYLOAD_RETRY_SECONDS). A failure no retry fixes (a SAS without ``r``: 403) makes it
+        visible again at once and is raised: it ends the stream or the worker, as the queue's own
+        403 does."""
+        if not message._unfetched:
+            return True
+        own = not renewing and not self.options.auto_renew
+        if own:
+            self._renew_while_held(message)
+        try:
+            message.content = await self.link.payload(message.id, message._raw)
+        except MessageEncodingError as exc:  # missing, not matching, not decoding: the message's failure
+            await self._stop_renewing(message)
+            self._why = {message.id: exc}
+            await self._divert_undecodable([], [message])
+            return False
+        except AioQueueError as exc:
+            await self._stop_renewing(message)
+            await self._payload_failed(message, exc)
+            return False
+        except asyncio.CancelledError:  # (stopping): visible again at once
+            await shielded(release_quietly(message, 0))
+            raise
+        message._unfetched = False
+        if own:
+            await self._stop_renewing(message)
+        return True
+
+    async def fetch_payloads(self, messages: list[ReceivedMessage]) -> list[ReceivedMessage]:
+        """:meth:`fetch_payload` for a batch's messages, one after the other, every lease of the batch
+        renewed meanwhile; those handed over. When one raises, the rest are given back (at close)."""
+        if not any(m._unfetched for m in messages):
+            return messages
+        own = [] if self.options.auto_renew else list(messages)
+        for m in own:
+            self._renew_while_held(m)
+        out: list[ReceivedMessage] = []
+        try:
+            for i, m in enumerate(messages):
+                try:
+                    if await self.fetch_payload(m, renewing=True):
+                        out.append(m)
+                except BaseException:
+                    self.buffer.extend(out + messages[i + 1 :])  # given back at once by aclose
+                    raise
+        finally:
+            for m in own:
+                if m.settled is None:
+                    await shielded(self._stop_renewing(m))
+        return out
+
+    async def _stop_renewing(self, message: ReceivedMessage) -> None:
+        """Stop renewing ``message``, in its settle turn: a renewal under way is never cut off half-way
+        (its new pop receipt would be lost)."""
+        await message._take_turn()
+        try:
+            self.forget(message)
+        finally:
+            message._end_turn()
+
+    async def _payload_failed(self, message: ReceivedMessage, error: AioQueueError) -> None:
+        """Fetching a message's payload failed: for now (visible again after PAYLOAD_RETRY_SECONDS),
+        or for good (a 403: visible again at once, and raised)."""
+        if is_weather(error):
+            delay = _link.PAYLOAD_RETRY_SECONDS
+            log.warning(
+                "message %s: fetching its payload failed; it is visible again in %d s: %s", message.id, delay, error
+            )
+            await release_quietly(message, delay)
+            return
+        log.error(
+            "message %s: fetching its payload failed, and trying again will not help (%s; a SAS needs the "
+            "Blob service and r); the message is visible again at once, and receiving stops: %s",
+            message.id, type(error).__name__, error,
+        )  # fmt: skip
+        await release_quietly(message, 0)
+        raise error
 
     # ---- the stream's buffer ---------------------------------------------------------------
 
@@ -585,8 +695,13 @@ class MessageStream(_Stream):
                     await consumer.give_back_lapsing()
                     continue
                 message = buffer.popleft()
+                handed = time.monotonic()  # its pace counts its payload's download too
+                if not await consumer.fetch_payload(message):
+                    continue
+                if message.lease_lost:  # renewing it failed while its payload downloaded: given back
+                    buffer.appendleft(message)
+                    continue
                 consumer.yielded += 1
-                handed = time.monotonic()
                 yield message
                 consumer.took(time.monotonic() - handed)
         finally:
@@ -610,6 +725,9 @@ class BatchStream(_Stream):
                 batch = await consumer.next_batch(self._options.max_batch_size)
                 if batch is None:
                     return
+                batch = await consumer.fetch_payloads(batch)
+                if not batch:
+                    continue
                 consumer.yielded += len(batch)
                 yield MessageBatch(batch, consumer)
         finally:

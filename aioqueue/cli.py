@@ -46,7 +46,7 @@ from ._endpoint import parse_account_url, parse_connection_string
 from ._errors import AuthenticationFailed, ConfigurationError, QueueAlreadyExists, TransportError
 from ._models import QueueMessage
 from ._queue_client import QueueClient
-from ._sas import generate_account_sas, generate_queue_sas
+from ._sas import DEFAULT_SERVICES, generate_account_sas, generate_queue_sas
 from ._service_client import QueueServiceClient
 from ._validation import message_id as check_message_id
 from ._validation import pop_receipt as check_pop_receipt
@@ -407,6 +407,7 @@ class Cli:
                 start=a.start,
                 ip=a.ip,
                 protocol=a.protocol,
+                services=a.services,
             )
         else:
             if not a.queue:
@@ -604,6 +605,11 @@ def build_parser(json_errors: bool = False) -> argparse.ArgumentParser:
     s.add_argument("--account", action="store_true", help="an account SAS instead of a queue SAS")
     s.add_argument("--permission", default="r", help="queue: letters from raup; account: rwdlacup (default r)")
     s.add_argument("--resource-types", default="sco", help="account SAS: letters from sco (default sco)")
+    s.add_argument(
+        "--services",
+        default=DEFAULT_SERVICES,
+        help=f"account SAS: letters from bqtf (default {DEFAULT_SERVICES}; bq: with large payloads' Blob service)",
+    )
     s.add_argument("--expiry", type=when, default=timedelta(hours=1), help="duration from now or ISO date-time")
     s.add_argument("--start", type=when, help="duration from now or ISO date-time")
     s.add_argument("--policy-id", help="a stored access policy of the queue")

@@ -103,7 +103,8 @@ async def test_a_100_mib_round_trip_in_bounded_memory(
     with capsys.disabled():
         print(f"\n100 MiB round trip: send peak {send_peak / MIB:.1f} MiB, receive peak {receive_peak / MIB:.1f} MiB")
     assert send_peak < 3 * block  # no copy of the payload: a block or two at a time
-    assert receive_peak < len(data) + 3 * block  # the handler's copy, and a few blocks beside it
+    # the goal: the handler's copy of the payload, and less than two blocks beside it
+    assert receive_peak < len(data) + 2 * block, f"{receive_peak / MIB:.2f} MiB"
     assert receive_peak < 3 * len(data)  # the generous bound: never three copies
 
 
