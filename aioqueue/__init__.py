@@ -48,7 +48,9 @@ from ._models import (
 from ._options import ReceiveOptions, RetryDelay
 from ._paging import QueueListing, QueuePage
 from ._payloads import BlobPayloads, PayloadError, PayloadUnavailable
+from ._poison import PoisonFailure, PoisonFormat, PoisonRecord
 from ._queue_client import QueueClient
+from ._redrive import RedriveError, RedriveResult
 from ._retry import RetryPolicy
 from ._sas import generate_account_sas, generate_queue_sas
 from ._service_client import QueueServiceClient
@@ -62,6 +64,11 @@ __all__ = [
     "BlobPayloads",
     "PayloadError",
     "PayloadUnavailable",
+    "PoisonFailure",
+    "PoisonFormat",
+    "PoisonRecord",
+    "RedriveError",
+    "RedriveResult",
     "ResponseEvent",
     "RequestEvent",
     "QueuePage",

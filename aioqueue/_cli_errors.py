@@ -20,6 +20,7 @@ from ._errors import (
     SendMessagesError,
     ServiceError,
 )
+from ._redrive import RedriveError
 
 __all__ = [
     "EXIT_ERROR",
@@ -99,10 +100,10 @@ def _code(cause: BaseException) -> int:
 def failure(
     exc: BaseException, *, hints: dict[type[BaseException], str], flags: Callable[[str], str] = in_flags
 ) -> Failure:
-    """The report of one of the REPORTED errors. A SendMessagesError is reported with the code of the
-    failure that stopped it (a missing queue is exit 3 for send as for peek); ``hints`` adds a few words
+    """The report of one of the REPORTED errors. A SendMessagesError (a RedriveError) is reported with
+    the code of the failure that stopped it (a missing queue is exit 3 for send as for peek); ``hints`` adds a few words
     to an error of a kind (the first that matches); ``flags`` puts a usage error in flag names."""
-    cause = exc.error if isinstance(exc, SendMessagesError) else exc
+    cause = exc.error if isinstance(exc, (SendMessagesError, RedriveError)) else exc
     code = _code(cause)
     text = flags(str(exc)) if isinstance(exc, (ConfigurationError, MessageEncodingError)) else str(exc)
     text += next((hint for kind, hint in hints.items() if isinstance(cause, kind)), "")

@@ -105,7 +105,7 @@ async def peek(cli: Cli) -> list[PeekedMessage]:
         names = ", ".join(containers)
         raise ConfigurationError(f"the payloads are in several containers ({names}): name one with --container")
     async with cli.queue(a.queue, containers[0]) as queue:
-        return peeked_messages(await queue._ops.resolve(raws, leased=False), queue._ops.decode)
+        return peeked_messages(await queue._ops.resolve_peeked(raws), queue._ops.decode)
 
 
 async def sweep(cli: Cli) -> None:

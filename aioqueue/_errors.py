@@ -9,6 +9,7 @@
     ├── MessageSettled (also RuntimeError)       a received message settled (deleted/released) twice
     ├── LeaseLost                                a held message's renewals stopped (kept, never raised)
     ├── SendMessagesError                        send_messages stopped part-way; .receipts, .error
+    ├── RedriveError                             a redrive stopped part-way; .result, .error (_redrive.py)
     ├── MalformedResponse                        an answer that cannot be understood (bad XML, field, date)
     ├── TransportError (also OSError)            connection failures once retries are spent
     │   └── RequestTimeout (also TimeoutError)

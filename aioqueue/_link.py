@@ -6,13 +6,18 @@ stream a :class:`QueueLink`, and imports run one way, client -> consumer.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Protocol
 
 from ._messages import RawMessage
 from ._models import QueueMessage, SendReceipt
 from ._telemetry import Operation, _Off
 
-__all__ = ["Closable", "QueueLink"]
+__all__ = ["PAYLOAD_RETRY_SECONDS", "Closable", "QueueLink"]
+
+# A received message whose large payload could not be fetched for now (the Blob service unreachable,
+# a timeout, a 5xx; not a missing one) is visible again after this many seconds.
+PAYLOAD_RETRY_SECONDS = 5
 
 
 class Closable(Protocol):
@@ -39,10 +44,21 @@ class QueueLink(Protocol):
         """The message's content in the client's encoding; MessageEncodingError when it does not decode."""
         ...
 
-    async def resolve(self, raws: list[RawMessage], *, leased: bool) -> list[RawMessage]:
-        """Each message whose text is a large payload's reference, with its content fetched (without
-        large payloads: the messages as they are); a received one (``leased``) whose payload cannot be
-        fetched for now is made visible again soon and left out."""
+    def unfetched(self, raws: list[RawMessage]) -> Collection[str]:
+        """The ids of the messages whose text is a large payload's reference: not decoded, their
+        content fetched with :meth:`payload` as each is handed over (empty without large payloads)."""
+        ...
+
+    async def payload(self, message_id: str, text: str) -> Any:
+        """The content of a large payload's message (``text``: its reference). MessageEncodingError
+        (``PayloadUnavailable``) when the payload is missing, does not match or does not decode: the
+        message's failure; any other AioQueueError when fetching it failed."""
+        ...
+
+    def hold_payloads(self, raws: list[RawMessage]) -> None:
+        """Remember the payload blob of each received message whose text is a large payload's
+        reference, to delete once its message is deleted (Get Messages does it for what it receives;
+        a scheduled message's reference, unwrapped from its envelope when due, is held with this)."""
         ...
 
     async def put_message(self, text: str, query: dict[str, str]) -> SendReceipt:
@@ -67,9 +83,11 @@ class QueueLink(Protocol):
         """Count what became of a message (``aioqueue.consumer.messages``): processed, failed, ..."""
         ...
 
-    async def copy_text(self, queue_name: str, text: str) -> None:
+    async def copy_text(self, queue_name: str, text: str, original: str | None = None) -> None:
         """Put ``text`` exactly as stored (already encoded) into another queue of this account,
-        never expiring; that queue is created when missing."""
+        never expiring; that queue is created when missing. ``original``: the text of the message
+        ``text`` stands for (a poison record's content; default ``text``): when it is a large payload's
+        reference, that payload is kept as long as the copy."""
         ...
 
     def track(self, stream: Closable) -> None:

@@ -174,7 +174,8 @@ class ProcessStats:
     - ``processed``: the handler succeeded and the message was deleted.
     - ``failed``: the handler raised (or ran over ``handler_timeout``); the message was released
       for redelivery after ``retry_delay``.
-    - ``poisoned``: moved to the poison queue (received too often, or undecodable).
+    - ``poisoned``: moved to the poison queue (failed on its last allowed delivery, received too often,
+      undecodable, or by its handler's ``message.poison``); a failure that poisoned it is in ``failed`` too.
     - ``lease_lost``: the handler succeeded but the message could not be deleted because the service
       refused its pop receipt (its visibility lapsed and another consumer may have it): it will be
       delivered again. Use ``auto_renew=True`` for long handlers and keep handlers idempotent.

@@ -9,10 +9,9 @@ and the command line use it, never a client's private members.
 
 from __future__ import annotations
 
-import collections
 import logging
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Final
 
 from ._dates import parse_rfc1123
@@ -41,7 +40,8 @@ from ._models import (
     UpdateReceipt,
     UserDelegationKey,
 )
-from ._payloads import PayloadStore, PayloadUnavailable, Reference, keep_forever, payload_queue
+from ._payload_resolution import HeldPayloads, Resolved, content_of, resolve_all, resolve_received
+from ._payloads import PayloadStore, Reference, keep_forever
 from ._telemetry import Operation, Telemetry, _Off, count_outcome
 from ._transport import DEFAULT_MAX_RESPONSE_BYTES, Accept, Response, RetryingSession, State, Where
 from ._validation import POP_RECEIPT, metadata_headers
@@ -66,18 +66,6 @@ from ._xml import (
 __all__ = ["UNCHANGED", "Pool", "QueueOperations", "ServiceOperations", "error_for"]
 
 log = logging.getLogger("aioqueue")
-PAYLOAD_RETRY_SECONDS = (
-    5  # a message whose payload could not be fetched (not a missing one) is visible again after this
-)
-_HELD_BLOBS = 10_000  # the payload blobs of received messages this client remembers, to delete after their message
-
-
-class _Resolved(RawMessage):
-    """A received or peeked message whose text is a large payload's reference: its content, fetched,
-    or why it could not be (the message's failure)."""
-
-    content: Any
-    failure: MessageEncodingError | None
 
 
 class _Unchanged:
@@ -320,8 +308,8 @@ class QueueOperations(Operations):
         plain = type(encoding) is TextEncoding and pool.payloads is None
         self.decode: Callable[[RawMessage], Any] = text_of if plain else self._decode
         self._created: set[str] = set()  # queues copy_text has made sure exist
-        # message id -> its payload blob, deleted once the message is (never before)
-        self._held: collections.OrderedDict[str, str] = collections.OrderedDict()
+        # the payload blobs of received messages, each deleted once its message is (never before)
+        self._held = HeldPayloads(pool.payloads, queue_name) if pool.payloads is not None else None
 
     def sibling(self, queue_name: str) -> QueueOperations:
         """Another queue of the account, on the same pool and encoding (a poison queue)."""
@@ -331,7 +319,7 @@ class QueueOperations(Operations):
         """The content; any failure of the encoding (a custom one's exception, a RecursionError on
         deeply nested JSON) is a MessageEncodingError naming the message. A large payload's message
         has its content (or its failure) already."""
-        if type(raw) is _Resolved:
+        if type(raw) is Resolved:
             if raw.failure is not None:
                 raise raw.failure
             return raw.content
@@ -471,7 +459,8 @@ class QueueOperations(Operations):
         self, count: int, visibility_timeout: int | None, extra: Mapping[str, str] | None = None
     ) -> tuple[list[RawMessage], float]:
         """Get Messages: up to ``count`` (1..32) raw entries, and time.monotonic() when the request that
-        leased them was sent (their visibility runs from no earlier)."""
+        leased them was sent (their visibility runs from no earlier). A large payload's message is its
+        reference still (see :meth:`resolve_received`, :meth:`payload`)."""
         number, max_bytes = _GET[count]
         query = {"numofmessages": number}
         if visibility_timeout is not None:
@@ -485,8 +474,7 @@ class QueueOperations(Operations):
             answered(raws, count, "Get Messages")
             if rec.on:
                 rec.received(raws)
-        if self.pool.payloads is not None:
-            raws = await self.resolve(raws, leased=True)
+        self.hold_payloads(raws)  # a large payload's blob goes once its message is deleted
         return raws, response.sent
 
     async def peek_messages(
@@ -504,91 +492,31 @@ class QueueOperations(Operations):
             answered(raws, count, "Peek Messages")
             rec.messages(len(raws))
         if self.pool.payloads is not None and resolve:
-            raws = await self.resolve(raws, leased=False)
+            raws = await self.resolve_peeked(raws)
         return raws
 
-    async def resolve(self, raws: list[RawMessage], *, leased: bool) -> list[RawMessage]:
-        """Each message whose text is a large payload's reference, with its content fetched (or its
-        failure: missing, not matching, not decoding). A received message whose payload could not be
-        fetched for another reason (the Blob service unreachable, a timeout, a 5xx) is released for
-        another try after PAYLOAD_RETRY_SECONDS and left out; a peek raises that failure."""
-        if (store := self.pool.payloads) is None:
-            return raws  # large payloads off: a reference is text like any other (a scheduled message's)
-        out: list[RawMessage] = []
-        for raw in raws:
-            ref = Reference.parse(raw.text or "")
-            if ref is None:
-                out.append(raw)
-                continue
-            resolved = _Resolved(*raw)
-            resolved.content, resolved.failure = None, None
-            try:
-                resolved.content = await store.resolve(ref, self.encoding)
-            except MessageEncodingError as exc:  # missing, not matching, not decoding: the message's failure
-                resolved.failure = PayloadUnavailable(f"message {raw.id}: {exc}")
-            except AioQueueError as exc:
-                if not leased:
-                    raise
-                await self._payload_later(raw, exc)
-                continue
-            if leased:
-                self._hold(raw.id, ref.blob)
-            out.append(resolved)
-        return out
+    async def resolve_peeked(self, raws: list[RawMessage]) -> list[RawMessage]:
+        """Each peeked message whose text is a large payload's reference, with its content fetched (or
+        its failure); a failure to fetch one (the Blob service unreachable, refusing) is raised."""
+        assert self.pool.payloads is not None
+        return await resolve_all(self.pool.payloads, self.encoding, raws)
 
-    async def _payload_later(self, raw: RawMessage, error: AioQueueError) -> None:
-        log.warning(
-            "message %s: fetching its payload failed; it is visible again in %d s: %s",
-            raw.id, PAYLOAD_RETRY_SECONDS, error,
-        )  # fmt: skip
-        try:
-            await self.update_message(
-                "release", check_message_id(raw.id), check_pop_receipt(raw.pop_receipt), PAYLOAD_RETRY_SECONDS, None
-            )
-        except AioQueueError as exc:
-            log.warning("message %s: releasing it failed; it returns after its visibility timeout: %s", raw.id, exc)
+    async def resolve_received(
+        self, raws: list[RawMessage], visibility: int | None, leased_at: float
+    ) -> tuple[list[RawMessage], dict[str, UpdateReceipt]]:
+        """Each received message whose text is a large payload's reference, with its content fetched,
+        one after the other, the list's leases renewed meanwhile; and those renewals by message id."""
+        assert self.pool.payloads is not None
+        return await resolve_received(self.pool.payloads, self.encoding, raws, self._visibility, visibility, leased_at)
 
-    def _hold(self, msg_id: str, blob: str) -> None:
-        """Remember a received message's blob, to delete after it: only this queue's own payload (a
-        poison queue's copies, a reference copied from another queue: never deleted here)."""
-        if payload_queue(blob) != self.queue_name:
-            return
-        held = self._held
-        held[msg_id] = blob
-        if len(held) > _HELD_BLOBS and self.pool.payloads is not None:
-            held.popitem(last=False)  # its blob is left as an orphan
-            self.pool.payloads.orphans += 1
+    async def _visibility(self, msg_id: str, receipt: str, seconds: int, why: str) -> UpdateReceipt:
+        return await self.update_message(why, check_message_id(msg_id), check_pop_receipt(receipt), seconds, None)
 
     async def replace_payload(self, msg_id: str, blob: str | None) -> None:
         """After an Update Message with new text succeeded: the old payload blob (if known) deleted,
         the new one (if any) held to go with the message."""
-        await self._drop_payload(msg_id)
-        if blob is not None:
-            self._hold(msg_id, blob)
-
-    async def _drop_payload(self, msg_id: str) -> None:
-        """After the message's delete succeeded: delete its payload blob (a failure leaves an orphan)."""
-        blob = self._held.pop(msg_id, None)
-        store = self.pool.payloads
-        if blob is None or store is None:
-            return
-        try:
-            await store.delete(blob)
-        except AioQueueError as exc:
-            store.orphans += 1
-            log.warning("message %s was deleted, but its payload blob %s was not (left as an orphan): %s",
-                        msg_id, blob, exc)  # fmt: skip
-
-    def _forget_payload(self, msg_id: str) -> None:
-        """After a delete answered with what only may mean the message is gone: its blob never deleted
-        (the message may live on under a newer receipt, with another consumer), left as an orphan."""
-        blob = self._held.pop(msg_id, None)
-        store = self.pool.payloads
-        if blob is None or store is None:
-            return
-        store.orphans += 1
-        log.warning("message %s may not be deleted (its delete was not answered 2xx), so its payload "
-                    "blob %s was not deleted (left as an orphan)", msg_id, blob)  # fmt: skip
+        if self._held is not None:
+            await self._held.replace(msg_id, blob)
 
     async def update_message(
         self,
@@ -655,11 +583,12 @@ class QueueOperations(Operations):
                 # answer was lost: finding it gone then means done
                 lambda response: (resent or response.after_lost_answer) and _message_gone(response),
             )
-        if self._held:
+        held = self._held
+        if held is not None and held.blobs:
             if response.status < 300:
-                await self._drop_payload(msg_id)
+                await held.drop(msg_id)
             else:  # a resend's "gone" (404 on Azure, 400 on Azurite) is also a stale receipt's answer
-                self._forget_payload(msg_id)
+                held.forget(msg_id)
 
     async def clear_messages(self, *, extra: Mapping[str, str] | None) -> None:
         await self.call("clear", "DELETE", self.messages_path, None, None, None, extra)
@@ -668,6 +597,20 @@ class QueueOperations(Operations):
 
     async def fetch(self, max_messages: int, visibility_timeout: int) -> tuple[list[RawMessage], float]:
         return await self.get_messages(max_messages, visibility_timeout)
+
+    def unfetched(self, raws: list[RawMessage]) -> Collection[str]:
+        if self.pool.payloads is None:
+            return ()
+        return {raw.id for raw in raws if Reference.parse(raw.text or "") is not None}
+
+    async def payload(self, message_id: str, text: str) -> Any:
+        ref, store = Reference.parse(text), self.pool.payloads
+        assert ref is not None and store is not None
+        return await content_of(store, self.encoding, message_id, ref)
+
+    def hold_payloads(self, raws: list[RawMessage]) -> None:
+        if self._held is not None:
+            self._held.hold_received(raws)
 
     async def delete(self, message: QueueMessage, *, resent: bool = False) -> None:
         msg_id, receipt = check_message_id(message.id), check_pop_receipt(message.pop_receipt)
@@ -680,14 +623,14 @@ class QueueOperations(Operations):
     def count(self, outcome: str) -> None:
         count_outcome(self.pool.telemetry, outcome, self.queue_name)
 
-    async def copy_text(self, queue_name: str, text: str) -> None:
+    async def copy_text(self, queue_name: str, text: str, original: str | None = None) -> None:
         store = self.pool.payloads
-        ref = Reference.parse(text) if store is not None else None
+        ref = Reference.parse(text if original is None else original) if store is not None else None
         if ref is not None:  # the copy points at the payload: it stays, and never expires (as the copy)
             assert store is not None
             await keep_forever(store, ref)
-            for msg_id in [m for m, blob in self._held.items() if blob == ref.blob]:
-                del self._held[msg_id]
+            if self._held is not None:
+                self._held.keep(ref.blob)
         other = self.sibling(queue_name)
         if queue_name not in self._created:
             await other.create_queue(metadata=None, exist_ok=True, extra=None)

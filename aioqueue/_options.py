@@ -17,6 +17,7 @@ from typing import Any, TypedDict
 
 from ._errors import ConfigurationError
 from ._models import QueueMessage
+from ._poison import POISON_FORMATS, PoisonFormat
 from ._validation import MAX_SECONDS, Duration, message_count, nonnegative_seconds, positive_int, queue_name, seconds
 
 if sys.version_info >= (3, 11):
@@ -48,9 +49,15 @@ class ReceiveOptions(TypedDict, total=False):
       between empty polls, reset by a non-empty one (Azure has no long polling); one number for both.
     - ``auto_renew`` [False]: keep extending held messages' visibility before it lapses, tracking
       each new pop receipt, for at most ``max_renewal`` [300] seconds per message (``None``: no limit).
-    - ``max_dequeue_count`` [None] / ``poison_queue`` [``"<queue>-poison"``]: a message received more
-      often than that is moved to the poison queue (created on demand; the copy never expires) and
-      not handed out; so is content the encoding cannot decode.
+    - ``max_dequeue_count`` [None] / ``poison_queue`` [``"<queue>-poison"``]: a message whose handler
+      fails on its ``max_dequeue_count``-th delivery is moved to the poison queue then, with that
+      failure; one received more often (a crash, a lost lease) is moved when it arrives and not handed
+      out; so is content the encoding cannot decode. The poison queue is created on demand; its
+      messages never expire.
+    - ``poison_format`` [``"record"``]: what the poison queue gets: ``"record"``, a poison record (JSON:
+      the original text exactly, its source queue, id, dequeue count, the reason and the failures; what
+      ``redrive`` reads), or ``"body"``, the original text alone (what an Azure Functions app sharing
+      the poison queue expects).
     - ``retry_delay`` [0]: how long a failed message stays invisible before redelivery (seconds, a
       timedelta, or a function of the dequeue count).
     """
@@ -64,6 +71,7 @@ class ReceiveOptions(TypedDict, total=False):
     max_renewal: Duration | None
     max_dequeue_count: int | None
     poison_queue: str | None
+    poison_format: PoisonFormat
     retry_delay: RetryDelay
 
 
@@ -80,6 +88,7 @@ class ReceiveSettings:
     max_renewal: float | None = 300.0
     max_dequeue_count: int | None = None
     poison_queue: str | None = None
+    poison_format: PoisonFormat = "record"
     retry_delay: RetryDelay = 0
 
     @classmethod
@@ -104,6 +113,8 @@ class ReceiveSettings:
             positive_int(merged["max_dequeue_count"], "max_dequeue_count")
         if merged["poison_queue"] is not None:
             queue_name(merged["poison_queue"])
+        if merged["poison_format"] not in POISON_FORMATS:
+            raise ConfigurationError(f"poison_format must be 'record' or 'body', not {merged['poison_format']!r}")
         retry_delay = merged["retry_delay"]
         if not callable(retry_delay):
             seconds(retry_delay, "retry_delay", low=0)
@@ -154,9 +165,10 @@ class ReceiveSettings:
         return self.max_dequeue_count is not None
 
 
-def poison_queue_for(settings: ReceiveSettings, queue: str) -> str | None:
-    """The poison queue's name when poisoning is on (checked now, not when the first message is poisoned)."""
-    if not settings.poisons:
+def poison_queue_for(settings: ReceiveSettings, queue: str, *, explicit: bool = False) -> str | None:
+    """The poison queue's name when poisoning is on (checked now, not when the first message is poisoned);
+    with ``explicit`` (``message.poison(reason)``) also when it is off."""
+    if not settings.poisons and not explicit:
         return None
     name = settings.poison_queue or f"{queue}-poison"
     if len(name) > 63:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterable, Iterable, Mapping
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -30,11 +30,20 @@ from ._models import (
 from ._operations import UNCHANGED, Pool, QueueOperations
 from ._options import ReceiveOptions, ReceiveSettings, Unpack
 from ._payloads import sweep
+from ._redrive import Redriver, RedriveResult, redrive_filter
 from ._schedule import Schedule, due_only, envelope_as_text, unwrap_peeked
 from ._sending import after_failed_send, scheduled_text, send_all, send_at, send_large, upload
 from ._settle import ReceivedMessage
 from ._streams import BatchStream, MessageStream
-from ._validation import MAX_SECONDS, Duration, message_count, positive_int, seconds, signed_identifier
+from ._validation import (
+    MAX_SECONDS,
+    SERVICE_VISIBILITY,
+    Duration,
+    message_count,
+    positive_int,
+    seconds,
+    signed_identifier,
+)
 from ._validation import message_id as check_message_id
 from ._validation import pop_receipt as check_pop_receipt
 from ._validation import queue_name as check_queue_name
@@ -42,8 +51,6 @@ from ._validation import user_headers as check_user_headers
 from ._worker import Handler, ProcessOptions, Worker
 
 __all__ = ["QueueClient"]
-
-_DEFAULT_VISIBILITY = 30  # Get Messages' visibility timeout when none is given (the service's default)
 
 
 class QueueClient(ClientBase[QueueOperations]):
@@ -256,9 +263,16 @@ class QueueClient(ClientBase[QueueOperations]):
         :meth:`receive` does."""
         count = message_count(max_messages)
         vis = None if visibility_timeout is None else seconds(visibility_timeout, "visibility_timeout", low=1)
-        raws, _ = await self._ops.get_messages(count, vis, headers)
-        raws, _ = await due_only(self._ops, raws, _DEFAULT_VISIBILITY if vis is None else vis)
+        raws, leased_at = await self._ops.get_messages(count, vis, headers)
+        raws, _ = await due_only(self._ops, raws, SERVICE_VISIBILITY if vis is None else vis)
+        renewed = None
+        if self._pool.payloads is not None:  # payloads fetched one after the other, every lease kept
+            raws, renewed = await self._ops.resolve_received(raws, vis, leased_at)
         messages, failed = decoded_messages(raws, self._ops.decode, QueueMessage)
+        if renewed:
+            for m in messages:
+                if (receipt := renewed.get(m.id)) is not None:
+                    m.pop_receipt, m.next_visible_on = receipt.pop_receipt, receipt.next_visible_on
         if failed:
             # the caller gets no message, so none stays hidden for it: the decodable ones are visible
             # again at once (the undecodable ones stay hidden for their visibility timeout)
@@ -285,10 +299,13 @@ class QueueClient(ClientBase[QueueOperations]):
         a large message's reference and of a scheduled message's envelope instead."""
         if not isinstance(resolve, bool):
             raise ConfigurationError(f"resolve must be True or False, not {resolve!r}")
-        raws = await self._ops.peek_messages(message_count(max_messages), headers, resolve)
+        raws = await self._ops.peek_messages(message_count(max_messages), headers, resolve=False)
         if not resolve:
             return peeked_messages(raws, envelope_as_text(self._ops.undecoded))
-        return peeked_messages(await unwrap_peeked(self._ops, raws), self._ops.decode)
+        raws = unwrap_peeked(raws)  # a scheduled message: the text it will deliver
+        if self._pool.payloads is not None:
+            raws = await self._ops.resolve_peeked(raws)
+        return peeked_messages(raws, self._ops.decode)
 
     async def update_message(
         self,
@@ -397,6 +414,36 @@ class QueueClient(ClientBase[QueueOperations]):
             raise ConfigurationError("dry_run must be True or False")
         return await sweep(store, self.queue_name, dry_run=dry_run)
 
+    async def redrive(
+        self,
+        to: str | None = None,
+        *,
+        dry_run: bool = False,
+        limit: int | None = None,
+        rate: float | None = None,
+        error: str | None = None,
+        older_than: Duration | None = None,
+        newer_than: Duration | None = None,
+        ids: Iterable[str] | None = None,
+        on_progress: Callable[[RedriveResult], object] | None = None,
+    ) -> RedriveResult:
+        """Move this poison queue's messages back: each poison record's original text, exactly, to its
+        source queue (or to ``to``; a bare body, with no record, only to ``to``), with the original's
+        time to live. Each is re-sent *before* it is deleted here, so a crash or a lost answer can only
+        duplicate a message (counted in ``duplicates``), never lose one. The target queue must exist.
+
+        ``dry_run``: move nothing, list what would move (``would_move``). ``limit``: move at most that
+        many. ``rate``: at most that many a second. Filters: ``error`` (a failure's exception type, or
+        text in its message or the reason), ``older_than`` / ``newer_than`` (seconds or a timedelta
+        since it was poisoned), ``ids`` (original or poison message ids). Messages it leaves (filtered
+        out, a dry run's, beyond ``limit``) stay hidden while it runs and are visible again at the end.
+        ``on_progress(result)`` is called after each message. Arguments are checked before any request
+        (ConfigurationError); a failure part-way raises :class:`RedriveError` with the counts so far.
+        Returns a :class:`RedriveResult`."""
+        where = redrive_filter(error, older_than, newer_than, ids)
+        run = Redriver(self._ops, to, dry_run=dry_run, limit=limit, rate=rate, where=where, on_progress=on_progress)
+        return await run.run()
+
     # ---- consuming -------------------------------------------------------------------------
 
     def receive(self, **options: Unpack[ReceiveOptions]) -> MessageStream:
@@ -407,7 +454,8 @@ class QueueClient(ClientBase[QueueOperations]):
         (:class:`ReceiveOptions`) are checked here, before any request: ``max_batch_size=32``,
         ``visibility_timeout=30``, ``max_messages=None``, ``idle_timeout=None``,
         ``poll_interval=(0.1, 10.0)``, ``auto_renew=False``, ``max_renewal=300``,
-        ``max_dequeue_count=None``, ``poison_queue=None`` (``"<queue>-poison"``), ``retry_delay=0``.
+        ``max_dequeue_count=None``, ``poison_queue=None`` (``"<queue>-poison"``), ``poison_format="record"``,
+        ``retry_delay=0``.
 
         Leaving the stream (``break``, an exception, cancellation, the end of ``async with``, closing
         the client) stops renewals and makes fetched-but-not-yielded messages visible at once.

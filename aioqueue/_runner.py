@@ -75,14 +75,22 @@ def load_handler(spec: str) -> Handler:
     return cast(Handler, handler)
 
 
-# The flags that set a worker() option, in one table: (flag, the option, its type, the help). The
-# defaults are the options' own (WorkerSettings, ReceiveSettings), but for the one the command chooses.
+# The flags that set a worker() option, in one table: (flag, the option, its type or "a|b" for one of
+# those words, the help). The defaults are the options' own (WorkerSettings, ReceiveSettings), but for
+# the one the command chooses.
 _OPTION_FLAGS: tuple[tuple[str, str, str, str], ...] = (
     ("--concurrency", "concurrency", "int", "handlers running at once per process"),
     ("--visibility", "visibility_timeout", "duration", "visibility timeout of a fetched message"),
     ("--auto-renew", "auto_renew", "flag", "keep held messages hidden while their handler runs"),
     ("--max-dequeue-count", "max_dequeue_count", "int", "move a message received more often to the poison queue"),
     ("--poison-queue", "poison_queue", "str", "the poison queue (default: <queue>-poison)"),
+    (
+        "--poison-format",
+        "poison_format",
+        "record|body",
+        "what the poison queue gets: a poison record (JSON: the message and why), or the bare message body "
+        "(what an Azure Functions app sharing the poison queue expects)",
+    ),
     ("--retry-delay", "retry_delay", "duration", "a failed message stays hidden this long"),
     ("--handler-timeout", "handler_timeout", "duration", "cancel a handler running longer (counted as failed)"),
     (
@@ -146,6 +154,8 @@ def add_arguments(s: argparse.ArgumentParser, duration: Callable[[str], float]) 
         shown = f" (default {default})" if default not in (None, False) and "default" not in text else ""
         if kind == "flag":
             s.add_argument(flag, dest=option, action="store_true", help=text)
+        elif "|" in kind:  # one of these words
+            s.add_argument(flag, dest=option, choices=kind.split("|"), default=default, help=text + shown)
         else:
             s.add_argument(flag, dest=option, type=types[kind], default=default, help=text + shown)
     s.add_argument(

@@ -1,4 +1,5 @@
-"""Shared access signature generation (service SAS for a queue, account SAS for the queue service)."""
+"""Shared access signature generation (service SAS for a queue, account SAS for the queue service and,
+with ``services``, others: large payloads need the Blob service too)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ MAX_DELEGATION_KEY_LIFETIME = timedelta(days=7)
 QUEUE_PERMISSIONS = "raup"
 ACCOUNT_PERMISSIONS = "rwdlacup"
 RESOURCE_TYPES = "sco"
+SERVICES = "bqtf"  # an account SAS's services (ss), in the service's order: blob, queue, table, file
+DEFAULT_SERVICES = "q"
 
 
 def normalize_letters(value: str, allowed: str, what: str) -> str:
@@ -227,16 +230,21 @@ def generate_account_sas(
     ip: str | None = None,
     protocol: str | None = None,
     version: str = DEFAULT_SAS_VERSION,
+    services: str = DEFAULT_SERVICES,
 ) -> str:
-    """An account SAS for the queue service, without a leading ``?``.
+    """An account SAS, without a leading ``?``: for the queue service, or the ``services`` named.
 
     ``resource_types`` from ``sco`` (service, container = queue, object = message); ``permission`` from
-    ``rwdlacup``; both in any order.
+    ``rwdlacup``; ``services`` from ``bqtf`` (blob, queue, table, file; default ``q``): ``bq`` signs
+    for the Blob service too, as large payloads (``BlobPayloads``) need. All in any order.
     """
     credential = SharedKeyCredential(check_account_name(account_name), account_key)
     check_api_version(version)
+    ss = normalize_letters(services, SERVICES, "services")
     srt = normalize_letters(resource_types, RESOURCE_TYPES, "resource_types")
     sp = normalize_letters(permission, ACCOUNT_PERMISSIONS, "permission")
+    if not ss:
+        raise ConfigurationError("an account SAS needs at least one service in services (q: the queue service)")
     if not srt or not sp:
         raise ConfigurationError("an account SAS needs at least one resource type and one permission")
     se = _when(expiry, "expiry")
@@ -245,9 +253,9 @@ def generate_account_sas(
     st = _when(start, "start") or ""
     sip, spr = _ip(ip) or "", _protocol(protocol) or ""
     # Since version 2020-12-06 the string to sign ends with the (empty) encryption scope and a newline.
-    fields = [account_name, sp, "q", srt, st, se, sip, spr, version]
+    fields = [account_name, sp, ss, srt, st, se, sip, spr, version]
     string_to_sign = "\n".join(fields) + "\n" + ("\n" if version >= "2020-12-06" else "")
     return _token(
-        [("sv", version), ("ss", "q"), ("srt", srt), ("sp", sp), ("st", st), ("se", se), ("sip", sip), ("spr", spr)],
+        [("sv", version), ("ss", ss), ("srt", srt), ("sp", sp), ("st", st), ("se", se), ("sip", sip), ("spr", spr)],
         credential.sign(string_to_sign),
     )

@@ -16,8 +16,9 @@ When a consumer of this package receives it before it is due, it re-enqueues it 
 wait (:func:`due_only`): the envelope again, or, once due within 7 days, the original text hidden
 until ``due``; it sends the new message first and only then deletes the received one, so a crash or
 a failure in between can duplicate it, never lose it. An envelope received when due is handed over
-as its original text. Whether due is judged by the service's clock: a received message's
-``TimeNextVisible`` less the visibility timeout it was received with.
+as its original text (a large payload's reference: fetched as it is handed over, as any other's,
+and its blob deleted after its message). Whether due is judged by the service's clock: a received
+message's ``TimeNextVisible`` less the visibility timeout it was received with.
 """
 
 from __future__ import annotations
@@ -174,11 +175,13 @@ def _enveloped(raws: list[RawMessage]) -> bool:
 
 async def due_only(link: QueueLink, raws: list[RawMessage], visibility: int) -> tuple[list[RawMessage], int]:
     """The received messages to hand over, and how many were re-enqueued. A scheduled message due
-    is its original text (its large payload fetched); one not yet due is re-enqueued for the rest of
-    its wait and left out (re-enqueueing it failed: left out too, back after ``visibility`` seconds)."""
+    is its original text (a large payload's reference: held, to go once its message is deleted, and
+    fetched as any other when it is handed over); one not yet due is re-enqueued for the rest of its
+    wait and left out (re-enqueueing it failed: left out too, back after ``visibility`` seconds)."""
     if not _enveloped(raws):
         return raws, 0
     out: list[RawMessage] = []
+    due: list[RawMessage] = []
     hops = 0
     for raw in raws:
         envelope = Envelope.parse(raw.text)
@@ -191,9 +194,12 @@ async def due_only(link: QueueLink, raws: list[RawMessage], visibility: int) -> 
             continue
         now = message.next_visible_on - timedelta(seconds=visibility)  # the service's clock
         if envelope.due <= now:
-            out += await link.resolve([raw._replace(text=envelope.text)], leased=True)
+            due.append(raw._replace(text=envelope.text))
+            out.append(due[-1])
         elif await _hop(link, message, envelope, raw.text or "", now):
             hops += 1
+    if due:
+        link.hold_payloads(due)
     return out, hops
 
 
@@ -224,18 +230,15 @@ async def _hop(link: QueueLink, message: QueueMessage, envelope: Envelope, text:
     return True
 
 
-async def unwrap_peeked(link: QueueLink, raws: list[RawMessage]) -> list[RawMessage]:
-    """Peeked messages as they will be delivered: a scheduled message's original text (its large
-    payload fetched), due or not."""
+def unwrap_peeked(raws: list[RawMessage]) -> list[RawMessage]:
+    """Peeked messages as they will be delivered: a scheduled message's original text (a large
+    payload's reference still, for the caller to fetch as any other's), due or not."""
     if not _enveloped(raws):
         return raws
     out: list[RawMessage] = []
     for raw in raws:
         envelope = Envelope.parse(raw.text)
-        if envelope is None:
-            out.append(raw)
-        else:
-            out += await link.resolve([raw._replace(text=envelope.text)], leased=False)
+        out.append(raw if envelope is None else raw._replace(text=envelope.text))
     return out
 
 

@@ -17,14 +17,14 @@ from functools import partial
 from types import TracebackType
 from typing import Protocol, TypeVar, overload
 
-from ._errors import AioQueueError, LeaseLost, MessageSettled
+from ._errors import AioQueueError, ConfigurationError, LeaseLost, MessageSettled
 from ._link import QueueLink
 from ._models import QueueMessage
 from ._options import ReceiveSettings
 from ._retry import is_weather
 from ._validation import Duration, seconds
 
-__all__ = ["Holder", "MessageBatch", "ReceivedMessage", "release_all"]
+__all__ = ["Holder", "MessageBatch", "ReceivedMessage", "release_all", "release_quietly"]
 
 log = logging.getLogger("aioqueue")
 
@@ -56,6 +56,15 @@ class Holder(Protocol):
         unless it was told already (``tell`` False)."""
         ...
 
+    async def failed(self, message: ReceivedMessage, error: BaseException) -> bool:
+        """The handling of ``message`` failed with ``error``: True when that poisoned it (its last allowed
+        delivery), False when it is to be released."""
+        ...
+
+    async def poison(self, message: ReceivedMessage, reason: str) -> None:
+        """Move ``message`` to the poison queue now (``message.poison``, in its settle turn)."""
+        ...
+
 
 class ReceivedMessage(QueueMessage):
     """A message from ``receive()``: ``async with msg:`` deletes it on a clean exit and, on an
@@ -79,6 +88,7 @@ class ReceivedMessage(QueueMessage):
         "_renew_until",
         "_settling",
         "_turns",
+        "_unfetched",
         "lease_lost",
         "renewal_error",
         "settled",
@@ -95,6 +105,7 @@ class ReceivedMessage(QueueMessage):
     _pending: ReceivedMessage | None  # a new delivery of it that came while a request of its was under way
     _renew_at: float
     _renew_until: float | None
+    _unfetched: bool  # its content is a large payload not fetched yet (fetched as it is handed over)
     lease_lost: bool  # renewals stopped before it was settled: it may be handed to someone else
     renewal_error: BaseException | None
     settled: str | None
@@ -108,6 +119,7 @@ class ReceivedMessage(QueueMessage):
         self._turns = None
         self._lost_told = False
         self._pending = None
+        self._unfetched = False
         now = time.monotonic() if leased_at is None else leased_at
         vis = consumer.options.visibility_timeout
         self._renew_at = now + vis / 2
@@ -138,9 +150,15 @@ class ReceivedMessage(QueueMessage):
             elif issubclass(exc_type, asyncio.CancelledError):
                 await shielded(self.release(delay=0))
             else:
-                await shielded(self.release(delay=self._consumer.options.retry_delay_of(self)))
+                await shielded(self._failed(exc if exc is not None else RuntimeError(exc_type.__name__)))
         finally:
             self._consumer.unclaim(self)
+
+    async def _failed(self, error: BaseException) -> None:
+        """Its handling failed: released after ``retry_delay``, or on its last allowed delivery (with
+        ``max_dequeue_count``) poisoned now with that failure."""
+        if not await self._consumer.failed(self, error):
+            await self.release(delay=self._consumer.options.retry_delay_of(self))
 
     async def _delete_on_exit(self) -> None:
         """The clean-exit delete. It runs in the caller's task (a task per message would cost more than
@@ -189,6 +207,16 @@ class ReceivedMessage(QueueMessage):
             await self._consumer.link.set_visibility(self, vis, why="release")
         finally:
             self._end_turn()
+
+    async def poison(self, reason: str) -> None:
+        """Move the message to the poison queue now, whatever its dequeue count, with ``reason`` in its
+        poison record (and the failures seen for it in this process); it is settled ("poisoned") and not
+        released or deleted again. The queue is the stream's ``poison_queue`` (default
+        ``"<queue>-poison"``, also without ``max_dequeue_count``). A failure to move it is raised, and
+        the message is left as it was."""
+        if not isinstance(reason, str) or not reason.strip():
+            raise ConfigurationError("reason must be a non-empty str")
+        await self._in_turn(partial(self._consumer.poison, self, reason))
 
     async def renew(self, visibility_timeout: Duration | None = None) -> None:
         """Keep the message hidden for ``visibility_timeout`` more (default: the stream's)."""
@@ -325,6 +353,22 @@ class ReceivedMessage(QueueMessage):
         self._consumer.lease_lost(self, error, tell=not told)
 
 
+async def release_quietly(message: ReceivedMessage, delay: int) -> None:
+    """Release; when that fails the message still returns, after its visibility timeout (or already has,
+    when the failed release may have landed)."""
+    try:
+        await message.release(delay=delay)
+    except MessageSettled:
+        pass
+    except AioQueueError as exc:
+        if getattr(exc, "maybe_applied", False):  # the release itself may have landed before its answer was lost
+            log.warning(
+                "could not confirm the release of message %s; it may already be visible again: %s", message.id, exc
+            )
+        else:
+            log.warning("could not release message %s; it returns after its visibility timeout: %s", message.id, exc)
+
+
 async def shielded(operation: Awaitable[None]) -> None:
     """Run a settle so that a cancellation of the caller does not cut it off half-way."""
     task = asyncio.ensure_future(operation)
@@ -377,7 +421,7 @@ class MessageBatch(Sequence[ReceivedMessage]):
             elif issubclass(exc_type, asyncio.CancelledError):
                 await shielded(self.release(delay=0))
             else:
-                await shielded(self._release_each_after_retry_delay())
+                await shielded(self._failed(exc if exc is not None else RuntimeError(exc_type.__name__)))
         finally:
             for message in self._messages:
                 self._consumer.unclaim(message)
@@ -390,8 +434,10 @@ class MessageBatch(Sequence[ReceivedMessage]):
         """Release every message not settled yet, visible again after ``delay``."""
         await release_all(self._messages, lambda m: delay)
 
-    async def _release_each_after_retry_delay(self) -> None:
-        await release_all(self._messages, self._consumer.options.retry_delay_of)
+    async def _failed(self, error: BaseException) -> None:
+        """Each message not settled yet: released after ``retry_delay``, or poisoned on its last allowed
+        delivery (as one message's ``async with`` does)."""
+        await _settle_all([partial(m._failed, error) for m in self._messages if m.settled is None])
 
 
 async def release_all(messages: Sequence[ReceivedMessage], delay: Callable[[ReceivedMessage], Duration]) -> None:

@@ -9,6 +9,10 @@ But never two at once from one stream or worker: a message in hand (inside its `
 or in the worker's handler) that the queue hands out again is not handed out a second time; the one
 in hand takes its new pop receipt and lease instead. A prefetched message whose lease lapsed (or is
 about to) while it waited in the stream's buffer is given back, never yielded.
+
+A large payload's message is fetched as it is handed over (:meth:`Consumer.fetch_payload`), never with
+its whole batch: prefetched messages hold only their references, and its lease is renewed while its
+payload downloads.
 """
 
 from __future__ import annotations
@@ -19,15 +23,20 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from functools import partial
 from types import TracebackType
 from typing import Any
 
+from . import _link
 from ._errors import AioQueueError, LeaseLost, MessageEncodingError
 from ._link import QueueLink
 from ._messages import RawMessage, decoded_messages, received_message
 from ._options import ReceiveSettings, poison_queue_for
+from ._poison import Failures, new_record, record_text, without_content
+from ._retry import is_weather
 from ._schedule import due_only
-from ._settle import MessageBatch, ReceivedMessage, release_all, shielded
+from ._settle import MessageBatch, ReceivedMessage, release_all, release_quietly, shielded
+from ._telemetry import current_trace_ids
 
 __all__ = ["BatchStream", "Consumer", "MessageStream"]
 
@@ -66,6 +75,7 @@ class Consumer:
         self.poisoned = 0
         self.undecodable = 0  # released for redelivery (poisoning off)
         self.rescheduled = 0  # scheduled messages not due yet, re-enqueued (never handed out)
+        self.failures = Failures()  # handlers' failures by message id, for the poison records
         self._why: dict[str, MessageEncodingError] = {}  # the last fetch's undecodable ones' particular errors
         self.closed = False
         self.halted = False  # no more fetching: stopped or closed
@@ -159,7 +169,24 @@ class Consumer:
     def _adopt_all(
         self, entries: list[RawMessage], leased_at: float
     ) -> tuple[list[ReceivedMessage], list[ReceivedMessage]]:
-        """(decoded messages, messages whose content the encoding could not decode: content None)."""
+        """(decoded messages, messages whose content the encoding could not decode: content None). A
+        large payload's message is adopted unfetched (content None until :meth:`fetch_payload`)."""
+        unfetched = self.link.unfetched(entries) if entries else ()
+        if not unfetched:
+            return self._adopt_decoded(entries, leased_at)
+        good, undecodable = self._adopt_decoded([raw for raw in entries if raw.id not in unfetched], leased_at)
+        for raw in entries:
+            if raw.id in unfetched:
+                message = received_message(raw, None, ReceivedMessage)._attach(self, raw.text or "", leased_at)
+                message._unfetched = True
+                good.append(message)
+        order = {raw.id: i for i, raw in enumerate(entries)}
+        good.sort(key=lambda m: order[m.id])  # as the queue handed them out
+        return good, undecodable
+
+    def _adopt_decoded(
+        self, entries: list[RawMessage], leased_at: float
+    ) -> tuple[list[ReceivedMessage], list[ReceivedMessage]]:
         good, failed = decoded_messages(entries, self.link.decode, ReceivedMessage)
         decoded = [raw for raw in entries if all(raw is not bad for bad, _ in failed)] if failed else entries
         for message, raw in zip(good, decoded, strict=True):
@@ -170,6 +197,93 @@ class Consumer:
         return good, [
             m._attach(self, raw.text or "", leased_at) for m, (raw, _) in zip(undecodable, failed, strict=True)
         ]
+
+    # ---- large payloads, fetched as each message is handed over ------------------------------
+
+    async def fetch_payload(self, message: ReceivedMessage, *, renewing: bool = False) -> bool:
+        """Fetch the large payload of a message being handed over (one message's at a time: a batch's
+        payloads are never all fetched before its first message is handed over), its lease renewed
+        meanwhile: by its ``auto_renew`` renewer, else by one for the download (unless ``renewing``:
+        the caller runs it). True when its content is in, or it had no payload to fetch.
+
+        False when the message is not handed over: its payload is the message's failure (poisoned,
+        or released and, from a stream, raised), or it could not be fetched for now (visible again
+        after PAYLOAD_RETRY_SECONDS). A failure no retry fixes (a SAS without ``r``: 403) makes it
+        visible again at once and is raised: it ends the stream or the worker, as the queue's own
+        403 does."""
+        if not message._unfetched:
+            return True
+        own = not renewing and not self.options.auto_renew
+        if own:
+            self._renew_while_held(message)
+        try:
+            message.content = await self.link.payload(message.id, message._raw)
+        except MessageEncodingError as exc:  # missing, not matching, not decoding: the message's failure
+            await self._stop_renewing(message)
+            self._why = {message.id: exc}
+            await self._divert_undecodable([], [message])
+            return False
+        except AioQueueError as exc:
+            await self._stop_renewing(message)
+            await self._payload_failed(message, exc)
+            return False
+        except asyncio.CancelledError:  # (stopping): visible again at once
+            await shielded(release_quietly(message, 0))
+            raise
+        message._unfetched = False
+        if own:
+            await self._stop_renewing(message)
+        return True
+
+    async def fetch_payloads(self, messages: list[ReceivedMessage]) -> list[ReceivedMessage]:
+        """:meth:`fetch_payload` for a batch's messages, one after the other, every lease of the batch
+        renewed meanwhile; those handed over. When one raises, the rest are given back (at close)."""
+        if not any(m._unfetched for m in messages):
+            return messages
+        own = [] if self.options.auto_renew else list(messages)
+        for m in own:
+            self._renew_while_held(m)
+        out: list[ReceivedMessage] = []
+        try:
+            for i, m in enumerate(messages):
+                try:
+                    if await self.fetch_payload(m, renewing=True):
+                        out.append(m)
+                except BaseException:
+                    self.buffer.extend(out + messages[i + 1 :])  # given back at once by aclose
+                    raise
+        finally:
+            for m in own:
+                if m.settled is None:
+                    await shielded(self._stop_renewing(m))
+        return out
+
+    async def _stop_renewing(self, message: ReceivedMessage) -> None:
+        """Stop renewing ``message``, in its settle turn: a renewal under way is never cut off half-way
+        (its new pop receipt would be lost)."""
+        await message._take_turn()
+        try:
+            self.forget(message)
+        finally:
+            message._end_turn()
+
+    async def _payload_failed(self, message: ReceivedMessage, error: AioQueueError) -> None:
+        """Fetching a message's payload failed: for now (visible again after PAYLOAD_RETRY_SECONDS),
+        or for good (a 403: visible again at once, and raised)."""
+        if is_weather(error):
+            delay = _link.PAYLOAD_RETRY_SECONDS
+            log.warning(
+                "message %s: fetching its payload failed; it is visible again in %d s: %s", message.id, delay, error
+            )
+            await release_quietly(message, delay)
+            return
+        log.error(
+            "message %s: fetching its payload failed, and trying again will not help (%s; a SAS needs the "
+            "Blob service and r); the message is visible again at once, and receiving stops: %s",
+            message.id, type(error).__name__, error,
+        )  # fmt: skip
+        await release_quietly(message, 0)
+        raise error
 
     # ---- the stream's buffer ---------------------------------------------------------------
 
@@ -263,6 +377,8 @@ class Consumer:
         if self.poison_queue is not None:
             for m in bad:
                 why = self._why.get(m.id)
+                if why is not None:
+                    self.failures.add(m.id, why)
                 reason = f"failed: {why}" if why else "does not decode with this client's message_encoding"
                 await self._move_to_poison(m, reason, "undecodable")
             return
@@ -306,25 +422,60 @@ class Consumer:
         keep: list[ReceivedMessage] = []
         for m in messages:
             if limit is not None and m.dequeue_count > limit:
-                await self._move_to_poison(m, f"was received {m.dequeue_count} times", "max_dequeue_count")
+                # over the count on arrival (a crash, a lost lease): no failure of its last delivery to tell
+                reason = f"received {m.dequeue_count} times (max_dequeue_count={limit})"
+                await self._move_to_poison(m, f"was received {m.dequeue_count} times", "max_dequeue_count", reason)
             else:
                 keep.append(m)
         return keep
 
-    async def _move_to_poison(self, message: ReceivedMessage, why: str, reason: str) -> None:
-        """Copy to the poison queue (the exact text, never expiring), then delete from this one. When
-        that fails the message is left alone: it returns after its visibility timeout and is tried again.
-        Its telemetry is a ``poison`` span marked failed with ``error.type`` ``reason``."""
-        poison = self.poison_queue
-        assert poison is not None  # only called with poisoning on
+    async def failed(self, message: ReceivedMessage, error: BaseException) -> bool:
+        """A handler failed on ``message`` with ``error`` (kept for its poison record). On its last allowed
+        delivery (dequeue count >= max_dequeue_count) the message is poisoned now, with its failures,
+        rather than released for one more receive that would only poison it: True when it was."""
+        limit = self.options.max_dequeue_count
+        if limit is None or self.poison_queue is None:
+            return False
+        self.failures.add(message.id, error)
+        if message.dequeue_count < limit:
+            return False
+        why = f"failed on its last allowed delivery ({message.dequeue_count} of max_dequeue_count={limit})"
+        reason = f"{why}: {type(error).__name__}"
+        move = partial(self._move_to_poison, message, why, "max_dequeue_count", reason)
+        return await message._in_turn(move)
+
+    async def poison(self, message: ReceivedMessage, reason: str) -> None:
+        """``message.poison(reason)``, in the message's settle turn: moved now, whatever its dequeue count,
+        to the poison queue (``poison_queue``, or ``<queue>-poison`` also when poisoning is off); a failure
+        to move it is raised, and the message left as it was."""
+        message._check("poison")
+        queue = self.poison_queue or poison_queue_for(self.options, self.link.queue_name, explicit=True)
+        await self._move_to_poison(message, f"was poisoned by its handler: {reason}", "explicit", reason, queue=queue)
+
+    async def _move_to_poison(
+        self, message: ReceivedMessage, why: str, kind: str, reason: str | None = None, *, queue: str | None = None
+    ) -> bool:
+        """Copy to the poison queue (its poison record, or with ``poison_format="body"`` its exact text;
+        never expiring), then delete from this one: True once done. When that fails the message is left
+        alone: it returns after its visibility timeout and is tried again (given ``queue``, by
+        ``message.poison``, the failure is raised). Its telemetry is a ``poison`` span marked failed with
+        ``error.type`` ``kind``; ``why`` ends the log line "message <id> ...", ``reason`` (default ``why``)
+        goes into the record."""
+        poison = queue or self.poison_queue
+        assert poison is not None  # only called with poisoning on, or a queue
+        if message.settled is not None:  # settled by its handler meanwhile
+            return False
         try:
             with self.link.operation("poison", message) as rec:
                 rec.set("aioqueue.poison_queue", poison)
-                await self.link.copy_text(poison, message._raw)
-                message.settled = "poisoned"
+                text = self._poison_text(message, reason or why, kind)
+                await self.link.copy_text(poison, text, message._raw)
+                message._mark_settled("poisoned")
                 await self.link.delete(message)
-                rec.fail(reason, f"message {message.id} {why}; moved to queue {poison}")
+                rec.fail(kind, f"message {message.id} {why}; moved to queue {poison}")
         except AioQueueError as exc:
+            if queue is not None:
+                raise
             log.warning(
                 "message %s %s, but moving it to queue %s failed; it will be tried again: %s",
                 message.id,
@@ -332,12 +483,44 @@ class Consumer:
                 poison,
                 exc,
             )
-            return
+            return False
+        self.failures.forget(message.id)
         self.poisoned += 1
         self.link.count("poisoned")
         log.warning("message %s %s; moved to queue %s", message.id, why, poison)
         if self.on_poison is not None:
             await call_hook(self.on_poison, "on_poison", message, why)
+        return True
+
+    def _poison_text(self, message: ReceivedMessage, reason: str, kind: str) -> str:
+        """What the poison queue gets: the message's poison record; its exact text with
+        ``poison_format="body"``, or when its text is too big to fit in a record (then the record,
+        less the content, is logged)."""
+        if self.options.poison_format == "body":
+            return message._raw
+        trace = current_trace_ids()  # the poison span's, when tracing
+        record = new_record(
+            message._raw,
+            source_queue=self.link.queue_name,
+            message_id=message.id,
+            inserted_on=message.inserted_on,
+            expires_on=message.expires_on,
+            dequeue_count=message.dequeue_count,
+            kind=kind,
+            reason=reason,
+            failures=self.failures.of(message.id),
+            trace_id=trace[0] if trace else None,
+        )
+        text = record_text(record)
+        if text is None:
+            log.warning(
+                "message %s is too big for a poison record, so its poison copy is its bare text; its record "
+                "(without the content): %s",
+                message.id,
+                without_content(record),
+            )
+            return message._raw
+        return text
 
     # ---- renewal ---------------------------------------------------------------------------
 
@@ -516,8 +699,13 @@ class MessageStream(_Stream):
                     await consumer.give_back_lapsing()
                     continue
                 message = buffer.popleft()
+                handed = time.monotonic()  # its pace counts its payload's download too
+                if not await consumer.fetch_payload(message):
+                    continue
+                if message.lease_lost:  # renewing it failed while its payload downloaded: given back
+                    buffer.appendleft(message)
+                    continue
                 consumer.yielded += 1
-                handed = time.monotonic()
                 yield message
                 consumer.took(time.monotonic() - handed)
         finally:
@@ -541,6 +729,9 @@ class BatchStream(_Stream):
                 batch = await consumer.next_batch(self._options.max_batch_size)
                 if batch is None:
                     return
+                batch = await consumer.fetch_payloads(batch)
+                if not batch:
+                    continue
                 consumer.yielded += len(batch)
                 yield MessageBatch(batch, consumer)
         finally:

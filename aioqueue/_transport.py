@@ -629,8 +629,8 @@ class RetryingSession:
         if error:
             limit = ERROR_BODY_BYTES
         length = resp.content_length
-        if length is not None and length <= limit:
-            return await resp.read()  # exactly length bytes: aiohttp enforces Content-Length
+        if length is not None and length <= limit:  # exactly length bytes: aiohttp enforces Content-Length
+            return await resp.read() if length <= _STREAMED_BODY else await _read_sized(resp.content, length)
         if length is not None and not error:
             raise MalformedResponse(f"the response body is {length} bytes, over this operation's {limit}-byte limit")
         chunks: list[bytes] = []
@@ -649,6 +649,21 @@ class RetryingSession:
             if content.at_eof():
                 break
         return b"".join(chunks)
+
+
+async def _read_sized(content: aiohttp.StreamReader, length: int) -> bytes:
+    """A large body of known length (a payload's block), each chunk written as it comes into one buffer
+    of that size, handed over without a copy: aiohttp's read() holds the whole body twice at its end
+    (its chunks and their join), which was a block more at the peak of a payload's download."""
+    sink = io.BytesIO()
+    sink.seek(length - 1)
+    sink.write(b"\0")  # sized once, exactly: no growth, and getvalue() hands over this very buffer
+    sink.seek(0)
+    while chunk := await content.readany():
+        sink.write(chunk)
+    if sink.tell() != length:  # (aiohttp raises first): never a body padded with the zeros it was sized with
+        raise aiohttp.ClientPayloadError(f"the response body ended after {sink.tell()} of its {length} bytes")
+    return sink.getvalue()
 
 
 def _record(

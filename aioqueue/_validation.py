@@ -11,6 +11,7 @@ from typing import Any
 from ._errors import ConfigurationError
 
 MAX_SECONDS = 7 * 24 * 3600  # 7 days: the longest visibility timeout the service allows
+SERVICE_VISIBILITY = 30  # the service's visibility timeout when Get Messages names none
 # Every pattern is used with fullmatch and spells its classes in ASCII: re.match(...$) lets a trailing
 # newline through, and \d matches full-width and other non-ASCII digits.
 _QUEUE_NAME = re.compile(r"[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]")

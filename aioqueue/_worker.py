@@ -24,7 +24,7 @@ from ._link import QueueLink
 from ._models import ProcessStats
 from ._options import ReceiveSettings, poison_queue_for
 from ._retry import is_weather
-from ._settle import ReceivedMessage, shielded
+from ._settle import ReceivedMessage, release_quietly, shielded
 from ._streams import Consumer, call_hook
 from ._telemetry import error_type
 from ._worker_options import (
@@ -80,7 +80,9 @@ class Worker:
       504), a connection error, a timeout or a garbled answer is logged once per streak and tried
       again with jittered back-off up to ``poll_interval``'s maximum. Anything else (authentication,
       a missing queue, configuration) ends the worker, and then, like on every exit, no handler
-      outlives it.
+      outlives it. Fetching a large payload likewise: a failure for now releases that message for
+      a few seconds; a 403 (a SAS without ``r`` on the Blob service) ends the worker, its message
+      visible again at once.
     - **Bad messages never stop it**: undecodable content is poisoned (with ``max_dequeue_count``)
       or released, logged and counted.
     - **Honest outcomes**: a handler that succeeded but whose message could not be deleted is never
@@ -109,6 +111,8 @@ class Worker:
         self._changed = asyncio.Event()  # a handler returned, a task ended, or stop was set
         self._processed = self._failed = self._lease_lost = self._undeleted = 0
         self._failing_since: float | None = None
+        self._downloading = 0  # handler slots fetching their message's large payload
+        self._fatal: Exception | None = None  # fetching a payload failed for good (a 403): the worker stops
 
     @classmethod
     def build(cls, link: QueueLink, handler: Handler, options: Mapping[str, Any]) -> Worker:
@@ -194,6 +198,8 @@ class Worker:
         watcher = asyncio.ensure_future(self._watch(stop))
         try:
             await self._loop(stop)
+            if self._fatal is not None:
+                raise self._fatal
             await consumer.aclose(keep_renewing=True)  # prefetched messages go back at once
             await self._drain(self._shutdown_timeout)
         except BaseException:
@@ -214,17 +220,11 @@ class Worker:
 
     async def _loop(self, stop: asyncio.Event) -> None:
         consumer = self._consumer
-        changed = self._changed
         assert consumer is not None
         buffer = consumer.buffer
         streak = 0
         streak_started = 0.0
-        while not stop.is_set():
-            while (free := self._free()) <= 0:  # every handler slot busy: wait for one, or for stop
-                changed.clear()
-                await changed.wait()
-                if stop.is_set():
-                    return
+        while (free := await self._room(stop)) is not None:
             if not buffer:
                 try:
                     # fetch no more than can start now: prefetched messages would sit hidden, their
@@ -260,9 +260,27 @@ class Worker:
             consumer.claim(message)  # until its task ends: the same message fetched again is not run twice
             consumer.yielded += 1
             self._running += 1
+            if message._unfetched:
+                self._downloading += 1  # (from now: max_messages is not reached while it may fail)
             task = asyncio.ensure_future(self._handle(message))
             self._tasks.add(task)
             task.add_done_callback(self._done)
+
+    async def _room(self, stop: asyncio.Event) -> int | None:
+        """How many messages may start, once one may; None when the worker stops (stop, or a payload
+        that cannot be fetched). Every handler slot busy: wait for one. ``max_messages`` reached
+        while payloads are still fetched: wait for them (it is not, if one fails)."""
+        consumer = self._consumer
+        assert consumer is not None
+        changed = self._changed
+        while not stop.is_set() and self._fatal is None:
+            free = self._free()
+            left = consumer._remaining()
+            if free > 0 and (consumer.buffer or not self._downloading or left is None or left > 0):
+                return free
+            changed.clear()
+            await changed.wait()
+        return None
 
     def _free(self) -> int:
         """Messages that may start now: a free handler slot each, while deletes and releases of
@@ -300,9 +318,33 @@ class Worker:
         consumer = self._consumer
         assert consumer is not None
         try:
+            if message._unfetched and not await self._fetch_payload(consumer, message):
+                return
             await self._handle_claimed(message)
         finally:
             consumer.unclaim(message)
+
+    async def _fetch_payload(self, consumer: Consumer, message: ReceivedMessage) -> bool:
+        """Fetch the message's large payload in its own handler slot (a download per slot at most; the
+        loop goes on meanwhile). False when it is not handed to the handler (poisoned, released): then
+        it was never received, and its slot is free. A failure no retry fixes (a 403) stops the worker
+        and is raised from :meth:`run`, as the queue's own 403 is."""
+        fetched = False
+        try:
+            fetched = await consumer.fetch_payload(message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if self._fatal is None:
+                self._fatal = exc
+            consumer.halt()
+        finally:
+            self._downloading -= 1
+            if not fetched:
+                consumer.yielded -= 1
+                self._returned()
+            self._changed.set()
+        return fetched
 
     async def _handle_claimed(self, message: ReceivedMessage) -> None:
         link = self._link
@@ -312,7 +354,7 @@ class Worker:
             except asyncio.CancelledError:
                 self._returned()
                 if message.settled is None:
-                    await shielded(_release_quietly(message, 0))
+                    await shielded(release_quietly(message, 0))
                 raise
             self._returned()
             if error is not None:
@@ -320,10 +362,12 @@ class Worker:
                 rec.fail(error_type(error), error)
                 link.count("failed")
                 if message.settled is None:
-                    await shielded(_release_quietly(message, self._options.retry_delay_of(message)))
+                    await shielded(self._settle_failed(message, error))
                 if self._on_failure is not None:
                     await call_hook(self._on_failure, "on_failure", message, error)
                 return
+            if message.settled == "poisoned":
+                return  # by its handler (message.poison): counted as poisoned, not processed
             if message.settled is None:
                 try:
                     await message._delete_on_exit()
@@ -334,6 +378,14 @@ class Worker:
                     return
             self._processed += 1
             link.count("processed")
+
+    async def _settle_failed(self, message: ReceivedMessage, error: BaseException) -> None:
+        """A failed handler's message: poisoned now on its last allowed delivery (with the failure), else
+        released after ``retry_delay``."""
+        consumer = self._consumer
+        assert consumer is not None
+        if not await consumer.failed(message, error):
+            await release_quietly(message, self._options.retry_delay_of(message))
 
     async def _delete_failed(self, message: ReceivedMessage, exc: AioQueueError, rec: Any) -> None:
         """A handled message could not be deleted, so it will be delivered again: a lost lease when the
@@ -435,19 +487,3 @@ def _maybe_deleted(exc: AioQueueError) -> bool:
     if isinstance(exc, TransportError):
         return not exc.unsent
     return bool(getattr(exc, "maybe_applied", False))
-
-
-async def _release_quietly(message: ReceivedMessage, delay: int) -> None:
-    """Release; when that fails the message still returns, after its visibility timeout (or already has,
-    when the failed release may have landed)."""
-    try:
-        await message.release(delay=delay)
-    except MessageSettled:
-        pass
-    except AioQueueError as exc:
-        if getattr(exc, "maybe_applied", False):  # the release itself may have landed before its answer was lost
-            log.warning(
-                "could not confirm the release of message %s; it may already be visible again: %s", message.id, exc
-            )
-        else:
-            log.warning("could not release message %s; it returns after its visibility timeout: %s", message.id, exc)

@@ -30,7 +30,7 @@ from dataclasses import asdict, is_dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn, TextIO
 
-from . import _cli_emulator, _cli_payloads, _runner
+from . import _cli_emulator, _cli_payloads, _cli_redrive, _runner
 from ._auth import SharedKeyCredential
 from ._cli_errors import (
     EXIT_INTERRUPTED,
@@ -46,7 +46,7 @@ from ._endpoint import parse_account_url, parse_connection_string
 from ._errors import AuthenticationFailed, ConfigurationError, QueueAlreadyExists, TransportError
 from ._models import QueueMessage
 from ._queue_client import QueueClient
-from ._sas import generate_account_sas, generate_queue_sas
+from ._sas import DEFAULT_SERVICES, generate_account_sas, generate_queue_sas
 from ._service_client import QueueServiceClient
 from ._validation import message_id as check_message_id
 from ._validation import pop_receipt as check_pop_receipt
@@ -388,6 +388,9 @@ class Cli:
     async def cmd_payloads(self) -> None:
         await _cli_payloads.sweep(self)
 
+    async def cmd_redrive(self) -> None:
+        await _cli_redrive.redrive(self, Progress)
+
     async def cmd_sas(self) -> None:
         a = self.args
         settings = parse_connection_string(self.conn_str)
@@ -404,6 +407,7 @@ class Cli:
                 start=a.start,
                 ip=a.ip,
                 protocol=a.protocol,
+                services=a.services,
             )
         else:
             if not a.queue:
@@ -601,12 +605,18 @@ def build_parser(json_errors: bool = False) -> argparse.ArgumentParser:
     s.add_argument("--account", action="store_true", help="an account SAS instead of a queue SAS")
     s.add_argument("--permission", default="r", help="queue: letters from raup; account: rwdlacup (default r)")
     s.add_argument("--resource-types", default="sco", help="account SAS: letters from sco (default sco)")
+    s.add_argument(
+        "--services",
+        default=DEFAULT_SERVICES,
+        help=f"account SAS: letters from bqtf (default {DEFAULT_SERVICES}; bq: with large payloads' Blob service)",
+    )
     s.add_argument("--expiry", type=when, default=timedelta(hours=1), help="duration from now or ISO date-time")
     s.add_argument("--start", type=when, help="duration from now or ISO date-time")
     s.add_argument("--policy-id", help="a stored access policy of the queue")
     s.add_argument("--ip", help="an IP address or range a.b.c.d-e.f.g.h")
     s.add_argument("--protocol", choices=["https", "https,http"], metavar="PROTOCOL", help="https or https,http")
     _cli_payloads.add_command(command, queue_help)
+    _cli_redrive.add_command(command, duration, count)
     s = command(
         "worker",
         "run an async handler over a queue until SIGTERM (module:function)",

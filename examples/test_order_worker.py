@@ -12,7 +12,7 @@ import asyncio
 import json
 from datetime import timedelta
 
-from aioqueue import QueueClient, ReceivedMessage
+from aioqueue import PoisonRecord, QueueClient, ReceivedMessage
 from aioqueue.testing import FakeQueueService
 
 
@@ -43,7 +43,7 @@ async def test_a_malformed_order_ends_in_the_poison_queue(
         running = asyncio.create_task(
             queue.process(
                 worker.handle,
-                max_dequeue_count=3,  # the 4th delivery goes to orders-poison
+                max_dequeue_count=3,  # the 3rd failure: to orders-poison
                 retry_delay=60,  # a failed order waits a minute
                 poll_interval=0.05,  # an empty queue is asked again soon
                 stop=stop,
@@ -53,15 +53,18 @@ async def test_a_malformed_order_ends_in_the_poison_queue(
                 on_poison=lambda msg, why: poisoned.set(),
             )
         )
-        for delivery in (1, 2, 3):
+        for delivery in (1, 2):
             assert await failed.get() == delivery  # failed, released
             service.advance(timedelta(seconds=61))  # its minute is over
-        await poisoned.wait()  # the 4th delivery: moved, not handled
+        assert await failed.get() == 3  # its last allowed delivery failed:
+        await poisoned.wait()  # moved then, with the reason
         stop.set()
         stats = await running
     assert (stats.processed, stats.failed, stats.poisoned) == (0, 3, 1)
     poison = service.queues["orders-poison"]
-    assert [m.content for m in poison.messages] == ["{not json"]
+    (record,) = [PoisonRecord.parse(m.content) for m in poison.messages]
+    assert record.content == "{not json"  # the order, exactly
+    assert record.failures[-1].type == "json.decoder.JSONDecodeError"
     assert service.queues["orders"].messages == ()
 
 

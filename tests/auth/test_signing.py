@@ -108,6 +108,31 @@ def test_account_sas_matches_official_sdk():
     )
     assert _sig(token) == "8Vaf4fiql3POdHsnLiBnR3pAAsB+4oB+N4i3AKzuoQI="
     assert parse_qs(token)["srt"] == ["sco"] and parse_qs(token)["sp"] == ["rwdlacup"]
+    assert parse_qs(token)["ss"] == ["q"]  # the queue service alone, unless services= names more
+
+
+@pytest.mark.parametrize(
+    ("services", "ss", "expected"),
+    [
+        ("qb", "bq", "ONF+QhRMsIocReFJ1feZyigjxnOzgr+vBTFdx/Zcvc4="),  # large payloads: queue and blob
+        ("fqb", "bqf", "Wup1eBNZh18ZC66cTqD7/MlGsxJcvoAgMbgTypyITnE="),
+    ],
+)
+def test_account_sas_for_several_services_matches_official_sdk(services, ss, expected):
+    """The official SDK's Services(blob=True, queue=True[, fileshare=True]) for the same inputs."""
+    token = generate_account_sas(
+        "devstoreaccount1", KEY, resource_types="sco", permission="rwdlacup", expiry=EXPIRY, start=START,
+        services=services,
+    )  # fmt: skip
+    assert _sig(token) == expected and parse_qs(token)["ss"] == [ss]
+
+
+@pytest.mark.parametrize("services", ["", "x", "qx", "Q", 5, None, ["q"]])
+def test_account_sas_refuses_services_outside_bqtf(services):
+    with pytest.raises(ConfigurationError, match="services"):
+        generate_account_sas(
+            "devstoreaccount1", KEY, resource_types="sco", permission="r", expiry=EXPIRY, services=services
+        )
 
 
 def test_sas_expiry_as_timedelta_is_from_now():

@@ -70,7 +70,9 @@ def test_sas_generation(cli):
     code, out = cli("sas", "jobs", "--permission", "pa", "--expiry", "2h")
     assert code == 0 and "sp=ap" in out and "sig=" in out
     code, out = cli("--json", "sas", "--account", "--permission", "lr", "--resource-types", "sc")
-    assert code == 0 and "srt=sc" in json.loads(out)["sas"]
+    assert code == 0 and "srt=sc" in json.loads(out)["sas"] and "ss=q&" in json.loads(out)["sas"]
+    code, out = cli("sas", "--account", "--permission", "r", "--services", "qb")  # large payloads: the Blob service
+    assert code == 0 and "ss=bq&" in out
 
 
 def test_console_script_is_installed():

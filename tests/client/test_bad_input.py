@@ -142,6 +142,10 @@ CALLS = [
         "a", DEV_KEY, resource_types="x", permission="r", expiry=timedelta(hours=1))),
     ("account SAS no resource type", ConfigurationError, "at least one resource type", lambda url: (
         generate_account_sas("a", DEV_KEY, resource_types="", permission="r", expiry=timedelta(hours=1)))),
+    ("account SAS bad service", ConfigurationError, "services", lambda url: generate_account_sas(
+        "a", DEV_KEY, resource_types="s", permission="r", expiry=timedelta(hours=1), services="qz")),
+    ("account SAS no service", ConfigurationError, "at least one service", lambda url: generate_account_sas(
+        "a", DEV_KEY, resource_types="s", permission="r", expiry=timedelta(hours=1), services="")),
     ("account SAS no expiry", ConfigurationError, "needs an expiry", lambda url: generate_account_sas(
         "a", DEV_KEY, resource_types="s", permission="r", expiry=None)),  # type: ignore[arg-type]
     ("SAS permission not str", ConfigurationError, "permission must be a str", lambda url: generate_queue_sas(

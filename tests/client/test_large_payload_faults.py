@@ -5,6 +5,8 @@ poisoned with its payload kept; at worst a payload blob is left behind as an orp
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import uuid
@@ -15,11 +17,15 @@ import pytest
 import pytest_asyncio
 
 from aioqueue import BlobPayloads, QueueClient, ReceivedMessage, RequestTimeout, ServiceError, TransportError
+from aioqueue._payloads import Reference
+from aioqueue._poison import PoisonRecord
 from aioqueue.testing import connection_string
 from tests.client.test_large_payloads import _blobs, _container, _names
 from tests.faults import Fault, FaultProxy, Gate
+from tests.helpers import eventually
 
 DATA_SIZE = 100_000  # over 64 KiB: always a payload blob (one block)
+BOUND = 30.0  # generous: a loaded 2-core machine never needs it; a client that never gets there does
 
 
 @dataclass
@@ -34,15 +40,15 @@ def _faulty_conn_str(proxy: FaultProxy, blob_proxy: FaultProxy) -> str:
     return f"{connection_string('127.0.0.1', proxy.port)};BlobEndpoint={blob_proxy.url()}"
 
 
-@pytest_asyncio.fixture
-async def pair(proxy: FaultProxy, blob_proxy: FaultProxy, both_conn_str: str) -> AsyncIterator[Pair]:
+@contextlib.asynccontextmanager
+async def _pair(proxy: FaultProxy, blob_proxy: FaultProxy, both_conn_str: str, timeout: float) -> AsyncIterator[Pair]:
     name = f"faults-{uuid.uuid4().hex[:16]}"
     container = _container()
 
     def client(conn_str: str) -> QueueClient:
         payloads = BlobPayloads(container=container)
         return QueueClient.from_connection_string(
-            conn_str, name, message_encoding="binary", large_payloads=payloads, retry=None, timeout=3.0
+            conn_str, name, message_encoding="binary", large_payloads=payloads, retry=None, timeout=timeout
         )
 
     faulty, direct = client(_faulty_conn_str(proxy, blob_proxy)), client(both_conn_str)
@@ -54,6 +60,20 @@ async def pair(proxy: FaultProxy, blob_proxy: FaultProxy, both_conn_str: str) ->
         finally:
             await direct.delete_queue(missing_ok=True)
             await direct._sibling(f"{name}-poison").delete_queue(missing_ok=True)
+
+
+@pytest_asyncio.fixture
+async def pair(proxy: FaultProxy, blob_proxy: FaultProxy, both_conn_str: str) -> AsyncIterator[Pair]:
+    """Requests time out after 3 s (a held download is a timeout soon)."""
+    async with _pair(proxy, blob_proxy, both_conn_str, 3.0) as made:
+        yield made
+
+
+@pytest_asyncio.fixture
+async def patient_pair(proxy: FaultProxy, blob_proxy: FaultProxy, both_conn_str: str) -> AsyncIterator[Pair]:
+    """Requests time out after 60 s: a download is held for as long as the test needs."""
+    async with _pair(proxy, blob_proxy, both_conn_str, 60.0) as made:
+        yield made
 
 
 async def _handle_all(queue: QueueClient, **options: object) -> list[bytes]:
@@ -96,7 +116,7 @@ async def test_a_send_whose_answer_is_lost_keeps_the_blob_and_the_message_is_who
 async def test_a_failed_download_releases_the_message_for_later(
     pair: Pair, blob_proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("aioqueue._operations.PAYLOAD_RETRY_SECONDS", 1)
+    monkeypatch.setattr("aioqueue._link.PAYLOAD_RETRY_SECONDS", 1)
     data = os.urandom(DATA_SIZE)
     await pair.direct.send_message(data)
     blob_proxy.script(Fault("reset_before", method="GET"), Fault("503", method="GET"))  # the blob service away
@@ -106,11 +126,26 @@ async def test_a_failed_download_releases_the_message_for_later(
     assert await _names(pair.direct) == [] and await _count(pair.direct) == 0
 
 
+async def test_a_cut_off_range_is_a_failed_download_not_a_corrupt_payload(
+    pair: Pair, blob_proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A range over 1 MiB is read into a buffer of its announced size: an answer cut off half-way is a
+    failed download (released, then handled whole), never a payload padded out and poisoned."""
+    monkeypatch.setattr("aioqueue._link.PAYLOAD_RETRY_SECONDS", 1)
+    data = os.urandom(3 * 1024 * 1024 // 2)  # one range of 1.5 MiB (the default block_size is 4 MiB)
+    await pair.direct.send_message(data)
+    blob_proxy.script(Fault("truncate", method="GET"))
+    got = await _handle_all(pair.faulty, max_messages=1, idle_timeout=30, max_dequeue_count=5)
+    assert got == [data]
+    assert [s.fault for s in blob_proxy.seen if s.method == "GET"][:2] == ["truncate", None]
+    assert await _names(pair.direct) == [] and await _count(pair.direct) == 0
+
+
 @pytest.mark.slow
 async def test_a_download_that_times_out_releases_the_message_for_later(
     pair: Pair, blob_proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr("aioqueue._operations.PAYLOAD_RETRY_SECONDS", 1)
+    monkeypatch.setattr("aioqueue._link.PAYLOAD_RETRY_SECONDS", 1)
     data = os.urandom(DATA_SIZE)
     await pair.direct.send_message(data)
     gate = Gate()  # the Get Blob is held past the client's 3 s timeout, and never answered in time
@@ -137,8 +172,12 @@ async def test_a_corrupted_blob_is_poisoned_with_the_reason_and_kept(pair: Pair,
     )
     assert handled == [] and len(reasons) == 1 and "does not match its reference" in reasons[0]
     assert len(await _names(pair.direct)) == 1  # the payload stays with the poison copy
-    (poisoned,) = await pair.direct._sibling(f"{pair.direct.queue_name}-poison").peek_messages()
-    assert poisoned.content == data  # nothing lost: the poison copy still resolves
+    poison = pair.direct._ops.sibling(f"{pair.direct.queue_name}-poison")
+    (raw,) = await poison.peek_messages(1, None, False)
+    ref = Reference.parse(PoisonRecord.parse(raw.text or "").content)  # its record keeps the reference
+    store = pair.direct._pool.payloads
+    assert ref is not None and store is not None
+    assert await store.resolve(ref, pair.direct._encoding) == data  # nothing lost: it still resolves
 
 
 async def test_a_blob_delete_failing_after_the_message_delete_leaves_a_counted_orphan(
@@ -154,3 +193,108 @@ async def test_a_blob_delete_failing_after_the_message_delete_leaves_a_counted_o
     store = pair.faulty._pool.payloads
     assert store is not None and store.orphans == 1
     assert any("left as an orphan" in r.getMessage() for r in caplog.records)
+
+
+# ---- one payload at a time, as each message is handed over, its lease kept meanwhile -------------
+
+
+def _downloads(blob_proxy: FaultProxy) -> int:
+    return sum(1 for seen in blob_proxy.seen if seen.method == "GET")
+
+
+def _renewed(proxy: FaultProxy, msg_id: str) -> bool:
+    """Whether an Update Message of ``msg_id`` went to the queue with the stream's visibility (2 s)."""
+    return any(
+        seen.method == "PUT" and f"/messages/{msg_id}?" in seen.path and "visibilitytimeout=2" in seen.path
+        for seen in proxy.seen
+    )
+
+
+async def test_receive_fetches_each_payload_as_its_message_is_handed_over(pair: Pair, blob_proxy: FaultProxy) -> None:
+    """One Get Messages brings three large messages: message 2's payload is fetched only after
+    message 1 was handed over (a batch of 32 x 100 MiB is never held at once)."""
+    sent = [os.urandom(DATA_SIZE) for _ in range(3)]
+    for data in sent:
+        await pair.direct.send_message(data)
+    handed: list[tuple[bytes, int]] = []
+    async for msg in pair.faulty.receive(max_batch_size=3, max_messages=3, idle_timeout=3):
+        async with msg:
+            handed.append((msg.content, _downloads(blob_proxy)))
+    assert sorted(content for content, _ in handed) == sorted(sent)
+    assert [downloads for _, downloads in handed] == [1, 2, 3]
+    assert await _count(pair.direct) == 0 and await _names(pair.direct) == []
+
+
+async def test_process_hands_a_message_over_while_another_payload_downloads_its_lease_renewed(
+    patient_pair: Pair, proxy: FaultProxy, blob_proxy: FaultProxy
+) -> None:
+    """Two large messages in one Get Messages, two handler slots: while one payload's download is
+    held, the other message is handled, and the held one's lease (2 s) is renewed (no auto_renew)."""
+    sent = {}
+    for data in (os.urandom(DATA_SIZE), os.urandom(DATA_SIZE)):
+        sent[(await patient_pair.direct.send_message(data)).id] = data
+    gate = Gate()
+    blob_proxy.script(Fault("hold", method="GET", gate=gate))  # the first download, whichever it is
+    handled: dict[str, bytes] = {}
+
+    async def handle(msg: ReceivedMessage) -> None:
+        handled[msg.id] = msg.content
+
+    async def one_handled() -> bool:
+        return len(handled) == 1
+
+    worker = asyncio.ensure_future(
+        patient_pair.faulty.process(handle, concurrency=2, visibility_timeout=2, max_messages=2, idle_timeout=30)
+    )
+    try:
+        await asyncio.wait_for(gate.arrived.wait(), BOUND)
+        await eventually(one_handled, BOUND, "the other message handed over while this payload is held")
+        (held,) = set(sent) - set(handled)
+
+        async def renewed() -> bool:
+            return _renewed(proxy, held)
+
+        await eventually(renewed, BOUND, "a renewal of the lease of the message whose payload is held")
+    finally:
+        gate.release.set()
+    stats = await asyncio.wait_for(worker, BOUND)
+    assert stats.processed == 2 and handled == sent
+    assert await _count(patient_pair.direct) == 0 and await _names(patient_pair.direct) == []
+
+
+@pytest.mark.parametrize("how", ["receive_messages", "receive_batches"])
+async def test_a_lists_leases_are_renewed_while_its_payloads_download(
+    patient_pair: Pair, proxy: FaultProxy, blob_proxy: FaultProxy, how: str
+) -> None:
+    """receive_messages and receive_batches hand over a whole list: while its second payload's
+    download is held, both messages' leases (2 s) are renewed, and their newest receipts delete them."""
+    queue = patient_pair.faulty
+    sent = {}
+    for data in (os.urandom(DATA_SIZE), os.urandom(DATA_SIZE)):
+        sent[(await patient_pair.direct.send_message(data)).id] = data
+    gate = Gate()
+    blob_proxy.script(Fault("delay", method="GET"), Fault("hold", method="GET", gate=gate))  # hold the second
+
+    async def take() -> dict[str, bytes]:
+        if how == "receive_messages":
+            messages = await queue.receive_messages(max_messages=2, visibility_timeout=2)
+            for msg in messages:
+                await queue.delete_message(msg)
+            return {msg.id: msg.content for msg in messages}
+        async with queue.receive_batches(max_batch_size=2, visibility_timeout=2, idle_timeout=3) as stream:
+            async for batch in stream:
+                async with batch:  # deletes both on exit
+                    return {msg.id: msg.content for msg in batch}
+        return {}
+
+    async def both_renewed() -> bool:
+        return all(_renewed(proxy, msg_id) for msg_id in sent)
+
+    taking = asyncio.ensure_future(take())
+    try:
+        await asyncio.wait_for(gate.arrived.wait(), BOUND)
+        await eventually(both_renewed, BOUND, "renewals of both messages' leases")
+    finally:
+        gate.release.set()
+    assert await asyncio.wait_for(taking, BOUND) == sent
+    assert await _count(patient_pair.direct) == 0 and await _names(patient_pair.direct) == []

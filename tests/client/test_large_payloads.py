@@ -29,6 +29,7 @@ from aioqueue import (
     ServiceError,
 )
 from aioqueue._payloads import Reference
+from aioqueue._poison import PoisonRecord
 from aioqueue.testing import Azurite, FakeQueueService
 from tests.client.payloads import blobs, container_name, large_queue
 from tests.faults import Fault, FaultProxy
@@ -102,7 +103,8 @@ async def test_a_100_mib_round_trip_in_bounded_memory(
     with capsys.disabled():
         print(f"\n100 MiB round trip: send peak {send_peak / MIB:.1f} MiB, receive peak {receive_peak / MIB:.1f} MiB")
     assert send_peak < 3 * block  # no copy of the payload: a block or two at a time
-    assert receive_peak < len(data) + 3 * block  # the handler's copy, and a few blocks beside it
+    # the goal: the handler's copy of the payload, and less than two blocks beside it
+    assert receive_peak < len(data) + 2 * block, f"{receive_peak / MIB:.2f} MiB"
     assert receive_peak < 3 * len(data)  # the generous bound: never three copies
 
 
@@ -149,9 +151,8 @@ async def test_a_poisoned_message_keeps_its_blob(large: QueueClient) -> None:
     stats = await large.process(fail, max_messages=3, idle_timeout=5, max_dequeue_count=1, retry_delay=0)
     assert stats.poisoned == 1
     assert len(await _names(large)) == 1
-    poison = large._sibling(f"{large.queue_name}-poison")
-    (peeked,) = await poison.peek_messages(resolve=False)
-    assert json.loads(peeked.content)["blob"] == (await _names(large))[0]
+    (record,) = await _poison_records(large)
+    assert json.loads(record.content)["blob"] == (await _names(large))[0]  # the reference, in the record
 
 
 async def test_a_missing_payload_is_the_messages_failure_then_poisoned(large: QueueClient) -> None:
@@ -165,8 +166,9 @@ async def test_a_missing_payload_is_the_messages_failure_then_poisoned(large: Qu
 
     stats = await large.process(handle, max_messages=1, idle_timeout=3, max_dequeue_count=5)
     assert handled == [] and stats.poisoned == 1
-    with pytest.raises(PayloadUnavailable, match="missing"):
-        await large._sibling(f"{large.queue_name}-poison").peek_messages()
+    (record,) = await _poison_records(large)
+    assert "missing" in (record.reason or "") and record.failures[0].type == "aioqueue.PayloadUnavailable"
+    assert json.loads(record.content)["blob"] == name  # the reference, exactly
 
 
 async def test_a_corrupted_payload_raises_from_a_stream(large: QueueClient) -> None:
@@ -203,6 +205,12 @@ async def test_a_reference_claiming_more_than_its_blob_is_refused_before_any_buf
         tracemalloc.stop()
     assert peak < 16 * 1024 * 1024, peak  # a generous bound: the blob is 70 kB, read in 256 KiB ranges
     assert "does not match its reference: 70000 bytes, smaller than its reference's 67108864" in str(caught.value)
+
+
+async def _poison_records(queue: QueueClient) -> list[PoisonRecord]:
+    """The poison queue's records, read from their text as stored (whatever the client's encoding)."""
+    raws = await queue._ops.sibling(f"{queue.queue_name}-poison").peek_messages(32, None, False)
+    return [PoisonRecord.parse(raw.text or "") for raw in raws]
 
 
 async def _poison_reasons(queue: QueueClient, handled: list[object]) -> tuple[int, list[str]]:
@@ -533,8 +541,8 @@ async def test_a_reference_naming_a_blob_aioqueue_never_writes_is_the_messages_f
     assert handled == [] and stats.poisoned == 1
     page, _ = await _blobs(large).list_blobs(prefix=blob)
     assert [item.name for item in page] == [blob]
-    with pytest.raises(PayloadUnavailable, match="not a payload blob name"):
-        await large._sibling(f"{large.queue_name}-poison").peek_messages()
+    (record,) = await _poison_records(large)
+    assert "not a payload blob name" in (record.reason or "") and json.loads(record.content)["blob"] == blob
 
 
 async def test_a_poison_queue_consumer_reads_its_payloads_but_never_deletes_them(
@@ -547,7 +555,9 @@ async def test_a_poison_queue_consumer_reads_its_payloads_but_never_deletes_them
     async def fail(msg: ReceivedMessage) -> None:
         raise RuntimeError("no")
 
-    stats = await large.process(fail, max_messages=3, idle_timeout=3, max_dequeue_count=1, retry_delay=0)
+    stats = await large.process(
+        fail, max_messages=3, idle_timeout=3, max_dequeue_count=1, retry_delay=0, poison_format="body"
+    )  # the bare reference, which a consumer of the poison queue reads as any message
     assert stats.poisoned == 1
     payloads = BlobPayloads(container=_blobs(large).container)
     async with QueueClient.from_connection_string(

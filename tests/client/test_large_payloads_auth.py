@@ -7,14 +7,21 @@ import os
 import ssl
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
 import pytest
 
-from aioqueue import AuthenticationFailed, BlobPayloads, PayloadError, QueueClient, ReceivedMessage
+from aioqueue import (
+    AuthenticationFailed,
+    BlobPayloads,
+    PayloadError,
+    QueueClient,
+    ReceivedMessage,
+    generate_account_sas,
+)
 from aioqueue.testing import DEV_ACCOUNT, DEV_KEY, Azurite
 from tests.helpers import FakeCredential, mint_token, oauth_tls_args
 
@@ -92,12 +99,11 @@ async def test_the_blob_service_checks_the_token(https_pair: SimpleNamespace) ->
 
 
 def _account_sas(permission: str) -> str:
-    """An account SAS for the queue AND blob services (``ss=bq``): aioqueue's generate_account_sas
-    makes queue-only ones, so the official SDK's signer (an independent implementation) makes it."""
-    from azure.storage.queue._shared.shared_access_signature import SharedAccessSignature
-
-    expiry = datetime.now(timezone.utc) + timedelta(hours=1)
-    return SharedAccessSignature(DEV_ACCOUNT, DEV_KEY).generate_account("bq", "sco", permission, expiry)
+    """An account SAS for the queue AND blob services (``ss=bq``), as the docs' permissions section
+    says to make it (tests/auth/test_signing.py pins it against the official SDK's)."""
+    return generate_account_sas(
+        DEV_ACCOUNT, DEV_KEY, resource_types="sco", permission=permission, expiry=timedelta(hours=1), services="bq"
+    )
 
 
 def _client(azurite: Azurite, blob: Azurite, name: str, container: str, permission: str) -> QueueClient:
@@ -168,3 +174,40 @@ async def test_a_sas_without_list_fails_the_sweep(
     async with _client(azurite, azurite_blob, queue_client.queue_name, container, "rwd") as sweeper:
         with pytest.raises(AuthenticationFailed, match="AuthorizationPermissionMismatch"):
             await sweeper.sweep_payloads()
+
+
+@pytest.mark.parametrize("how", ["process", "receive", "receive_batches", "receive_messages"])
+async def test_a_sas_without_read_stops_the_consumer_and_keeps_the_message(
+    azurite: Azurite, azurite_blob: Azurite, queue_client: QueueClient, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without ``r`` the payload's Get Blob is refused (403): no retry fixes that, so it is raised, as
+    a 403 on the queue is (the worker or stream ends), and the message is visible again at once."""
+    name, container = queue_client.queue_name, f"payloads-{uuid.uuid4().hex[:12]}"
+    data = os.urandom(100 * 1024)
+    async with _client(azurite, azurite_blob, name, container, "aw") as sender:
+        await sender.send_message(data)
+
+    async def handle(msg: ReceivedMessage) -> None:
+        raise AssertionError("a message whose payload was never fetched reached the handler")
+
+    async with _client(azurite, azurite_blob, name, container, "pud") as receiver:  # no r
+        with pytest.raises(AuthenticationFailed, match="AuthorizationPermissionMismatch") as caught:
+            if how == "process":
+                await receiver.process(handle, idle_timeout=5)
+            elif how == "receive":
+                async for msg in receiver.receive(idle_timeout=5):
+                    await handle(msg)
+            elif how == "receive_batches":
+                async for batch in receiver.receive_batches(idle_timeout=5):
+                    await handle(batch[0])
+            else:
+                await receiver.receive_messages()
+    assert any(f"{container}/{name}/" in note for note in getattr(caught.value, "__notes__", [f"{container}/{name}/"]))
+    if how != "receive_messages":  # (which raises it straight to its caller)
+        assert "trying again will not help" in caplog.text
+    (left,) = await queue_client.peek_messages()  # visible again at once: not lost, not poisoned
+    assert left.dequeue_count == 1
+    async with _client(azurite, azurite_blob, name, container, "rpud") as reader:
+        (whole,) = await reader.receive_messages()
+        assert whole.content == data
+        await reader.delete_message(whole)

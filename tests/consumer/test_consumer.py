@@ -13,6 +13,7 @@ from aioqueue import (
     MessageBatch,
     MessageEncodingError,
     MessageSettled,
+    PoisonRecord,
     ProcessStats,
     QueueClient,
     ReceivedMessage,
@@ -187,7 +188,7 @@ async def test_poison_messages_are_moved_after_too_many_receives(queue_client):
     poison = queue_client._sibling(f"{queue_client.queue_name}-poison")
     try:
         assert handled == ["fine"]
-        assert await visible(poison) == ["poison pill"]
+        assert [PoisonRecord.parse(text).content for text in await visible(poison)] == ["poison pill"]
         assert await count(queue_client) == 0
     finally:
         await poison.delete_queue()
@@ -206,11 +207,11 @@ async def test_custom_poison_queue_and_undecodable_content(conn_str, queue_clien
         got = [m.content async for m in q.receive(idle_timeout=0.3, max_dequeue_count=5, poison_queue=poison_name)]
         assert got == [{"ok": True}]
         poison = q._ops.sibling(poison_name)
-        with pytest.raises(MessageEncodingError):
-            [peeked] = await poison.peek_messages(1)
-            poison.decode(peeked)  # the JSON client cannot read it back...
+        [peeked] = await poison.peek_messages(1)
+        assert poison.decode(peeked)["content"] == "not json {"  # a poison record is JSON, even to this client
     async with QueueClient.from_connection_string(conn_str, poison_name) as raw:
-        assert await visible(raw) == ["not json {"]  # ...but the exact text is kept
+        (record,) = [PoisonRecord.parse(text) for text in await visible(raw)]
+        assert record.content == "not json {"  # the exact text
         await raw.delete_queue()
 
 
@@ -302,7 +303,7 @@ async def test_process_counts_and_keeps_going(queue_client):
     assert stats == ProcessStats(processed=28, failed=4, poisoned=2)
     assert await count(queue_client) == 0
     poison = queue_client._sibling(f"{queue_client.queue_name}-poison")
-    assert sorted(await visible(poison)) == ["m3", "m7"]
+    assert sorted(PoisonRecord.parse(text).content for text in await visible(poison)) == ["m3", "m7"]
     await poison.delete_queue()
 
 

@@ -74,6 +74,11 @@ def test_names_used_in_public_signatures_are_exported():
         "MalformedResponse",
         "MessageSettled",
         "AsyncTokenCredential",
+        "PoisonFormat",
+        "PoisonRecord",
+        "PoisonFailure",
+        "RedriveResult",
+        "RedriveError",
     ):
         assert name in aioqueue.__all__ and hasattr(aioqueue, name), name
     assert issubclass(SendMessagesError, aioqueue.AioQueueError)

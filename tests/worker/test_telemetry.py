@@ -27,6 +27,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from aioqueue import (
     ConfigurationError,
+    PoisonRecord,
     QueueClient,
     ReceivedMessage,
     RetryPolicy,
@@ -262,6 +263,12 @@ async def test_a_poisoned_message_is_an_error_span_and_a_callback(conn_str, queu
     # the poison queue is made on first use, the message copied there, then deleted here
     assert children == {f"create_queue {queue_name}-poison", f"send {queue_name}-poison", f"delete {queue_name}"}
     assert total(otel.metrics()["aioqueue.consumer.messages"], **{"aioqueue.outcome": "poisoned"}) == 1
+    async with QueueClient.from_connection_string(conn_str, f"{queue_name}-poison") as poison_queue:
+        (copy,) = await poison_queue.peek_messages()
+        await poison_queue.delete_queue()
+    record = PoisonRecord.parse(copy.content)  # its poison record names the poison span's trace
+    assert record.trace_id == f"{poison.context.trace_id:032x}"
+    assert record.reason == "received 2 times (max_dequeue_count=1)" and record.failures == ()
 
 
 async def test_a_lost_lease_is_an_error_span_and_a_callback(conn_str, queue_name, otel):

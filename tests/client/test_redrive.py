@@ -1,0 +1,250 @@
+"""``poison_queue.redrive()``: poison records back to their queues, the original text byte-identical
+(text, base64, binary, JSON, a large payload's reference), re-sent before deleted (a lost answer leaves
+a counted duplicate, never a loss), filtered, dry-run, limited and paced; a bare-body (Functions) poison
+queue with ``to=``. Against Azurite (and its blob service for the reference); faults from the proxy."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from aioqueue import (
+    ConfigurationError,
+    PoisonRecord,
+    QueueClient,
+    QueueNotFound,
+    ReceivedMessage,
+    RedriveError,
+    RedriveResult,
+    TransportError,
+    _redrive,
+)
+from aioqueue.testing import DEV_KEY
+from tests.client.payloads import blobs, large_queue
+from tests.faults import Fault, FaultProxy
+
+EXPIRES = "aioqueue_expires"
+
+
+async def _poison(queue: QueueClient, *contents: Any, errors: dict[Any, Exception] | None = None) -> None:
+    """Send ``contents`` and have each poisoned on its first failure (``errors[content]``, else a ValueError)."""
+    for content in contents:
+        await queue.send_message(content)
+    await _fail_all(queue, len(contents), errors)
+
+
+async def _fail_all(queue: QueueClient, count: int, errors: dict[Any, Exception] | None = None) -> None:
+    """Poison the queue's ``count`` messages, each on its first failure."""
+
+    async def fail(msg: ReceivedMessage) -> None:
+        content = msg.content if isinstance(msg.content, (str, bytes)) else json.dumps(msg.content)
+        raise (errors or {}).get(content, ValueError(f"cannot handle message {msg.id}"))
+
+    stats = await queue.process(fail, max_dequeue_count=1, idle_timeout=1, poll_interval=0.05)
+    assert stats.poisoned == count
+
+
+def _poison_queue(queue: QueueClient, **options: Any) -> QueueClient:
+    return QueueClient(
+        "", f"{queue.queue_name}-poison", _parent=(queue._pool, queue._encoding), **options
+    )  # on the same pool and encoding
+
+
+async def _texts(queue: QueueClient) -> list[str]:
+    """The queue's visible messages' texts, as stored (never decoded or resolved)."""
+    return sorted(raw.text or "" for raw in await queue._ops.peek_messages(32, None, False))
+
+
+@pytest.mark.parametrize(
+    ("encoding", "content"),
+    [
+        ("text", 'an "order" <b>&amp;</b>\n\tünïcödé ✓'),
+        ("base64", "base64 of ünïcödé, as Azure Functions writes it"),
+        ("binary", bytes(range(256)) * 4),
+        ("json", {"order": 42, "items": ["a", "b"], "note": 'say "hi"\n', "price": 9.5}),
+    ],
+)
+async def test_a_record_goes_back_byte_identical(queue_factory: Any, encoding: str, content: Any) -> None:
+    queue = await queue_factory(prefix="redrive", message_encoding=encoding)
+    await queue.send_message(content, time_to_live=3600)
+    original = await _texts(queue)
+    await _fail_all(queue, 1)
+    poison = _poison_queue(queue)
+    (record,) = [PoisonRecord.parse(text) for text in await _texts(poison)]
+    assert [record.content] == original and record.source_queue == queue.queue_name
+
+    result = await poison.redrive()
+    assert result == RedriveResult(moved=1)
+    assert await _texts(queue) == original  # the same text, byte for byte
+    assert await _texts(poison) == []
+    (back,) = await queue.receive_messages()
+    assert back.content == content and back.dequeue_count == 1
+    assert back.expires_on - back.inserted_on == timedelta(seconds=3600)  # the original's time to live
+
+
+async def test_a_large_payloads_reference_goes_back_as_a_reference_and_resolves(both_conn_str: str) -> None:
+    data = os.urandom(70_000)
+    async with large_queue(both_conn_str, "redrive") as queue:
+        await queue.send_message(data)
+        (reference,) = await _texts(queue)
+        (blob,) = [b.name for b in (await blobs(queue).list_blobs(prefix=f"{queue.queue_name}/"))[0]]
+        await _fail_all(queue, 1)
+        (item,) = (await blobs(queue).list_blobs(prefix=blob))[0]
+        assert item.metadata[EXPIRES] == "never"  # kept while poisoned, whatever the original's expiry
+
+        result = await _poison_queue(queue).redrive()
+        assert result.moved == 1
+        assert await _texts(queue) == [reference]  # the reference itself, not the payload
+        (item,) = (await blobs(queue).list_blobs(prefix=blob))[0]
+        assert item.metadata[EXPIRES] == "never"  # (documented) until its message is handled
+        got: list[bytes] = []
+
+        async def handle(msg: ReceivedMessage) -> None:
+            got.append(msg.content)
+
+        await queue.process(handle, max_messages=1, idle_timeout=3)
+        assert got == [data]
+        assert (await blobs(queue).list_blobs(prefix=blob))[0] == []  # handled: its payload deleted
+
+
+async def test_filters_dry_run_and_limit(queue_factory: Any) -> None:
+    queue = await queue_factory(prefix="redrive")
+    errors = {
+        "a": ValueError("order 1 is malformed"),
+        "b": KeyError("customer 7"),
+        "c": RuntimeError("timeout talking to the bank"),
+        "d": RuntimeError("timeout talking to the bank"),
+    }
+    await _poison(queue, *errors, errors=errors)
+    poison = _poison_queue(queue)
+    by_content = {PoisonRecord.parse(t).content: PoisonRecord.parse(t) for t in await _texts(poison)}
+
+    dry = await poison.redrive(dry_run=True, error="ValueError")
+    assert (dry.moved, dry.skipped, dry.dry_run) == (0, 3, True)
+    assert [r.content for r in dry.would_move] == ["a"] and dry.would_move[0].poison_id is not None
+    assert len(await _texts(poison)) == 4  # nothing moved, and every one visible again at once
+    assert len((await poison.redrive(dry_run=True, limit=2)).would_move) == 2
+
+    limited = await poison.redrive(error="BANK", limit=1)  # text of the failure, any case
+    assert limited.moved == 1 and len(await _texts(poison)) == 3
+    assert (await poison.redrive(ids=[by_content["b"].message_id or ""])).moved == 1
+    assert "b" in await _texts(queue)
+    assert (await poison.redrive(older_than=3600)).moved == 0  # poisoned just now
+    rest = await poison.redrive(newer_than=timedelta(hours=1), error="KeyError")
+    assert (rest.moved, rest.skipped) == (0, 2)  # b is gone already
+    assert (await poison.redrive(newer_than=3600)).moved == 2
+    assert await _texts(queue) == ["a", "b", "c", "d"] and await _texts(poison) == []
+
+
+async def test_a_bare_body_poison_queue_needs_to(queue_factory: Any) -> None:
+    """A poison queue written by an Azure Functions app (or poison_format="body"): bare bodies, base64."""
+    queue = await queue_factory(prefix="redrive", message_encoding="base64")
+    poison = _poison_queue(queue)
+    await poison.create_queue()
+    await poison.send_messages(["order 1", "order 2"])
+    bodies = await _texts(poison)
+
+    left = await poison.redrive()
+    assert (left.moved, left.no_target) == (0, 2)
+    assert await _texts(poison) == bodies  # left, and visible again
+
+    moved = await poison.redrive(to=queue.queue_name)
+    assert moved.moved == 2 and await _texts(queue) == bodies
+    assert sorted(m.content for m in await queue.receive_messages(max_messages=2)) == ["order 1", "order 2"]
+
+
+async def test_a_lost_delete_answer_leaves_a_counted_duplicate_never_a_loss(
+    queue_factory: Any, proxy: FaultProxy
+) -> None:
+    queue = await queue_factory(prefix="redrive")
+    await _poison(queue, "only once")
+    name = f"{queue.queue_name}-poison"
+    async with QueueClient(proxy.url(), name, credential=DEV_KEY, retry=None) as poison:
+        proxy.script(Fault("reset_before", method="DELETE"))  # re-sent; its delete never gets an answer
+        with pytest.raises(RedriveError) as caught:
+            await poison.redrive()
+    assert isinstance(caught.value.error, TransportError) and caught.value.__cause__ is caught.value.error
+    assert (caught.value.result.moved, caught.value.result.duplicates) == (1, 1)
+    assert await _texts(queue) == ["only once"]  # it is in its queue...
+    (left,) = [PoisonRecord.parse(t) for t in await _texts(_poison_queue(queue))]
+    assert left.content == "only once"  # ...and still in the poison queue, visible again: never lost
+
+    again = await _poison_queue(queue).redrive()  # the duplicate counted above
+    assert again.moved == 1 and await _texts(queue) == ["only once", "only once"]
+
+
+async def test_a_delete_retried_after_a_lost_answer_is_done(queue_factory: Any, proxy: FaultProxy) -> None:
+    queue = await queue_factory(prefix="redrive")
+    await _poison(queue, "m")
+    async with QueueClient(proxy.url(), f"{queue.queue_name}-poison", credential=DEV_KEY) as poison:
+        proxy.script(Fault("reset_after", method="DELETE"))  # deleted; the answer lost; the retry finds it gone
+        result = await poison.redrive()
+    assert (result.moved, result.duplicates) == (1, 0)
+    assert await _texts(queue) == ["m"] and await _texts(_poison_queue(queue)) == []
+
+
+async def test_a_record_taken_by_someone_else_meanwhile_is_a_duplicate(queue_factory: Any, proxy: FaultProxy) -> None:
+    queue = await queue_factory(prefix="redrive")
+    await _poison(queue, "m1", "m2")
+    gone = {"x-ms-error-code": "MessageNotFound"}
+    async with QueueClient(proxy.url(), f"{queue.queue_name}-poison", credential=DEV_KEY) as poison:
+        proxy.script(Fault("canned", method="DELETE", status=404, headers=gone))
+        result = await poison.redrive()
+    assert (result.moved, result.duplicates) == (2, 1)  # it goes on after that one
+    assert await _texts(queue) == ["m1", "m2"]
+
+
+async def test_a_missing_target_stops_it_and_keeps_the_record(queue_factory: Any) -> None:
+    queue = await queue_factory(prefix="redrive")
+    await _poison(queue, "m")
+    poison = _poison_queue(queue)
+    with pytest.raises(RedriveError) as caught:
+        await poison.redrive(to=f"{queue.queue_name}-gone")
+    assert isinstance(caught.value.error, QueueNotFound) and caught.value.result == RedriveResult()
+    assert len(await _texts(poison)) == 1
+
+
+async def test_rate_paces_the_resends(queue_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    queue = await queue_factory(prefix="redrive")
+    await _poison(queue, "1", "2", "3")
+    now, waits = [1000.0], []
+
+    async def sleep(seconds: float) -> None:  # the pace's clock: moved by its own waits only
+        waits.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr(_redrive, "_clock", lambda: now[0])
+    monkeypatch.setattr(_redrive, "_sleep", sleep)
+    progress: list[int] = []
+    result = await _poison_queue(queue).redrive(rate=4, on_progress=lambda r: progress.append(r.moved))
+    assert result.moved == 3 and waits == [0.25, 0.25]
+    assert progress == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [
+        ({"to": "Bad_Name"}, "queue name"),
+        ({"to": "jobs-poison"}, "poison queue itself"),
+        ({"limit": 0}, "limit"),
+        ({"rate": 0}, "rate"),
+        ({"rate": float("nan")}, "rate"),
+        ({"error": ""}, "error"),
+        ({"ids": "abc"}, "ids"),
+        ({"ids": ["ok", ""]}, "ids"),
+        ({"older_than": -1}, "older_than"),
+        ({"newer_than": "1h"}, "newer_than"),
+        ({"dry_run": "yes"}, "dry_run"),
+    ],
+)
+async def test_bad_arguments_are_refused_before_any_request(
+    proxy: FaultProxy, arguments: dict[str, Any], says: str
+) -> None:
+    async with QueueClient(proxy.url(), "jobs-poison", credential=DEV_KEY) as poison:
+        with pytest.raises(ConfigurationError, match=says):
+            await poison.redrive(**arguments)
+    assert proxy.seen == []
