@@ -29,6 +29,7 @@ from aioqueue._encoding import encode_message, get_encoding
 from aioqueue._payloads import Reference
 from aioqueue.testing import Azurite, FakeQueueService
 from tests.client.payloads import blobs, large_queue
+from tests.faults import FaultProxy
 from tests.helpers import FAST_RETRY
 
 UTC = timezone.utc
@@ -458,6 +459,58 @@ async def test_a_large_payload_travels_by_reference_and_its_blob_outlives_the_wa
         assert await run_worker(queue, got) == ProcessStats(processed=3)
         assert sorted(m.content for m in got) == sorted([large, snug, large])
         assert await blobs(queue).list_blobs(prefix=f"{queue.queue_name}/") == ([], None)  # gone with them
+
+
+def downloads(blob_proxy: FaultProxy) -> int:
+    return sum(1 for seen in blob_proxy.seen if seen.method == "GET" and "comp=list" not in seen.path)
+
+
+@FROZEN[0]
+@FROZEN[1]
+async def test_a_due_large_payload_is_fetched_as_its_message_is_handed_over(
+    fake: FakeQueueService, blob_proxy: FaultProxy
+) -> None:
+    """Three due envelopes carrying references come in one Get Messages: each payload is fetched only
+    as its message is handed over, as any large message's (never the whole batch's at once)."""
+    sent = [os.urandom(100_000) for _ in range(3)]
+    async with large_queue(f"{fake.connection_string};BlobEndpoint={blob_proxy.url()}", "schedhand") as queue:
+        for data in sent:
+            await queue.send_message(data, delay=timedelta(days=10))
+        fake.advance(timedelta(days=14))  # visible, and past due: received due
+        before = downloads(blob_proxy)
+        handed: list[tuple[bytes, int]] = []
+        async with queue.receive(max_batch_size=3, max_messages=3, idle_timeout=0.2) as stream:
+            async for msg in stream:
+                async with msg:
+                    handed.append((msg.content, downloads(blob_proxy) - before))
+        assert sorted(content for content, _ in handed) == sorted(sent)
+        assert [fetched for _, fetched in handed] == [1, 2, 3]
+        assert stored(fake, queue) == []
+        assert await blobs(queue).list_blobs(prefix=f"{queue.queue_name}/") == ([], None)  # gone with them
+
+
+@FROZEN[0]
+@FROZEN[1]
+async def test_receive_messages_and_peek_fetch_a_due_large_payload(
+    fake: FakeQueueService, azurite_blob: Azurite
+) -> None:
+    """receive_messages and peek_messages fetch an envelope's payload as a large message's; its blob
+    stays while its message lives and goes once it is deleted."""
+    data = os.urandom(100_000)
+    async with large_queue(f"{fake.connection_string};BlobEndpoint={azurite_blob.url}", "schedlist") as queue:
+        await queue.send_message(data, delay=timedelta(days=10))
+        fake.advance(timedelta(days=14))
+        [peeked] = await queue.peek_messages()
+        assert peeked.content == data
+        [raw] = await queue.peek_messages(resolve=False)  # the envelope, carrying the reference
+        ref = Reference.parse(json.loads(raw.content)["text"])
+        assert ref is not None and ref.size == 100_000
+        [message] = await queue.receive_messages(visibility_timeout=60)
+        assert message.content == data
+        page, _ = await blobs(queue).list_blobs(prefix=f"{queue.queue_name}/")
+        assert [item.name for item in page] == [ref.blob]  # kept while its message lives
+        await queue.delete_message(message)
+        assert await blobs(queue).list_blobs(prefix=f"{queue.queue_name}/") == ([], None)
 
 
 @FROZEN[0]
