@@ -221,7 +221,8 @@ async def _work(args: argparse.Namespace, conn_str: str, handler: Handler, reque
             if server is not None:
                 await server.cleanup()
     log.info(
-        "worker %d done: processed=%d failed=%d poisoned=%d lease_lost=%d undecodable=%d delete_failed=%d",
+        "worker %d done: processed=%d failed=%d poisoned=%d lease_lost=%d undecodable=%d delete_failed=%d "
+        "rescheduled=%d",
         os.getpid(),
         stats.processed,
         stats.failed,
@@ -229,6 +230,7 @@ async def _work(args: argparse.Namespace, conn_str: str, handler: Handler, reque
         stats.lease_lost,
         stats.undecodable,
         stats.delete_failed,
+        stats.rescheduled,
     )
     return 0
 

@@ -5,7 +5,9 @@ milliseconds), the sender's clock stood on the service's; the <= 7-day path once
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import math
 import os
 import time
@@ -23,10 +25,12 @@ from aioqueue import (
     QueueClient,
     ReceivedMessage,
     ServiceError,
+    _runner,
     _schedule,
 )
 from aioqueue._encoding import encode_message, get_encoding
 from aioqueue._payloads import Reference
+from aioqueue.cli import _arguments
 from aioqueue.testing import Azurite, FakeQueueService
 from tests.client.payloads import blobs, large_queue
 from tests.faults import FaultProxy
@@ -538,3 +542,27 @@ async def test_a_due_time_with_a_fraction_of_a_second_is_never_early(
     assert await run_worker(queue, got) == ProcessStats(rescheduled=1)
     [last] = stored(fake, queue)
     assert last.content == "on time" and last.next_visible_on == START + timedelta(days=8, seconds=1)
+
+
+@FROZEN[0]
+@FROZEN[1]
+async def test_the_worker_commands_end_of_run_line_counts_the_hops(
+    fake: FakeQueueService, queue: QueueClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``aioqueue worker`` says at the end what became of the messages, the hops included."""
+    await queue.send_message("later", delay=timedelta(days=10))
+    fake.advance(WEEK)
+    args = _arguments(["worker", queue.queue_name, "jobs:handle", "--idle-timeout", "0.2s"])
+
+    async def handle(message: ReceivedMessage) -> None:
+        raise AssertionError("not due: never handed over")
+
+    caplog.set_level(logging.INFO, logger="aioqueue")
+    loop = asyncio.get_running_loop()
+    try:  # as the command runs it, in this process (its signals taken over by this loop meanwhile)
+        assert await _runner._work(args, fake.connection_string, handle, _runner._StopRequests()) == 0
+    finally:
+        for sig in _runner._SIGNALS:
+            loop.remove_signal_handler(sig)
+    [done] = [r.getMessage() for r in caplog.records if " done: " in r.getMessage()]
+    assert done.endswith(" processed=0 failed=0 poisoned=0 lease_lost=0 undecodable=0 delete_failed=0 rescheduled=1")
