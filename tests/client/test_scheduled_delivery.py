@@ -21,6 +21,7 @@ import pytest_asyncio
 from aioqueue import (
     ConfigurationError,
     MessageTooLarge,
+    PoisonRecord,
     ProcessStats,
     QueueClient,
     ReceivedMessage,
@@ -463,6 +464,30 @@ async def test_a_large_payload_travels_by_reference_and_its_blob_outlives_the_wa
         assert await run_worker(queue, got) == ProcessStats(processed=3)
         assert sorted(m.content for m in got) == sorted([large, snug, large])
         assert await blobs(queue).list_blobs(prefix=f"{queue.queue_name}/") == ([], None)  # gone with them
+
+
+@FROZEN[0]
+@FROZEN[1]
+async def test_a_due_message_poisoned_is_recorded_as_sent_and_redriven_as_an_ordinary_message(
+    fake: FakeQueueService, queue: QueueClient
+) -> None:
+    """The poison record holds the message's original text, not its envelope: redriven, it is
+    delivered at once."""
+    receipt = await queue.send_message("charge 42", delay=timedelta(days=10))
+    fake.advance(timedelta(days=14))  # received past due
+
+    async def fail(message: ReceivedMessage) -> None:
+        raise ValueError("card declined")
+
+    stats = await queue.process(fail, max_dequeue_count=1, idle_timeout=0.2, poll_interval=(0.01, 0.02))
+    assert (stats.failed, stats.poisoned) == (1, 1)
+    poison = queue._sibling(f"{queue.queue_name}-poison")
+    [record] = [PoisonRecord.parse(m.content) for m in stored(fake, poison)]
+    assert record.is_record and record.content == "charge 42" and record.message_id == receipt.id
+    assert (await poison.redrive()).moved == 1
+    got: list[ReceivedMessage] = []
+    assert await run_worker(queue, got) == ProcessStats(processed=1)
+    assert [m.content for m in got] == ["charge 42"]
 
 
 def downloads(blob_proxy: FaultProxy) -> int:
