@@ -157,7 +157,7 @@ class PoisonRecord:
             return bare
         try:
             fields = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the recursion limit (hostile)
             return bare
         version, content = fields.get(POISON_MARKER), fields.get("content")
         if type(version) is not int or version < 1 or not isinstance(content, str):

@@ -83,6 +83,14 @@ def test_any_other_text_is_a_bare_body() -> None:
     assert PoisonRecord.parse(later).source_queue == "q" and PoisonRecord.parse(later).version == 2
 
 
+def test_deeply_nested_json_that_looks_like_a_record_is_a_bare_body() -> None:
+    """A hostile or broken message opening like a record, nested deeper than Python's recursion limit:
+    read as a bare body (so a redrive goes on), never a RecursionError."""
+    text = POISON_PREFIX + '1,"failures":' + "[" * 50_000 + "]" * 50_000 + ',"content":"x"}'
+    record = PoisonRecord.parse(text)
+    assert not record.is_record and record.content == text
+
+
 def test_a_failure_is_redacted_and_carries_its_type_host_and_pid() -> None:
     class OrderRejected(Exception):
         pass
