@@ -24,6 +24,8 @@ from aioqueue import (
 )
 from aioqueue._encoding import MAX_MESSAGE_BYTES
 from aioqueue._poison import POISON_PREFIX, failure_of, record_text
+from aioqueue.testing import DEV_KEY
+from tests.faults import Fault, FaultProxy
 
 WHEN = datetime(2026, 11, 27, 3, 46, 5, tzinfo=timezone.utc)
 
@@ -179,6 +181,24 @@ async def test_a_stream_poisons_on_the_last_allowed_delivery_too(queue_factory: 
     # each stream remembers the failures it saw: the second one, its own
     assert record.dequeue_count == 2 and [f.type for f in record.failures] == ["KeyError"]
     assert await _raw_texts(queue) == []
+
+
+async def test_a_failed_delete_after_the_poison_copy_keeps_the_handlers_error(
+    queue_factory: Any, proxy: FaultProxy
+) -> None:
+    """The copy reached the poison queue, the delete from the queue failed: ``async with msg:`` still
+    raises the handler's error (not MessageSettled), and the message stays, to be poisoned again."""
+    queue = await queue_factory(prefix="records")
+    await queue.send_message("m")
+    async with QueueClient(proxy.url(), queue.queue_name, credential=DEV_KEY, retry=None) as through:
+        proxy.script(Fault("500", method="DELETE"))
+        with pytest.raises(KeyError):
+            async for msg in through.receive(max_dequeue_count=1, idle_timeout=1, poll_interval=0.05):
+                async with msg:
+                    raise KeyError("no such customer")
+    (record,) = await _records(queue)
+    assert record.content == "m"
+    assert (await queue.get_queue_properties()).approximate_message_count == 1  # still there: never lost
 
 
 async def test_a_batch_poisons_its_messages_on_their_last_allowed_delivery(queue_factory: Any) -> None:
