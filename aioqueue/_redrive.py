@@ -115,9 +115,10 @@ def redrive_filter(
     if ids is not None:
         if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
             raise ConfigurationError("ids must be an iterable of message ids (str), not one str")
-        wanted = frozenset(ids)
-        if not all(isinstance(i, str) and i for i in wanted):
+        listed = list(ids)
+        if not all(isinstance(i, str) and i for i in listed):
             raise ConfigurationError("ids must be message ids (non-empty str)")
+        wanted = frozenset(listed)
     return RedriveFilter(error, old, new, wanted)
 
 
@@ -156,6 +157,8 @@ class Redriver:
             isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < math.inf
         ):
             raise ConfigurationError(f"rate must be a positive number (of messages a second); got {rate!r}")
+        if on_progress is not None and not callable(on_progress):
+            raise ConfigurationError(f"on_progress must be a function of a RedriveResult, or None; got {on_progress!r}")
         # texts as stored: a large payload's reference is never resolved (nor its blob touched)
         self.poison = QueueOperations(Pool(poison.pool.http, poison.pool.telemetry), poison.queue_name, poison.encoding)
         self.to, self.dry_run, self.limit, self.where = to, dry_run, limit, where
@@ -165,7 +168,7 @@ class Redriver:
         self.result = RedriveResult(dry_run=dry_run)
         self.planned: list[PoisonRecord] = []
         self._targets: dict[str, QueueOperations] = {}
-        self._held: dict[str, RawMessage] = {}  # looked at and left: made visible again at the end
+        self._held: dict[str, RawMessage] = {}  # looked at and left (id, receipt): visible again at the end
         self._seen: set[str] = set()
         self._next_send = 0.0
 
@@ -209,25 +212,30 @@ class Redriver:
             )
         return self.snapshot()
 
+    def _hold(self, raw: RawMessage) -> None:
+        """Leave ``raw`` in the poison queue: made visible again at the end (by its newest receipt; its
+        text is not kept)."""
+        self._held[raw.id] = raw._replace(text=None)
+
     async def _consider(self, raw: RawMessage) -> None:
         """One fetched message: moved, planned (dry run), or held and left."""
         if raw.id in self._seen or self._done():  # back again (its visibility lapsed), or past the limit
-            self._held[raw.id] = raw  # the newest receipt
+            self._hold(raw)
             return
         self._seen.add(raw.id)
         poisoned_on = parse_rfc1123(raw.inserted_on) if raw.inserted_on else None
         record = PoisonRecord.parse(raw.text or "", poison_id=raw.id, poisoned_on=poisoned_on)
         if not self.where.admits(record, datetime.now(timezone.utc)):
-            self._held[raw.id] = raw
+            self._hold(raw)
             self._count(skipped=1)
             return
         target = self.to or record.source_queue
         if target is None or not _valid_queue(target):
-            self._held[raw.id] = raw
+            self._hold(raw)
             self._count(no_target=1)
             return
         if self.dry_run:
-            self._held[raw.id] = raw
+            self._hold(raw)
             self.planned.append(record)
             self._count()
             return
@@ -258,7 +266,7 @@ class Redriver:
         try:
             await self._target(target).put_message(record.content, query)
         except AioQueueError as exc:
-            self._held[raw.id] = raw  # stays in the poison queue: visible again at once
+            self._hold(raw)  # stays in the poison queue: visible again at once
             if _maybe_sent(exc):
                 self._count(duplicates=1)
             raise
@@ -271,7 +279,7 @@ class Redriver:
             self._count(moved=1, duplicates=1)
             return
         except AioQueueError:
-            self._held[raw.id] = raw  # (if it is still there) visible again at once
+            self._hold(raw)  # (if it is still there) visible again at once
             self._count(moved=1, duplicates=1)
             raise
         self._count(moved=1)

@@ -23,6 +23,7 @@ from aioqueue import (
     TransportError,
     _redrive,
 )
+from aioqueue._messages import RawMessage
 from aioqueue.testing import DEV_KEY
 from tests.client.payloads import blobs, large_queue
 from tests.faults import Fault, FaultProxy
@@ -239,6 +240,8 @@ async def test_rate_paces_the_resends(queue_factory: Any, monkeypatch: pytest.Mo
         ({"older_than": -1}, "older_than"),
         ({"newer_than": "1h"}, "newer_than"),
         ({"dry_run": "yes"}, "dry_run"),
+        ({"ids": [["a list"]]}, "ids"),
+        ({"on_progress": 5}, "on_progress"),
     ],
 )
 async def test_bad_arguments_are_refused_before_any_request(
@@ -248,3 +251,14 @@ async def test_bad_arguments_are_refused_before_any_request(
         with pytest.raises(ConfigurationError, match=says):
             await poison.redrive(**arguments)
     assert proxy.seen == []
+
+
+async def test_messages_left_are_held_by_their_receipt_alone() -> None:
+    """What a run leaves (filtered out, a dry run's, beyond its limit) is held until the end by id and
+    receipt only: not its text (a filter over a million 64 KiB records must not hold them all)."""
+    async with QueueClient("http://127.0.0.1:9/devstoreaccount1", "jobs-poison", credential=DEV_KEY) as poison:
+        where = _redrive.redrive_filter("KeyError", None, None, None)
+        run = _redrive.Redriver(poison._ops, None, dry_run=False, limit=None, rate=None, where=where)
+        await run._consider(RawMessage("m1", None, None, "receipt-1", None, "1", "x" * 60_000))
+        assert run.result.skipped == 1
+        assert run._held["m1"].text is None and run._held["m1"].pop_receipt == "receipt-1"
