@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from typing import Any
 
 from ._dates import parse_rfc1123
 from ._errors import (
@@ -25,8 +26,10 @@ from ._errors import (
     TransportError,
 )
 from ._messages import RawMessage
+from ._models import SendReceipt
 from ._operations import Pool, QueueOperations
 from ._poison import PoisonRecord
+from ._transport import Response
 from ._validation import MAX_SECONDS, Duration, nonnegative_seconds, positive_int
 from ._validation import message_id as check_message_id
 from ._validation import pop_receipt as check_pop_receipt
@@ -51,9 +54,10 @@ class RedriveResult:
       poison queue.
     - ``duplicates``: messages that may reach their target twice: re-sent, but their poison message was
       then taken by someone else (its delete found it gone), or its delete failed or was not answered (it
-      may still be there, and a later redrive sends it again); or a re-send whose answer was lost (the
-      target may have it; the poison message stays). Never a loss: a message leaves the poison queue only
-      after its target answered that it has it.
+      may still be there, and a later redrive sends it again); a re-send retried after a lost answer (the
+      target may hold it twice); a second record of a message this run moved already (it was poisoned
+      twice); or a re-send whose answer was lost (the target may have it; the poison message stays).
+      Never a loss: a message leaves the poison queue only after its target answered that it has it.
     - ``no_target``: bare bodies (no poison record: ``poison_format="body"``, an Azure Functions poison
       queue) left in the poison queue because no ``to=`` named their queue.
     - ``would_move``: with ``dry_run``, what would move (a :class:`PoisonRecord` each, ``poison_id`` set);
@@ -129,6 +133,18 @@ def _maybe_sent(error: AioQueueError) -> bool:
     return bool(getattr(error, "maybe_applied", False))
 
 
+class _Target(QueueOperations):
+    """A target queue's operations that tell whether the last answer came after a lost one (a re-send
+    retried after a lost answer: the target may hold the message twice). One re-send at a time."""
+
+    lost = False
+
+    async def call(self, *args: Any, **kwargs: Any) -> Response:
+        response = await super().call(*args, **kwargs)
+        self.lost = response.after_lost_answer
+        return response
+
+
 class Redriver:
     """One redrive run over a poison queue."""
 
@@ -167,9 +183,10 @@ class Redriver:
         self.on_progress = on_progress
         self.result = RedriveResult(dry_run=dry_run)
         self.planned: list[PoisonRecord] = []
-        self._targets: dict[str, QueueOperations] = {}
+        self._targets: dict[str, _Target] = {}
         self._held: dict[str, RawMessage] = {}  # looked at and left (id, receipt): visible again at the end
         self._seen: set[str] = set()
+        self._moved: set[str] = set()  # the original ids of the records moved
         self._next_send = 0.0
 
     def _count(self, **changes: int) -> None:
@@ -251,25 +268,39 @@ class Redriver:
             await _sleep(wait)
         self._next_send = max(_clock(), self._next_send) + self.interval
 
-    def _target(self, name: str) -> QueueOperations:
+    def _target(self, name: str) -> _Target:
         ops = self._targets.get(name)
         if ops is None:
-            ops = self._targets[name] = self.poison.sibling(name)
+            ops = self._targets[name] = _Target(self.poison.pool, name, self.poison.encoding)
         return ops
 
     async def _move(self, raw: RawMessage, record: PoisonRecord, target: str) -> None:
         """Re-send, then delete: a failure in between leaves the message in both queues, never in none."""
+        _, lost = await self._resend(raw, record, target)
+        twice = lost or (record.is_record and record.message_id in self._moved)
+        if record.is_record and record.message_id:
+            self._moved.add(record.message_id)
+        await self._delete(raw, target, twice)
+
+    async def _resend(self, raw: RawMessage, record: PoisonRecord, target: str) -> tuple[SendReceipt, bool]:
+        """Put the original text into ``target``, with the original's time to live: the receipt, and
+        whether the target may hold it twice (a retry after a lost answer)."""
         query = {}
         ttl = record.time_to_live
         if ttl is not None and (ttl == -1 or ttl >= 1):
             query["messagettl"] = str(ttl)
+        ops = self._target(target)
         try:
-            await self._target(target).put_message(record.content, query)
+            receipt = await ops.put_message(record.content, query)
         except AioQueueError as exc:
             self._hold(raw)  # stays in the poison queue: visible again at once
             if _maybe_sent(exc):
                 self._count(duplicates=1)
             raise
+        return receipt, ops.lost
+
+    async def _delete(self, raw: RawMessage, target: str, twice: bool) -> None:
+        """Delete the poison message once its target has it (``twice``: it may hold it twice)."""
         try:
             await self.poison.delete_message(check_message_id(raw.id), check_pop_receipt(raw.pop_receipt or ""))
         except (MessageNotFound, PopReceiptMismatch) as exc:
@@ -282,7 +313,7 @@ class Redriver:
             self._hold(raw)  # (if it is still there) visible again at once
             self._count(moved=1, duplicates=1)
             raise
-        self._count(moved=1)
+        self._count(moved=1, duplicates=int(twice))
 
     async def _release_held(self) -> None:
         """Make every message looked at and left visible again (a failure: it returns after its visibility)."""

@@ -253,6 +253,32 @@ async def test_bad_arguments_are_refused_before_any_request(
     assert proxy.seen == []
 
 
+async def test_a_resend_retried_after_a_lost_answer_is_a_counted_duplicate(
+    queue_factory: Any, proxy: FaultProxy
+) -> None:
+    queue = await queue_factory(prefix="redrive")
+    await _poison(queue, "m")
+    async with QueueClient(proxy.url(), f"{queue.queue_name}-poison", credential=DEV_KEY) as poison:
+        proxy.script(Fault("reset_after", method="POST"))  # stored; the answer lost; the retry stores it again
+        result = await poison.redrive()
+    assert await _texts(queue) == ["m", "m"]
+    assert (result.moved, result.duplicates) == (1, 1)  # what reached the target twice is counted
+    assert await _texts(_poison_queue(queue)) == []
+
+
+async def test_two_records_of_one_message_count_a_duplicate(queue_factory: Any) -> None:
+    """A message poisoned twice (its copy landed, the delete from its queue failed, so it came back and
+    was poisoned again) has two records: both go back, and the second is counted as a duplicate."""
+    queue = await queue_factory(prefix="redrive")
+    await _poison(queue, "twice")
+    poison = _poison_queue(queue)
+    (text,) = await _texts(poison)
+    await poison.send_message(text)  # its second record: the same message id
+    result = await poison.redrive()
+    assert (result.moved, result.duplicates) == (2, 1)
+    assert await _texts(queue) == ["twice", "twice"]
+
+
 async def test_messages_left_are_held_by_their_receipt_alone() -> None:
     """What a run leaves (filtered out, a dry run's, beyond its limit) is held until the end by id and
     receipt only: not its text (a filter over a million 64 KiB records must not hold them all)."""
