@@ -9,6 +9,7 @@ once; the ones it leaves (filtered out, beyond ``limit``, a dry run's) are made 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
 import time
@@ -51,7 +52,8 @@ class RedriveResult:
     - ``moved``: messages re-sent to their target and then deleted from the poison queue (or whose
       delete failed: see ``duplicates``).
     - ``skipped``: messages a filter (``error``, ``older_than``, ``newer_than``, ``ids``) left in the
-      poison queue.
+      poison queue, and messages this run re-sent that were poisoned again while it ran (left for the
+      next run: a run never chases its own messages).
     - ``duplicates``: messages that may reach their target twice: re-sent, but their poison message was
       then taken by someone else (its delete found it gone), or its delete failed or was not answered (it
       may still be there, and a later redrive sends it again); a re-send retried after a lost answer (the
@@ -133,6 +135,10 @@ def _maybe_sent(error: AioQueueError) -> bool:
     return bool(getattr(error, "maybe_applied", False))
 
 
+def _digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+
+
 class _Target(QueueOperations):
     """A target queue's operations that tell whether the last answer came after a lost one (a re-send
     retried after a lost answer: the target may hold the message twice). One re-send at a time."""
@@ -187,6 +193,8 @@ class Redriver:
         self._held: dict[str, RawMessage] = {}  # looked at and left (id, receipt): visible again at the end
         self._seen: set[str] = set()
         self._moved: set[str] = set()  # the original ids of the records moved
+        self._sent_ids: set[str] = set()  # the ids of the messages re-sent, in their targets
+        self._sent_texts: dict[bytes, datetime] = {}  # what was re-sent (digest): when first (service time)
         self._next_send = 0.0
 
     def _count(self, **changes: int) -> None:
@@ -234,6 +242,10 @@ class Redriver:
         text is not kept)."""
         self._held[raw.id] = raw._replace(text=None)
 
+    def _leave(self, raw: RawMessage, **counts: int) -> None:
+        self._hold(raw)
+        self._count(**counts)
+
     async def _consider(self, raw: RawMessage) -> None:
         """One fetched message: moved, planned (dry run), or held and left."""
         if raw.id in self._seen or self._done():  # back again (its visibility lapsed), or past the limit
@@ -242,22 +254,25 @@ class Redriver:
         self._seen.add(raw.id)
         poisoned_on = parse_rfc1123(raw.inserted_on) if raw.inserted_on else None
         record = PoisonRecord.parse(raw.text or "", poison_id=raw.id, poisoned_on=poisoned_on)
-        if not self.where.admits(record, datetime.now(timezone.utc)):
-            self._hold(raw)
-            self._count(skipped=1)
-            return
         target = self.to or record.source_queue
-        if target is None or not _valid_queue(target):
-            self._hold(raw)
-            self._count(no_target=1)
-            return
-        if self.dry_run:
-            self._hold(raw)
+        if self._came_back(record) or not self.where.admits(record, datetime.now(timezone.utc)):
+            self._leave(raw, skipped=1)
+        elif target is None or not _valid_queue(target):
+            self._leave(raw, no_target=1)
+        elif self.dry_run:
             self.planned.append(record)
-            self._count()
-            return
-        await self._pace()
-        await self._move(raw, record, target)
+            self._leave(raw)
+        else:
+            await self._pace()
+            await self._move(raw, record, target)
+
+    def _came_back(self, record: PoisonRecord) -> bool:
+        """Is it a message this run re-sent, poisoned again since? (A record: by the id the re-send got;
+        a bare body: by its text, poisoned no earlier than that text's re-send, on the service's clock.)"""
+        if record.is_record:
+            return record.message_id in self._sent_ids
+        since = self._sent_texts.get(_digest(record.content))
+        return since is not None and record.poisoned_on is not None and record.poisoned_on >= since
 
     async def _pace(self) -> None:
         """At most ``rate`` re-sends a second."""
@@ -276,10 +291,12 @@ class Redriver:
 
     async def _move(self, raw: RawMessage, record: PoisonRecord, target: str) -> None:
         """Re-send, then delete: a failure in between leaves the message in both queues, never in none."""
-        _, lost = await self._resend(raw, record, target)
+        receipt, lost = await self._resend(raw, record, target)
         twice = lost or (record.is_record and record.message_id in self._moved)
         if record.is_record and record.message_id:
             self._moved.add(record.message_id)
+        self._sent_ids.add(receipt.id)
+        self._sent_texts.setdefault(_digest(record.content), receipt.inserted_on)
         await self._delete(raw, target, twice)
 
     async def _resend(self, raw: RawMessage, record: PoisonRecord, target: str) -> tuple[SendReceipt, bool]:

@@ -5,6 +5,7 @@ queue with ``to=``. Against Azurite (and its blob service for the reference); fa
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from datetime import timedelta
@@ -26,7 +27,7 @@ from aioqueue import (
 from aioqueue._messages import RawMessage
 from aioqueue.testing import DEV_KEY
 from tests.client.payloads import blobs, large_queue
-from tests.faults import Fault, FaultProxy
+from tests.faults import Fault, FaultProxy, Gate
 
 EXPIRES = "aioqueue_expires"
 
@@ -277,6 +278,50 @@ async def test_two_records_of_one_message_count_a_duplicate(queue_factory: Any) 
     result = await poison.redrive()
     assert (result.moved, result.duplicates) == (2, 1)
     assert await _texts(queue) == ["twice", "twice"]
+
+
+async def test_a_record_poisoned_again_during_the_run_is_left_for_the_next_run(
+    queue_factory: Any, proxy: FaultProxy
+) -> None:
+    """A redriven message that fails at once is poisoned again while the redrive still runs: the run
+    leaves that new record (skipped), rather than chasing its own messages for as long as they fail."""
+    queue = await queue_factory(prefix="redrive")
+    await _poison(queue, "fails again")
+    gate = Gate()
+    async with QueueClient(proxy.url(), f"{queue.queue_name}-poison", credential=DEV_KEY) as poison:
+        proxy.script(Fault("hold_after", method="DELETE", gate=gate))
+        run = asyncio.create_task(poison.redrive())
+        await gate.arrived.wait()  # re-sent, and its record deleted (the answer held)
+        await _fail_all(queue, 1)  # handled, failed, poisoned again: a new record
+        gate.release.set()
+        result = await run
+    assert (result.moved, result.skipped, result.duplicates) == (1, 1, 0)
+    (left,) = [PoisonRecord.parse(t) for t in await _texts(_poison_queue(queue))]
+    assert left.content == "fails again" and left.is_record  # visible again, for the next run
+
+
+async def test_a_bare_body_poisoned_again_during_the_run_is_left_for_the_next_run(
+    queue_factory: Any, proxy: FaultProxy
+) -> None:
+    queue = await queue_factory(prefix="redrive")
+    poison = _poison_queue(queue)
+    await poison.create_queue()
+    await poison.send_message("from a Functions app")
+    gate = Gate()
+
+    async def fail(msg: ReceivedMessage) -> None:
+        raise ValueError("still broken")
+
+    async with QueueClient(proxy.url(), poison.queue_name, credential=DEV_KEY) as through:
+        proxy.script(Fault("hold_after", method="DELETE", gate=gate))
+        run = asyncio.create_task(through.redrive(to=queue.queue_name))
+        await gate.arrived.wait()
+        stats = await queue.process(fail, max_dequeue_count=1, poison_format="body", idle_timeout=1, poll_interval=0.05)
+        assert stats.poisoned == 1
+        gate.release.set()
+        result = await run
+    assert (result.moved, result.skipped) == (1, 1)
+    assert await _texts(poison) == ["from a Functions app"]
 
 
 async def test_messages_left_are_held_by_their_receipt_alone() -> None:
