@@ -24,6 +24,7 @@ from ._errors import (
     ConfigurationError,
     MessageNotFound,
     PopReceiptMismatch,
+    QueueNotFound,
     TransportError,
 )
 from ._messages import RawMessage
@@ -60,8 +61,9 @@ class RedriveResult:
       target may hold it twice); a second record of a message this run moved already (it was poisoned
       twice); or a re-send whose answer was lost (the target may have it; the poison message stays).
       Never a loss: a message leaves the poison queue only after its target answered that it has it.
-    - ``no_target``: bare bodies (no poison record: ``poison_format="body"``, an Azure Functions poison
-      queue) left in the poison queue because no ``to=`` named their queue.
+    - ``no_target``: messages left in the poison queue for want of a target: bare bodies (no poison
+      record: ``poison_format="body"``, an Azure Functions poison queue) when no ``to=`` named their
+      queue, and records whose source queue does not exist (a warning names it).
     - ``would_move``: with ``dry_run``, what would move (a :class:`PoisonRecord` each, ``poison_id`` set);
       empty otherwise.
     """
@@ -190,11 +192,13 @@ class Redriver:
         self.result = RedriveResult(dry_run=dry_run)
         self.planned: list[PoisonRecord] = []
         self._targets: dict[str, _Target] = {}
+        self._missing: set[str] = set()  # source queues that do not exist: their records are left
         self._held: dict[str, RawMessage] = {}  # looked at and left (id, receipt): visible again at the end
         self._seen: set[str] = set()
         self._moved: set[str] = set()  # the original ids of the records moved
         self._sent_ids: set[str] = set()  # the ids of the messages re-sent, in their targets
         self._sent_texts: dict[bytes, datetime] = {}  # what was re-sent (digest): when first (service time)
+        self._bare = 0  # bare bodies left for want of to=
         self._next_send = 0.0
 
     def _count(self, **changes: int) -> None:
@@ -228,11 +232,11 @@ class Redriver:
             raise RedriveError(exc, self.snapshot()) from exc
         finally:
             await self._release_held()
-        if self.result.no_target:
+        if self._bare:
             log.warning(
                 "%d messages of %s have no poison record (a bare body: poison_format='body', or an Azure "
                 "Functions poison queue), so their queue is unknown; they were left: pass to= to redrive them",
-                self.result.no_target,
+                self._bare,
                 self.poison.queue_name,
             )
         return self.snapshot()
@@ -257,7 +261,10 @@ class Redriver:
         target = self.to or record.source_queue
         if self._came_back(record) or not self.where.admits(record, datetime.now(timezone.utc)):
             self._leave(raw, skipped=1)
-        elif target is None or not _valid_queue(target):
+        elif target is None or not _valid_queue(target) or target in self._missing:
+            self._bare += target is None
+            self._leave(raw, no_target=1)
+        elif target == self.poison.queue_name:  # a record naming the poison queue itself as its source
             self._leave(raw, no_target=1)
         elif self.dry_run:
             self.planned.append(record)
@@ -291,7 +298,10 @@ class Redriver:
 
     async def _move(self, raw: RawMessage, record: PoisonRecord, target: str) -> None:
         """Re-send, then delete: a failure in between leaves the message in both queues, never in none."""
-        receipt, lost = await self._resend(raw, record, target)
+        sent = await self._resend(raw, record, target)
+        if sent is None:  # its source queue does not exist: left
+            return
+        receipt, lost = sent
         twice = lost or (record.is_record and record.message_id in self._moved)
         if record.is_record and record.message_id:
             self._moved.add(record.message_id)
@@ -299,9 +309,10 @@ class Redriver:
         self._sent_texts.setdefault(_digest(record.content), receipt.inserted_on)
         await self._delete(raw, target, twice)
 
-    async def _resend(self, raw: RawMessage, record: PoisonRecord, target: str) -> tuple[SendReceipt, bool]:
+    async def _resend(self, raw: RawMessage, record: PoisonRecord, target: str) -> tuple[SendReceipt, bool] | None:
         """Put the original text into ``target``, with the original's time to live: the receipt, and
-        whether the target may hold it twice (a retry after a lost answer)."""
+        whether the target may hold it twice (a retry after a lost answer); None when ``target`` is a
+        record's source queue that does not exist (the message is left)."""
         query = {}
         ttl = record.time_to_live
         if ttl is not None and (ttl == -1 or ttl >= 1):
@@ -310,6 +321,12 @@ class Redriver:
         try:
             receipt = await ops.put_message(record.content, query)
         except AioQueueError as exc:
+            if isinstance(exc, QueueNotFound) and self.to is None and not _maybe_sent(exc):
+                self._missing.add(target)
+                log.warning("poison records of queue %s were left: that queue does not exist (create it, or "
+                            "pass to=)", target)  # fmt: skip
+                self._leave(raw, no_target=1)
+                return None
             self._hold(raw)  # stays in the poison queue: visible again at once
             if _maybe_sent(exc):
                 self._count(duplicates=1)

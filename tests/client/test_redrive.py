@@ -324,6 +324,42 @@ async def test_a_bare_body_poisoned_again_during_the_run_is_left_for_the_next_ru
     assert await _texts(poison) == ["from a Functions app"]
 
 
+async def test_a_missing_source_queue_leaves_its_records_and_the_rest_move(queue_factory: Any) -> None:
+    queue = await queue_factory(prefix="redrive")
+    gone = await queue_factory(prefix="redrive")
+    await _poison(queue, "a")
+    await gone.send_message("b")
+
+    async def fail(msg: ReceivedMessage) -> None:
+        raise ValueError("no")
+
+    # one poison queue for both
+    await gone.process(fail, max_dequeue_count=1, poison_queue=f"{queue.queue_name}-poison", idle_timeout=1)
+    await gone.delete_queue()
+    poison = _poison_queue(queue)
+    result = await poison.redrive()
+    assert (result.moved, result.no_target) == (1, 1)
+    assert await _texts(queue) == ["a"]
+    (left,) = [PoisonRecord.parse(t) for t in await _texts(poison)]
+    assert left.content == "b" and left.source_queue == gone.queue_name  # left, visible again
+    with pytest.raises(RedriveError) as caught:  # a missing to= stops it (a typo)
+        await poison.redrive(to=f"{gone.queue_name}-typo")
+    assert isinstance(caught.value.error, QueueNotFound)
+
+
+async def test_a_record_naming_the_poison_queue_itself_as_its_source_is_left(queue_factory: Any) -> None:
+    """Re-sent into the poison queue itself, its record would become a bare body: its reason and
+    failures gone. It is left (no_target), as it is."""
+    queue = await queue_factory(prefix="redrive")
+    poison = _poison_queue(queue)
+    await poison.create_queue()
+    record = PoisonRecord(content="m", source_queue=poison.queue_name, message_id="m1", reason="why", version=1)
+    await poison._ops.put_message(record.text(), {})
+    result = await poison.redrive()
+    assert (result.moved, result.no_target) == (0, 1)
+    assert await _texts(poison) == [record.text()]
+
+
 async def test_messages_left_are_held_by_their_receipt_alone() -> None:
     """What a run leaves (filtered out, a dry run's, beyond its limit) is held until the end by id and
     receipt only: not its text (a filter over a million 64 KiB records must not hold them all)."""
