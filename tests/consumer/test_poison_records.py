@@ -120,6 +120,15 @@ def test_a_record_too_big_cuts_the_failures_then_gives_up_for_near_64_kib_conten
     assert record_text(_record('"' * 40_000)) is None
 
 
+async def test_the_queue_itself_as_its_poison_queue_is_refused_before_any_request() -> None:
+    """Its poison records would come back to its own handler, and be poisoned into it again."""
+    async with QueueClient("http://127.0.0.1:9/devstoreaccount1", "jobs", credential=DEV_KEY) as queue:
+        with pytest.raises(ConfigurationError, match="poison_queue"):
+            queue.receive(max_dequeue_count=3, poison_queue="jobs")
+        with pytest.raises(ConfigurationError, match="poison_queue"):
+            await queue.process(_never, max_dequeue_count=3, poison_queue="jobs")
+
+
 # ---- when, and what, against Azurite -------------------------------------------------------------------
 
 
