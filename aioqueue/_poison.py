@@ -2,7 +2,7 @@
 
 A record is one message whose whole text is compact JSON, opened by a marker that is also its version::
 
-    {"aioqueue_poison":1,"source_queue":"jobs","message_id":"...","inserted_on":"2026-11-27T03:46:05Z",
+    {"aioqueue_poison":1,"source_queue":"jobs","message_id":"...","inserted_on":"2026-11-27T03:46:05.000Z",
      "time_to_live":604800,"dequeue_count":5,"poisoned_on":"2026-11-27T04:01:17.250Z",
      "kind":"max_dequeue_count","reason":"...","failures":[{"type":"ValueError","message":"...",
      "time":"...","host":"worker-7","pid":4711}],"trace_id":"...","content":"<the original text>"}
