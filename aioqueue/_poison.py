@@ -160,8 +160,8 @@ class PoisonRecord:
         except (ValueError, RecursionError):  # not JSON, or nested past the recursion limit (hostile)
             return bare
         version, content = fields.get(POISON_MARKER), fields.get("content")
-        if type(version) is not int or version < 1 or not isinstance(content, str):
-            return bare
+        if type(version) is not int or version < 1 or not isinstance(content, str) or _NOT_XML.search(content):
+            return bare  # (content JSON escaped and no message can carry: never aioqueue's record)
         return cls(
             content=content,
             source_queue=_str(fields.get("source_queue")),

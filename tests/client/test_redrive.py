@@ -360,6 +360,19 @@ async def test_a_record_naming_the_poison_queue_itself_as_its_source_is_left(que
     assert await _texts(poison) == [record.text()]
 
 
+async def test_a_record_whose_content_no_message_can_carry_is_left_and_the_run_goes_on(queue_factory: Any) -> None:
+    """A record (not aioqueue's) whose JSON content escapes a lone surrogate: re-sending it could only fail
+    (it has no UTF-8), so it is a bare body, left for want of to=; the run goes on."""
+    queue = await queue_factory(prefix="redrive")
+    poison = _poison_queue(queue)
+    await poison.create_queue()
+    bad = '{"aioqueue_poison":1,"source_queue":"' + queue.queue_name + '","content":"\\ud800"}'
+    await poison._ops.put_message(bad, {})
+    result = await poison.redrive()
+    assert (result.moved, result.no_target) == (0, 1)
+    assert await _texts(poison) == [bad]
+
+
 async def test_messages_left_are_held_by_their_receipt_alone() -> None:
     """What a run leaves (filtered out, a dry run's, beyond its limit) is held until the end by id and
     receipt only: not its text (a filter over a million 64 KiB records must not hold them all)."""

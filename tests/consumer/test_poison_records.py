@@ -93,6 +93,15 @@ def test_deeply_nested_json_that_looks_like_a_record_is_a_bare_body() -> None:
     assert not record.is_record and record.content == text
 
 
+@pytest.mark.parametrize("escaped", ["\\ud800", "\\u0001", "\\uffff"])
+def test_a_record_whose_content_no_message_can_carry_is_a_bare_body(escaped: str) -> None:
+    """JSON can escape a lone surrogate or a control character that no queue message holds: such a
+    record was never written by aioqueue, and its content cannot be re-sent (a bare body, as it is)."""
+    text = POISON_PREFIX + '1,"source_queue":"jobs","content":"a' + escaped + 'b"}'
+    record = PoisonRecord.parse(text)
+    assert not record.is_record and record.content == text
+
+
 def test_a_failure_is_redacted_and_carries_its_type_host_and_pid() -> None:
     class OrderRejected(Exception):
         pass
