@@ -443,7 +443,7 @@ class Consumer:
     async def poison(self, message: ReceivedMessage, reason: str) -> None:
         """``message.poison(reason)``, in the message's settle turn: moved now, whatever its dequeue count,
         to the poison queue (``poison_queue``, or ``<queue>-poison`` also when poisoning is off); a failure
-        to move it is raised, and the message left as it was."""
+        to move it is raised (see :meth:`ReceivedMessage.poison`)."""
         message._check("poison")
         queue = self.poison_queue or poison_queue_for(self.options, self.link.queue_name, explicit=True)
         await self._move_to_poison(message, f"was poisoned by its handler: {reason}", "explicit", reason, queue=queue)
