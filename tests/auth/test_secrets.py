@@ -85,6 +85,22 @@ def test_a_service_error_s_message_never_holds_a_sas_signature():
     assert "SECRETSIG" not in error.message and "SECRETSIG" not in str(error) and "SECRETSIG" not in repr(error)
 
 
+@pytest.mark.parametrize(
+    "echo",
+    [
+        "copy source https://a.blob.core.windows.net/c/b%3Fsv%3D1%26sig%3DSECRETSIG%26se%3D2 refused",  # URL-encoded
+        'bad SAS {"sv": "1", "sig": "SECRETSIG"}',  # a JSON echo, short value
+        "bad SAS sig: SECRETSIG",
+        "bad SAS 'sig'='SECRETSIG'",
+    ],
+)
+def test_a_sas_signature_echoed_encoded_or_quoted_is_hidden(echo):
+    """A service (or a handler's exception) can quote a SAS URL-encoded inside another URL, or as a JSON
+    field: its signature is hidden there too (the review of #28 found both passed through)."""
+    error = service_error(403, "AuthenticationFailed", echo, "rid", {})
+    assert "SECRETSIG" not in error.message and "SECRETSIG" not in str(error), error.message
+
+
 def test_an_endpoint_s_repr_never_holds_its_sas():
     endpoint = parse_account_url("https://acct.queue.core.windows.net/?sv=1&sig=SECRETSIG")
     assert endpoint.sas is not None and "SECRETSIG" not in repr(endpoint)
