@@ -166,6 +166,14 @@ class Worker:
         """Handlers running now."""
         return self._running
 
+    @property
+    def prefetched(self) -> int:
+        """Messages fetched (hidden from other consumers) and not yet handed to a handler: a batch while
+        its poison messages are moved, say. The worker fetches no more than its free handler slots can
+        start at once, so this is 0 most of the time; a stop gives these back at once."""
+        consumer = self._consumer
+        return consumer.unhanded + len(consumer.buffer) if consumer else 0
+
     def stop(self) -> None:
         """Stop gracefully: nothing more is fetched, prefetched messages go back at once, handlers
         under way finish (``shutdown_timeout`` bounds that); :meth:`run` then returns the stats."""
@@ -242,6 +250,8 @@ class Worker:
                         log.debug("receiving failed again (%d in a row): %s", streak, exc)
                     await consumer.pause(self._options.poll_delay(streak - 1))
                     continue
+                finally:
+                    consumer.unhanded = 0  # handed on now (or given back)
                 if streak:
                     log.warning(
                         "receiving works again after %d failed attempts over %.1f s",
