@@ -8,7 +8,8 @@ and passes each signal it gets on to them once (a signal to the whole process gr
 once); if it dies, even by SIGKILL, they stop as on SIGTERM.
 
 --metrics-port PORT serves, for Prometheus and Kubernetes probes (needs the 'prometheus' extra):
-  /metrics        the worker's OpenTelemetry metrics in Prometheus' text format
+  /metrics        the worker's OpenTelemetry metrics in Prometheus' text format, with the queue's
+                  length and oldest message's age measured every --lag-interval (default 15s)
   /healthz/live   200 while the worker runs or drains (its event loop answered: it turns)
   /healthz/ready  200 once the queue answered a receive, until receiving has failed for longer
                   than --ready-within; 503 otherwise (/healthz is /healthz/live)

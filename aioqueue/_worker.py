@@ -65,8 +65,9 @@ def check_handler(handler: object) -> None:
 class Worker:
     """A supervised worker over one queue: :meth:`QueueClient.worker` makes it, :meth:`run` runs it.
 
-    ``stats``, ``received``, ``in_flight``, ``state`` and ``last_answer`` can be read while it runs (a health
-    endpoint, a dashboard, a test); :meth:`stop` ends it gracefully from anywhere in its event loop.
+    ``stats``, ``received``, ``in_flight``, ``prefetched``, ``state`` and ``last_answer`` can be read while
+    it runs (a health endpoint, a dashboard, a test); :meth:`stop` ends it gracefully from anywhere in its
+    event loop.
     ``on_failure(message, error)``, ``on_poison(message, why)`` and ``on_lease_lost(message, error)``
     are called (or awaited) as those happen, so an application can alert without reading logs; a
     callback that raises is logged and the worker goes on.
