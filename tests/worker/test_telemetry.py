@@ -34,6 +34,7 @@ from aioqueue import (
     Worker,
     generate_queue_sas,
 )
+from aioqueue._autoscale import LagSampler, add_gauges
 from aioqueue._telemetry import OFF, SYSTEM
 from aioqueue.testing import DEV_ACCOUNT, DEV_KEY, FakeQueueService
 from tests.faults import Fault
@@ -576,6 +577,39 @@ async def test_prefetched_counts_a_fetched_batch_until_its_handlers_start(fake, 
     worker.stop()
     stats = await asyncio.wait_for(task, BOUND)
     assert (stats.poisoned, stats.processed) == (1, 2)
+
+
+async def test_the_lag_gauges_are_left_out_while_measuring_fails(fake, fake_queue, otel):
+    """An outage must not leave a stale age standing in for the queue's: while measuring fails the gauges
+    observe nothing, and the first measurement that works again brings them back."""
+    await fake_queue.send_message("waiting")
+    loop = asyncio.get_running_loop()
+
+    async def until(condition: Any, what: str) -> None:
+        deadline = loop.time() + BOUND
+        while not condition():
+            assert loop.time() < deadline, what
+            await asyncio.sleep(0.01)
+
+    async with QueueClient.from_connection_string(fake.connection_string, fake_queue.queue_name, retry=None) as q:
+        sampler = LagSampler(q.lag, 0.05)
+        add_gauges(otel.meter_provider.get_meter("test"), q.worker(_ok), sampler, {"q": q.queue_name})
+        sampler.start()
+        try:
+            await until(lambda: sampler.latest is not None, "a first measurement")
+            gauges = otel.metrics()
+            assert [p.value for p in gauges["aioqueue.queue.messages"]] == [1]
+            assert [p.value for p in gauges["aioqueue.worker.prefetched"]] == [0]
+            fake.fail("get_queue_metadata", status=500, code="InternalError", times=1_000_000)
+            await until(lambda: sampler.latest is None, "measuring failing")
+            gauges = otel.metrics()
+            assert gauges.get("aioqueue.queue.oldest_message_age", []) == []
+            assert gauges.get("aioqueue.queue.messages", []) == []
+            fake.clear_faults()
+            await until(lambda: sampler.latest is not None, "measuring working again")
+            assert [p.value for p in otel.metrics()["aioqueue.queue.messages"]] == [1]
+        finally:
+            await sampler.aclose()
 
 
 async def test_a_worker_shows_only_its_documented_surface():
