@@ -70,6 +70,7 @@ class Consumer:
         self.active: dict[str, ReceivedMessage] = {}  # by message id: in hand (see claim)
         self.pace: float | None = None  # seconds a yielded message keeps the stream's caller (smoothed)
         self.yielded = 0
+        self.unhanded = 0  # messages of the last answer not yet handed on (the worker's "prefetched")
         self.last_answer: float | None = None  # time.monotonic() of the last fetch the queue answered
         self.poisoned = 0
         self.undecodable = 0  # released for redelivery (poisoning off)
@@ -140,6 +141,7 @@ class Consumer:
                 return None  # halted while fetching
             self._fetch = None
             entries, leased_at = fetch.result()
+            self.unhanded = len(entries)
             messages, undecodable = self._adopt_all(entries, leased_at)
             self.last_answer = time.monotonic()  # an answer it could read
             if self.active:

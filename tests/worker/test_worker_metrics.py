@@ -14,7 +14,9 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -56,8 +58,8 @@ def free_port(count: int = 1) -> int:
     raise AssertionError("no free ports")
 
 
-def start(conn_str: str, tmp_path: Path, queue: str, *options: str) -> subprocess.Popen[str]:
-    (tmp_path / "metrics_handler.py").write_text(HANDLER)
+def start(conn_str: str, tmp_path: Path, queue: str, *options: str, handler: str = HANDLER) -> subprocess.Popen[str]:
+    (tmp_path / "metrics_handler.py").write_text(handler)
     return subprocess.Popen(
         [str(SCRIPT), "worker", queue, "metrics_handler:handle", "--metrics-host", "127.0.0.1", *options],
         cwd=tmp_path,
@@ -178,6 +180,74 @@ async def test_a_scrape_shows_the_counters_moving_and_the_probes_answer(azurite,
     failures = [r for r in records if r["level"] == "ERROR" and "handler failed" in r["message"]]
     assert failures and "ValueError: bad 1" in failures[0]["exception"]
     assert any("done: processed=" in r["message"] for r in records)
+
+
+# "block" holds the one handler slot until the test creates the file "go"
+BLOCKING = """
+import asyncio, os
+
+async def handle(msg):
+    if msg.content == "block":
+        open("started", "w").close()
+        while not os.path.exists("go"):
+            await asyncio.sleep(0.05)
+"""
+AGE, COUNT = "aioqueue_queue_oldest_message_age_seconds", "aioqueue_queue_messages"
+
+
+async def scrape_until(port: int, proc: subprocess.Popen[str], what: str, condition: Any) -> dict[Any, float]:
+    """The first scrape whose samples satisfy ``condition``."""
+    deadline = time.monotonic() + BOUND
+    while True:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        found = samples((await get(port, "/metrics"))[1])
+        if condition(found):
+            return found
+        gauges = {n: v for (n, _), v in found.items() if n in (AGE, COUNT) or n.startswith("aioqueue_worker")}
+        assert time.monotonic() < deadline, f"{what}: {gauges}"
+        await asyncio.sleep(0.1)
+
+
+def names(found: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> set[str]:
+    return {name for name, _ in found}
+
+
+@pytest.mark.fake_options(clock="frozen")
+async def test_the_oldest_message_age_rises_while_the_queue_waits_and_falls_to_0_once_drained(
+    fake, fake_queue, tmp_path
+):
+    """On the fake service, whose clock the test moves: a message waiting behind a busy handler ages ten
+    minutes in a moment, and once the queue is drained the gauges say 0 (measured, not missing)."""
+    port = free_port()
+    proc = start(
+        fake.connection_string,
+        tmp_path,
+        fake_queue.queue_name,
+        "--metrics-port", str(port), "--lag-interval", "0.2", "--concurrency", "1", "--visibility", "1h",
+        handler=BLOCKING,
+    )  # fmt: skip
+    try:
+        await until(port, "/healthz/ready", 200, proc)
+        await fake_queue.send_message("block")
+        deadline = time.monotonic() + BOUND
+        while not (tmp_path / "started").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the handler did not start"
+            await asyncio.sleep(0.05)
+        await fake_queue.send_message("waiting")  # no free handler slot: it waits in the queue
+        queue = {"messaging_destination_name": fake_queue.queue_name}
+        found = await scrape_until(port, proc, "both counted", lambda f: value(f, COUNT, **queue) == 2)
+        assert value(found, AGE, **queue) < 60  # the service's clock has not moved
+        assert value(found, "aioqueue_worker_in_flight") == 1 and value(found, "aioqueue_worker_prefetched") == 0
+        fake.advance(timedelta(minutes=10))
+        found = await scrape_until(port, proc, "the age rising", lambda f: value(f, AGE, **queue) >= 599)
+        assert value(found, AGE) <= 601 and value(found, COUNT) == 2
+        (tmp_path / "go").touch()
+        found = await scrape_until(port, proc, "drained", lambda f: value(f, COUNT) == 0 and value(f, AGE) == 0)
+        assert {AGE, COUNT} <= names(found)  # measured as 0, not left out
+        health = json.loads((await get(port, "/healthz"))[1])
+        assert health["processed"] == 2 and health["prefetched"] == 0
+    finally:
+        await asyncio.to_thread(stop, proc)  # the fake answers the worker's last requests meanwhile
 
 
 async def test_ready_fails_while_the_queue_does_not_answer_and_live_does_not(azurite, queue_client, tmp_path):

@@ -4,6 +4,7 @@ and a signal while the handler module is still importing is a clean exit (0)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from aioqueue.testing import Azurite
+from aioqueue.testing import Azurite, FakeQueueService
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process groups and /proc")
 
@@ -50,16 +51,29 @@ async def handle(msg):
     pass
 """
 
+GRACE = "import sys, aioqueue._streams as s; s.FETCH_GRACE_ON_STOP = {}; import aioqueue.cli as c; sys.exit(c.main())"
+
 
 class Worker:
     """``python -m aioqueue.cli worker`` in a session of its own (so that ``killpg`` reaches only its
     tree), its stderr collected by a thread so that waiting for a line never blocks past its bound."""
 
-    def __init__(self, azurite: Azurite, tmp_path: Path, queue: str, *options: str, handler: str) -> None:
+    def __init__(
+        self,
+        azurite: Azurite | FakeQueueService,
+        tmp_path: Path,
+        queue: str,
+        *options: str,
+        handler: str,
+        fetch_grace: float | None = None,
+    ) -> None:
         (tmp_path / "signals_handler.py").write_text(handler)
         self.marks = tmp_path / "marks.txt"
+        # fetch_grace: how long the receive under way at a stop may take to answer (5 s), raised so that
+        # a test holding that answer does not race the bound on a loaded machine
+        command = ["-m", "aioqueue.cli"] if fetch_grace is None else ["-c", GRACE.format(fetch_grace)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aioqueue.cli", "worker", queue, "signals_handler:handle", *options],
+            [sys.executable, *command, "worker", queue, "signals_handler:handle", *options],
             cwd=tmp_path,
             env={
                 **os.environ,
@@ -248,3 +262,43 @@ async def test_children_still_importing_the_handler_exit_when_their_parent_is_ki
     worker.finish()
     assert worker.count("the parent process is gone") == 2, worker.err
     assert worker.count("SIGTERM: stopped before the worker started") == 2, worker.err
+
+
+async def until(condition: Callable[[], bool], what: str, worker: Worker, timeout: float = 60) -> None:
+    """As ``Worker.wait_until``, but letting the event loop run (the fake service the worker talks to is in it)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} (within {timeout} s); stderr:\n{worker.err[-3000:]}"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.fake_options(clock="frozen")
+async def test_sigterm_gives_fetched_but_unstarted_messages_back_before_the_drain(fake, fake_queue, tmp_path, workers):
+    """A message the worker has fetched but not started is visible to another client right after SIGTERM,
+    while a handler under way still runs (so before the drain ends), not after its visibility timeout: on
+    scale-in another replica takes it at once. The fake's clock stands still, so nothing but a release can
+    make it visible again (its hour-long visibility timeout never lapses)."""
+    queue = fake_queue.queue_name
+    options = ("--concurrency", "2", "--visibility", "1h", "--shutdown-timeout", "1h")  # nothing lapses meanwhile
+    worker = Worker(fake, tmp_path, queue, *options, handler=HANDLER, fetch_grace=600)
+    workers.append(worker)
+    await fake_queue.send_message("running")
+    await until(lambda: bool(worker.mark_lines("start")), "the first handler started", worker)
+    gate = fake.hold("get_messages")  # the worker's next receive (for its one free slot), held before it is done
+    await asyncio.wait_for(gate.arrived.wait(), 60)
+    await fake_queue.send_message("unstarted")
+    worker.proc.send_signal(signal.SIGTERM)
+    await until(lambda: worker.count("SIGTERM: stopping") == 1, "the worker stopping", worker)
+    gate.release.set()  # the receive now leases "unstarted" for an hour, and answers a worker that is stopping
+    await asyncio.wait_for(gate.done.wait(), 60)
+    deadline = time.monotonic() + 30  # far less than the hour it was leased for
+    while not (visible := await fake_queue.peek_messages(max_messages=32)) or visible[0].content != "unstarted":
+        assert time.monotonic() < deadline, f"the unstarted message was not given back; stderr:\n{worker.err[-3000:]}"
+        await asyncio.sleep(0.05)
+    assert [m.content for m in visible] == ["unstarted"] and visible[0].dequeue_count == 1  # fetched once
+    assert worker.proc.poll() is None and worker.mark_lines("end") == [], "the handler under way still runs"
+    worker.go()
+    assert await asyncio.to_thread(worker.finish) == 0, worker.err
+    assert [line.split(" ", 2)[2] for line in worker.mark_lines("start")] == ["running"], "it never started"
+    assert worker.count("done: processed=1 ") == 1, worker.err
+    assert [m.content for m in await fake_queue.peek_messages(max_messages=32)] == ["unstarted"]
