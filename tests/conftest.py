@@ -52,7 +52,8 @@ AZURITE_FIXTURES = frozenset({"azurite_emulator", "azurite_factory", "azurite_bl
 
 def needs_azurite(fixturenames: Iterable[str], service: str) -> bool:
     """Does a test with these fixtures (its whole closure) need Azurite when the queue fixtures run on
-    ``service``? (The plugin's ``aioqueue_service`` takes Azurite at run time, so it is not in a closure.)"""
+    ``service``? (The plugin's ``aioqueue_service`` asks for Azurite at run time: ``azurite_emulator`` is
+    not in its closure.)"""
     names = set(fixturenames)
     return bool(names & AZURITE_FIXTURES) or (service == "azurite" and QUEUE_FIXTURES[0] in names)
 
