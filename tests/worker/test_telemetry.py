@@ -441,7 +441,7 @@ async def test_nothing_is_recorded_without_a_configured_provider(conn_str, queue
         assert [m.content for m in await queue.receive_messages()] == ["x"]
 
 
-def test_works_without_opentelemetry_installed(azurite, queue_name):
+async def test_works_without_opentelemetry_installed(conn_str, queue_name):
     """With opentelemetry not importable, aioqueue imports and works, and records nothing."""
     script = f"""
 import asyncio, sys
@@ -453,7 +453,7 @@ sys.meta_path.insert(0, Hide())
 import aioqueue, aioqueue._telemetry as t
 assert t.otel_trace is None
 async def main():
-    async with aioqueue.QueueClient.from_connection_string({azurite.connection_string!r}, {queue_name!r}) as q:
+    async with aioqueue.QueueClient.from_connection_string({conn_str!r}, {queue_name!r}) as q:
         assert q._ops.operation("send") is t.OFF
         await q.create_queue()
         await q.send_message("x")
@@ -464,12 +464,14 @@ async def handler(msg):
 asyncio.run(main())
 print("ok")
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=os.environ)
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=os.environ
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
 
 
-def test_global_providers_set_after_the_client_was_made_are_used(azurite, queue_name):
+async def test_global_providers_set_after_the_client_was_made_are_used(conn_str, queue_name):
     """The usual set-up: the SDK configured globally (here after the client exists), no option passed."""
     script = f"""
 import asyncio
@@ -482,7 +484,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import aioqueue, aioqueue._telemetry as t
 
 async def main():
-    async with aioqueue.QueueClient.from_connection_string({azurite.connection_string!r}, {queue_name!r}) as q:
+    async with aioqueue.QueueClient.from_connection_string({conn_str!r}, {queue_name!r}) as q:
         assert q._ops.operation("send") is t.OFF
         await q.create_queue()
         exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
@@ -496,7 +498,9 @@ async def main():
         print("messaging.client.sent.messages" in names)
 asyncio.run(main())
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:2] == [f"['send {queue_name}']", "True"]
 
