@@ -98,6 +98,7 @@ def test_a_sas_signature_echoed_encoded_or_quoted_is_hidden(echo):
     """A service (or a handler's exception) can quote a SAS URL-encoded inside another URL, or as a JSON
     field: its signature is hidden there too (the review of #28 found both passed through)."""
     error = service_error(403, "AuthenticationFailed", echo, "rid", {})
+    assert isinstance(error, ServiceError)
     assert "SECRETSIG" not in error.message and "SECRETSIG" not in str(error), error.message
 
 
