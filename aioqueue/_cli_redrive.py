@@ -73,15 +73,16 @@ def _summary(queue: str, result: RedriveResult) -> str:
     text = f"{'would move' if result.dry_run else 'moved'} {moved} message{'s' if moved != 1 else ''} from {queue}"
     text += f" ({result.skipped} skipped by the filters"
     if result.no_target:
-        text += f", {result.no_target} without a poison record left"
+        text += f", {result.no_target} left without a target queue"
     if result.duplicates:
         text += f", {result.duplicates} possible duplicates"
     return text + ")"
 
 
 async def redrive(cli: Cli, progress: Callable[[str, int | None], Progress]) -> None:
-    """``redrive``: what moved (or, with ``--dry-run``, would), then the summary; exit 2 when bare bodies
-    were left for want of ``--to`` (after everything else moved)."""
+    """``redrive``: what moved (or, with ``--dry-run``, would), then the summary; exit 2 when messages
+    were left for want of a target (bare bodies without ``--to``, records of a missing source queue),
+    after everything else moved."""
     a = cli.args
     shown = progress("would move" if a.dry_run else "moved", a.limit)
 
@@ -111,6 +112,7 @@ async def redrive(cli: Cli, progress: Callable[[str, int | None], Progress]) -> 
     cli.emit({"poison_queue": a.queue, "to": a.to, **result.__dict__}, text=_summary(a.queue, result))
     if result.no_target:
         raise ConfigurationError(
-            f"{result.no_target} messages of {a.queue} have no poison record (bare bodies: poison_format='body' "
-            "or an Azure Functions poison queue), so their queue is unknown: pass --to QUEUE to move them"
+            f"{result.no_target} messages of {a.queue} were left without a target queue: bare bodies (no poison "
+            "record: poison_format='body' or an Azure Functions poison queue) and records whose source queue "
+            "does not exist (named above); pass --to QUEUE to move them there, or create the missing queue"
         )

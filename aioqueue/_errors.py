@@ -52,7 +52,8 @@ __all__ = [
     "TransportError",
 ]
 
-_SIG_RE = re.compile(r"(?i)(sig=)[^&\s\"']*")
+# sig= in a URL, and URL-encoded inside another URL (a copy source: sig%3D..., up to its encoded &)
+_SIG_RE = re.compile(r"(?i)(sig=)[^&\s\"']*|(sig%3D)(?:(?!%26)[^&\s\"'])*")
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "x-ms-copy-source-authorization"})
 # What else a service's error text can echo (a 403's <AuthenticationErrorDetail> quotes the request's
 # MAC signature and the string to sign, x-ms-* headers included): the value of a credential header
@@ -68,6 +69,8 @@ _SECRET_TEXT_RES = (
         re.compile(r"(?i)\b(Bearer|SharedKey|SharedKeyLite|Basic)(\s+)(?=[^\s'\",]*[0-9.:_~+/=-])[^\s'\",]+"),
         r"\1\2REDACTED",
     ),
+    # a SAS's signature quoted as a field ('"sig": "..."', "sig: ...", "'sig'='...'")
+    (re.compile(r"""(?i)(?<![\w-])(["']?sig["']?\s*[:=]\s*["']?)[^"'&\s,;}]+"""), r"\1REDACTED"),
     (re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_.-]*"), "REDACTED"),
     (re.compile(r"[A-Za-z0-9+/]{42,}={1,2}"), "REDACTED"),
 )
@@ -75,7 +78,7 @@ _SECRET_TEXT_RES = (
 
 def redact(text: str) -> str:
     """Hide SAS signatures in a URL, header value or message."""
-    return _SIG_RE.sub(r"\1REDACTED", text)
+    return _SIG_RE.sub(r"\1\2REDACTED", text)
 
 
 def redact_text(text: str) -> str:

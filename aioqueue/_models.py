@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "ProcessStats",
     "QueueAnalyticsLogging",
     "QueueItem",
+    "QueueLag",
     "QueueMessage",
     "QueueProperties",
     "RetentionPolicy",
@@ -91,6 +92,21 @@ class QueueProperties:
     name: str
     metadata: dict[str, str]
     approximate_message_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLag:
+    """What ``queue.lag()`` measured: how far behind a queue's consumers are.
+
+    - ``oldest_message_age``: the service's time of the answer less the insertion time of the visible
+      message it would hand out next (one Peek Messages); None when no message is visible.
+    - ``approximate_message_count``: every message, visible or not (Get Queue Metadata's count).
+    - ``measured_on``: when, by the service's clock (the peek answer's ``Date``).
+    """
+
+    oldest_message_age: timedelta | None
+    approximate_message_count: int
+    measured_on: datetime
 
 
 @dataclass(frozen=True, slots=True)

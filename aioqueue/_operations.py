@@ -482,18 +482,21 @@ class QueueOperations(Operations):
     ) -> list[RawMessage]:
         """Peek Messages: up to ``count`` (1..32) raw entries, neither hidden nor counted; with large
         payloads and ``resolve``, each reference's content fetched."""
-        query, max_bytes = _PEEK[count]
-        rec = self.operation("peek")
-        with rec:
-            response = await self.call(
-                rec, "GET", self.messages_path, query, None, None, extra, "read", None, max_bytes
-            )
-            raws: list[RawMessage] = await _parsed(parse_messages, response.body)
-            answered(raws, count, "Peek Messages")
-            rec.messages(len(raws))
+        raws, _ = await self.peek_dated(count, extra)
         if self.pool.payloads is not None and resolve:
             raws = await self.resolve_peeked(raws)
         return raws
+
+    async def peek_dated(self, count: int, extra: Mapping[str, str] | None = None) -> tuple[list[RawMessage], str]:
+        """Peek Messages' raw entries (never resolved) and the answer's ``Date``: the service's clock."""
+        query, cap = _PEEK[count]
+        rec = self.operation("peek")
+        with rec:
+            response = await self.call(rec, "GET", self.messages_path, query, None, None, extra, "read", None, cap)
+            raws: list[RawMessage] = await _parsed(parse_messages, response.body)
+            answered(raws, count, "Peek Messages")
+            rec.messages(len(raws))
+        return raws, response.headers.get("Date", "")
 
     async def resolve_peeked(self, raws: list[RawMessage]) -> list[RawMessage]:
         """Each peeked message whose text is a large payload's reference, with its content fetched (or

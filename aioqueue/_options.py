@@ -171,6 +171,8 @@ def poison_queue_for(settings: ReceiveSettings, queue: str, *, explicit: bool = 
     if not settings.poisons and not explicit:
         return None
     name = settings.poison_queue or f"{queue}-poison"
+    if name == queue:
+        raise ConfigurationError(f"poison_queue must be another queue than the one it receives from ({queue!r})")
     if len(name) > 63:
         raise ConfigurationError(
             f"the default poison queue name {name!r} is over the 63 characters a queue name may have; "

@@ -2,7 +2,7 @@
 
 A record is one message whose whole text is compact JSON, opened by a marker that is also its version::
 
-    {"aioqueue_poison":1,"source_queue":"jobs","message_id":"...","inserted_on":"2026-11-27T03:46:05Z",
+    {"aioqueue_poison":1,"source_queue":"jobs","message_id":"...","inserted_on":"2026-11-27T03:46:05.000Z",
      "time_to_live":604800,"dequeue_count":5,"poisoned_on":"2026-11-27T04:01:17.250Z",
      "kind":"max_dequeue_count","reason":"...","failures":[{"type":"ValueError","message":"...",
      "time":"...","host":"worker-7","pid":4711}],"trace_id":"...","content":"<the original text>"}
@@ -157,11 +157,11 @@ class PoisonRecord:
             return bare
         try:
             fields = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the recursion limit (hostile)
             return bare
         version, content = fields.get(POISON_MARKER), fields.get("content")
-        if type(version) is not int or version < 1 or not isinstance(content, str):
-            return bare
+        if type(version) is not int or version < 1 or not isinstance(content, str) or _NOT_XML.search(content):
+            return bare  # (content JSON escaped and no message can carry: never aioqueue's record)
         return cls(
             content=content,
             source_queue=_str(fields.get("source_queue")),

@@ -7,21 +7,23 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import Any
 
 from ._auth import Credential
 from ._client_base import ClientBase
 from ._client_options import ClientOptions, open_pool
+from ._dates import parse_rfc1123
 from ._encoding import MessageEncoding, encode_message
 from ._endpoint import ConnectionSettings, parse_connection_string
-from ._errors import AioQueueError, ConfigurationError
+from ._errors import AioQueueError, ConfigurationError, MalformedResponse
 from ._messages import decoded_messages, peeked_messages
 from ._models import (
     AccessPolicy,
     PeekedMessage,
     ProcessStats,
+    QueueLag,
     QueueMessage,
     QueueProperties,
     SendReceipt,
@@ -140,6 +142,34 @@ class QueueClient(ClientBase[QueueOperations]):
         """Metadata and the approximate message count."""
         metadata, count = await self._ops.get_metadata(extra=headers)
         return QueueProperties(name=self.queue_name, metadata=metadata, approximate_message_count=count)
+
+    async def lag(self, *, headers: Mapping[str, str] | None = None) -> QueueLag:
+        """How far behind the queue's consumers are, for a scaler or dashboard of your own: the age of
+        the oldest visible message (the one the service would hand out next, from one Peek Messages;
+        None when none is visible), the approximate message count (Get Queue Metadata: visible and
+        hidden messages) and when that was measured. The two requests go concurrently.
+
+        The age is the peek answer's ``Date`` less the message's insertion time, both by the service's
+        clock, so it is right whatever this machine's clock says (to the second: the service's times
+        have whole seconds). Nothing is received, hidden or decoded.
+        """
+        peek = asyncio.ensure_future(self._ops.peek_dated(1, headers))
+        metadata = asyncio.ensure_future(self._ops.get_metadata(extra=headers))
+        try:
+            (raws, date), (_, count) = await asyncio.gather(peek, metadata)
+        except BaseException:  # the other request is not left running on its own
+            for task in (peek, metadata):
+                task.cancel()
+            await asyncio.gather(peek, metadata, return_exceptions=True)
+            raise
+        measured = parse_rfc1123(date) if date else datetime.now(timezone.utc)  # no Date: this machine's clock
+        age = None
+        if raws:
+            inserted = raws[0].inserted_on
+            if inserted is None:
+                raise MalformedResponse("Peek Messages answered a message without its InsertionTime")
+            age = max(timedelta(0), measured - parse_rfc1123(inserted))
+        return QueueLag(oldest_message_age=age, approximate_message_count=count, measured_on=measured)
 
     async def set_queue_metadata(
         self, metadata: Mapping[str, str] | None, *, headers: Mapping[str, str] | None = None

@@ -9,12 +9,14 @@ once; the ones it leaves (filtered out, beyond ``limit``, a dry run's) are made 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from typing import Any
 
 from ._dates import parse_rfc1123
 from ._errors import (
@@ -22,11 +24,14 @@ from ._errors import (
     ConfigurationError,
     MessageNotFound,
     PopReceiptMismatch,
+    QueueNotFound,
     TransportError,
 )
 from ._messages import RawMessage
+from ._models import SendReceipt
 from ._operations import Pool, QueueOperations
 from ._poison import PoisonRecord
+from ._transport import Response
 from ._validation import MAX_SECONDS, Duration, nonnegative_seconds, positive_int
 from ._validation import message_id as check_message_id
 from ._validation import pop_receipt as check_pop_receipt
@@ -48,14 +53,17 @@ class RedriveResult:
     - ``moved``: messages re-sent to their target and then deleted from the poison queue (or whose
       delete failed: see ``duplicates``).
     - ``skipped``: messages a filter (``error``, ``older_than``, ``newer_than``, ``ids``) left in the
-      poison queue.
+      poison queue, and messages this run re-sent that were poisoned again while it ran (left for the
+      next run: a run never chases its own messages).
     - ``duplicates``: messages that may reach their target twice: re-sent, but their poison message was
       then taken by someone else (its delete found it gone), or its delete failed or was not answered (it
-      may still be there, and a later redrive sends it again); or a re-send whose answer was lost (the
-      target may have it; the poison message stays). Never a loss: a message leaves the poison queue only
-      after its target answered that it has it.
-    - ``no_target``: bare bodies (no poison record: ``poison_format="body"``, an Azure Functions poison
-      queue) left in the poison queue because no ``to=`` named their queue.
+      may still be there, and a later redrive sends it again); a re-send retried after a lost answer (the
+      target may hold it twice); a second record of a message this run moved already (it was poisoned
+      twice); or a re-send whose answer was lost (the target may have it; the poison message stays).
+      Never a loss: a message leaves the poison queue only after its target answered that it has it.
+    - ``no_target``: messages left in the poison queue for want of a target: bare bodies (no poison
+      record: ``poison_format="body"``, an Azure Functions poison queue) when no ``to=`` named their
+      queue, and records whose source queue does not exist (a warning names it).
     - ``would_move``: with ``dry_run``, what would move (a :class:`PoisonRecord` each, ``poison_id`` set);
       empty otherwise.
     """
@@ -115,9 +123,10 @@ def redrive_filter(
     if ids is not None:
         if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
             raise ConfigurationError("ids must be an iterable of message ids (str), not one str")
-        wanted = frozenset(ids)
-        if not all(isinstance(i, str) and i for i in wanted):
+        listed = list(ids)
+        if not all(isinstance(i, str) and i for i in listed):
             raise ConfigurationError("ids must be message ids (non-empty str)")
+        wanted = frozenset(listed)
     return RedriveFilter(error, old, new, wanted)
 
 
@@ -126,6 +135,22 @@ def _maybe_sent(error: AioQueueError) -> bool:
     if isinstance(error, TransportError):
         return not error.unsent
     return bool(getattr(error, "maybe_applied", False))
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+
+
+class _Target(QueueOperations):
+    """A target queue's operations that tell whether the last answer came after a lost one (a re-send
+    retried after a lost answer: the target may hold the message twice). One re-send at a time."""
+
+    lost = False
+
+    async def call(self, *args: Any, **kwargs: Any) -> Response:
+        response = await super().call(*args, **kwargs)
+        self.lost = response.after_lost_answer
+        return response
 
 
 class Redriver:
@@ -156,6 +181,8 @@ class Redriver:
             isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < math.inf
         ):
             raise ConfigurationError(f"rate must be a positive number (of messages a second); got {rate!r}")
+        if on_progress is not None and not callable(on_progress):
+            raise ConfigurationError(f"on_progress must be a function of a RedriveResult, or None; got {on_progress!r}")
         # texts as stored: a large payload's reference is never resolved (nor its blob touched)
         self.poison = QueueOperations(Pool(poison.pool.http, poison.pool.telemetry), poison.queue_name, poison.encoding)
         self.to, self.dry_run, self.limit, self.where = to, dry_run, limit, where
@@ -164,9 +191,14 @@ class Redriver:
         self.on_progress = on_progress
         self.result = RedriveResult(dry_run=dry_run)
         self.planned: list[PoisonRecord] = []
-        self._targets: dict[str, QueueOperations] = {}
-        self._held: dict[str, RawMessage] = {}  # looked at and left: made visible again at the end
+        self._targets: dict[str, _Target] = {}
+        self._missing: set[str] = set()  # source queues that do not exist: their records are left
+        self._held: dict[str, RawMessage] = {}  # looked at and left (id, receipt): visible again at the end
         self._seen: set[str] = set()
+        self._moved: set[str] = set()  # the original ids of the records moved
+        self._sent_ids: set[str] = set()  # the ids of the messages re-sent, in their targets
+        self._sent_texts: dict[bytes, datetime] = {}  # what was re-sent (digest): when first (service time)
+        self._bare = 0  # bare bodies left for want of to=
         self._next_send = 0.0
 
     def _count(self, **changes: int) -> None:
@@ -200,39 +232,54 @@ class Redriver:
             raise RedriveError(exc, self.snapshot()) from exc
         finally:
             await self._release_held()
-        if self.result.no_target:
+        if self._bare:
             log.warning(
                 "%d messages of %s have no poison record (a bare body: poison_format='body', or an Azure "
                 "Functions poison queue), so their queue is unknown; they were left: pass to= to redrive them",
-                self.result.no_target,
+                self._bare,
                 self.poison.queue_name,
             )
         return self.snapshot()
 
+    def _hold(self, raw: RawMessage) -> None:
+        """Leave ``raw`` in the poison queue: made visible again at the end (by its newest receipt; its
+        text is not kept)."""
+        self._held[raw.id] = raw._replace(text=None)
+
+    def _leave(self, raw: RawMessage, **counts: int) -> None:
+        self._hold(raw)
+        self._count(**counts)
+
     async def _consider(self, raw: RawMessage) -> None:
         """One fetched message: moved, planned (dry run), or held and left."""
         if raw.id in self._seen or self._done():  # back again (its visibility lapsed), or past the limit
-            self._held[raw.id] = raw  # the newest receipt
+            self._hold(raw)
             return
         self._seen.add(raw.id)
         poisoned_on = parse_rfc1123(raw.inserted_on) if raw.inserted_on else None
         record = PoisonRecord.parse(raw.text or "", poison_id=raw.id, poisoned_on=poisoned_on)
-        if not self.where.admits(record, datetime.now(timezone.utc)):
-            self._held[raw.id] = raw
-            self._count(skipped=1)
-            return
         target = self.to or record.source_queue
-        if target is None or not _valid_queue(target):
-            self._held[raw.id] = raw
-            self._count(no_target=1)
-            return
-        if self.dry_run:
-            self._held[raw.id] = raw
+        if self._came_back(record) or not self.where.admits(record, datetime.now(timezone.utc)):
+            self._leave(raw, skipped=1)
+        elif target is None or not _valid_queue(target) or target in self._missing:
+            self._bare += target is None
+            self._leave(raw, no_target=1)
+        elif target == self.poison.queue_name:  # a record naming the poison queue itself as its source
+            self._leave(raw, no_target=1)
+        elif self.dry_run:
             self.planned.append(record)
-            self._count()
-            return
-        await self._pace()
-        await self._move(raw, record, target)
+            self._leave(raw)
+        else:
+            await self._pace()
+            await self._move(raw, record, target)
+
+    def _came_back(self, record: PoisonRecord) -> bool:
+        """Is it a message this run re-sent, poisoned again since? (A record: by the id the re-send got;
+        a bare body: by its text, poisoned no earlier than that text's re-send, on the service's clock.)"""
+        if record.is_record:
+            return record.message_id in self._sent_ids
+        since = self._sent_texts.get(_digest(record.content))
+        return since is not None and record.poisoned_on is not None and record.poisoned_on >= since
 
     async def _pace(self) -> None:
         """At most ``rate`` re-sends a second."""
@@ -243,25 +290,51 @@ class Redriver:
             await _sleep(wait)
         self._next_send = max(_clock(), self._next_send) + self.interval
 
-    def _target(self, name: str) -> QueueOperations:
+    def _target(self, name: str) -> _Target:
         ops = self._targets.get(name)
         if ops is None:
-            ops = self._targets[name] = self.poison.sibling(name)
+            ops = self._targets[name] = _Target(self.poison.pool, name, self.poison.encoding)
         return ops
 
     async def _move(self, raw: RawMessage, record: PoisonRecord, target: str) -> None:
         """Re-send, then delete: a failure in between leaves the message in both queues, never in none."""
+        sent = await self._resend(raw, record, target)
+        if sent is None:  # its source queue does not exist: left
+            return
+        receipt, lost = sent
+        twice = lost or (record.is_record and record.message_id in self._moved)
+        if record.is_record and record.message_id:
+            self._moved.add(record.message_id)
+        self._sent_ids.add(receipt.id)
+        self._sent_texts.setdefault(_digest(record.content), receipt.inserted_on)
+        await self._delete(raw, target, twice)
+
+    async def _resend(self, raw: RawMessage, record: PoisonRecord, target: str) -> tuple[SendReceipt, bool] | None:
+        """Put the original text into ``target``, with the original's time to live: the receipt, and
+        whether the target may hold it twice (a retry after a lost answer); None when ``target`` is a
+        record's source queue that does not exist (the message is left)."""
         query = {}
         ttl = record.time_to_live
         if ttl is not None and (ttl == -1 or ttl >= 1):
             query["messagettl"] = str(ttl)
+        ops = self._target(target)
         try:
-            await self._target(target).put_message(record.content, query)
+            receipt = await ops.put_message(record.content, query)
         except AioQueueError as exc:
-            self._held[raw.id] = raw  # stays in the poison queue: visible again at once
+            if isinstance(exc, QueueNotFound) and self.to is None and not _maybe_sent(exc):
+                self._missing.add(target)
+                log.warning("poison records of queue %s were left: that queue does not exist (create it, or "
+                            "pass to=)", target)  # fmt: skip
+                self._leave(raw, no_target=1)
+                return None
+            self._hold(raw)  # stays in the poison queue: visible again at once
             if _maybe_sent(exc):
                 self._count(duplicates=1)
             raise
+        return receipt, ops.lost
+
+    async def _delete(self, raw: RawMessage, target: str, twice: bool) -> None:
+        """Delete the poison message once its target has it (``twice``: it may hold it twice)."""
         try:
             await self.poison.delete_message(check_message_id(raw.id), check_pop_receipt(raw.pop_receipt or ""))
         except (MessageNotFound, PopReceiptMismatch) as exc:
@@ -271,10 +344,10 @@ class Redriver:
             self._count(moved=1, duplicates=1)
             return
         except AioQueueError:
-            self._held[raw.id] = raw  # (if it is still there) visible again at once
+            self._hold(raw)  # (if it is still there) visible again at once
             self._count(moved=1, duplicates=1)
             raise
-        self._count(moved=1)
+        self._count(moved=1, duplicates=int(twice))
 
     async def _release_held(self) -> None:
         """Make every message looked at and left visible again (a failure: it returns after its visibility)."""

@@ -8,7 +8,8 @@ and passes each signal it gets on to them once (a signal to the whole process gr
 once); if it dies, even by SIGKILL, they stop as on SIGTERM.
 
 --metrics-port PORT serves, for Prometheus and Kubernetes probes (needs the 'prometheus' extra):
-  /metrics        the worker's OpenTelemetry metrics in Prometheus' text format
+  /metrics        the worker's OpenTelemetry metrics in Prometheus' text format, with the queue's
+                  length and oldest message's age measured every --lag-interval (default 15s)
   /healthz/live   200 while the worker runs or drains (its event loop answered: it turns)
   /healthz/ready  200 once the queue answered a receive, until receiving has failed for longer
                   than --ready-within; 503 otherwise (/healthz is /healthz/live)
@@ -36,6 +37,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, cast
 
+from ._autoscale import DEFAULT_INTERVAL, LagSampler, add_gauges
 from ._errors import ConfigurationError
 from ._options import ReceiveSettings
 from ._queue_client import QueueClient
@@ -179,6 +181,13 @@ def add_arguments(s: argparse.ArgumentParser, duration: Callable[[str], float]) 
         default=60.0,
         help="/healthz/ready fails once receiving has failed for this long (default 60s)",
     )
+    s.add_argument(
+        "--lag-interval",
+        type=duration,
+        default=DEFAULT_INTERVAL,
+        help=f"with --metrics-port, measure the queue's oldest message age and length this often (default "
+        f"{DEFAULT_INTERVAL:g}s; two requests each time)",
+    )
     # --processes passes each child the read end of a pipe whose write end only the parent holds
     s.add_argument("--parent-pipe", type=int, help=argparse.SUPPRESS)
 
@@ -208,8 +217,9 @@ async def _work(args: argparse.Namespace, conn_str: str, handler: Handler, reque
         worker = queue.worker(handler, stop=stop, **worker_options(args))
         server = None
         if args.metrics_port is not None:
+            sampler = LagSampler(queue.lag, args.lag_interval)
             server = await _serve_metrics(
-                worker, meter_provider, args.metrics_host, args.metrics_port, args.ready_within
+                worker, meter_provider, args.metrics_host, args.metrics_port, args.ready_within, sampler
             )
         log.info("worker %d on queue %s: %s, concurrency %d", os.getpid(), args.queue, args.handler, args.concurrency)
         try:
@@ -252,6 +262,8 @@ def run_worker(args: argparse.Namespace, conn_str: str, argv: Sequence[str]) -> 
     if args.metrics_port is not None:
         if not (1 if args.processes > 1 else 0) <= args.metrics_port <= 65535 - (args.processes - 1):
             raise ValueError("--metrics-port must be a port number (with --processes N, the first of N ports; not 0)")
+        if args.lag_interval <= 0:
+            raise ValueError("--lag-interval must be more than 0 seconds")
         _prometheus_modules()  # missing: say so before anything starts
     if args.processes > 1:
         return _run_children(args.processes, argv, args.metrics_port)
@@ -500,8 +512,11 @@ def _prometheus_meter_provider() -> Any:
     return provider_class(metric_readers=[reader_class()])
 
 
-async def _serve_metrics(worker: Worker, meter_provider: Any, host: str, port: int, ready_within: float) -> Any:
-    """/metrics, /healthz, /healthz/live and /healthz/ready on ``host:port``; the runner to clean up."""
+async def _serve_metrics(
+    worker: Worker, meter_provider: Any, host: str, port: int, ready_within: float, sampler: LagSampler
+) -> Any:
+    """/metrics, /healthz, /healthz/live and /healthz/ready on ``host:port``, and ``sampler`` measuring
+    the queue's lag meanwhile; the runner to clean up (which stops the sampler too)."""
     from aiohttp import web
 
     prometheus_client = _prometheus_modules()[0]
@@ -518,6 +533,7 @@ async def _serve_metrics(worker: Worker, meter_provider: Any, host: str, port: i
         callbacks=[lambda options: [_observation(int(_ready(worker, ready_within)[0]), attrs)]],
         description="1 while /healthz/ready answers 200",
     )
+    add_gauges(meter, worker, sampler, attrs)
 
     async def metrics(request: web.Request) -> web.Response:
         body = prometheus_client.generate_latest(prometheus_client.REGISTRY)
@@ -532,6 +548,7 @@ async def _serve_metrics(worker: Worker, meter_provider: Any, host: str, port: i
         return web.json_response(_health(worker, ready_within), status=200 if ok else 503)
 
     app = web.Application()
+    app.on_cleanup.append(lambda app: sampler.aclose())
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", live)
     app.router.add_get("/healthz/live", live)
@@ -540,6 +557,7 @@ async def _serve_metrics(worker: Worker, meter_provider: Any, host: str, port: i
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
+    sampler.start()
     log.info("metrics on http://%s:%d/metrics, probes on /healthz/live and /healthz/ready", host, port)
     return runner
 
@@ -571,6 +589,7 @@ def _health(worker: Worker, ready_within: float) -> dict[str, object]:
         "last_answer_seconds_ago": None if worker.last_answer is None else round(now - worker.last_answer, 3),
         "failing_for_seconds": None if worker.failing_since is None else round(now - worker.failing_since, 3),
         "in_flight": worker.in_flight,
+        "prefetched": worker.prefetched,
         "received": worker.received,
         **dataclasses.asdict(worker.stats),
     }

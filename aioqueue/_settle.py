@@ -156,8 +156,10 @@ class ReceivedMessage(QueueMessage):
 
     async def _failed(self, error: BaseException) -> None:
         """Its handling failed: released after ``retry_delay``, or on its last allowed delivery (with
-        ``max_dequeue_count``) poisoned now with that failure."""
-        if not await self._consumer.failed(self, error):
+        ``max_dequeue_count``) poisoned now with that failure. When its copy reached the poison queue
+        but the delete here failed, it is settled all the same: it returns after its visibility timeout,
+        to be poisoned again on arrival (a second record, never a loss)."""
+        if not await self._consumer.failed(self, error) and self.settled is None:
             await self.release(delay=self._consumer.options.retry_delay_of(self))
 
     async def _delete_on_exit(self) -> None:
@@ -212,8 +214,9 @@ class ReceivedMessage(QueueMessage):
         """Move the message to the poison queue now, whatever its dequeue count, with ``reason`` in its
         poison record (and the failures seen for it in this process); it is settled ("poisoned") and not
         released or deleted again. The queue is the stream's ``poison_queue`` (default
-        ``"<queue>-poison"``, also without ``max_dequeue_count``). A failure to move it is raised, and
-        the message is left as it was."""
+        ``"<queue>-poison"``, also without ``max_dequeue_count``). A failure to move it is raised: the
+        message is left as it was, unless only the delete after the copy failed (then it is settled,
+        and returns after its visibility timeout while its record is in the poison queue)."""
         if not isinstance(reason, str) or not reason.strip():
             raise ConfigurationError("reason must be a non-empty str")
         await self._in_turn(partial(self._consumer.poison, self, reason))

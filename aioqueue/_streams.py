@@ -71,6 +71,7 @@ class Consumer:
         self.active: dict[str, ReceivedMessage] = {}  # by message id: in hand (see claim)
         self.pace: float | None = None  # seconds a yielded message keeps the stream's caller (smoothed)
         self.yielded = 0
+        self.unhanded = 0  # messages of the last answer not yet handed on (the worker's "prefetched")
         self.last_answer: float | None = None  # time.monotonic() of the last fetch the queue answered
         self.poisoned = 0
         self.undecodable = 0  # released for redelivery (poisoning off)
@@ -144,6 +145,7 @@ class Consumer:
             entries, leased_at = fetch.result()
             entries, hops = await due_only(self.link, entries, options.visibility_timeout)  # delivery at a time
             self.rescheduled += hops
+            self.unhanded = len(entries)
             messages, undecodable = self._adopt_all(entries, leased_at)
             self.last_answer = time.monotonic()  # an answer it could read
             if self.active:
@@ -447,7 +449,7 @@ class Consumer:
     async def poison(self, message: ReceivedMessage, reason: str) -> None:
         """``message.poison(reason)``, in the message's settle turn: moved now, whatever its dequeue count,
         to the poison queue (``poison_queue``, or ``<queue>-poison`` also when poisoning is off); a failure
-        to move it is raised, and the message left as it was."""
+        to move it is raised (see :meth:`ReceivedMessage.poison`)."""
         message._check("poison")
         queue = self.poison_queue or poison_queue_for(self.options, self.link.queue_name, explicit=True)
         await self._move_to_poison(message, f"was poisoned by its handler: {reason}", "explicit", reason, queue=queue)

@@ -65,8 +65,9 @@ def check_handler(handler: object) -> None:
 class Worker:
     """A supervised worker over one queue: :meth:`QueueClient.worker` makes it, :meth:`run` runs it.
 
-    ``stats``, ``received``, ``in_flight``, ``state`` and ``last_answer`` can be read while it runs (a health
-    endpoint, a dashboard, a test); :meth:`stop` ends it gracefully from anywhere in its event loop.
+    ``stats``, ``received``, ``in_flight``, ``prefetched``, ``state`` and ``last_answer`` can be read while
+    it runs (a health endpoint, a dashboard, a test); :meth:`stop` ends it gracefully from anywhere in its
+    event loop.
     ``on_failure(message, error)``, ``on_poison(message, why)`` and ``on_lease_lost(message, error)``
     are called (or awaited) as those happen, so an application can alert without reading logs; a
     callback that raises is logged and the worker goes on.
@@ -171,6 +172,14 @@ class Worker:
         """Handlers running now."""
         return self._running
 
+    @property
+    def prefetched(self) -> int:
+        """Messages fetched (hidden from other consumers) and not yet handed to a handler: a batch while
+        its poison messages are moved, say. The worker fetches no more than its free handler slots can
+        start at once, so this is 0 most of the time; a stop gives these back at once."""
+        consumer = self._consumer
+        return consumer.unhanded + len(consumer.buffer) if consumer else 0
+
     def stop(self) -> None:
         """Stop gracefully: nothing more is fetched, prefetched messages go back at once, handlers
         under way finish (``shutdown_timeout`` bounds that); :meth:`run` then returns the stats."""
@@ -243,6 +252,8 @@ class Worker:
                         log.debug("receiving failed again (%d in a row): %s", streak, exc)
                     await consumer.pause(self._options.poll_delay(streak - 1))
                     continue
+                finally:
+                    consumer.unhanded = 0  # handed on now (or given back)
                 if streak:
                     log.warning(
                         "receiving works again after %d failed attempts over %.1f s",

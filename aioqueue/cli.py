@@ -30,7 +30,7 @@ from dataclasses import asdict, is_dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn, TextIO
 
-from . import _cli_emulator, _cli_payloads, _cli_redrive, _runner
+from . import _cli_emulator, _cli_payloads, _cli_redrive, _cli_stats, _runner
 from ._auth import SharedKeyCredential
 from ._cli_errors import (
     EXIT_INTERRUPTED,
@@ -391,6 +391,9 @@ class Cli:
     async def cmd_redrive(self) -> None:
         await _cli_redrive.redrive(self, Progress)
 
+    async def cmd_stats(self) -> None:
+        await _cli_stats.stats(self)
+
     async def cmd_sas(self) -> None:
         a = self.args
         settings = parse_connection_string(self.conn_str)
@@ -600,6 +603,7 @@ def build_parser(json_errors: bool = False) -> argparse.ArgumentParser:
     s.add_argument("queue", help=queue_help)
     s = command("props", "approximate length and metadata")
     s.add_argument("queue", help=queue_help)
+    _cli_stats.add_command(command, queue_help)
     s = command("sas", "generate a queue SAS (or an account SAS with --account)")
     s.add_argument("queue", nargs="?", help="the queue (not with --account)")
     s.add_argument("--account", action="store_true", help="an account SAS instead of a queue SAS")

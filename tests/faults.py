@@ -60,6 +60,13 @@ class Fault:
     body: bytes | Callable[[], Iterable[bytes]] = b""  # for "canned": bytes, or a chunk source (sent chunked)
 
 
+def token_refused() -> Fault:
+    """403 ``AuthenticationFailed`` without asking the server: what Azurite answers any bearer token over
+    plain http. Tests of what a token credential sends script it, so that the answer is the same whatever
+    service the proxy stands in front of (the fake takes a well-formed token over http)."""
+    return Fault("canned", status=403, headers={"x-ms-error-code": "AuthenticationFailed"})
+
+
 @dataclass
 class Seen:
     method: str

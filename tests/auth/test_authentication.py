@@ -1,4 +1,5 @@
-"""Every way to authenticate, against Azurite (which validates Shared Key, SAS and, over HTTPS, tokens)."""
+"""Every way to authenticate, against the queue fixtures' service (Azurite, or the fake under the switch: each
+validates Shared Key and SAS), and bearer tokens against Azurite over HTTPS."""
 
 import asyncio
 import base64
@@ -20,62 +21,63 @@ from aioqueue import (
     generate_queue_sas,
 )
 from aioqueue.testing import DEV_ACCOUNT, DEV_KEY, Azurite
+from tests.faults import token_refused
 from tests.helpers import FakeCredential, mint_token, oauth_tls_args
 
 WRONG_KEY = base64.b64encode(b"w" * 64).decode()
 
 
-async def test_wrong_key_is_authentication_failed(azurite, queue_client):
+async def test_wrong_key_is_authentication_failed(aioqueue_service, queue_client):
     cred = SharedKeyCredential(DEV_ACCOUNT, WRONG_KEY)
-    async with QueueClient(azurite.url, queue_client.queue_name, credential=cred) as q:
+    async with QueueClient(aioqueue_service.url, queue_client.queue_name, credential=cred) as q:
         with pytest.raises(AuthenticationFailed) as info:
             await q.peek_messages()
     assert info.value.status == 403 and info.value.error_code == "AuthenticationFailed"
     assert WRONG_KEY not in str(info.value) and WRONG_KEY not in repr(info.value)
 
 
-async def test_account_key_as_str(azurite, queue_client):
-    async with QueueClient(azurite.url, queue_client.queue_name, credential=DEV_KEY) as q:
+async def test_account_key_as_str(aioqueue_service, queue_client):
+    async with QueueClient(aioqueue_service.url, queue_client.queue_name, credential=DEV_KEY) as q:
         await q.send_message("via key str")
         assert [p.content for p in await q.peek_messages()] == ["via key str"]
 
 
-async def test_generated_queue_sas_grants_only_its_permissions(azurite, queue_client):
+async def test_generated_queue_sas_grants_only_its_permissions(aioqueue_service, queue_client):
     name = queue_client.queue_name
     full = generate_queue_sas(DEV_ACCOUNT, name, DEV_KEY, permission="raup", expiry=timedelta(hours=1))
     read_only = generate_queue_sas(DEV_ACCOUNT, name, DEV_KEY, permission="r", expiry=timedelta(hours=1))
-    async with QueueClient(azurite.url, name, credential=full) as q:
+    async with QueueClient(aioqueue_service.url, name, credential=full) as q:
         await q.send_message("sas")
         [m] = await q.receive_messages()
         await q.update_message(m, visibility_timeout=0)
         await q.send_message("second")
-    async with QueueClient(azurite.url, name, credential=read_only) as q:
+    async with QueueClient(aioqueue_service.url, name, credential=read_only) as q:
         assert len(await q.peek_messages(max_messages=5)) == 2
         with pytest.raises(AuthenticationFailed):
             await q.send_message("refused")
 
 
-async def test_sas_in_queue_url(azurite, queue_client):
+async def test_sas_in_queue_url(aioqueue_service, queue_client):
     name = queue_client.queue_name
     sas = generate_queue_sas(DEV_ACCOUNT, name, DEV_KEY, permission="ra", expiry=timedelta(hours=1))
-    async with QueueClient.from_queue_url(f"{azurite.url}/{name}?{sas}") as q:
+    async with QueueClient.from_queue_url(f"{aioqueue_service.url}/{name}?{sas}") as q:
         await q.send_message("from url")
         assert (await q.peek_messages())[0].content == "from url"
         assert "sig" not in q.url
 
 
-async def test_expired_sas_is_refused(azurite, queue_client):
+async def test_expired_sas_is_refused(aioqueue_service, queue_client):
     name = queue_client.queue_name
     expired = generate_queue_sas(DEV_ACCOUNT, name, DEV_KEY, permission="r", expiry=timedelta(seconds=-60))
-    async with QueueClient(azurite.url, name, credential=expired) as q:
+    async with QueueClient(aioqueue_service.url, name, credential=expired) as q:
         with pytest.raises(AuthenticationFailed):
             await q.peek_messages()
 
 
-async def test_sas_credential_rotates_in_place(azurite, queue_client):
+async def test_sas_credential_rotates_in_place(aioqueue_service, queue_client):
     name = queue_client.queue_name
     cred = SasCredential(generate_queue_sas(DEV_ACCOUNT, name, DEV_KEY, permission="r", expiry=timedelta(hours=1)))
-    async with QueueClient(azurite.url, name, credential=cred) as q:
+    async with QueueClient(aioqueue_service.url, name, credential=cred) as q:
         with pytest.raises(AuthenticationFailed):
             await q.send_message("not yet")
         cred.update("?" + generate_queue_sas(DEV_ACCOUNT, name, DEV_KEY, permission="ra", expiry=timedelta(hours=1)))
@@ -115,7 +117,7 @@ async def test_a_retry_in_flight_is_signed_with_the_updated_key(proxy, queue_cli
     proxy.script("503")
     hooks = _rotate_after_the_first_attempt(rotate)
     async with QueueClient(proxy.url(), queue_client.queue_name, credential=cred, event_hooks=hooks) as q:
-        await q.send_message("signed anew")  # Azurite accepts only the development key
+        await q.send_message("signed anew")  # the service accepts only the development key
     first, retry = proxy.seen
     assert first.headers["Authorization"] != retry.headers["Authorization"]
     assert cred.account_key == DEV_KEY
@@ -136,9 +138,9 @@ def test_a_bad_key_update_is_refused_and_keeps_the_old_key():
         cred.acount_key = WRONG_KEY  # type: ignore[attr-defined]  # a misspelling is refused, not kept
 
 
-async def test_account_sas_with_service_client(azurite, queue_client):
+async def test_account_sas_with_service_client(aioqueue_service, queue_client):
     sas = generate_account_sas(DEV_ACCOUNT, DEV_KEY, resource_types="sco", permission="rl", expiry=timedelta(hours=1))
-    async with QueueServiceClient(azurite.url, credential=sas) as service:
+    async with QueueServiceClient(aioqueue_service.url, credential=sas) as service:
         names = [q.name async for q in service.list_queues()]
         assert queue_client.queue_name in names
         with pytest.raises(AuthenticationFailed):
@@ -187,9 +189,10 @@ async def test_expired_token_is_refused_by_the_service(https_azurite, queue_name
 
 
 async def _bearer_tokens_sent(q, proxy, calls: int) -> set[str]:
-    """Make ``calls`` concurrent requests through the proxy (plain http on loopback: Azurite refuses
-    the bearer token, but the proxy sees it); the distinct Authorization headers they sent."""
+    """Make ``calls`` concurrent requests through the proxy, which refuses each token (a 403, which
+    keeps it cached) and sees it; the distinct Authorization headers they sent."""
     before = len(proxy.seen)
+    proxy.script(*(token_refused() for _ in range(calls)))
     results = await asyncio.gather(*(q.exists() for _ in range(calls)), return_exceptions=True)
     assert all(isinstance(r, AuthenticationFailed) for r in results), results
     sent = proxy.seen[before:]

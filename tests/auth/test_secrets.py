@@ -60,10 +60,10 @@ async def test_no_secret_leaks_with_debug_logging(proxy, queue_name, caplog):
         await _exercise(q, proxy, seen)
     async with QueueClient.from_queue_url(f"{proxy.url()}/{queue_name}?{sas}", retry=FAST) as q:
         await _exercise(q, proxy, seen)
-    token_cred = FakeCredential()
+    token_cred = FakeCredential(lifetime=-30)  # expired: every service refuses it (Azurite any token over http)
     async with QueueClient(proxy.url(), queue_name, credential=token_cred, retry=FAST) as q:
         with pytest.raises(AioQueueError) as info:
-            await q.peek_messages()  # Azurite refuses bearer over http: a 403 to inspect
+            await q.peek_messages()  # a refusal to inspect
         seen += [str(info.value), repr(info.value), str(getattr(info.value, "headers", ""))]
     token = (await token_cred.get_token(STORAGE_SCOPE)).token
     async with QueueServiceClient(proxy.url(), credential=DEV_KEY) as service:
@@ -83,6 +83,23 @@ def test_a_service_error_s_message_never_holds_a_sas_signature():
     error = service_error(403, "AuthenticationFailed", "bad request to /q?sv=1&sig=SECRETSIG", "rid", {})
     assert isinstance(error, ServiceError)
     assert "SECRETSIG" not in error.message and "SECRETSIG" not in str(error) and "SECRETSIG" not in repr(error)
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        "copy source https://a.blob.core.windows.net/c/b%3Fsv%3D1%26sig%3DSECRETSIG%26se%3D2 refused",  # URL-encoded
+        'bad SAS {"sv": "1", "sig": "SECRETSIG"}',  # a JSON echo, short value
+        "bad SAS sig: SECRETSIG",
+        "bad SAS 'sig'='SECRETSIG'",
+    ],
+)
+def test_a_sas_signature_echoed_encoded_or_quoted_is_hidden(echo):
+    """A service (or a handler's exception) can quote a SAS URL-encoded inside another URL, or as a JSON
+    field: its signature is hidden there too (the review of #28 found both passed through)."""
+    error = service_error(403, "AuthenticationFailed", echo, "rid", {})
+    assert isinstance(error, ServiceError)
+    assert "SECRETSIG" not in error.message and "SECRETSIG" not in str(error), error.message
 
 
 def test_an_endpoint_s_repr_never_holds_its_sas():

@@ -14,7 +14,7 @@ from aioqueue import (
     RequestTimeout,
 )
 from aioqueue._auth import TokenCache
-from tests.faults import Fault
+from tests.faults import Fault, token_refused
 from tests.helpers import FakeCredential, mint_token
 
 # ---- tokens -------------------------------------------------------------------------------------
@@ -57,7 +57,8 @@ async def test_a_401_drops_the_cached_token(proxy, queue_name):
         with pytest.raises(AuthenticationFailed):
             await q.exists()
         assert credential.calls == 1
-        with pytest.raises(AuthenticationFailed):  # Azurite refuses bearer tokens over http: fine here
+        proxy.script(token_refused())
+        with pytest.raises(AuthenticationFailed):
             await q.exists()
     assert credential.calls == 2  # the refused token was not sent again
 

@@ -1,4 +1,8 @@
-"""The ``cli`` fixture: the command run in-process against the suite's emulator."""
+"""The ``cli`` fixture: the command run in-process against the suite's emulator.
+
+The command runs its own event loop (``asyncio.run``) inside a synchronous test, so its service must
+run outside the test's thread: these tests stay on Azurite whatever ``--aioqueue-service`` says (a
+FakeQueueService lives in the test's event loop)."""
 
 from __future__ import annotations
 
@@ -28,3 +32,9 @@ def cli(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Cli:
         return code, out.getvalue()
 
     return run
+
+
+@pytest.fixture
+def azurite_both_conn_str(azurite: Azurite, azurite_blob: Azurite) -> str:
+    """A connection string naming the session's Azurite queue and blob services (large payloads)."""
+    return f"{azurite.connection_string};BlobEndpoint={azurite_blob.url}"

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from aioqueue import QueueClient
+from aioqueue._cli_stats import span
 from aioqueue.cli import Progress, build_parser, main
 from aioqueue.testing import DEV_ACCOUNT, DEV_KEY
 from tests import fake_emulator
@@ -43,6 +44,33 @@ def test_queue_lifecycle_and_messages(cli, queue_name, capsys):
     assert cli("clear", queue_name) == (0, f"cleared: {queue_name}\n")
     assert json.loads(cli("--json", "props", queue_name)[1])["approximate_message_count"] == 0
     assert cli("delete", queue_name) == (0, f"deleted: {queue_name}\n")
+
+
+def test_stats_shows_the_length_and_the_oldest_message_s_age(cli, queue_name):
+    assert cli("create", queue_name)[0] == 0
+    try:
+        code, out = cli("stats", queue_name)
+        header, row = out.splitlines()
+        assert code == 0 and header.split() == ["NAME", "MESSAGES", "OLDEST_AGE", "MEASURED"]
+        assert row.split()[:3] == [queue_name, "0", "-"]  # empty: no age
+        assert cli("send", queue_name, "--lines", stdin="one\ntwo\n")[0] == 0
+        code, out = cli("--json", "stats", queue_name)
+        stats = json.loads(out)
+        assert code == 0 and stats["queue"] == queue_name and stats["approximate_message_count"] == 2
+        assert 0 <= stats["oldest_message_age_seconds"] < 3600
+        assert datetime.fromisoformat(stats["measured_on"]).tzinfo is not None
+        assert len(json.loads(cli("--json", "peek", queue_name, "--count", "32")[1])) == 2  # not received
+        assert cli("stats", queue_name + "-missing")[0] == 3
+    finally:
+        cli("delete", queue_name, "--missing-ok")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(None, "-"), (0, "0s"), (59.9, "59s"), (60, "1m 0s"), (303, "5m 3s"), (7200, "2h 0m"), (273600, "3d 4h")],
+)
+def test_stats_writes_an_age_in_two_units_at_most(seconds, shown):
+    assert span(None if seconds is None else timedelta(seconds=seconds)) == shown
 
 
 def test_errors_are_one_line_with_meaningful_exit_codes(cli, queue_name, capsys):

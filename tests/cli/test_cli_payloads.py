@@ -55,16 +55,16 @@ def test_send_at_file_reads_the_file_and_at_at_is_a_literal_at(
 
 
 def test_send_with_container_then_peek_and_receive_resolve(
-    cli: Cli, both_conn_str: str, queue_name: str, tmp_path: Path
+    cli: Cli, azurite_both_conn_str: str, queue_name: str, tmp_path: Path
 ) -> None:
     container = _container()
     text = "large payload " * 10_000  # 140,000 characters: over 64 KiB
     path = tmp_path / "big.txt"
     path.write_text(text, encoding="utf-8")
-    conn = ("--connection-string", both_conn_str)
+    conn = ("--connection-string", azurite_both_conn_str)
     assert cli(*conn, "create", queue_name)[0] == 0
     assert cli(*conn, "send", queue_name, f"@{path}", "--container", container)[0] == 0
-    (blob,) = _blob_names(both_conn_str, queue_name, container)
+    (blob,) = _blob_names(azurite_both_conn_str, queue_name, container)
 
     # without --resolve: the reference's text
     code, out = cli(*conn, "--json", "peek", queue_name)
@@ -76,17 +76,17 @@ def test_send_with_container_then_peek_and_receive_resolve(
         assert code == 0 and json.loads(out)[0]["content"] == text
     code, out = cli(*conn, "--json", "receive", queue_name, "--resolve", "--container", container, "--delete")
     assert code == 0 and json.loads(out)[0]["content"] == text
-    assert _blob_names(both_conn_str, queue_name, container) == []  # deleted after its message
+    assert _blob_names(azurite_both_conn_str, queue_name, container) == []  # deleted after its message
     assert cli(*conn, "delete", queue_name)[0] == 0
 
 
-def test_payloads_sweep(cli: Cli, both_conn_str: str, queue_name: str) -> None:
+def test_payloads_sweep(cli: Cli, azurite_both_conn_str: str, queue_name: str) -> None:
     container = _container()
-    conn = ("--connection-string", both_conn_str)
+    conn = ("--connection-string", azurite_both_conn_str)
 
     async def orphans() -> None:
         payloads = BlobPayloads(container=container)
-        async with QueueClient.from_connection_string(both_conn_str, queue_name, large_payloads=payloads) as q:
+        async with QueueClient.from_connection_string(azurite_both_conn_str, queue_name, large_payloads=payloads) as q:
             store = q._pool.payloads
             assert store is not None
             await store.blobs.create_container()
@@ -98,11 +98,11 @@ def test_payloads_sweep(cli: Cli, both_conn_str: str, queue_name: str) -> None:
     asyncio.run(orphans())
     sweep = (*conn, "payloads", "sweep", queue_name, "--container", container)
     assert cli(*sweep, "--dry-run") == (0, f"would remove 1 payload blob of {queue_name} (container {container})\n")
-    assert len(_blob_names(both_conn_str, queue_name, container)) == 3
+    assert len(_blob_names(azurite_both_conn_str, queue_name, container)) == 3
     code, out = cli("--json", *sweep)
     assert code == 0
     assert json.loads(out) == {"queue": queue_name, "container": container, "removed": 1, "dry_run": False}
-    assert sorted(_blob_names(both_conn_str, queue_name, container)) == [
+    assert sorted(_blob_names(azurite_both_conn_str, queue_name, container)) == [
         f"{queue_name}/forever",
         f"{queue_name}/waiting",
     ]

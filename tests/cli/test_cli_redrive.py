@@ -90,7 +90,7 @@ def test_bare_bodies_need_to(
     assert cli("send", poison, "from a Functions app")[0] == 0
     code, out = cli("redrive", poison)
     assert code == 2
-    assert out == f"moved 0 messages from {poison} (0 skipped by the filters, 1 without a poison record left)\n"
+    assert out == f"moved 0 messages from {poison} (0 skipped by the filters, 1 left without a target queue)\n"
     assert "pass --to QUEUE" in capsys.readouterr().err
     assert cli("redrive", poison, "--to", queue)[0] == 0
     assert _run(_texts(azurite.connection_string, queue)) == ["from a Functions app"]

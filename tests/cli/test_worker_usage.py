@@ -68,6 +68,7 @@ def test_a_plain_function_as_handler_is_one_line_and_exit_2(tmp_path: Path) -> N
         (["--handler-timeout", "0"], "--handler-timeout must be"),
         (["--max-dequeue-count", "0", "--processes", "3"], "--max-dequeue-count must be"),
         (["--poison-queue", "Bad_Name", "--processes", "2"], "--poison-queue: invalid queue name 'Bad_Name'"),
+        (["--metrics-port", "9464", "--lag-interval", "0"], "--lag-interval must be more than 0 seconds"),
     ],
 )
 def test_a_bad_option_is_said_once_with_the_worker_s_flag(tmp_path: Path, argv: list[str], words: str) -> None:

@@ -1,6 +1,7 @@
 """The client's surface: event hooks, User-Agent, per-call headers, resumable listing, receive_message,
-token audience and the client's properties. Against Azurite (through the recording proxy where a test
-looks at the wire); a local aiohttp.web stub only for a listing that Azurite cannot make loop."""
+token audience and the client's properties. Against the queue fixtures' service (Azurite, or the fake under
+the switch; through the recording proxy where a test looks at the wire); a local aiohttp.web stub only for a
+listing that neither can be made to loop."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from aioqueue import (
     generate_queue_sas,
 )
 from aioqueue.testing import DEV_ACCOUNT, DEV_KEY
+from tests.faults import token_refused
 from tests.helpers import STORAGE_SCOPE, mint_token
 
 NO_WAIT = RetryPolicy(max_attempts=3, initial_delay=0, max_delay=0, jitter=None)  # retries without sleeping
@@ -177,8 +179,9 @@ async def test_credentials_in_a_caller_s_headers_are_redacted_in_events(proxy, q
 
 async def test_token_authorization_is_redacted_in_events(proxy, queue_name):
     rec = Recorder()
+    proxy.script(token_refused())
     async with via_proxy(proxy, queue_name, credential=ScopeCredential(), event_hooks=rec.hooks) as q:
-        with pytest.raises(AuthenticationFailed):  # Azurite refuses bearer tokens over http
+        with pytest.raises(AuthenticationFailed):
             await q.exists()
     assert proxy.seen[0].headers["Authorization"].startswith("Bearer ")
     assert rec.requests[0].headers["Authorization"] == "REDACTED"
@@ -318,6 +321,7 @@ OPERATIONS: dict[str, Callable[[QueueClient, QueueServiceClient, QueueMessage], 
     "delete_message": lambda q, s, m: q.delete_message(m, headers=CLIENT_ID),
     "clear_messages": lambda q, s, m: q.clear_messages(headers=CLIENT_ID),
     "get_queue_properties": lambda q, s, m: q.get_queue_properties(headers=CLIENT_ID),
+    "lag": lambda q, s, m: q.lag(headers=CLIENT_ID),
     "exists": lambda q, s, m: q.exists(headers=CLIENT_ID),
     "set_queue_metadata": lambda q, s, m: q.set_queue_metadata({"a": "b"}, headers=CLIENT_ID),
     "get_queue_access_policy": lambda q, s, m: q.get_queue_access_policy(headers=CLIENT_ID),
@@ -335,7 +339,7 @@ async def test_per_call_header_is_signed_sent_and_echoed(proxy, queue_client, op
         await OPERATIONS[operation](service.get_queue_client(queue_client.queue_name), service, message)
     assert proxy.seen and all(s.headers.get("x-ms-client-request-id") == "abc-123" for s in proxy.seen)
     assert all(e.status is not None and e.status < 300 for e in rec.responses)  # signed: Shared Key accepted
-    assert all(e.headers.get("x-ms-client-request-id") == "abc-123" for e in rec.responses)  # Azurite echoes it
+    assert all(e.headers.get("x-ms-client-request-id") == "abc-123" for e in rec.responses)  # the service echoes it
 
 
 async def test_a_standard_header_in_lower_case_is_signed_too(proxy, queue_client):
@@ -564,8 +568,9 @@ async def test_receive_message_passes_visibility_timeout(queue_client):
 )
 async def test_token_is_asked_for_the_audience_s_scope(proxy, queue_name, audience, scope):
     credential = ScopeCredential()
+    proxy.script(token_refused())
     async with via_proxy(proxy, queue_name, credential=credential, audience=audience) as q:
-        with pytest.raises(AuthenticationFailed):  # Azurite refuses bearer tokens over http
+        with pytest.raises(AuthenticationFailed):
             await q.exists()
     assert credential.scopes == [(scope,)]
     assert proxy.seen[0].headers["Authorization"].startswith("Bearer ")

@@ -98,7 +98,7 @@ def _ensure_german_locale() -> str:
     return name
 
 
-async def test_signed_requests_work_under_a_german_lc_time(azurite, queue_client):
+async def test_signed_requests_work_under_a_german_lc_time(aioqueue_service, queue_client):
     """In a process whose LC_TIME is German, strftime says 'Fr, 27 Nov'; our x-ms-date must not."""
     name = _ensure_german_locale()
     script = f"""
@@ -114,7 +114,7 @@ async def spy(self, session, target, attempt):
     return await real(self, session, target, attempt)
 RetryingSession._attempt = spy
 async def main():
-    async with QueueClient({azurite.url!r}, {queue_client.queue_name!r}, credential={DEV_KEY!r}) as q:
+    async with QueueClient({aioqueue_service.url!r}, {queue_client.queue_name!r}, credential={DEV_KEY!r}) as q:
         await q.send_message("hallo")
         assert (await q.peek_messages())[0].content == "hallo"
     print(sent[0])

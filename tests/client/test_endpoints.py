@@ -490,13 +490,14 @@ def test_secondary_features_need_a_known_secondary():
         QueueClient("https://www.mydomain.com", "jobs", credential=SAS, secondary_hostname="ro.mydomain.com", **option)
 
 
-async def test_shared_key_to_a_secondary_host_is_accepted_by_azurite(azurite, queue_client):
-    """Azurite answers host-style URLs, secondary ones included, and checks the signature."""
-    await queue_client.send_message("replicated")
+async def test_shared_key_to_a_secondary_host_is_accepted_by_azurite(azurite, azurite_queue):
+    """Azurite answers host-style URLs, secondary ones included, and checks the signature (the fake
+    serves path-style URLs only: this is Azurite's, whatever the switch says)."""
+    await azurite_queue.send_message("replicated")
     url = f"http://{DEV_ACCOUNT}-secondary.queue.example.test:{azurite.port}"
     async with (
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=_ToLoopback())) as session,
-        QueueClient(url, queue_client.queue_name, credential=DEV_KEY, session=session) as q,
+        QueueClient(url, azurite_queue.queue_name, credential=DEV_KEY, session=session) as q,
     ):
         assert q.account_name == DEV_ACCOUNT
         [peeked] = await q.peek_messages()

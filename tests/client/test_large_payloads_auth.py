@@ -1,5 +1,6 @@
 """Large payloads (issue #27) under each credential: Entra ID tokens (Azurite's queue and blob services
-with oauth over HTTPS) and account SAS (the permissions docs/guide/large-messages.md names, per step)."""
+with oauth over HTTPS) and account SAS (the permissions docs/guide/large-messages.md names, per step: the
+queue fixtures' service and Azurite's blob service)."""
 
 from __future__ import annotations
 
@@ -106,40 +107,42 @@ def _account_sas(permission: str) -> str:
     )
 
 
-def _client(azurite: Azurite, blob: Azurite, name: str, container: str, permission: str) -> QueueClient:
+def _client(service: Any, blob: Azurite, name: str, container: str, permission: str) -> QueueClient:
+    """A client of the queue fixtures' service (Azurite, or the fake under the switch) with large payloads
+    on Azurite's blob service, both under one account SAS."""
     payloads = BlobPayloads(container=container, endpoint=blob.url, block_size=64 * 1024)  # 100 KiB: two blocks
     sas = _account_sas(permission)
-    return QueueClient(azurite.url, name, credential=sas, message_encoding="binary", large_payloads=payloads)
+    return QueueClient(service.url, name, credential=sas, message_encoding="binary", large_payloads=payloads)
 
 
 async def test_an_account_sas_with_the_documented_permissions_per_step(
-    azurite: Azurite, azurite_blob: Azurite, queue_client: QueueClient
+    aioqueue_service: Any, azurite_blob: Azurite, queue_client: QueueClient
 ) -> None:
     """send: aw (a: Put Message; w: Create Container, Put Block, Put Block List); receive: rpd (r: Get
     Blob; p: Get Messages and Delete Message; d: Delete Blob); sweep: ld (List Blobs, Delete Blob)."""
     name, container = queue_client.queue_name, f"payloads-{uuid.uuid4().hex[:12]}"
     data = os.urandom(100 * 1024)
-    async with _client(azurite, azurite_blob, name, container, "aw") as sender:
+    async with _client(aioqueue_service, azurite_blob, name, container, "aw") as sender:
         await sender.send_message(data)
     got: list[bytes] = []
 
     async def handle(msg: ReceivedMessage) -> None:
         got.append(msg.content)
 
-    async with _client(azurite, azurite_blob, name, container, "rpd") as receiver:
+    async with _client(aioqueue_service, azurite_blob, name, container, "rpd") as receiver:
         stats = await receiver.process(handle, max_messages=1, idle_timeout=5)
         assert stats.processed == 1 and got == [data]
         assert receiver._pool.payloads is not None and receiver._pool.payloads.orphans == 0
-    async with _client(azurite, azurite_blob, name, container, "ld") as sweeper:
+    async with _client(aioqueue_service, azurite_blob, name, container, "ld") as sweeper:
         assert await sweeper.sweep_payloads() == 0
         assert (await sweeper._pool.payloads.blobs.list_blobs(prefix=f"{name}/"))[0] == []  # type: ignore[union-attr]
 
 
 async def test_a_sas_without_write_fails_the_send_and_sends_nothing(
-    azurite: Azurite, azurite_blob: Azurite, queue_client: QueueClient
+    aioqueue_service: Any, azurite_blob: Azurite, queue_client: QueueClient
 ) -> None:
     container = f"payloads-{uuid.uuid4().hex[:12]}"
-    async with _client(azurite, azurite_blob, queue_client.queue_name, container, "ac") as sender:
+    async with _client(aioqueue_service, azurite_blob, queue_client.queue_name, container, "ac") as sender:
         with pytest.raises(PayloadError) as info:
             await sender.send_message(os.urandom(100 * 1024))  # Put Block needs w
     assert isinstance(info.value.__cause__, AuthenticationFailed)
@@ -148,17 +151,17 @@ async def test_a_sas_without_write_fails_the_send_and_sends_nothing(
 
 
 async def test_a_sas_without_delete_handles_the_message_and_leaves_a_counted_orphan(
-    azurite: Azurite, azurite_blob: Azurite, queue_client: QueueClient, caplog: pytest.LogCaptureFixture
+    aioqueue_service: Any, azurite_blob: Azurite, queue_client: QueueClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     name, container = queue_client.queue_name, f"payloads-{uuid.uuid4().hex[:12]}"
-    async with _client(azurite, azurite_blob, name, container, "aw") as sender:
+    async with _client(aioqueue_service, azurite_blob, name, container, "aw") as sender:
         await sender.send_message(os.urandom(100 * 1024))
     got: list[bytes] = []
 
     async def handle(msg: ReceivedMessage) -> None:
         got.append(msg.content)
 
-    async with _client(azurite, azurite_blob, name, container, "rp") as receiver:
+    async with _client(aioqueue_service, azurite_blob, name, container, "rp") as receiver:
         stats = await receiver.process(handle, max_messages=1, idle_timeout=5)
         assert stats.processed == 1 and len(got) == 1
         store = receiver._pool.payloads
@@ -168,10 +171,10 @@ async def test_a_sas_without_delete_handles_the_message_and_leaves_a_counted_orp
 
 
 async def test_a_sas_without_list_fails_the_sweep(
-    azurite: Azurite, azurite_blob: Azurite, queue_client: QueueClient
+    aioqueue_service: Any, azurite_blob: Azurite, queue_client: QueueClient
 ) -> None:
     container = f"payloads-{uuid.uuid4().hex[:12]}"
-    async with _client(azurite, azurite_blob, queue_client.queue_name, container, "rwd") as sweeper:
+    async with _client(aioqueue_service, azurite_blob, queue_client.queue_name, container, "rwd") as sweeper:
         with pytest.raises(AuthenticationFailed, match="AuthorizationPermissionMismatch"):
             await sweeper.sweep_payloads()
 

@@ -16,6 +16,7 @@ from aioqueue import (
     PopReceiptMismatch,
     QueueAlreadyExists,
     QueueClient,
+    QueueLag,
     QueueMessage,
     QueueNotFound,
     SendMessagesError,
@@ -61,6 +62,64 @@ async def test_properties_and_metadata(queue_client):
     assert props.approximate_message_count == 3
     await queue_client.set_queue_metadata(None)
     assert (await queue_client.get_queue_properties()).metadata == {}
+
+
+async def test_lag_of_a_queue_on_azurite(conn_str, queue_client):
+    empty = await queue_client.lag()
+    assert isinstance(empty, QueueLag) and empty.oldest_message_age is None and empty.approximate_message_count == 0
+    assert abs(empty.measured_on - datetime.now(UTC)) < timedelta(hours=1)  # Azurite's clock, this machine's
+    await queue_client.send_message("not base64 at all: ~~")
+    await queue_client.send_message("second")
+    async with QueueClient.from_connection_string(conn_str, queue_client.queue_name, message_encoding="base64") as q:
+        lag = await q.lag()  # nothing is decoded: content the encoding cannot read does not matter
+    assert lag.approximate_message_count == 2
+    assert lag.oldest_message_age is not None and timedelta(0) <= lag.oldest_message_age < timedelta(hours=1)
+    assert lag.measured_on >= empty.measured_on
+    assert len(await queue_client.peek_messages(max_messages=32)) == 2  # nothing hidden or received
+
+
+@pytest.mark.fake_options(clock="frozen")
+async def test_lag_ages_the_next_visible_message_by_the_service_s_clock(fake, fake_queue):
+    """The service's clock runs 2 minutes ahead of this machine's here: an age taken with the local
+    clock would be about 0 (clamped from -2 minutes), not the 120 s the service sees."""
+    start = fake.now.replace(microsecond=0)
+    first = await fake_queue.send_message("first")
+    fake.advance(timedelta(seconds=90))
+    await fake_queue.send_message("second")
+    fake.advance(timedelta(seconds=30))
+    lag = await fake_queue.lag()
+    assert lag == QueueLag(
+        oldest_message_age=timedelta(seconds=120),
+        approximate_message_count=2,
+        measured_on=start + timedelta(seconds=120),
+    )
+    [held] = await fake_queue.receive_messages(visibility_timeout=600)  # hidden: the next visible is younger
+    assert held.id == first.id
+    lag = await fake_queue.lag()
+    assert lag.oldest_message_age == timedelta(seconds=30) and lag.approximate_message_count == 2
+    await fake_queue.clear_messages()
+    assert (await fake_queue.lag()).oldest_message_age is None
+
+
+async def test_lag_sends_its_two_requests_at_once(fake, fake_queue):
+    """The metadata is asked for while the peek is still held: concurrent, not one after the other."""
+    await fake_queue.send_message("m")
+    gate = fake.hold("peek_messages")
+    task = asyncio.ensure_future(fake_queue.lag())
+    await asyncio.wait_for(gate.arrived.wait(), 30)
+    deadline = asyncio.get_running_loop().time() + 30
+    while not any(r.operation == "get_queue_metadata" for r in fake.requests):
+        assert asyncio.get_running_loop().time() < deadline, "no Get Queue Metadata while the peek was held"
+        await asyncio.sleep(0.01)
+    gate.release.set()
+    lag = await asyncio.wait_for(task, 30)
+    assert lag.approximate_message_count == 1 and lag.oldest_message_age is not None
+
+
+async def test_lag_of_a_missing_queue_is_queue_not_found(fake, queue_name):
+    async with QueueClient.from_connection_string(fake.connection_string, queue_name, retry=None) as q:
+        with pytest.raises(QueueNotFound):
+            await q.lag()
 
 
 async def test_send_peek_receive_delete(queue_client):

@@ -5,6 +5,7 @@ queue with ``to=``. Against Azurite (and its blob service for the reference); fa
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from datetime import timedelta
@@ -23,9 +24,10 @@ from aioqueue import (
     TransportError,
     _redrive,
 )
+from aioqueue._messages import RawMessage
 from aioqueue.testing import DEV_KEY
 from tests.client.payloads import blobs, large_queue
-from tests.faults import Fault, FaultProxy
+from tests.faults import Fault, FaultProxy, Gate
 
 EXPIRES = "aioqueue_expires"
 
@@ -239,6 +241,8 @@ async def test_rate_paces_the_resends(queue_factory: Any, monkeypatch: pytest.Mo
         ({"older_than": -1}, "older_than"),
         ({"newer_than": "1h"}, "newer_than"),
         ({"dry_run": "yes"}, "dry_run"),
+        ({"ids": [["a list"]]}, "ids"),
+        ({"on_progress": 5}, "on_progress"),
     ],
 )
 async def test_bad_arguments_are_refused_before_any_request(
@@ -248,3 +252,133 @@ async def test_bad_arguments_are_refused_before_any_request(
         with pytest.raises(ConfigurationError, match=says):
             await poison.redrive(**arguments)
     assert proxy.seen == []
+
+
+async def test_a_resend_retried_after_a_lost_answer_is_a_counted_duplicate(
+    queue_factory: Any, proxy: FaultProxy
+) -> None:
+    queue = await queue_factory(prefix="redrive")
+    await _poison(queue, "m")
+    async with QueueClient(proxy.url(), f"{queue.queue_name}-poison", credential=DEV_KEY) as poison:
+        proxy.script(Fault("reset_after", method="POST"))  # stored; the answer lost; the retry stores it again
+        result = await poison.redrive()
+    assert await _texts(queue) == ["m", "m"]
+    assert (result.moved, result.duplicates) == (1, 1)  # what reached the target twice is counted
+    assert await _texts(_poison_queue(queue)) == []
+
+
+async def test_two_records_of_one_message_count_a_duplicate(queue_factory: Any) -> None:
+    """A message poisoned twice (its copy landed, the delete from its queue failed, so it came back and
+    was poisoned again) has two records: both go back, and the second is counted as a duplicate."""
+    queue = await queue_factory(prefix="redrive")
+    await _poison(queue, "twice")
+    poison = _poison_queue(queue)
+    (text,) = await _texts(poison)
+    await poison.send_message(text)  # its second record: the same message id
+    result = await poison.redrive()
+    assert (result.moved, result.duplicates) == (2, 1)
+    assert await _texts(queue) == ["twice", "twice"]
+
+
+async def test_a_record_poisoned_again_during_the_run_is_left_for_the_next_run(
+    queue_factory: Any, proxy: FaultProxy
+) -> None:
+    """A redriven message that fails at once is poisoned again while the redrive still runs: the run
+    leaves that new record (skipped), rather than chasing its own messages for as long as they fail."""
+    queue = await queue_factory(prefix="redrive")
+    await _poison(queue, "fails again")
+    gate = Gate()
+    async with QueueClient(proxy.url(), f"{queue.queue_name}-poison", credential=DEV_KEY) as poison:
+        proxy.script(Fault("hold_after", method="DELETE", gate=gate))
+        run = asyncio.create_task(poison.redrive())
+        await gate.arrived.wait()  # re-sent, and its record deleted (the answer held)
+        await _fail_all(queue, 1)  # handled, failed, poisoned again: a new record
+        gate.release.set()
+        result = await run
+    assert (result.moved, result.skipped, result.duplicates) == (1, 1, 0)
+    (left,) = [PoisonRecord.parse(t) for t in await _texts(_poison_queue(queue))]
+    assert left.content == "fails again" and left.is_record  # visible again, for the next run
+
+
+async def test_a_bare_body_poisoned_again_during_the_run_is_left_for_the_next_run(
+    queue_factory: Any, proxy: FaultProxy
+) -> None:
+    queue = await queue_factory(prefix="redrive")
+    poison = _poison_queue(queue)
+    await poison.create_queue()
+    await poison.send_message("from a Functions app")
+    gate = Gate()
+
+    async def fail(msg: ReceivedMessage) -> None:
+        raise ValueError("still broken")
+
+    async with QueueClient(proxy.url(), poison.queue_name, credential=DEV_KEY) as through:
+        proxy.script(Fault("hold_after", method="DELETE", gate=gate))
+        run = asyncio.create_task(through.redrive(to=queue.queue_name))
+        await gate.arrived.wait()
+        stats = await queue.process(fail, max_dequeue_count=1, poison_format="body", idle_timeout=1, poll_interval=0.05)
+        assert stats.poisoned == 1
+        gate.release.set()
+        result = await run
+    assert (result.moved, result.skipped) == (1, 1)
+    assert await _texts(poison) == ["from a Functions app"]
+
+
+async def test_a_missing_source_queue_leaves_its_records_and_the_rest_move(queue_factory: Any) -> None:
+    queue = await queue_factory(prefix="redrive")
+    gone = await queue_factory(prefix="redrive")
+    await _poison(queue, "a")
+    await gone.send_message("b")
+
+    async def fail(msg: ReceivedMessage) -> None:
+        raise ValueError("no")
+
+    # one poison queue for both
+    await gone.process(fail, max_dequeue_count=1, poison_queue=f"{queue.queue_name}-poison", idle_timeout=1)
+    await gone.delete_queue()
+    poison = _poison_queue(queue)
+    result = await poison.redrive()
+    assert (result.moved, result.no_target) == (1, 1)
+    assert await _texts(queue) == ["a"]
+    (left,) = [PoisonRecord.parse(t) for t in await _texts(poison)]
+    assert left.content == "b" and left.source_queue == gone.queue_name  # left, visible again
+    with pytest.raises(RedriveError) as caught:  # a missing to= stops it (a typo)
+        await poison.redrive(to=f"{gone.queue_name}-typo")
+    assert isinstance(caught.value.error, QueueNotFound)
+
+
+async def test_a_record_naming_the_poison_queue_itself_as_its_source_is_left(queue_factory: Any) -> None:
+    """Re-sent into the poison queue itself, its record would become a bare body: its reason and
+    failures gone. It is left (no_target), as it is."""
+    queue = await queue_factory(prefix="redrive")
+    poison = _poison_queue(queue)
+    await poison.create_queue()
+    record = PoisonRecord(content="m", source_queue=poison.queue_name, message_id="m1", reason="why", version=1)
+    await poison._ops.put_message(record.text(), {})
+    result = await poison.redrive()
+    assert (result.moved, result.no_target) == (0, 1)
+    assert await _texts(poison) == [record.text()]
+
+
+async def test_a_record_whose_content_no_message_can_carry_is_left_and_the_run_goes_on(queue_factory: Any) -> None:
+    """A record (not aioqueue's) whose JSON content escapes a lone surrogate: re-sending it could only fail
+    (it has no UTF-8), so it is a bare body, left for want of to=; the run goes on."""
+    queue = await queue_factory(prefix="redrive")
+    poison = _poison_queue(queue)
+    await poison.create_queue()
+    bad = '{"aioqueue_poison":1,"source_queue":"' + queue.queue_name + '","content":"\\ud800"}'
+    await poison._ops.put_message(bad, {})
+    result = await poison.redrive()
+    assert (result.moved, result.no_target) == (0, 1)
+    assert await _texts(poison) == [bad]
+
+
+async def test_messages_left_are_held_by_their_receipt_alone() -> None:
+    """What a run leaves (filtered out, a dry run's, beyond its limit) is held until the end by id and
+    receipt only: not its text (a filter over a million 64 KiB records must not hold them all)."""
+    async with QueueClient("http://127.0.0.1:9/devstoreaccount1", "jobs-poison", credential=DEV_KEY) as poison:
+        where = _redrive.redrive_filter("KeyError", None, None, None)
+        run = _redrive.Redriver(poison._ops, None, dry_run=False, limit=None, rate=None, where=where)
+        await run._consider(RawMessage("m1", None, None, "receipt-1", None, "1", "x" * 60_000))
+        assert run.result.skipped == 1
+        assert run._held["m1"].text is None and run._held["m1"].pop_receipt == "receipt-1"

@@ -24,6 +24,8 @@ from aioqueue import (
 )
 from aioqueue._encoding import MAX_MESSAGE_BYTES
 from aioqueue._poison import POISON_PREFIX, failure_of, record_text
+from aioqueue.testing import DEV_KEY
+from tests.faults import Fault, FaultProxy
 
 WHEN = datetime(2026, 11, 27, 3, 46, 5, tzinfo=timezone.utc)
 
@@ -83,6 +85,23 @@ def test_any_other_text_is_a_bare_body() -> None:
     assert PoisonRecord.parse(later).source_queue == "q" and PoisonRecord.parse(later).version == 2
 
 
+def test_deeply_nested_json_that_looks_like_a_record_is_a_bare_body() -> None:
+    """A hostile or broken message opening like a record, nested deeper than Python's recursion limit:
+    read as a bare body (so a redrive goes on), never a RecursionError."""
+    text = POISON_PREFIX + '1,"failures":' + "[" * 50_000 + "]" * 50_000 + ',"content":"x"}'
+    record = PoisonRecord.parse(text)
+    assert not record.is_record and record.content == text
+
+
+@pytest.mark.parametrize("escaped", ["\\ud800", "\\u0001", "\\uffff"])
+def test_a_record_whose_content_no_message_can_carry_is_a_bare_body(escaped: str) -> None:
+    """JSON can escape a lone surrogate or a control character that no queue message holds: such a
+    record was never written by aioqueue, and its content cannot be re-sent (a bare body, as it is)."""
+    text = POISON_PREFIX + '1,"source_queue":"jobs","content":"a' + escaped + 'b"}'
+    record = PoisonRecord.parse(text)
+    assert not record.is_record and record.content == text
+
+
 def test_a_failure_is_redacted_and_carries_its_type_host_and_pid() -> None:
     class OrderRejected(Exception):
         pass
@@ -108,6 +127,15 @@ def test_a_record_too_big_cuts_the_failures_then_gives_up_for_near_64_kib_conten
     assert record_text(_record("c" * (MAX_MESSAGE_BYTES - 100))) is None
     # quotes take two characters each in JSON
     assert record_text(_record('"' * 40_000)) is None
+
+
+async def test_the_queue_itself_as_its_poison_queue_is_refused_before_any_request() -> None:
+    """Its poison records would come back to its own handler, and be poisoned into it again."""
+    async with QueueClient("http://127.0.0.1:9/devstoreaccount1", "jobs", credential=DEV_KEY) as queue:
+        with pytest.raises(ConfigurationError, match="poison_queue"):
+            queue.receive(max_dequeue_count=3, poison_queue="jobs")
+        with pytest.raises(ConfigurationError, match="poison_queue"):
+            await queue.process(_never, max_dequeue_count=3, poison_queue="jobs")
 
 
 # ---- when, and what, against Azurite -------------------------------------------------------------------
@@ -171,6 +199,24 @@ async def test_a_stream_poisons_on_the_last_allowed_delivery_too(queue_factory: 
     # each stream remembers the failures it saw: the second one, its own
     assert record.dequeue_count == 2 and [f.type for f in record.failures] == ["KeyError"]
     assert await _raw_texts(queue) == []
+
+
+async def test_a_failed_delete_after_the_poison_copy_keeps_the_handlers_error(
+    queue_factory: Any, proxy: FaultProxy
+) -> None:
+    """The copy reached the poison queue, the delete from the queue failed: ``async with msg:`` still
+    raises the handler's error (not MessageSettled), and the message stays, to be poisoned again."""
+    queue = await queue_factory(prefix="records")
+    await queue.send_message("m")
+    async with QueueClient(proxy.url(), queue.queue_name, credential=DEV_KEY, retry=None) as through:
+        proxy.script(Fault("500", method="DELETE"))
+        with pytest.raises(KeyError):
+            async for msg in through.receive(max_dequeue_count=1, idle_timeout=1, poll_interval=0.05):
+                async with msg:
+                    raise KeyError("no such customer")
+    (record,) = await _records(queue)
+    assert record.content == "m"
+    assert (await queue.get_queue_properties()).approximate_message_count == 1  # still there: never lost
 
 
 async def test_a_batch_poisons_its_messages_on_their_last_allowed_delivery(queue_factory: Any) -> None:

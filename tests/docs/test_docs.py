@@ -282,11 +282,12 @@ def test_dev_docs_needs_only_the_docs_extra(tmp_path):
     assert stamp.hexdigest()[:16] in (repo / ".venv" / ".aioqueue-docs-stamp").read_text()
 
 
-async def test_the_official_sdk_reaches_azurite_with_the_migration_pages_api_version(conn_str, queue_client):
+async def test_the_official_sdk_reaches_azurite_with_the_migration_pages_api_version(azurite, azurite_queue):
+    """Azurite's, whatever the switch says: the fake takes the SDK's default version, as Azure does."""
     page = (ROOT / "docs" / "migration.md").read_text()
     shown = re.search(r'api_version="(\d{4}-\d{2}-\d{2})"', page)
     assert shown, "docs/migration.md does not show how to set the official SDK's api_version for Azurite"
-    queue = queue_client.queue_name
+    conn_str, queue = azurite.connection_string, azurite_queue.queue_name
     # what the page says first: the official SDK's default is refused
     async with OfficialQueueClient.from_connection_string(conn_str, queue) as refused:
         with pytest.raises(HttpResponseError) as error:

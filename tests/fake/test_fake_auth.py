@@ -290,6 +290,21 @@ async def test_a_tampered_sas_is_refused_with_the_string_to_sign(fake: FakeQueue
     assert f"\n/queue/{DEV_ACCOUNT}/{name}\n" in detail
 
 
+async def test_the_official_sdk_at_its_own_newest_version_is_served(fake: FakeQueueService, queue_name: str):
+    """azure-storage-queue 12.18.1 sends x-ms-version 2026-10-06, its newest, unless told otherwise, and its
+    SAS signer puts that version in sv: the fake answered both 400 as unknown versions."""
+    from azure.storage.queue._shared.shared_access_signature import SharedAccessSignature
+    from azure.storage.queue.aio import QueueClient as OfficialQueueClient
+
+    async with OfficialQueueClient.from_connection_string(fake.connection_string, queue_name) as sdk:
+        await sdk.create_queue()
+        await sdk.send_message("from the official SDK")
+    sas = SharedAccessSignature(DEV_ACCOUNT, DEV_KEY).generate_account("q", "sco", "r", EXPIRY)
+    assert "sv=2026-10-06" in sas
+    async with QueueClient(fake.url, queue_name, credential=sas) as queue:
+        assert [m.content for m in await queue.peek_messages()] == ["from the official SDK"]
+
+
 # ---- bearer tokens -----------------------------------------------------------------------------
 
 

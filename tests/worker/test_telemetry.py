@@ -35,6 +35,7 @@ from aioqueue import (
     Worker,
     generate_queue_sas,
 )
+from aioqueue._autoscale import LagSampler, add_gauges
 from aioqueue._telemetry import OFF, SYSTEM
 from aioqueue.testing import DEV_ACCOUNT, DEV_KEY, FakeQueueService
 from tests.faults import Fault
@@ -440,7 +441,7 @@ async def test_nothing_is_recorded_without_a_configured_provider(conn_str, queue
         assert [m.content for m in await queue.receive_messages()] == ["x"]
 
 
-def test_works_without_opentelemetry_installed(azurite, queue_name):
+async def test_works_without_opentelemetry_installed(conn_str, queue_name):
     """With opentelemetry not importable, aioqueue imports and works, and records nothing."""
     script = f"""
 import asyncio, sys
@@ -452,7 +453,7 @@ sys.meta_path.insert(0, Hide())
 import aioqueue, aioqueue._telemetry as t
 assert t.otel_trace is None
 async def main():
-    async with aioqueue.QueueClient.from_connection_string({azurite.connection_string!r}, {queue_name!r}) as q:
+    async with aioqueue.QueueClient.from_connection_string({conn_str!r}, {queue_name!r}) as q:
         assert q._ops.operation("send") is t.OFF
         await q.create_queue()
         await q.send_message("x")
@@ -463,12 +464,14 @@ async def handler(msg):
 asyncio.run(main())
 print("ok")
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=os.environ)
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=os.environ
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
 
 
-def test_global_providers_set_after_the_client_was_made_are_used(azurite, queue_name):
+async def test_global_providers_set_after_the_client_was_made_are_used(conn_str, queue_name):
     """The usual set-up: the SDK configured globally (here after the client exists), no option passed."""
     script = f"""
 import asyncio
@@ -481,7 +484,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import aioqueue, aioqueue._telemetry as t
 
 async def main():
-    async with aioqueue.QueueClient.from_connection_string({azurite.connection_string!r}, {queue_name!r}) as q:
+    async with aioqueue.QueueClient.from_connection_string({conn_str!r}, {queue_name!r}) as q:
         assert q._ops.operation("send") is t.OFF
         await q.create_queue()
         exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
@@ -495,7 +498,9 @@ async def main():
         print("messaging.client.sent.messages" in names)
 asyncio.run(main())
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:2] == [f"['send {queue_name}']", "True"]
 
@@ -553,6 +558,71 @@ async def test_worker_stats_can_be_read_while_it_runs(queue_client):
         await worker.run()
 
 
+@pytest.mark.fake_options(clock="frozen")
+async def test_prefetched_counts_a_fetched_batch_until_its_handlers_start(fake, fake_queue):
+    """While a batch waits on one of its messages being moved to the poison queue, all three are fetched
+    (hidden from other consumers) and none has started: prefetched counts them, in_flight does not."""
+    await fake_queue.send_messages(["one", "two", "three"], concurrency=1)
+    [once] = await fake_queue.receive_messages(visibility_timeout=1)  # the worker's receive is its second
+    await fake_queue.update_message(once, visibility_timeout=0)
+    gate = fake.hold("create_queue")  # the poison queue, made on demand: the move waits there
+    handled: list[str] = []
+    seen: list[int] = []
+
+    async def handler(msg: ReceivedMessage) -> None:
+        handled.append(msg.content)
+        seen.append(worker.prefetched)  # handed on: not counted any more (before the next receive answers)
+
+    worker = fake_queue.worker(handler, concurrency=4, max_dequeue_count=1)
+    assert worker.prefetched == 0
+    task = asyncio.ensure_future(worker.run())
+    await asyncio.wait_for(gate.arrived.wait(), BOUND)
+    assert (worker.prefetched, worker.in_flight, handled) == (3, 0, [])
+    gate.release.set()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BOUND
+    while worker.stats.processed < 2:
+        assert loop.time() < deadline, worker.stats
+        await asyncio.sleep(0.02)
+    assert seen == [0, 0] and sorted(handled) == sorted({"one", "two", "three"} - {once.content})
+    worker.stop()
+    stats = await asyncio.wait_for(task, BOUND)
+    assert (stats.poisoned, stats.processed) == (1, 2)
+
+
+async def test_the_lag_gauges_are_left_out_while_measuring_fails(fake, fake_queue, otel):
+    """An outage must not leave a stale age standing in for the queue's: while measuring fails the gauges
+    observe nothing, and the first measurement that works again brings them back."""
+    await fake_queue.send_message("waiting")
+    loop = asyncio.get_running_loop()
+
+    async def until(condition: Any, what: str) -> None:
+        deadline = loop.time() + BOUND
+        while not condition():
+            assert loop.time() < deadline, what
+            await asyncio.sleep(0.01)
+
+    async with QueueClient.from_connection_string(fake.connection_string, fake_queue.queue_name, retry=None) as q:
+        sampler = LagSampler(q.lag, 0.05)
+        add_gauges(otel.meter_provider.get_meter("test"), q.worker(_ok), sampler, {"q": q.queue_name})
+        sampler.start()
+        try:
+            await until(lambda: sampler.latest is not None, "a first measurement")
+            gauges = otel.metrics()
+            assert [p.value for p in gauges["aioqueue.queue.messages"]] == [1]
+            assert [p.value for p in gauges["aioqueue.worker.prefetched"]] == [0]
+            fake.fail("get_queue_metadata", status=500, code="InternalError", times=1_000_000)
+            await until(lambda: sampler.latest is None, "measuring failing")
+            gauges = otel.metrics()
+            assert gauges.get("aioqueue.queue.oldest_message_age", []) == []
+            assert gauges.get("aioqueue.queue.messages", []) == []
+            fake.clear_faults()
+            await until(lambda: sampler.latest is not None, "measuring working again")
+            assert [p.value for p in otel.metrics()["aioqueue.queue.messages"]] == [1]
+        finally:
+            await sampler.aclose()
+
+
 async def test_a_worker_shows_only_its_documented_surface():
     """Its internals (link, consumer, tasks, changed, ...) were public attributes, shown undocumented in the
     API reference (issue #25, item 7): every public member is now a documented property or method."""
@@ -560,7 +630,7 @@ async def test_a_worker_shows_only_its_documented_surface():
         worker = queue.worker(_ok)
         assert [name for name in vars(worker) if not name.startswith("_")] == []
         public = [name for name in dir(Worker) if not name.startswith("_")]
-        assert {"run", "stop", "stats", "received", "in_flight", "state", "last_answer"} <= set(public)
+        assert {"run", "stop", "stats", "received", "in_flight", "prefetched", "state", "last_answer"} <= set(public)
         assert [name for name in public if not getattr(Worker, name).__doc__] == []
 
 

@@ -1,5 +1,9 @@
 """``aioqueue worker --metrics-port``: a Prometheus scrape whose counters move, Kubernetes probes
-that answer (and say not-ready while the queue does not answer), and ``--log-format json``."""
+that answer (and say not-ready while the queue does not answer), and ``--log-format json``.
+
+The workers reach the queue fixtures' service (``conn_str``, ``proxy``): Azurite, or under the switch the
+test's FakeQueueService, which answers from the test's event loop; so a test waits for a worker's exit in a
+thread (``stop``), never by blocking the loop."""
 
 from __future__ import annotations
 
@@ -14,7 +18,9 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -22,8 +28,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client.parser import text_string_to_metric_families
 
 from aioqueue._runner import JsonFormatter
-from aioqueue.testing import DEV_KEY
-from tests.faults import FaultProxy
+from aioqueue.testing import connection_string
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM")
 
@@ -56,8 +61,8 @@ def free_port(count: int = 1) -> int:
     raise AssertionError("no free ports")
 
 
-def start(conn_str: str, tmp_path: Path, queue: str, *options: str) -> subprocess.Popen[str]:
-    (tmp_path / "metrics_handler.py").write_text(HANDLER)
+def start(conn_str: str, tmp_path: Path, queue: str, *options: str, handler: str = HANDLER) -> subprocess.Popen[str]:
+    (tmp_path / "metrics_handler.py").write_text(handler)
     return subprocess.Popen(
         [str(SCRIPT), "worker", queue, "metrics_handler:handle", "--metrics-host", "127.0.0.1", *options],
         cwd=tmp_path,
@@ -101,17 +106,17 @@ def value(found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str,
     return sum(v for (n, ls), v in found.items() if n == name and set(labels.items()) <= ls)
 
 
-def stop(proc: subprocess.Popen[str]) -> str:
+async def stop(proc: subprocess.Popen[str]) -> str:
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=BOUND)
+    _, err = await asyncio.to_thread(proc.communicate, timeout=BOUND)
     assert proc.returncode == 0, err
     return err
 
 
-async def test_a_scrape_shows_the_counters_moving_and_the_probes_answer(azurite, queue_client, tmp_path):
+async def test_a_scrape_shows_the_counters_moving_and_the_probes_answer(conn_str, queue_client, tmp_path):
     port = free_port()
     proc = start(
-        azurite.connection_string,
+        conn_str,
         tmp_path,
         queue_client.queue_name,
         "--metrics-port",
@@ -172,7 +177,7 @@ async def test_a_scrape_shows_the_counters_moving_and_the_probes_answer(azurite,
             assert time.monotonic() < deadline, "the processed counter did not move"
             await asyncio.sleep(0.1)
     finally:
-        err = stop(proc)
+        err = await stop(proc)
     records = [json.loads(line) for line in err.splitlines()]  # every line is one JSON object
     assert {"time", "level", "logger", "pid", "message"} <= set(records[0])
     failures = [r for r in records if r["level"] == "ERROR" and "handler failed" in r["message"]]
@@ -180,42 +185,111 @@ async def test_a_scrape_shows_the_counters_moving_and_the_probes_answer(azurite,
     assert any("done: processed=" in r["message"] for r in records)
 
 
-async def test_ready_fails_while_the_queue_does_not_answer_and_live_does_not(azurite, queue_client, tmp_path):
+# "block" holds the one handler slot until the test creates the file "go"
+BLOCKING = """
+import asyncio, os
+
+async def handle(msg):
+    if msg.content == "block":
+        open("started", "w").close()
+        while not os.path.exists("go"):
+            await asyncio.sleep(0.05)
+"""
+AGE, COUNT = "aioqueue_queue_oldest_message_age_seconds", "aioqueue_queue_messages"
+
+
+async def scrape_until(port: int, proc: subprocess.Popen[str], what: str, condition: Any) -> dict[Any, float]:
+    """The first scrape whose samples satisfy ``condition``."""
+    deadline = time.monotonic() + BOUND
+    while True:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        found = samples((await get(port, "/metrics"))[1])
+        if condition(found):
+            return found
+        gauges = {n: v for (n, _), v in found.items() if n in (AGE, COUNT) or n.startswith("aioqueue_worker")}
+        assert time.monotonic() < deadline, f"{what}: {gauges}"
+        await asyncio.sleep(0.1)
+
+
+def names(found: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> set[str]:
+    return {name for name, _ in found}
+
+
+@pytest.mark.fake_options(clock="frozen")
+async def test_the_oldest_message_age_rises_while_the_queue_waits_and_falls_to_0_once_drained(
+    fake, fake_queue, tmp_path
+):
+    """On the fake service, whose clock the test moves: a message waiting behind a busy handler ages ten
+    minutes in a moment, and once the queue is drained the gauges say 0 (measured, not missing)."""
     port = free_port()
-    async with FaultProxy(f"http://127.0.0.1:{azurite.port}") as proxy:
-        conn_str = (
-            f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={DEV_KEY};"
-            f"QueueEndpoint={proxy.url()};"
-        )
-        proc = start(conn_str, tmp_path, queue_client.queue_name, "--metrics-port", str(port), "--ready-within", "1s")
-        try:
-            await until(port, "/healthz/ready", 200, proc)
-            proxy.script(*["503"] * 100_000)  # every request from now on: ServerBusy
-            body = json.loads(await until(port, "/healthz/ready", 503, proc))
-            assert body["ready"] is False and "receiving has failed" in body["reason"]
-            assert body["failing_for_seconds"] >= 1
-            status, live = await get(port, "/healthz/live")
-            assert status == 200 and json.loads(live)["state"] == "running"
-            assert value(samples((await get(port, "/metrics"))[1]), "aioqueue_worker_ready") == 0
-            proxy.faults.clear()
-            await until(port, "/healthz/ready", 200, proc)
-        finally:
-            stop(proc)
-
-
-async def test_each_of_several_processes_serves_on_its_own_port(azurite, queue_client, tmp_path):
-    port = free_port(2)
     proc = start(
-        azurite.connection_string, tmp_path, queue_client.queue_name, "--metrics-port", str(port), "--processes", "2"
+        fake.connection_string,
+        tmp_path,
+        fake_queue.queue_name,
+        "--metrics-port", str(port), "--lag-interval", "0.2", "--concurrency", "1", "--visibility", "1h",
+        handler=BLOCKING,
+    )  # fmt: skip
+    try:
+        await until(port, "/healthz/ready", 200, proc)
+        await fake_queue.send_message("block")
+        deadline = time.monotonic() + BOUND
+        while not (tmp_path / "started").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the handler did not start"
+            await asyncio.sleep(0.05)
+        await fake_queue.send_message("waiting")  # no free handler slot: it waits in the queue
+        queue = {"messaging_destination_name": fake_queue.queue_name}
+        found = await scrape_until(port, proc, "both counted", lambda f: value(f, COUNT, **queue) == 2)
+        assert value(found, AGE, **queue) < 60  # the service's clock has not moved
+        assert value(found, "aioqueue_worker_in_flight") == 1 and value(found, "aioqueue_worker_prefetched") == 0
+        fake.advance(timedelta(minutes=10))
+        found = await scrape_until(port, proc, "the age rising", lambda f: value(f, AGE, **queue) >= 599)
+        assert value(found, AGE) <= 601 and value(found, COUNT) == 2
+        (tmp_path / "go").touch()
+        found = await scrape_until(port, proc, "drained", lambda f: value(f, COUNT) == 0 and value(f, AGE) == 0)
+        assert {AGE, COUNT} <= names(found)  # measured as 0, not left out
+        health = json.loads((await get(port, "/healthz"))[1])
+        assert health["processed"] == 2 and health["prefetched"] == 0
+    finally:
+        await stop(proc)  # the fake answers the worker's last requests meanwhile
+
+
+async def test_ready_fails_while_the_queue_does_not_answer_and_live_does_not(proxy, queue_client, tmp_path):
+    port = free_port()
+    proc = start(
+        connection_string("127.0.0.1", proxy.port),
+        tmp_path,
+        queue_client.queue_name,
+        "--metrics-port",
+        str(port),
+        "--ready-within",
+        "1s",
     )
+    try:
+        await until(port, "/healthz/ready", 200, proc)
+        proxy.script(*["503"] * 100_000)  # every request from now on: ServerBusy
+        body = json.loads(await until(port, "/healthz/ready", 503, proc))
+        assert body["ready"] is False and "receiving has failed" in body["reason"]
+        assert body["failing_for_seconds"] >= 1
+        status, live = await get(port, "/healthz/live")
+        assert status == 200 and json.loads(live)["state"] == "running"
+        assert value(samples((await get(port, "/metrics"))[1]), "aioqueue_worker_ready") == 0
+        proxy.faults.clear()
+        await until(port, "/healthz/ready", 200, proc)
+    finally:
+        await stop(proc)
+
+
+async def test_each_of_several_processes_serves_on_its_own_port(conn_str, queue_client, tmp_path):
+    port = free_port(2)
+    proc = start(conn_str, tmp_path, queue_client.queue_name, "--metrics-port", str(port), "--processes", "2")
     try:
         states = [json.loads(await until(p, "/healthz/ready", 200, proc))["state"] for p in (port, port + 1)]
         assert states == ["running", "running"]
     finally:
-        stop(proc)
+        await stop(proc)
 
 
-def test_without_the_prometheus_extra_the_command_says_what_to_install(azurite, tmp_path):
+async def test_without_the_prometheus_extra_the_command_says_what_to_install(conn_str, tmp_path):
     (tmp_path / "metrics_handler.py").write_text(HANDLER)
     script = """
 import sys
@@ -227,10 +301,11 @@ sys.meta_path.insert(0, Hide())
 from aioqueue.cli import main
 sys.exit(main(["worker", "jobs", "metrics_handler:handle", "--metrics-port", "9464"]))
 """
-    done = subprocess.run(
+    done = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-c", script],
         cwd=tmp_path,
-        env={**os.environ, "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string},
+        env={**os.environ, "AZURE_STORAGE_CONNECTION_STRING": conn_str},
         capture_output=True,
         text=True,
         timeout=BOUND,
@@ -252,13 +327,14 @@ def test_json_log_lines_carry_the_current_span_ids():
     assert inside["span_id"] == f"{context.span_id:016x}"
 
 
-def test_port_0_is_refused_with_several_processes(azurite, tmp_path):
+async def test_port_0_is_refused_with_several_processes(conn_str, tmp_path):
     """Child i serves on PORT + i: from 0 that would be ports 1, 2, ... (found in review)."""
     (tmp_path / "metrics_handler.py").write_text(HANDLER)
-    done = subprocess.run(
+    done = await asyncio.to_thread(
+        subprocess.run,
         [str(SCRIPT), "worker", "jobs", "metrics_handler:handle", "--metrics-port", "0", "--processes", "2"],
         cwd=tmp_path,
-        env={**os.environ, "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string},
+        env={**os.environ, "AZURE_STORAGE_CONNECTION_STRING": conn_str},
         capture_output=True,
         text=True,
         timeout=BOUND,

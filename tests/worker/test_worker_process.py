@@ -1,5 +1,9 @@
 """Workers as processes: ``aioqueue worker`` (the installed console script) and examples/worker.py,
-stopped by SIGTERM while idle, as Kubernetes stops a pod."""
+stopped by SIGTERM while idle, as Kubernetes stops a pod.
+
+The workers reach the queue fixtures' service (``conn_str``): Azurite, or under the switch the test's
+FakeQueueService, which answers from the test's event loop; so the tests wait for the processes in a
+thread (``asyncio.to_thread``), never by blocking the loop."""
 
 from __future__ import annotations
 
@@ -14,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from aioqueue import QueueClient
-from aioqueue.testing import Azurite
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM")
 
@@ -30,22 +33,22 @@ async def handle(msg):
 GRACE = 2.0  # what the issue asks: an idle worker given SIGTERM exits within 2 s
 
 
-def env_for(azurite: Azurite, tmp_path: Path) -> dict[str, str]:
+def env_for(conn_str: str, tmp_path: Path) -> dict[str, str]:
     return {
         **os.environ,
-        "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string,
+        "AZURE_STORAGE_CONNECTION_STRING": conn_str,
         "HANDLED_FILE": str(tmp_path / "handled.txt"),
     }
 
 
 def start_worker(
-    azurite: Azurite, tmp_path: Path, queue: str, *options: str, handler: str = HANDLER
+    conn_str: str, tmp_path: Path, queue: str, *options: str, handler: str = HANDLER
 ) -> subprocess.Popen[str]:
     (tmp_path / "jobs_handler.py").write_text(handler)
     return subprocess.Popen(
         [str(SCRIPT), "worker", queue, "jobs_handler:handle", *options],
         cwd=tmp_path,
-        env=env_for(azurite, tmp_path),
+        env=env_for(conn_str, tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
@@ -89,14 +92,14 @@ async def wait_until_empty(conn_str: str, queue: str, timeout: float = 60) -> No
 
 
 async def test_the_worker_command_handles_messages_and_exits_0_soon_after_sigterm_when_idle(
-    azurite, queue_client, tmp_path
+    conn_str, queue_client, tmp_path
 ):
     await queue_client.send_messages([f"job {i}" for i in range(20)])
-    proc = start_worker(azurite, tmp_path, queue_client.queue_name, "--concurrency", "4")
-    wait_for_line(proc, "worker")
-    await wait_until_empty(azurite.connection_string, queue_client.queue_name)
+    proc = start_worker(conn_str, tmp_path, queue_client.queue_name, "--concurrency", "4")
+    await asyncio.to_thread(wait_for_line, proc, "worker")
+    await wait_until_empty(conn_str, queue_client.queue_name)
     await asyncio.sleep(1.5)  # idle now, between empty polls
-    elapsed, err = stop_and_time(proc)
+    elapsed, err = await asyncio.to_thread(stop_and_time, proc)
     assert proc.returncode == 0, err
     assert elapsed < GRACE, f"took {elapsed:.2f} s to stop"
     assert sorted(line.split(" ", 1)[1] for line in handled(tmp_path)) == sorted(f"job {i}" for i in range(20))
@@ -118,19 +121,19 @@ async def handle(msg):
 
 
 @pytest.mark.slow
-async def test_two_worker_processes_share_the_queue_and_stop_together(azurite, queue_client, tmp_path):
+async def test_two_worker_processes_share_the_queue_and_stop_together(conn_str, queue_client, tmp_path):
     await queue_client.send_messages([f"job {i}" for i in range(60)])
     proc = start_worker(
-        azurite, tmp_path, queue_client.queue_name, "--processes", "2", "--concurrency", "2", handler=GATED_HANDLER
+        conn_str, tmp_path, queue_client.queue_name, "--processes", "2", "--concurrency", "2", handler=GATED_HANDLER
     )
     deadline = time.monotonic() + 60
     while len({line.split(" ", 1)[0] for line in handled(tmp_path)}) < 2:  # both hold messages now
         assert time.monotonic() < deadline and proc.poll() is None, "the second process took no message"
         await asyncio.sleep(0.05)
     (tmp_path / "handled.txt.go").touch()
-    await wait_until_empty(azurite.connection_string, queue_client.queue_name)
+    await wait_until_empty(conn_str, queue_client.queue_name)
     await asyncio.sleep(1.5)
-    elapsed, err = stop_and_time(proc)
+    elapsed, err = await asyncio.to_thread(stop_and_time, proc)
     assert proc.returncode == 0, err
     assert elapsed < GRACE * 2, f"took {elapsed:.2f} s to stop"
     lines = handled(tmp_path)
@@ -139,12 +142,13 @@ async def test_two_worker_processes_share_the_queue_and_stop_together(azurite, q
     assert err.count("done: processed=") == 2
 
 
-def test_the_worker_command_refuses_a_plain_function(azurite, tmp_path):
+async def test_the_worker_command_refuses_a_plain_function(conn_str, tmp_path):
     (tmp_path / "sync_handler.py").write_text("def handle(msg):\n    raise SystemExit('ran')\n")
-    result = subprocess.run(
+    result = await asyncio.to_thread(
+        subprocess.run,
         [str(SCRIPT), "worker", "jobs", "sync_handler:handle"],
         cwd=tmp_path,
-        env=env_for(azurite, tmp_path),
+        env=env_for(conn_str, tmp_path),
         capture_output=True,
         text=True,
         timeout=60,
@@ -152,10 +156,10 @@ def test_the_worker_command_refuses_a_plain_function(azurite, tmp_path):
     assert result.returncode == 2 and "async" in result.stderr
 
 
-def start_example_worker(azurite: Azurite, tmp_path: Path) -> subprocess.Popen[str]:
+def start_example_worker(conn_str: str, tmp_path: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(EXAMPLES / "worker.py"), "--forever"],
-        env=env_for(azurite, tmp_path),
+        env=env_for(conn_str, tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -163,16 +167,16 @@ def start_example_worker(azurite: Azurite, tmp_path: Path) -> subprocess.Popen[s
 
 
 @pytest.mark.slow
-async def test_the_example_worker_exits_0_soon_after_sigterm_when_idle(azurite, tmp_path):
-    proc = start_example_worker(azurite, tmp_path)
+async def test_the_example_worker_exits_0_soon_after_sigterm_when_idle(conn_str, tmp_path):
+    proc = start_example_worker(conn_str, tmp_path)
     assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "worker started"
-    await wait_until_empty(azurite.connection_string, "jobs")
+    assert (await asyncio.to_thread(proc.stdout.readline)).strip() == "worker started"
+    await wait_until_empty(conn_str, "jobs")
     await asyncio.sleep(3)  # idle: the empty polls back off towards 10 s apart
-    elapsed, err = stop_and_time(proc)
+    elapsed, err = await asyncio.to_thread(stop_and_time, proc)
     assert proc.returncode == 0, err
     assert elapsed < GRACE, f"took {elapsed:.2f} s to stop"
-    async with QueueClient.from_connection_string(azurite.connection_string, "jobs") as q:
+    async with QueueClient.from_connection_string(conn_str, "jobs") as q:
         await q.delete_queue()
-    async with QueueClient.from_connection_string(azurite.connection_string, "jobs-poison") as q:
+    async with QueueClient.from_connection_string(conn_str, "jobs-poison") as q:
         await q.delete_queue(missing_ok=True)
