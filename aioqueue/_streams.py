@@ -160,7 +160,11 @@ class Consumer:
                     for m in messages:
                         self._renew_while_held(m)
                 return messages
-            if not entries and not await self._idle_wait():
+            # nothing to hand out from an empty queue, or from messages given straight back (undecodable
+            # with poisoning off: after retry_delay, by default at once): wait as on an empty queue, rather
+            # than asking for them again at once, and let idle_timeout end it
+            given_back = bool(undecodable) and self.poison_queue is None
+            if (not entries or given_back) and not await self._idle_wait():
                 return None
         return None
 
