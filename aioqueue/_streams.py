@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from . import _link
-from ._errors import AioQueueError, LeaseLost, MessageEncodingError
+from ._errors import AioQueueError, LeaseLost, MessageEncodingError, redact_text
 from ._link import QueueLink
 from ._messages import RawMessage, decoded_messages, received_message
 from ._options import ReceiveSettings, poison_queue_for
@@ -164,7 +164,11 @@ class Consumer:
                     for m in messages:
                         self._renew_while_held(m)
                 return messages
-            if not entries and not hops and not await self._idle_wait():
+            # nothing to hand out from an empty queue, or from messages given straight back (undecodable
+            # with poisoning off: after retry_delay, by default at once): wait as on an empty queue, rather
+            # than asking for them again at once, and let idle_timeout end it (not after re-enqueueing)
+            given_back = bool(undecodable) and self.poison_queue is None
+            if ((not entries and not hops) or given_back) and not await self._idle_wait():
                 return None
         return None
 
@@ -451,6 +455,7 @@ class Consumer:
         to the poison queue (``poison_queue``, or ``<queue>-poison`` also when poisoning is off); a failure
         to move it is raised (see :meth:`ReceivedMessage.poison`)."""
         message._check("poison")
+        reason = redact_text(reason)  # it goes into the log, the span and on_poison's text as well
         queue = self.poison_queue or poison_queue_for(self.options, self.link.queue_name, explicit=True)
         await self._move_to_poison(message, f"was poisoned by its handler: {reason}", "explicit", reason, queue=queue)
 

@@ -257,6 +257,24 @@ async def test_a_handler_poisons_a_message_by_hand_with_a_reason(queue_factory: 
     assert await _raw_texts(queue) == []
 
 
+async def test_a_handlers_poison_reason_is_redacted_in_the_log_too(queue_factory: Any, caplog: Any) -> None:
+    """The record's copy of a reason was redacted; the WARNING line and on_poison's text were not."""
+    caplog.set_level(logging.WARNING, logger="aioqueue")
+    queue = await queue_factory(prefix="records")
+    await queue.send_message("job")
+    why: list[str] = []
+
+    async def handle(msg: ReceivedMessage) -> None:
+        await msg.poison("fetching https://a.blob.core.windows.net/c/b?sv=1&sig=SECRETSIG failed")
+
+    await queue.process(handle, idle_timeout=1, poll_interval=0.05, on_poison=lambda m, w: why.append(w))
+    (record,) = await _records(queue)
+    assert "SECRETSIG" not in record.reason
+    assert why and "SECRETSIG" not in why[0]
+    logged = [r.getMessage() for r in caplog.records if "poison" in r.getMessage()]
+    assert logged and not any("SECRETSIG" in line for line in logged), logged
+
+
 async def test_undecodable_content_becomes_a_record_of_its_exact_text(queue_factory: Any) -> None:
     queue = await queue_factory(prefix="records", message_encoding="json")
     await queue._ops.put_message("{not json", {})

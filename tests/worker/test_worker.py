@@ -277,6 +277,26 @@ async def test_undecodable_messages_go_to_the_poison_queue(conn_str, queue_clien
     assert not any("received" in m and "times" in m for m in messages)
 
 
+async def test_an_undecodable_message_with_poisoning_off_does_not_spin_the_worker(fake, fake_queue):
+    """With the defaults (no poisoning, retry_delay 0) an undecodable message is released at once and
+    comes straight back: the worker backs off as on an empty queue rather than asking again at once (it
+    sent 747 Get Messages in 3 s), and idle_timeout still ends it (it never did)."""
+    await fake_queue.send_message("{not json")
+
+    async def handler(msg: ReceivedMessage) -> None:
+        raise AssertionError("an undecodable message reached the handler")
+
+    async with QueueClient.from_connection_string(
+        fake.connection_string, fake_queue.queue_name, message_encoding="json"
+    ) as q:
+        stats = await asyncio.wait_for(q.process(handler, idle_timeout=2.0), BOUND)
+    gets = sum(1 for r in fake.requests if r.operation == "get_messages")
+    assert stats.undecodable >= 1 and stats.processed == 0
+    # back-off from the poll interval's floor (0.1 s) doubling to its ceiling: about 5 in 2 s, never 100
+    assert gets < 30, gets
+    assert [m.content for m in fake.queues[fake_queue.queue_name].messages] == ["{not json"]  # kept, never lost
+
+
 @pytest.mark.fake_options(clock="frozen")
 async def test_deeply_nested_json_is_an_encoding_error_everywhere(fake, fake_queue):
     await fake_queue.send_message("[" * 30_000)
