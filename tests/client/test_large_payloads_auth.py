@@ -181,19 +181,23 @@ async def test_a_sas_without_list_fails_the_sweep(
 
 @pytest.mark.parametrize("how", ["process", "receive", "receive_batches", "receive_messages"])
 async def test_a_sas_without_read_stops_the_consumer_and_keeps_the_message(
-    azurite: Azurite, azurite_blob: Azurite, queue_client: QueueClient, how: str, caplog: pytest.LogCaptureFixture
+    aioqueue_service: Any,
+    azurite_blob: Azurite,
+    queue_client: QueueClient,
+    how: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Without ``r`` the payload's Get Blob is refused (403): no retry fixes that, so it is raised, as
     a 403 on the queue is (the worker or stream ends), and the message is visible again at once."""
     name, container = queue_client.queue_name, f"payloads-{uuid.uuid4().hex[:12]}"
     data = os.urandom(100 * 1024)
-    async with _client(azurite, azurite_blob, name, container, "aw") as sender:
+    async with _client(aioqueue_service, azurite_blob, name, container, "aw") as sender:
         await sender.send_message(data)
 
     async def handle(msg: ReceivedMessage) -> None:
         raise AssertionError("a message whose payload was never fetched reached the handler")
 
-    async with _client(azurite, azurite_blob, name, container, "pud") as receiver:  # no r
+    async with _client(aioqueue_service, azurite_blob, name, container, "pud") as receiver:  # no r
         with pytest.raises(AuthenticationFailed, match="AuthorizationPermissionMismatch") as caught:
             if how == "process":
                 await receiver.process(handle, idle_timeout=5)
@@ -210,7 +214,7 @@ async def test_a_sas_without_read_stops_the_consumer_and_keeps_the_message(
         assert "trying again will not help" in caplog.text
     (left,) = await queue_client.peek_messages()  # visible again at once: not lost, not poisoned
     assert left.dequeue_count == 1
-    async with _client(azurite, azurite_blob, name, container, "rpud") as reader:
+    async with _client(aioqueue_service, azurite_blob, name, container, "rpud") as reader:
         (whole,) = await reader.receive_messages()
         assert whole.content == data
         await reader.delete_message(whole)
