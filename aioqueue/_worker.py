@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from ._consumer import Consumer, call_hook
 from ._errors import (
     AioQueueError,
     MessageNotFound,
@@ -25,7 +26,6 @@ from ._models import ProcessStats
 from ._options import ReceiveSettings, poison_queue_for
 from ._retry import is_weather
 from ._settle import ReceivedMessage, release_quietly, shielded
-from ._streams import Consumer, call_hook
 from ._telemetry import error_type
 from ._worker_options import (
     WORKER_NAMES,

@@ -428,7 +428,7 @@ def test_the_worker_stops_within_kubernetes_default_grace_period_by_default():
     """Issue #22: with its defaults `aioqueue worker` exited 121.6 s after SIGTERM. The receive under way is
     now given at most FETCH_GRACE_ON_STOP, and handlers are cancelled after the default shutdown timeout:
     together well inside Kubernetes' default 30 s."""
-    from aioqueue._streams import FETCH_GRACE_ON_STOP
+    from aioqueue._consumer import FETCH_GRACE_ON_STOP
 
     args = build_parser().parse_args(["worker", "jobs", "tasks:handle"])
     assert args.shutdown_timeout is not None

@@ -98,7 +98,7 @@ def test_the_transport_imports_nothing_queue_specific():
 
 
 CLIENTS = {"_queue_client", "_service_client", "_client_base", "_client_options"}
-CONSUMER = ("_link", "_options", "_settle", "_streams", "_worker", "_worker_options")
+CONSUMER = ("_link", "_options", "_settle", "_consumer", "_streams", "_worker", "_worker_options")
 
 
 def reaches(graph: dict[str, set[str]], start: str) -> set[str]:

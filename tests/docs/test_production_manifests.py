@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from aioqueue import _runner
-from aioqueue._streams import FETCH_GRACE_ON_STOP
+from aioqueue._consumer import FETCH_GRACE_ON_STOP
 from aioqueue.cli import build_parser
 from tests.worker.test_worker_metrics import AGE  # the name a scrape shows (that test reads it from /metrics)
 

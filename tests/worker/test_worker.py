@@ -27,8 +27,8 @@ from aioqueue import (
     ReceivedMessage,
     RetryPolicy,
 )
+from aioqueue._consumer import Consumer
 from aioqueue._options import ReceiveSettings
-from aioqueue._streams import Consumer
 from aioqueue.testing import DEV_KEY
 from tests.faults import Fault, FaultProxy
 

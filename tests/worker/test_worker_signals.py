@@ -53,7 +53,7 @@ async def handle(msg):
     pass
 """
 
-GRACE = "import sys, aioqueue._streams as s; s.FETCH_GRACE_ON_STOP = {}; import aioqueue.cli as c; sys.exit(c.main())"
+GRACE = "import sys, aioqueue._consumer as s; s.FETCH_GRACE_ON_STOP = {}; import aioqueue.cli as c; sys.exit(c.main())"
 
 
 class Worker:
