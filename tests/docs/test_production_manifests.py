@@ -10,14 +10,19 @@ import argparse
 import inspect
 import json
 import re
+import shutil
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from aioqueue import _runner
+from aioqueue import __version__, _runner
 from aioqueue._consumer import FETCH_GRACE_ON_STOP
 from aioqueue.cli import build_parser
+from tests.docs.test_packaging import _run, _source_tree
 from tests.worker.test_worker_metrics import AGE  # the name a scrape shows (that test reads it from /metrics)
 
 yaml = pytest.importorskip("yaml", reason="PyYAML comes with the docs extra (mkdocs), which ./dev test installs")
@@ -122,6 +127,40 @@ def test_the_dockerfile_runs_the_worker_itself_in_exec_form():
     [expose] = [line for line in text.splitlines() if line.startswith("EXPOSE ")]
     assert args.metrics_port == int(expose.split()[1])
     assert any(line.startswith("USER ") and "root" not in line for line in text.splitlines())
+
+
+def _docker() -> str:
+    """The docker command, when a daemon answers; otherwise the test is skipped, saying why."""
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.skip("no docker command on this machine: the image build is checked where Docker runs")
+    info = subprocess.run([docker, "info"], capture_output=True, text=True, timeout=120)
+    if info.returncode != 0:
+        pytest.skip(f"docker is installed but no daemon answers (`docker info`: {info.stderr.strip()[:200]})")
+    return docker
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_the_dockerfile_builds_the_worker_image_from_the_wheel(tmp_path):
+    """The page's Dockerfile, as it is, builds an image from a wheel of this checkout in wheels/, and the
+    image's aioqueue is that wheel (skipped, with the reason, where Docker is missing)."""
+    docker = _docker()
+    context = tmp_path / "context"
+    (context / "myapp").mkdir(parents=True)
+    (context / "myapp" / "__init__.py").write_text("")
+    (context / "myapp" / "tasks.py").write_text("async def handle(msg):\n    pass\n")
+    (context / "Dockerfile").write_text(blocks()["Dockerfile"][1])
+    _run(sys.executable, "-m", "build", "--wheel", "--outdir", context / "wheels", _source_tree(tmp_path / "src"))
+    tag = f"aioqueue-test-{uuid.uuid4().hex[:12]}"
+    try:
+        _run(docker, "build", "--quiet", "--tag", tag, context)
+        shown = _run(docker, "run", "--rm", "--entrypoint", "aioqueue", tag, "--version")
+        assert f"aioqueue-azure {__version__}" in shown, shown
+        # the handler module the CMD names imports from the image's working directory
+        _run(docker, "run", "--rm", "--entrypoint", "python", tag, "-c", "import myapp.tasks")
+    finally:
+        subprocess.run([docker, "image", "rm", "--force", tag], capture_output=True, timeout=120)
 
 
 def test_the_deployment_s_grace_period_is_the_shutdown_timeout_plus_10_and_its_probes_are_served():
