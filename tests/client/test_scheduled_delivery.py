@@ -293,6 +293,8 @@ BAD = [
     ({"delay": -1}, "delay must be"),
     ({"delay": timedelta(seconds=-5)}, "delay must be"),
     ({"delay": math.nan}, "finite"),
+    ({"delay": 10**400}, "delay must be"),
+    ({"delay": 5, "time_to_live": 10**400}, "time_to_live must be"),
     ({"delay": timedelta(days=1), "time_to_live": 0}, "time_to_live"),
     ({"delay": timedelta(days=1), "time_to_live": "7d"}, "time_to_live"),
     ({"deliver_at": START + timedelta(days=365 * 70)}, "68 years"),
