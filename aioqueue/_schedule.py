@@ -33,7 +33,7 @@ from typing import Any
 
 from ._dates import format_iso8601, parse_iso8601
 from ._encoding import check_text
-from ._errors import AioQueueError, ConfigurationError, MalformedResponse, MessageTooLarge
+from ._errors import AioQueueError, ConfigurationError, MalformedResponse, MessageEncodingError, MessageTooLarge
 from ._link import QueueLink
 from ._messages import RawMessage, received_message
 from ._models import QueueMessage
@@ -86,7 +86,8 @@ class Envelope:
     @classmethod
     def parse(cls, text: str | None) -> Envelope | None:
         """The envelope a message's text is, or None for any other text (one that only looks like
-        an envelope, too: it is an ordinary message)."""
+        an envelope, too: it is an ordinary message; so is one whose text no sender makes, which
+        re-enqueueing could not send: a character XML 1.0 cannot carry, a lone surrogate)."""
         if text is None or not text.startswith(ENVELOPE_PREFIX):
             return None
         try:
@@ -96,8 +97,9 @@ class Envelope:
                 return None
             if type(ttl) is not int or not (ttl == -1 or 1 <= ttl <= MAX_TTL):
                 return None
+            check_text(inner)  # what a hop can send again: XML 1.0 characters only (MessageEncodingError)
             return cls(parse_iso8601(due), ttl, inner)
-        except (ValueError, TypeError, KeyError, RecursionError, MalformedResponse):
+        except (ValueError, TypeError, KeyError, RecursionError, MalformedResponse, MessageEncodingError):
             return None
 
 

@@ -360,6 +360,33 @@ def test_a_deeply_nested_lookalike_does_not_parse_as_an_envelope() -> None:
     assert _schedule.Envelope.parse(LOOKALIKES[-1]) is None
 
 
+# what no sender makes: re-enqueueing it could never succeed (refused by the client or the service)
+UNSENDABLE = {
+    # a text XML cannot carry, due within 7 days: the last hop would send it as it is
+    "lone-surrogate": '{"aioqueue_scheduled":1,"due":"2027-01-05T09:00:00Z","ttl":60,"text":"\\ud800"}',
+    "control-character": '{"aioqueue_scheduled":1,"due":"2027-01-05T09:00:00Z","ttl":60,"text":"a\\u0001"}',
+}
+
+
+@FROZEN[0]
+@FROZEN[1]
+@pytest.mark.parametrize("text", UNSENDABLE.values(), ids=UNSENDABLE.keys())
+async def test_an_envelope_no_sender_makes_is_an_ordinary_message(
+    fake: FakeQueueService, queue: QueueClient, text: str
+) -> None:
+    """Valid JSON with every field, but out of range: it is handed over as it is, never an error that
+    ends every consumer, nor a message re-received and refused again forever."""
+    await queue.send_message(text)
+    got: list[ReceivedMessage] = []
+    assert await run_worker(queue, got) == ProcessStats(processed=1)
+    assert [m.content for m in got] == [text] and stored(fake, queue) == []
+    await queue.send_message(text)
+    [peeked] = await queue.peek_messages()  # what a receive hands over
+    assert peeked.content == text
+    [message] = await queue.receive_messages()
+    assert message.content == text
+
+
 @FROZEN[0]
 @FROZEN[1]
 async def test_a_lookalike_the_encoding_cannot_decode_is_undecodable_as_any_other(
