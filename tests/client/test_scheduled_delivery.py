@@ -365,6 +365,10 @@ UNSENDABLE = {
     # a text XML cannot carry, due within 7 days: the last hop would send it as it is
     "lone-surrogate": '{"aioqueue_scheduled":1,"due":"2027-01-05T09:00:00Z","ttl":60,"text":"\\ud800"}',
     "control-character": '{"aioqueue_scheduled":1,"due":"2027-01-05T09:00:00Z","ttl":60,"text":"a\\u0001"}',
+    # due past the longest time to live (2**31-1 s), its time to live included: every hop refused
+    "due-in-9999": '{"aioqueue_scheduled":1,"due":"9999-12-31T23:59:59Z","ttl":60,"text":"x"}',
+    "due-in-9999-never-expiring": '{"aioqueue_scheduled":1,"due":"9999-12-31T23:59:59Z","ttl":-1,"text":"x"}',
+    "ttl-past-the-limit": '{"aioqueue_scheduled":1,"due":"2027-01-20T09:00:00Z","ttl":2147483647,"text":"x"}',
 }
 
 
