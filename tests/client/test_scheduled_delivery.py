@@ -465,6 +465,38 @@ async def test_a_fault_at_a_hop_duplicates_at_worst_never_loses(
     assert [m.content for m in got] == ["payload"] * copies
 
 
+@FROZEN[0]
+@FROZEN[1]
+async def test_a_receive_cancelled_during_a_hop_finishes_it_and_gives_the_rest_back(
+    fake: FakeQueueService, queue: QueueClient
+) -> None:
+    """receive()'s caller is cancelled while a hop's send is held: the hop still completes (the next
+    message sent, the envelope deleted: no duplicate though no answer was lost), and the message
+    fetched with it is given back at once, not left hidden for the visibility timeout."""
+    due = START + timedelta(days=10)
+    await queue.send_message("later", deliver_at=due)
+    fake.advance(WEEK)
+    await queue.send_message("now")  # one Get Messages takes both: the envelope first
+    gate = fake.hold("put_message")
+    got: list[ReceivedMessage] = []
+
+    async def consume() -> None:
+        async with queue.receive(poll_interval=0.01) as stream:
+            async for message in stream:
+                got.append(message)
+
+    task = asyncio.create_task(consume())
+    await gate.arrived.wait()
+    task.cancel()
+    gate.release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert got == []
+    waiting = stored(fake, queue)
+    assert sorted((m.content, m.visible) for m in waiting) == [("later", False), ("now", True)]
+    assert [m.next_visible_on for m in waiting if m.content == "later"] == [due]
+
+
 # ---- large payloads: the envelope carries the reference, the blob outlives the wait --------------
 
 
