@@ -41,10 +41,14 @@ __all__ = ["FETCH_GRACE_ON_STOP", "Consumer", "call_hook"]
 
 log = logging.getLogger("aioqueue")
 
-# A receive under way when the stream stops gets this long (at most one request timeout) to answer, so
-# that what it got is given back at once; after that it is abandoned, and whatever it got returns after
-# its visibility timeout. A stop never waits for a fetch's retries.
+# A receive under way when the stream stops gets this long (at most one request timeout) to answer and
+# re-enqueue what it got that is not due, so that the rest is given back at once; after that it is
+# abandoned, and whatever it got returns after its visibility timeout. A stop never waits for a fetch's
+# retries.
 FETCH_GRACE_ON_STOP = 5.0
+
+Fetched = tuple[list[RawMessage], float, int]
+"""What one fetch got to hand over, time.monotonic() when it was leased, and how many it re-enqueued."""
 
 
 class Consumer:
@@ -80,7 +84,7 @@ class Consumer:
         self.closed = False
         self.halted = False  # no more fetching: stopped or closed
         self._wakers: set[Callable[..., None]] = set()
-        self._fetch: asyncio.Task[tuple[list[RawMessage], float]] | None = None
+        self._fetch: asyncio.Task[Fetched] | None = None
         self._renewals: dict[int, asyncio.Task[None]] = {}  # by id(message): one renewer each
         self._background: set[asyncio.Task[None]] = set()  # on_lease_lost calls, deletes of handled copies
         self._empty_polls = 0
@@ -133,17 +137,16 @@ class Consumer:
             if remaining is not None and remaining <= 0:
                 return None
             want = min(limit, options.max_batch_size, remaining if remaining is not None else 32)
-            fetch = self._fetch = asyncio.ensure_future(self.link.fetch(want, options.visibility_timeout))
-            # the fetch runs in its own task: if the caller is cancelled or the stream halted, it
-            # completes and aclose gives back whatever it got, instead of leaving those messages
-            # hidden for the visibility timeout
+            fetch = self._fetch = asyncio.ensure_future(self._receive(want))
+            # the fetch (and the re-enqueueing of scheduled messages not due) runs in its own task: if
+            # the caller is cancelled or the stream halted, it completes and aclose gives back whatever
+            # it got, instead of leaving those messages hidden for the visibility timeout (or a hop
+            # half done: sent again, not deleted)
             await self.pause(None, until=fetch)
             if not fetch.done():
                 return None  # halted while fetching
             self._fetch = None
-            entries, leased_at = fetch.result()
-            entries, hops = await due_only(self.link, entries, options.visibility_timeout)  # delivery at a time
-            self.rescheduled += hops
+            entries, leased_at, hops = fetch.result()
             self.unhanded = len(entries)
             messages, undecodable = self._adopt_all(entries, leased_at)
             self.last_answer = time.monotonic()  # an answer it could read
@@ -170,6 +173,15 @@ class Consumer:
             if ((not entries and not hops) or given_back) and not await self._idle_wait():
                 return None
         return None
+
+    async def _receive(self, want: int) -> Fetched:
+        """Get Messages, then delivery at a time: the messages to hand over (a scheduled message not
+        due re-enqueued and left out), when they were leased, and how many were re-enqueued."""
+        visibility = self.options.visibility_timeout
+        entries, leased_at = await self.link.fetch(want, visibility)
+        entries, hops = await due_only(self.link, entries, visibility)
+        self.rescheduled += hops
+        return entries, leased_at, hops
 
     def _adopt_all(
         self, entries: list[RawMessage], leased_at: float
@@ -598,7 +610,7 @@ class Consumer:
             task.cancel()
         await asyncio.gather(*renewals, *self._background, return_exceptions=True)
 
-    async def _end_fetch(self, fetch: asyncio.Task[tuple[list[RawMessage], float]]) -> list[ReceivedMessage]:
+    async def _end_fetch(self, fetch: asyncio.Task[Fetched]) -> list[ReceivedMessage]:
         """What the fetch under way at close got, if it answers within FETCH_GRACE_ON_STOP; it is not
         waited for longer (nor retried)."""
         done, _ = await asyncio.wait({fetch}, timeout=FETCH_GRACE_ON_STOP)
@@ -612,7 +624,8 @@ class Consumer:
             )
             return []
         try:
-            good, bad = self._adopt_all(*fetch.result())
+            entries, leased_at, _ = fetch.result()
+            good, bad = self._adopt_all(entries, leased_at)
         except Exception as exc:  # nothing fetched, nothing to give back
             log.debug("the fetch under way at close failed: %r", exc)
             return []

@@ -18,7 +18,9 @@ until ``due``; it sends the new message first and only then deletes the received
 a failure in between can duplicate it, never lose it. An envelope received when due is handed over
 as its original text (a large payload's reference: fetched as it is handed over, as any other's,
 and its blob deleted after its message). Whether due is judged by the service's clock: a received
-message's ``TimeNextVisible`` less the visibility timeout it was received with.
+message's ``TimeNextVisible`` less the visibility timeout it was received with. What no sender makes
+(``text`` with a character XML 1.0 cannot carry, ``due`` more than 2**31-1 seconds ahead with ``ttl``)
+is an ordinary message: re-enqueueing it could never succeed.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from typing import Any
 
 from ._dates import format_iso8601, parse_iso8601
 from ._encoding import check_text
-from ._errors import AioQueueError, ConfigurationError, MalformedResponse, MessageTooLarge
+from ._errors import AioQueueError, ConfigurationError, MalformedResponse, MessageEncodingError, MessageTooLarge
 from ._link import QueueLink
 from ._messages import RawMessage, received_message
 from ._models import QueueMessage
@@ -83,10 +85,17 @@ class Envelope:
                 "plus about 80 bytes)"
             ) from None
 
+    def reached(self, now: datetime) -> bool:
+        """Is it due at most 2**31-1 seconds after ``now``, its ``ttl`` included (what a sender can
+        schedule, and what a hop can send: the service refuses a longer ``messagettl``)? One that is
+        not is an ordinary message."""
+        return math.ceil((self.due - now).total_seconds()) + max(self.ttl, 0) <= MAX_TTL
+
     @classmethod
     def parse(cls, text: str | None) -> Envelope | None:
         """The envelope a message's text is, or None for any other text (one that only looks like
-        an envelope, too: it is an ordinary message)."""
+        an envelope, too: it is an ordinary message; so is one whose text no sender makes, which
+        re-enqueueing could not send: a character XML 1.0 cannot carry, a lone surrogate)."""
         if text is None or not text.startswith(ENVELOPE_PREFIX):
             return None
         try:
@@ -96,8 +105,9 @@ class Envelope:
                 return None
             if type(ttl) is not int or not (ttl == -1 or 1 <= ttl <= MAX_TTL):
                 return None
+            check_text(inner)  # what a hop can send again: XML 1.0 characters only (MessageEncodingError)
             return cls(parse_iso8601(due), ttl, inner)
-        except (ValueError, TypeError, KeyError, RecursionError, MalformedResponse):
+        except (ValueError, TypeError, KeyError, RecursionError, MalformedResponse, MessageEncodingError):
             return None
 
 
@@ -184,15 +194,11 @@ async def due_only(link: QueueLink, raws: list[RawMessage], visibility: int) -> 
     due: list[RawMessage] = []
     hops = 0
     for raw in raws:
-        envelope = Envelope.parse(raw.text)
-        try:
-            message = received_message(raw, None, QueueMessage) if envelope is not None else None
-        except MalformedResponse:  # raised again as the answer is read
-            message = None
-        if envelope is None or message is None:
+        scheduled = _scheduled(raw, visibility)
+        if scheduled is None:
             out.append(raw)
             continue
-        now = message.next_visible_on - timedelta(seconds=visibility)  # the service's clock
+        envelope, message, now = scheduled
         if envelope.due <= now:
             due.append(raw._replace(text=envelope.text))
             out.append(due[-1])
@@ -201,6 +207,20 @@ async def due_only(link: QueueLink, raws: list[RawMessage], visibility: int) -> 
     if due:
         link.hold_payloads(due)
     return out, hops
+
+
+def _scheduled(raw: RawMessage, visibility: int) -> tuple[Envelope, QueueMessage, datetime] | None:
+    """A received message's envelope, the message, and the service's time when it was received
+    (its ``TimeNextVisible`` less ``visibility``); None for an ordinary message."""
+    envelope = Envelope.parse(raw.text)
+    if envelope is None:
+        return None
+    try:
+        message = received_message(raw, None, QueueMessage)
+    except MalformedResponse:  # raised again as the answer is read
+        return None
+    now = message.next_visible_on - timedelta(seconds=visibility)  # the service's clock
+    return (envelope, message, now) if envelope.reached(now) else None
 
 
 async def _hop(link: QueueLink, message: QueueMessage, envelope: Envelope, text: str, now: datetime) -> bool:
@@ -236,9 +256,10 @@ def unwrap_peeked(raws: list[RawMessage]) -> list[RawMessage]:
     if not _enveloped(raws):
         return raws
     out: list[RawMessage] = []
+    now = _now()  # only to tell one out of reach (decades away): this machine's clock will do
     for raw in raws:
         envelope = Envelope.parse(raw.text)
-        out.append(raw if envelope is None else raw._replace(text=envelope.text))
+        out.append(raw if envelope is None or not envelope.reached(now) else raw._replace(text=envelope.text))
     return out
 
 

@@ -46,7 +46,10 @@ def seconds(value: Any, what: str, *, low: int, high: int | None = MAX_SECONDS, 
         raise ConfigurationError(f"{what} must be seconds (int or float) or a timedelta, not {type(value).__name__}")
     if allow_never and not isinstance(value, timedelta) and value == -1:
         return -1
-    raw = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    try:
+        raw = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    except OverflowError:  # an int too large for a float
+        raw = math.inf
     if math.isnan(raw) or math.isinf(raw):
         raise ConfigurationError(f"{what} must be a finite duration")
     whole = math.ceil(raw)

@@ -293,6 +293,8 @@ BAD = [
     ({"delay": -1}, "delay must be"),
     ({"delay": timedelta(seconds=-5)}, "delay must be"),
     ({"delay": math.nan}, "finite"),
+    ({"delay": 10**400}, "delay must be"),
+    ({"delay": 5, "time_to_live": 10**400}, "time_to_live must be"),
     ({"delay": timedelta(days=1), "time_to_live": 0}, "time_to_live"),
     ({"delay": timedelta(days=1), "time_to_live": "7d"}, "time_to_live"),
     ({"deliver_at": START + timedelta(days=365 * 70)}, "68 years"),
@@ -356,6 +358,37 @@ async def test_a_lookalike_envelope_is_an_ordinary_message(fake: FakeQueueServic
 
 def test_a_deeply_nested_lookalike_does_not_parse_as_an_envelope() -> None:
     assert _schedule.Envelope.parse(LOOKALIKES[-1]) is None
+
+
+# what no sender makes: re-enqueueing it could never succeed (refused by the client or the service)
+UNSENDABLE = {
+    # a text XML cannot carry, due within 7 days: the last hop would send it as it is
+    "lone-surrogate": '{"aioqueue_scheduled":1,"due":"2027-01-05T09:00:00Z","ttl":60,"text":"\\ud800"}',
+    "control-character": '{"aioqueue_scheduled":1,"due":"2027-01-05T09:00:00Z","ttl":60,"text":"a\\u0001"}',
+    # due past the longest time to live (2**31-1 s), its time to live included: every hop refused
+    "due-in-9999": '{"aioqueue_scheduled":1,"due":"9999-12-31T23:59:59Z","ttl":60,"text":"x"}',
+    "due-in-9999-never-expiring": '{"aioqueue_scheduled":1,"due":"9999-12-31T23:59:59Z","ttl":-1,"text":"x"}',
+    "ttl-past-the-limit": '{"aioqueue_scheduled":1,"due":"2027-01-20T09:00:00Z","ttl":2147483647,"text":"x"}',
+}
+
+
+@FROZEN[0]
+@FROZEN[1]
+@pytest.mark.parametrize("text", UNSENDABLE.values(), ids=UNSENDABLE.keys())
+async def test_an_envelope_no_sender_makes_is_an_ordinary_message(
+    fake: FakeQueueService, queue: QueueClient, text: str
+) -> None:
+    """Valid JSON with every field, but out of range: it is handed over as it is, never an error that
+    ends every consumer, nor a message re-received and refused again forever."""
+    await queue.send_message(text)
+    got: list[ReceivedMessage] = []
+    assert await run_worker(queue, got) == ProcessStats(processed=1)
+    assert [m.content for m in got] == [text] and stored(fake, queue) == []
+    await queue.send_message(text)
+    [peeked] = await queue.peek_messages()  # what a receive hands over
+    assert peeked.content == text
+    [message] = await queue.receive_messages()
+    assert message.content == text
 
 
 @FROZEN[0]
@@ -430,6 +463,38 @@ async def test_a_fault_at_a_hop_duplicates_at_worst_never_loses(
     fake.advance(due - fake.now)
     assert await run_worker(queue, got) == ProcessStats(processed=copies)
     assert [m.content for m in got] == ["payload"] * copies
+
+
+@FROZEN[0]
+@FROZEN[1]
+async def test_a_receive_cancelled_during_a_hop_finishes_it_and_gives_the_rest_back(
+    fake: FakeQueueService, queue: QueueClient
+) -> None:
+    """receive()'s caller is cancelled while a hop's send is held: the hop still completes (the next
+    message sent, the envelope deleted: no duplicate though no answer was lost), and the message
+    fetched with it is given back at once, not left hidden for the visibility timeout."""
+    due = START + timedelta(days=10)
+    await queue.send_message("later", deliver_at=due)
+    fake.advance(WEEK)
+    await queue.send_message("now")  # one Get Messages takes both: the envelope first
+    gate = fake.hold("put_message")
+    got: list[ReceivedMessage] = []
+
+    async def consume() -> None:
+        async with queue.receive(poll_interval=0.01) as stream:
+            async for message in stream:
+                got.append(message)
+
+    task = asyncio.create_task(consume())
+    await gate.arrived.wait()
+    task.cancel()
+    gate.release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert got == []
+    waiting = stored(fake, queue)
+    assert sorted((m.content, m.visible) for m in waiting) == [("later", False), ("now", True)]
+    assert [m.next_visible_on for m in waiting if m.content == "later"] == [due]
 
 
 # ---- large payloads: the envelope carries the reference, the blob outlives the wait --------------
