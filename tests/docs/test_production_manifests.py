@@ -125,12 +125,19 @@ def test_the_dockerfile_runs_the_worker_itself_in_exec_form():
 
 
 def test_the_deployment_s_grace_period_is_the_shutdown_timeout_plus_10_and_its_probes_are_served():
+    """A startupProbe too: the port opens only once the handler's module is imported, and without one a
+    liveness probe restarts a pod whose import takes over 30 s (Kubernetes' defaults), again and again."""
     _, args, pod = the_deployment()
     grace_follows_the_shutdown_timeout(pod, args)
     [container] = pod["containers"]
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     served = inspect.getsource(_runner._serve_metrics)
-    for probe, path in (("livenessProbe", "/healthz/live"), ("readinessProbe", "/healthz/ready")):
+    probes = (
+        ("startupProbe", "/healthz/live"),
+        ("livenessProbe", "/healthz/live"),
+        ("readinessProbe", "/healthz/ready"),
+    )
+    for probe, path in probes:
         get = container[probe]["httpGet"]
         assert get["path"] == path and f'add_get("{path}"' in served
         assert ports[get["port"]] == args.metrics_port
