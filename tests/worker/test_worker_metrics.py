@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -216,27 +217,38 @@ def names(found: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> set[str
     return {name for name, _ in found}
 
 
+@contextlib.asynccontextmanager
+async def blocked_worker(fake: Any, queue: Any, tmp_path: Path) -> AsyncIterator[tuple[subprocess.Popen[str], int]]:
+    """A worker on the fake service measuring every 0.2 s, its one handler slot held by the message "block"
+    (for 2 h by the service's clock) until the file "go" exists; (the process, its metrics port)."""
+    port = free_port()
+    proc = start(
+        fake.connection_string,
+        tmp_path,
+        queue.queue_name,
+        "--metrics-port", str(port), "--lag-interval", "0.2", "--concurrency", "1", "--visibility", "2h",
+        handler=BLOCKING,
+    )  # fmt: skip
+    try:
+        await until(port, "/healthz/ready", 200, proc)
+        await queue.send_message("block")
+        deadline = time.monotonic() + BOUND
+        while not (tmp_path / "started").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the handler did not start"
+            await asyncio.sleep(0.05)
+        yield proc, port
+    finally:
+        (tmp_path / "go").touch()
+        await stop(proc)  # the fake answers the worker's last requests meanwhile
+
+
 @pytest.mark.fake_options(clock="frozen")
 async def test_the_oldest_message_age_rises_while_the_queue_waits_and_falls_to_0_once_drained(
     fake, fake_queue, tmp_path
 ):
     """On the fake service, whose clock the test moves: a message waiting behind a busy handler ages ten
     minutes in a moment, and once the queue is drained the gauges say 0 (measured, not missing)."""
-    port = free_port()
-    proc = start(
-        fake.connection_string,
-        tmp_path,
-        fake_queue.queue_name,
-        "--metrics-port", str(port), "--lag-interval", "0.2", "--concurrency", "1", "--visibility", "1h",
-        handler=BLOCKING,
-    )  # fmt: skip
-    try:
-        await until(port, "/healthz/ready", 200, proc)
-        await fake_queue.send_message("block")
-        deadline = time.monotonic() + BOUND
-        while not (tmp_path / "started").exists():
-            assert proc.poll() is None and time.monotonic() < deadline, "the handler did not start"
-            await asyncio.sleep(0.05)
+    async with blocked_worker(fake, fake_queue, tmp_path) as (proc, port):
         await fake_queue.send_message("waiting")  # no free handler slot: it waits in the queue
         queue = {"messaging_destination_name": fake_queue.queue_name}
         found = await scrape_until(port, proc, "both counted", lambda f: value(f, COUNT, **queue) == 2)
@@ -250,8 +262,6 @@ async def test_the_oldest_message_age_rises_while_the_queue_waits_and_falls_to_0
         assert {AGE, COUNT} <= names(found)  # measured as 0, not left out
         health = json.loads((await get(port, "/healthz"))[1])
         assert health["processed"] == 2 and health["prefetched"] == 0
-    finally:
-        await stop(proc)  # the fake answers the worker's last requests meanwhile
 
 
 async def measured_again(fake: Any, proc: subprocess.Popen[str]) -> None:
@@ -279,21 +289,7 @@ async def test_a_message_sent_with_a_delay_does_not_show_its_hidden_time_as_its_
     Prometheus scaler on the age would add replicas for every scheduled message. The measurement before
     found nothing waiting, so it has waited at most the time since."""
     monkeypatch.setattr(_schedule, "_now", lambda: fake.now)  # the sender's clock: the service's
-    port = free_port()
-    proc = start(
-        fake.connection_string,
-        tmp_path,
-        fake_queue.queue_name,
-        "--metrics-port", str(port), "--lag-interval", "0.2", "--concurrency", "1", "--visibility", "2h",
-        handler=BLOCKING,
-    )  # fmt: skip
-    try:
-        await until(port, "/healthz/ready", 200, proc)
-        await fake_queue.send_message("block")  # holds the one handler slot: the reminder waits in the queue
-        deadline = time.monotonic() + BOUND
-        while not (tmp_path / "started").exists():
-            assert proc.poll() is None and time.monotonic() < deadline, "the handler did not start"
-            await asyncio.sleep(0.05)
+    async with blocked_worker(fake, fake_queue, tmp_path) as (proc, port):  # the reminder waits in the queue
         await fake_queue.send_message("reminder", delay=timedelta(hours=1))
         fake.advance(timedelta(minutes=59))
         await measured_again(fake, proc)  # nothing waiting, a minute before it is due
@@ -301,9 +297,6 @@ async def test_a_message_sent_with_a_delay_does_not_show_its_hidden_time_as_its_
         found = await scrape_until(port, proc, "the reminder waiting", lambda f: value(f, AGE) > 0)
         assert value(found, AGE) <= 120, "its age counted from its insertion, an hour before it was visible"
         assert value(found, COUNT) == 2
-    finally:
-        (tmp_path / "go").touch()
-        await stop(proc)
 
 
 async def test_ready_fails_while_the_queue_does_not_answer_and_live_does_not(proxy, queue_client, tmp_path):
