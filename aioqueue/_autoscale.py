@@ -1,5 +1,5 @@
 """The autoscaling signals ``aioqueue worker --metrics-port`` exports beside the client's metrics: the
-queue's lag (:meth:`QueueClient.lag`: the oldest visible message's age and the approximate count),
+queue's lag (:meth:`QueueClient.lag`: how long the next message has waited, and the approximate count),
 measured in the background every ``--lag-interval`` so that a scrape (or a storm of them) sends no
 request, and the worker's in-flight counts."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from ._models import QueueLag
 from ._worker import Worker
@@ -20,15 +20,25 @@ log = logging.getLogger("aioqueue")
 DEFAULT_INTERVAL = 15.0  # seconds between measurements: two requests each, 11,520 a day per process
 
 
+class Measure(Protocol):
+    """``QueueClient.lag``: a measurement, bounded by the ``previous`` one."""
+
+    def __call__(self, *, previous: QueueLag | None) -> Awaitable[QueueLag]: ...
+
+
 class LagSampler:
     """Measures the queue's lag every ``interval`` seconds (after each measurement ends) in a task of its
     own; :attr:`latest` is the last measurement, None before the first and while measuring fails (so a
-    stale value never stands in for a queue that cannot be reached)."""
+    stale value never stands in for a queue that cannot be reached). ``measure`` is given the last
+    measurement that worked (None at first): ``QueueClient.lag(previous=...)`` bounds the age with it,
+    so a message that was hidden until due (``delay``) or given back after a failure does not show
+    its wait since insertion the moment it is visible."""
 
-    def __init__(self, measure: Callable[[], Awaitable[QueueLag]], interval: float) -> None:
+    def __init__(self, measure: Measure, interval: float) -> None:
         self._measure = measure
         self.interval = interval
         self.latest: QueueLag | None = None
+        self._last: QueueLag | None = None  # the last measurement that worked, kept through failures
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -45,7 +55,7 @@ class LagSampler:
         failures = 0
         while True:
             try:
-                self.latest = await self._measure()
+                self.latest = self._last = await self._measure(previous=self._last)
             except Exception as exc:  # an outage, a refusal: the gauges go quiet until it works again
                 self.latest = None
                 failures += 1
@@ -75,7 +85,8 @@ def add_gauges(meter: Any, worker: Worker, sampler: LagSampler, attrs: dict[str,
         "aioqueue.queue.oldest_message_age",
         callbacks=[lag_of(_age_seconds)],
         unit="s",
-        description="Age of the oldest visible message (0 when none is visible), measured every --lag-interval",
+        description="How long the next message has waited for a handler (0 when none is waiting), measured "
+        "every --lag-interval",
     )
     meter.create_observable_gauge(
         "aioqueue.queue.messages",

@@ -1,5 +1,5 @@
 """``aioqueue stats QUEUE``: how far behind a queue's consumers are, from :meth:`QueueClient.lag`: the
-approximate length and the age of the oldest visible message, by the service's clock."""
+approximate length and how long the next message has waited for a handler, by the service's clock."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class Cli(Protocol):
 
 
 def add_command(command: Callable[..., argparse.ArgumentParser], queue_help: str) -> None:
-    s = command("stats", "approximate length and the age of the oldest visible message (one peek)")
+    s = command("stats", "approximate length and how long the next message has waited (one peek)")
     s.add_argument("queue", help=queue_help)
 
 

@@ -98,8 +98,10 @@ class QueueProperties:
 class QueueLag:
     """What ``queue.lag()`` measured: how far behind a queue's consumers are.
 
-    - ``oldest_message_age``: the service's time of the answer less the insertion time of the visible
-      message it would hand out next (one Peek Messages); None when no message is visible.
+    - ``oldest_message_age``: how long the message the service would hand out next has waited for a
+      handler, by the service's clock: from its insertion, or for a scheduled message's envelope from
+      when it is due (one not due yet is not waiting); at most the previous measurement's age plus
+      the time since, when given it. None when no message is waiting.
     - ``approximate_message_count``: every message, visible or not (Get Queue Metadata's count).
     - ``measured_on``: when, by the service's clock (the peek answer's ``Date``).
     """

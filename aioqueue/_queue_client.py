@@ -18,7 +18,7 @@ from ._dates import parse_rfc1123
 from ._encoding import MessageEncoding, encode_message
 from ._endpoint import ConnectionSettings, parse_connection_string
 from ._errors import AioQueueError, ConfigurationError, MalformedResponse
-from ._messages import decoded_messages, peeked_messages
+from ._messages import RawMessage, decoded_messages, peeked_messages
 from ._models import (
     AccessPolicy,
     PeekedMessage,
@@ -33,7 +33,7 @@ from ._operations import UNCHANGED, Pool, QueueOperations
 from ._options import ReceiveOptions, ReceiveSettings, Unpack
 from ._payloads import sweep
 from ._redrive import Redriver, RedriveResult, redrive_filter
-from ._schedule import Schedule, due_only, envelope_as_text, unwrap_peeked
+from ._schedule import Envelope, Schedule, due_only, envelope_as_text, unwrap_peeked
 from ._sending import after_failed_send, scheduled_text, send_all, send_at, send_large, upload
 from ._settle import ReceivedMessage
 from ._streams import BatchStream, MessageStream
@@ -143,16 +143,25 @@ class QueueClient(ClientBase[QueueOperations]):
         metadata, count = await self._ops.get_metadata(extra=headers)
         return QueueProperties(name=self.queue_name, metadata=metadata, approximate_message_count=count)
 
-    async def lag(self, *, headers: Mapping[str, str] | None = None) -> QueueLag:
-        """How far behind the queue's consumers are, for a scaler or dashboard of your own: the age of
-        the oldest visible message (the one the service would hand out next, from one Peek Messages;
-        None when none is visible), the approximate message count (Get Queue Metadata: visible and
-        hidden messages) and when that was measured. The two requests go concurrently.
+    async def lag(self, *, previous: QueueLag | None = None, headers: Mapping[str, str] | None = None) -> QueueLag:
+        """How far behind the queue's consumers are, for a scaler or dashboard of your own: how long the
+        oldest message waiting for a handler has waited (one Peek Messages: the message the service
+        would hand out next; None when none is waiting), the approximate message count (Get Queue
+        Metadata: visible and hidden messages) and when that was measured. The two requests go
+        concurrently. Nothing is received, hidden or decoded.
 
-        The age is the peek answer's ``Date`` less the message's insertion time, both by the service's
-        clock, so it is right whatever this machine's clock says (to the second: the service's times
-        have whole seconds). Nothing is received, hidden or decoded.
+        The wait counts from when the message became ready, by the service's clock (the peek answer's
+        ``Date``; whole seconds): a scheduled message's envelope (``deliver_at``/``delay`` beyond 7 days)
+        from when it is due, and one not due yet, visible only to be re-enqueued, is not waiting (the
+        next messages are peeked past it, a second request). Any other message counts from its
+        insertion: Peek Messages tells nothing else, not when a message sent hidden (``delay`` up to 7
+        days) or given back after a failure became visible. Give the ``previous`` measurement, as a
+        scaler polling this does, and that is bounded too: a message visible now was either visible
+        then, when the oldest had waited ``previous.oldest_message_age``, or has become visible since,
+        so no age is over the previous one plus the time between the two.
         """
+        if previous is not None and not isinstance(previous, QueueLag):
+            raise ConfigurationError(f"previous must be a QueueLag (an earlier lag()), not {type(previous).__name__}")
         peek = asyncio.ensure_future(self._ops.peek_dated(1, headers))
         metadata = asyncio.ensure_future(self._ops.get_metadata(extra=headers))
         try:
@@ -163,12 +172,10 @@ class QueueClient(ClientBase[QueueOperations]):
             await asyncio.gather(peek, metadata, return_exceptions=True)
             raise
         measured = parse_rfc1123(date) if date else datetime.now(timezone.utc)  # no Date: this machine's clock
-        age = None
-        if raws:
-            inserted = raws[0].inserted_on
-            if inserted is None:
-                raise MalformedResponse("Peek Messages answered a message without its InsertionTime")
-            age = max(timedelta(0), measured - parse_rfc1123(inserted))
+        ready = _ready_since(raws, measured)
+        if ready is None and raws:  # a scheduled message not due yet is next: the ones behind it
+            ready = _ready_since((await self._ops.peek_dated(32, headers))[0], measured)
+        age = None if ready is None else _bounded(measured - ready, measured, previous)
         return QueueLag(oldest_message_age=age, approximate_message_count=count, measured_on=measured)
 
     async def set_queue_metadata(
@@ -570,3 +577,27 @@ def _check_policy(ident: str, policy: object) -> None:
         not isinstance(policy.permission, str) or set(policy.permission) - set("raup")
     ):
         raise ConfigurationError(f"policy {ident!r}: permission must be a str of letters from 'raup'")
+
+
+def _ready_since(raws: list[RawMessage], now: datetime) -> datetime | None:
+    """When the first of the peeked messages that is waiting for a handler became ready (a scheduled
+    message's envelope: when due; any other: its insertion); None when none of them is waiting."""
+    for raw in raws:
+        envelope = Envelope.parse(raw.text)
+        if envelope is not None:
+            if envelope.due <= now:
+                return envelope.due
+            continue  # visible only to be re-enqueued for the rest of its wait
+        if raw.inserted_on is None:
+            raise MalformedResponse("Peek Messages answered a message without its InsertionTime")
+        return parse_rfc1123(raw.inserted_on)
+    return None
+
+
+def _bounded(age: timedelta, measured: datetime, previous: QueueLag | None) -> timedelta:
+    """``age`` (at least 0), and at most the ``previous`` measurement's age plus the time since it."""
+    age = max(timedelta(0), age)
+    if previous is None:
+        return age
+    since = max(timedelta(0), measured - previous.measured_on)
+    return min(age, (previous.oldest_message_age or timedelta(0)) + since)

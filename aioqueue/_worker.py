@@ -75,8 +75,9 @@ class Worker:
     What it promises:
 
     - **Shutdown**: ``stop`` wakes it at once, also between empty polls; after it nothing more is
-      fetched and no new handler starts; prefetched messages are released at once; handlers under
-      way finish (or, after ``shutdown_timeout``, are cancelled and their messages released).
+      fetched and no new handler starts; prefetched messages (and those whose large payload is still
+      downloading) are released at once; handlers under way finish (or, after ``shutdown_timeout``,
+      are cancelled and their messages released).
     - **Outages are weather**: a fetch that fails with a retryable status (408, 429, 500, 502, 503,
       504), a connection error, a timeout or a garbled answer is logged once per streak and tried
       again with jittered back-off up to ``poll_interval``'s maximum. Anything else (authentication,
@@ -113,6 +114,7 @@ class Worker:
         self._processed = self._failed = self._lease_lost = self._undeleted = 0
         self._failing_since: float | None = None
         self._downloading = 0  # handler slots fetching their message's large payload
+        self._fetching: set[asyncio.Task[None]] = set()  # of those, the tasks in the download: a stop cancels them
         self._fatal: Exception | None = None  # fetching a payload failed for good (a 403): the worker stops
 
     @classmethod
@@ -225,6 +227,8 @@ class Worker:
         await stop.wait()
         assert self._consumer is not None
         self._consumer.halt()
+        for task in list(self._fetching):  # not started: each gives its message back at once
+            task.cancel()
         self._changed.set()
 
     async def _loop(self, stop: asyncio.Event) -> None:
@@ -337,12 +341,19 @@ class Worker:
 
     async def _fetch_payload(self, consumer: Consumer, message: ReceivedMessage) -> bool:
         """Fetch the message's large payload in its own handler slot (a download per slot at most; the
-        loop goes on meanwhile). False when it is not handed to the handler (poisoned, released): then
+        loop goes on meanwhile). False when it is not handed to the handler (poisoned, released, or the
+        worker stopped: a stop cancels the download, and the message is visible again at once): then
         it was never received, and its slot is free. A failure no retry fixes (a 403) stops the worker
         and is raised from :meth:`run`, as the queue's own 403 is."""
         fetched = False
+        task = asyncio.current_task()
+        assert task is not None
+        self._fetching.add(task)
         try:
             fetched = await consumer.fetch_payload(message)
+            if fetched and self._stop is not None and self._stop.is_set():  # stopped as it came in
+                fetched = False
+                await shielded(release_quietly(message, 0))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -350,6 +361,7 @@ class Worker:
                 self._fatal = exc
             consumer.halt()
         finally:
+            self._fetching.discard(task)
             self._downloading -= 1
             if not fetched:
                 consumer.yielded -= 1

@@ -262,6 +262,39 @@ async def test_process_hands_a_message_over_while_another_payload_downloads_its_
     assert await _count(patient_pair.direct) == 0 and await _names(patient_pair.direct) == []
 
 
+@pytest.mark.parametrize("auto_renew", [False, True])
+async def test_a_stop_gives_back_a_message_whose_payload_is_still_downloading_and_never_starts_it(
+    patient_pair: Pair, blob_proxy: FaultProxy, auto_renew: bool
+) -> None:
+    """What SIGTERM promises (docs/guide/production.md): every message fetched and not started goes back
+    at once, so that another replica takes it now, not a visibility timeout later. One whose payload is
+    still downloading has not started: a stop gives it back while its download is still held, and its
+    handler never runs, even once the download is let through."""
+    await patient_pair.direct.send_message(os.urandom(DATA_SIZE))
+    gate = Gate()
+    blob_proxy.script(Fault("hold", method="GET", gate=gate))
+    handled: list[str] = []
+
+    async def handle(msg: ReceivedMessage) -> None:
+        handled.append(msg.id)
+
+    worker = patient_pair.faulty.worker(handle, concurrency=1, visibility_timeout=600, auto_renew=auto_renew)
+    running = asyncio.ensure_future(worker.run())
+    try:
+        await asyncio.wait_for(gate.arrived.wait(), BOUND)
+        worker.stop()
+
+        async def given_back() -> bool:
+            return len(await patient_pair.direct.peek_messages()) == 1  # hidden for 600 s unless released
+
+        await eventually(given_back, BOUND, "the message given back while its payload downloads")
+    finally:
+        gate.release.set()
+    stats = await asyncio.wait_for(running, BOUND)
+    assert handled == [] and (stats.processed, stats.failed, worker.received) == (0, 0, 0)
+    assert len(await patient_pair.direct.peek_messages()) == 1 and len(await _names(patient_pair.direct)) == 1
+
+
 @pytest.mark.parametrize("how", ["receive_messages", "receive_batches"])
 async def test_a_lists_leases_are_renewed_while_its_payloads_download(
     patient_pair: Pair, proxy: FaultProxy, blob_proxy: FaultProxy, how: str

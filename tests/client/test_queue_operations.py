@@ -22,9 +22,11 @@ from aioqueue import (
     SendMessagesError,
     SendReceipt,
     UpdateReceipt,
+    _schedule,
 )
 
 UTC = timezone.utc
+LAG_START = datetime(2027, 1, 4, 9, 0, tzinfo=UTC)  # the frozen fake's clock, a whole second
 
 
 async def test_create_exists_delete(conn_str, queue_name):
@@ -114,6 +116,48 @@ async def test_lag_sends_its_two_requests_at_once(fake, fake_queue):
     gate.release.set()
     lag = await asyncio.wait_for(task, 30)
     assert lag.approximate_message_count == 1 and lag.oldest_message_age is not None
+
+
+@pytest.mark.fake_options(clock="frozen", start=LAG_START)
+async def test_lag_counts_a_scheduled_message_from_when_it_is_due_not_from_its_insertion(fake, fake_queue, monkeypatch):
+    """A message due in 8 days travels in an envelope hidden for a week; visible then only to be
+    re-enqueued, it is not waiting for a handler (counted from its insertion, it would be a week-old
+    message for a scaler to add replicas for): the message behind it is measured. Once due, it has
+    waited since it was due."""
+    monkeypatch.setattr(_schedule, "_now", lambda: fake.now)  # the sender's clock: the service's
+    await fake_queue.send_message("later", delay=timedelta(days=8))
+    fake.advance(timedelta(days=7, minutes=1))
+    assert [m.content for m in await fake_queue.peek_messages()] == ["later"]  # visible, not due for a day
+    lag = await fake_queue.lag()
+    assert (lag.oldest_message_age, lag.approximate_message_count) == (None, 1)
+    await fake_queue.send_message("now", time_to_live=60)  # gone (expired) before "later" is due
+    fake.advance(timedelta(seconds=30))
+    assert (await fake_queue.lag()).oldest_message_age == timedelta(seconds=30)  # "now", peeked past "later"
+    fake.advance(timedelta(days=1))  # "later" was due 90 s ago
+    lag = await fake_queue.lag()
+    assert (lag.oldest_message_age, lag.approximate_message_count) == (timedelta(seconds=90), 1)
+
+
+@pytest.mark.fake_options(clock="frozen", start=LAG_START)
+async def test_lag_after_a_previous_measurement_does_not_count_a_delayed_message_s_hidden_hour(
+    fake, fake_queue, monkeypatch
+):
+    """A message sent with delay=1h is hidden for the hour (the service's initial visibility), and Peek
+    Messages gives only its insertion time. Measured 15 s after a measurement that found nothing
+    waiting, it has waited at most those 15 s, not the hour and 5 s since its insertion."""
+    monkeypatch.setattr(_schedule, "_now", lambda: fake.now)
+    await fake_queue.send_message("reminder", delay=timedelta(hours=1))
+    fake.advance(timedelta(minutes=59, seconds=50))
+    before = await fake_queue.lag()
+    assert (before.oldest_message_age, before.approximate_message_count) == (None, 1)
+    fake.advance(timedelta(seconds=15))  # due 5 s ago
+    after = await fake_queue.lag(previous=before)
+    assert after.oldest_message_age == timedelta(seconds=15)
+    assert (await fake_queue.lag()).oldest_message_age == timedelta(hours=1, seconds=5)  # alone: its insertion
+    fake.advance(timedelta(seconds=15))
+    assert (await fake_queue.lag(previous=after)).oldest_message_age == timedelta(seconds=30)  # still ageing
+    with pytest.raises(ConfigurationError, match="previous must be a QueueLag"):
+        await fake_queue.lag(previous=timedelta(0))
 
 
 async def test_lag_of_a_missing_queue_is_queue_not_found(fake, queue_name):

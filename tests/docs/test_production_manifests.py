@@ -1,4 +1,5 @@
-"""The Dockerfile and the Kubernetes and KEDA manifests of docs/guide/production.md: each YAML block parses,
+"""The Dockerfile and the Kubernetes and KEDA manifests of docs/guide/production.md: the image builds from this
+checkout's wheel where Docker can build (skipped otherwise); each YAML block parses,
 uses only fields KEDA's documentation names, and follows the rules the page states: the worker's flags
 parse, the grace period is ``--shutdown-timeout`` + 10, ``queueLength`` is processes x concurrency,
 ``all`` for a Deployment and ``visibleonly`` for a ScaledJob, and the latency recipe queries the metric
@@ -26,7 +27,8 @@ from tests.docs.test_packaging import _run, _source_tree
 from tests.worker.test_worker_metrics import AGE  # the name a scrape shows (that test reads it from /metrics)
 
 yaml = pytest.importorskip("yaml", reason="PyYAML comes with the docs extra (mkdocs), which ./dev test installs")
-PAGE = Path(__file__).resolve().parents[2] / "docs" / "guide" / "production.md"
+ROOT = Path(__file__).resolve().parents[2]
+PAGE = ROOT / "docs" / "guide" / "production.md"
 BLOCK = re.compile(r'^```(\w+)(?: title="([^"]+)")?\n(.*?)^```$', re.MULTILINE | re.DOTALL)
 GRACE_MARGIN = 10  # the page's formula: terminationGracePeriodSeconds = --shutdown-timeout + 10
 
@@ -164,15 +166,85 @@ def test_the_dockerfile_builds_the_worker_image_from_the_wheel(tmp_path):
 
 
 def test_the_deployment_s_grace_period_is_the_shutdown_timeout_plus_10_and_its_probes_are_served():
+    """A startupProbe too: the port opens only once the handler's module is imported, and without one a
+    liveness probe restarts a pod whose import takes over 30 s (Kubernetes' defaults), again and again."""
     _, args, pod = the_deployment()
     grace_follows_the_shutdown_timeout(pod, args)
     [container] = pod["containers"]
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     served = inspect.getsource(_runner._serve_metrics)
-    for probe, path in (("livenessProbe", "/healthz/live"), ("readinessProbe", "/healthz/ready")):
+    probes = (
+        ("startupProbe", "/healthz/live"),
+        ("livenessProbe", "/healthz/live"),
+        ("readinessProbe", "/healthz/ready"),
+    )
+    for probe, path in probes:
         get = container[probe]["httpGet"]
         assert get["path"] == path and f'add_get("{path}"' in served
         assert ports[get["port"]] == args.metrics_port
+
+
+PYPI_INSTALL = "RUN pip install --no-cache-dir 'aioqueue-azure[prometheus]'"
+
+
+def docker_context(into: Path, wheel: str) -> Path:
+    """The page's Dockerfile and ``myapp/tasks.py`` in ``into``, the package installed from ``wheel`` (a file
+    beside the Dockerfile) instead of from PyPI: the image as the page builds it, from this checkout."""
+    _, dockerfile = blocks()["Dockerfile"]
+    assert dockerfile.count(PYPI_INSTALL) == 1, "the page's Dockerfile installs the package another way"
+    local = f"COPY {wheel} /tmp/\nRUN pip install --no-cache-dir '/tmp/{wheel}[prometheus]'"
+    (into / "Dockerfile").write_text(dockerfile.replace(PYPI_INSTALL, local))
+    (into / "myapp").mkdir()
+    (into / "myapp" / "tasks.py").write_text(blocks()["myapp/tasks.py"][1])
+    return into
+
+
+def _docker() -> str:
+    """The docker command, or a skip saying why there is none that can build here."""
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.skip("no docker command on PATH: the image is not built here")
+    info = subprocess.run([docker, "info"], capture_output=True, text=True, timeout=60)
+    if info.returncode != 0:
+        why = (info.stderr.strip().splitlines() or ["no answer"])[-1]
+        pytest.skip(f"docker cannot reach its daemon ({why}): the image is not built here")
+    return docker
+
+
+def test_the_docker_context_swaps_only_the_package_s_source(tmp_path):
+    context = docker_context(tmp_path, "aioqueue_azure-0-py3-none-any.whl")
+    text = (context / "Dockerfile").read_text()
+    assert "aioqueue-azure[prometheus]'" not in text and "/tmp/aioqueue_azure-0-py3-none-any.whl[prometheus]" in text
+    assert text.splitlines()[0].startswith("FROM ") and "CMD [" in text
+    assert "async def handle" in (context / "myapp" / "tasks.py").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_the_dockerfile_builds_the_worker_image_from_the_wheel(tmp_path):
+    """Issue #28's proof: the page's Dockerfile, with the wheel this checkout builds, makes an image whose
+    worker command runs and imports the page's handler (skipped where Docker cannot build)."""
+    docker = _docker()
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", dist, ROOT], check=True, timeout=600)
+    [wheel] = dist.glob("*.whl")
+    context = tmp_path / "context"
+    context.mkdir()
+    shutil.copy2(wheel, context / wheel.name)
+    docker_context(context, wheel.name)
+    tag = f"aioqueue-docs-worker:{uuid.uuid4().hex[:12]}"
+    built = subprocess.run([docker, "build", "-t", tag, context], capture_output=True, text=True, timeout=900)
+    assert built.returncode == 0, built.stderr[-3000:]
+    try:
+        run = [docker, "run", "--rm", "--entrypoint", "python", tag, "-c"]
+        check = "import myapp.tasks, prometheus_client, aioqueue._runner as r; r.load_handler('myapp.tasks:handle')"
+        done = subprocess.run([*run, check], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        usage = subprocess.run([docker, "run", "--rm", tag, "aioqueue", "worker", "--help"], capture_output=True,
+                               text=True, timeout=300)  # fmt: skip
+        assert usage.returncode == 0 and "--metrics-port" in usage.stdout, usage.stderr[-3000:]
+    finally:
+        subprocess.run([docker, "rmi", "-f", tag], capture_output=True, timeout=300)
 
 
 def test_the_scaled_object_asks_for_processes_times_concurrency_counting_hidden_messages():

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client.parser import text_string_to_metric_families
 
+from aioqueue import _schedule
 from aioqueue._runner import JsonFormatter
 from aioqueue.testing import connection_string
 
@@ -215,27 +217,38 @@ def names(found: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> set[str
     return {name for name, _ in found}
 
 
+@contextlib.asynccontextmanager
+async def blocked_worker(fake: Any, queue: Any, tmp_path: Path) -> AsyncIterator[tuple[subprocess.Popen[str], int]]:
+    """A worker on the fake service measuring every 0.2 s, its one handler slot held by the message "block"
+    (for 2 h by the service's clock) until the file "go" exists; (the process, its metrics port)."""
+    port = free_port()
+    proc = start(
+        fake.connection_string,
+        tmp_path,
+        queue.queue_name,
+        "--metrics-port", str(port), "--lag-interval", "0.2", "--concurrency", "1", "--visibility", "2h",
+        handler=BLOCKING,
+    )  # fmt: skip
+    try:
+        await until(port, "/healthz/ready", 200, proc)
+        await queue.send_message("block")
+        deadline = time.monotonic() + BOUND
+        while not (tmp_path / "started").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the handler did not start"
+            await asyncio.sleep(0.05)
+        yield proc, port
+    finally:
+        (tmp_path / "go").touch()
+        await stop(proc)  # the fake answers the worker's last requests meanwhile
+
+
 @pytest.mark.fake_options(clock="frozen")
 async def test_the_oldest_message_age_rises_while_the_queue_waits_and_falls_to_0_once_drained(
     fake, fake_queue, tmp_path
 ):
     """On the fake service, whose clock the test moves: a message waiting behind a busy handler ages ten
     minutes in a moment, and once the queue is drained the gauges say 0 (measured, not missing)."""
-    port = free_port()
-    proc = start(
-        fake.connection_string,
-        tmp_path,
-        fake_queue.queue_name,
-        "--metrics-port", str(port), "--lag-interval", "0.2", "--concurrency", "1", "--visibility", "1h",
-        handler=BLOCKING,
-    )  # fmt: skip
-    try:
-        await until(port, "/healthz/ready", 200, proc)
-        await fake_queue.send_message("block")
-        deadline = time.monotonic() + BOUND
-        while not (tmp_path / "started").exists():
-            assert proc.poll() is None and time.monotonic() < deadline, "the handler did not start"
-            await asyncio.sleep(0.05)
+    async with blocked_worker(fake, fake_queue, tmp_path) as (proc, port):
         await fake_queue.send_message("waiting")  # no free handler slot: it waits in the queue
         queue = {"messaging_destination_name": fake_queue.queue_name}
         found = await scrape_until(port, proc, "both counted", lambda f: value(f, COUNT, **queue) == 2)
@@ -249,8 +262,41 @@ async def test_the_oldest_message_age_rises_while_the_queue_waits_and_falls_to_0
         assert {AGE, COUNT} <= names(found)  # measured as 0, not left out
         health = json.loads((await get(port, "/healthz"))[1])
         assert health["processed"] == 2 and health["prefetched"] == 0
-    finally:
-        await stop(proc)  # the fake answers the worker's last requests meanwhile
+
+
+async def measured_again(fake: Any, proc: subprocess.Popen[str]) -> None:
+    """Until a whole measurement of the queue's lag began and ended after this call: the third Get Queue
+    Metadata from now (the first may belong to a measurement under way, the third began after the second
+    ended, and so after the sampler had kept what the second measured)."""
+
+    def counted() -> int:
+        return sum(1 for r in fake.requests if r.operation == "get_queue_metadata")
+
+    target = counted() + 3
+    deadline = time.monotonic() + BOUND
+    while counted() < target:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline, "the worker did not measure the queue again"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.fake_options(clock="frozen")
+async def test_a_message_sent_with_a_delay_does_not_show_its_hidden_time_as_its_age(
+    fake, fake_queue, tmp_path, monkeypatch
+):
+    """A message sent with delay=1h is hidden for the hour, then visible with an insertion time an hour old
+    (Peek Messages tells nothing else). The age gauge must not jump to that hour the moment it appears: a
+    Prometheus scaler on the age would add replicas for every scheduled message. The measurement before
+    found nothing waiting, so it has waited at most the time since."""
+    monkeypatch.setattr(_schedule, "_now", lambda: fake.now)  # the sender's clock: the service's
+    async with blocked_worker(fake, fake_queue, tmp_path) as (proc, port):  # the reminder waits in the queue
+        await fake_queue.send_message("reminder", delay=timedelta(hours=1))
+        fake.advance(timedelta(minutes=59))
+        await measured_again(fake, proc)  # nothing waiting, a minute before it is due
+        fake.advance(timedelta(minutes=2))  # due a minute ago, inserted 61 minutes ago
+        found = await scrape_until(port, proc, "the reminder waiting", lambda f: value(f, AGE) > 0)
+        assert value(found, AGE) <= 120, "its age counted from its insertion, an hour before it was visible"
+        assert value(found, COUNT) == 2
 
 
 async def test_ready_fails_while_the_queue_does_not_answer_and_live_does_not(proxy, queue_client, tmp_path):
