@@ -4,6 +4,7 @@ deleted (:meth:`QueueClient.redrive`), with a progress line on a terminal and a 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -68,6 +69,11 @@ def _row(record: PoisonRecord, to: str | None) -> dict[str, Any]:
     }
 
 
+def _terminal() -> bool:
+    """Whether progress is drawn (on a terminal): only then is the poison queue's length asked for."""
+    return sys.stderr.isatty()
+
+
 def _summary(queue: str, result: RedriveResult) -> str:
     moved = len(result.would_move) if result.dry_run else result.moved
     text = f"{'would move' if result.dry_run else 'moved'} {moved} message{'s' if moved != 1 else ''} from {queue}"
@@ -84,14 +90,19 @@ async def redrive(cli: Cli, progress: Callable[[str, int | None], Progress]) -> 
     were left for want of a target (bare bodies without ``--to``, records of a missing source queue),
     after everything else moved."""
     a = cli.args
-    shown = progress("would move" if a.dry_run else "moved", a.limit)
-
-    def on_progress(result: RedriveResult) -> None:
-        moved = len(result.would_move) if result.dry_run else result.moved
-        if moved > shown.done:
-            shown.add(moved - shown.done)
 
     async with cli.queue(a.queue) as queue:
+        total = a.limit
+        if _terminal():  # the bar's length: the poison queue's approximate count (one request)
+            count = (await queue.get_queue_properties()).approximate_message_count
+            total = count if total is None else min(total, count)
+        shown = progress("would move" if a.dry_run else "moved", total)
+
+        def on_progress(result: RedriveResult) -> None:
+            moved = len(result.would_move) if result.dry_run else result.moved
+            if moved > shown.done:
+                shown.add(moved - shown.done)
+
         try:
             result = await queue.redrive(
                 a.to,

@@ -89,8 +89,11 @@ def metadata_pair(text: str) -> tuple[str, str]:
     return name, value
 
 
+_BAR = 20  # characters of the progress bar
+
+
 class Progress:
-    """A one-line progress counter on stderr, only when stderr is a terminal."""
+    """A one-line progress bar on stderr (a counter when the total is not known), only on a terminal."""
 
     def __init__(self, label: str, total: int | None, stream: TextIO = sys.stderr) -> None:
         self.label, self.total, self.done, self.stream = label, total, 0, stream
@@ -99,8 +102,11 @@ class Progress:
     def add(self, n: int) -> None:
         self.done += n
         if self.enabled:
-            of = f"/{self.total}" if self.total else ""
-            self.stream.write(f"\r{self.label} {self.done}{of}")
+            bar = ""
+            if self.total:
+                filled = min(_BAR, _BAR * self.done // self.total)
+                bar = f" [{'#' * filled}{'-' * (_BAR - filled)}] {self.done}/{self.total}"
+            self.stream.write(f"\r{self.label}{bar or f' {self.done}'}")
             self.stream.flush()
 
     def finish(self) -> None:

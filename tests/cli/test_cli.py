@@ -231,13 +231,13 @@ class _Terminal(io.StringIO):
         return True
 
 
-def test_progress_is_a_counter_on_a_terminal_for_big_jobs_only():
+def test_progress_is_a_bar_on_a_terminal_for_big_jobs_only():
     tty = _Terminal()
     progress = Progress("sent", 100, stream=tty)
     progress.add(40)
     progress.add(60)
     progress.finish()
-    assert tty.getvalue() == "\rsent 40/100\rsent 100/100\n"
+    assert tty.getvalue() == "\rsent [########------------] 40/100\rsent [####################] 100/100\n"
     tty = _Terminal()
     progress = Progress("received", None, stream=tty)  # no total known
     progress.add(5)

@@ -140,5 +140,10 @@ def test_progress_counts_what_moved(
             shown.append((self.label, self.total, self.done))
 
     monkeypatch.setattr("aioqueue.cli.Progress", Recorded)
+    with monkeypatch.context() as terminal:
+        # on a terminal the bar's length is the poison queue's approximate count (the limit when smaller)
+        terminal.setattr("aioqueue._cli_redrive._terminal", lambda: True)
+        assert cli("redrive", poison, "--dry-run")[0] == 0
     assert cli("redrive", poison, "--limit", "10", "--rate", "100")[0] == 0
-    assert shown == [("moved", 10, 2)]
+    # not on a terminal: the limit, and no request for the length
+    assert shown == [("would move", 2, 2), ("moved", 10, 2)]
