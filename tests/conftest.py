@@ -67,6 +67,17 @@ def mixes_queue_services(fixturenames: Iterable[str]) -> list[str]:
     return [name for name in (*QUEUE_FIXTURES, *AZURITE_QUEUE_FIXTURES) if name in names]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--emulator-tier-under",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="run the tests that need Azurite only under PATH (repeatable); the unit tier runs everywhere: "
+        "one pytest run gives both tiers of a chosen part (noxfile.py: the other Pythons' share)",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "fake_options(**options): the FakeQueueService options of the fake fixture")
 
@@ -90,11 +101,26 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         )
 
 
+def outside_emulator_tier(items: list[pytest.Item], under: list[str]) -> list[pytest.Item]:
+    """The tests ``--emulator-tier-under`` leaves out: those that need Azurite (marked ``emulator``) whose
+    path is under none of ``under`` (paths as the command line gives them, relative to the root)."""
+    if not under:
+        return []
+    inside = tuple(path.rstrip("/") + end for path in under for end in ("/", "::"))
+    return [item for item in items if item.get_closest_marker("emulator") and not item.nodeid.startswith(inside)]
+
+
 @pytest.hookimpl(trylast=True)  # after pytest-randomly has shuffled them
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests marked ``slow`` first (each group keeps its shuffled order): xdist's workers, given one
-    test at a time (``--maxschedchunk 1``), then run the long ones side by side from the start and finish
-    together, instead of one long test starting last and running alone."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out what ``--emulator-tier-under`` says; then the tests marked ``slow`` first (each group keeps
+    its shuffled order): xdist's workers, given one test at a time (``--maxschedchunk 1``), then run the
+    long ones side by side from the start and finish together, instead of one long test starting last
+    and running alone."""
+    left_out = outside_emulator_tier(items, config.getoption("emulator_tier_under"))
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        dropped = set(map(id, left_out))
+        items[:] = [item for item in items if id(item) not in dropped]
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 

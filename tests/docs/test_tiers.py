@@ -83,3 +83,17 @@ def test_a_queue_fixture_beside_the_sessions_azurite_is_refused_before_any_fixtu
         in refused[1]
     )
     assert not started.exists()
+
+
+def test_emulator_tier_under_leaves_out_the_tests_needing_azurite_elsewhere(tmp_path):
+    """One run of both tiers of a chosen part (noxfile.py): the unit tier everywhere, the emulator tier
+    only under the paths given (a folder, a module)."""
+    (tmp_path / "chosen").mkdir()
+    files = {**SUITE, "chosen/test_chosen.py": "def test_chosen_azurite(azurite): pass\ndef test_chosen_unit(): pass\n"}
+    args = ("--collect-only", "-q", "--emulator-tier-under=chosen/", "--emulator-tier-under=test_own_proxy.py")
+    result = run_pytest(tmp_path, files, *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    kept = sorted(line.rpartition("::")[2] for line in result.stdout.splitlines() if "::" in line)
+    unit = ["test_chosen_unit", "test_fake_queue", "test_nothing", "test_with_its_own_proxy"]
+    assert kept == sorted(["test_chosen_azurite", *unit])
+    assert f"{len(ALWAYS + SWITCHED)} deselected" in result.stdout
