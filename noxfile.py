@@ -57,11 +57,17 @@ VERSION_SENSITIVE = [
 NOT_HERE = ["--ignore=tests/docs", "--ignore=tests/plugin", "--ignore=tests/cli/test_worker_usage.py"]
 
 
+def _uv(session: nox.Session) -> bool:
+    return session.venv_backend == "uv"
+
+
 @nox.session(python=FOUND)
 def tests(session: nox.Session) -> None:
     """pytest against Azurite, in random order, two workers per core (no lint or coverage: ./dev test does
     those once). With arguments, only pytest with them: ``nox -s tests-3.12 -- tests/worker``."""
-    session.install("-c", "constraints.txt", "-e", ".[dev]")
+    # compiled as pip compiles (uv does not by default): every worker and subprocess of the run would
+    # otherwise compile aiohttp, pytest and the rest again, as would any run where PYTHONDONTWRITEBYTECODE is set
+    session.install("-c", "constraints.txt", "-e", ".[dev]", *(["--compile-bytecode"] if _uv(session) else []))
     # many tests wait (visibility timeouts, held answers, back-off, a worker process starting): two workers a core
     common = (
         "-q",

@@ -247,7 +247,7 @@ def test_404_points_at_the_sites_own_path(site):
 
 def test_dev_docs_needs_only_the_docs_extra(tmp_path):
     """`./dev docs` and `./dev docs build` install the docs extra only: no dev tools, no Azurite from
-    npm, no Chromium. Run here in a copy whose .venv records pip's arguments and mkdocs' instead."""
+    npm, no Chromium. Run here in a copy whose .venv records pip's, uv's and mkdocs' arguments instead."""
     repo = tmp_path / "repo"
     repo.mkdir()
     for name in ("dev", "pyproject.toml", "constraints.txt"):
@@ -255,7 +255,7 @@ def test_dev_docs_needs_only_the_docs_extra(tmp_path):
     log = tmp_path / "calls"
     venv_bin = repo / ".venv" / "bin"
     venv_bin.mkdir(parents=True)
-    for tool in ("python", "mkdocs"):
+    for tool in ("python", "uv", "mkdocs"):
         (venv_bin / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> "{log}"\n')
         (venv_bin / tool).chmod(0o755)
     # a PATH with the shell's own tools only: no npm, no apt-get, no chromium
@@ -272,8 +272,11 @@ def test_dev_docs_needs_only_the_docs_extra(tmp_path):
         )
         assert run.returncode == 0, run.stderr
     calls = log.read_text().splitlines()
-    installs = [call for call in calls if " install " in call and "--upgrade pip" not in call]
-    assert installs == ["python -m pip install --quiet -c constraints.txt -e .[docs]"], calls
+    installs = [call for call in calls if " install " in call]
+    assert installs == [
+        "python -m pip install --quiet -c constraints.txt uv",
+        "uv pip install --quiet --python .venv/bin/python --compile-bytecode -c constraints.txt -e .[docs]",
+    ], calls
     assert [call for call in calls if call.startswith("mkdocs")] == [
         "mkdocs build --strict --site-dir out",
         "mkdocs serve",
