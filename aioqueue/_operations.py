@@ -437,6 +437,13 @@ class QueueOperations(Operations):
     ) -> SendReceipt:
         """Put Message with ``text`` (already encoded). ``content`` (when given) gets the send span's trace
         context when ``trace_context_field`` is set, and is encoded again with it."""
+        return (await self.put_message_answered(text, query, extra, content))[0]
+
+    async def put_message_answered(
+        self, text: str, query: dict[str, str], extra: Mapping[str, str] | None = None, content: Any = UNCHANGED
+    ) -> tuple[SendReceipt, bool]:
+        """:meth:`put_message`, and whether the answer came to a retry after an attempt's answer was lost
+        (the queue may then hold the message twice)."""
         rec = self.operation("send")
         with rec:
             if rec.span is not None:
@@ -453,7 +460,7 @@ class QueueOperations(Operations):
                 raise MalformedResponse("Put Message answered without the message")
             receipt = send_receipt(entries[0])
             rec.set("messaging.message.id", receipt.id)
-        return receipt
+        return receipt, response.after_lost_answer
 
     async def get_messages(
         self, count: int, visibility_timeout: int | None, extra: Mapping[str, str] | None = None

@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any
 
 from ._dates import parse_rfc1123
 from ._errors import (
@@ -31,7 +30,6 @@ from ._messages import RawMessage
 from ._models import SendReceipt
 from ._operations import Pool, QueueOperations
 from ._poison import PoisonRecord
-from ._transport import Response
 from ._validation import MAX_SECONDS, Duration, nonnegative_seconds, positive_int
 from ._validation import message_id as check_message_id
 from ._validation import pop_receipt as check_pop_receipt
@@ -141,18 +139,6 @@ def _digest(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
 
-class _Target(QueueOperations):
-    """A target queue's operations that tell whether the last answer came after a lost one (a re-send
-    retried after a lost answer: the target may hold the message twice). One re-send at a time."""
-
-    lost = False
-
-    async def call(self, *args: Any, **kwargs: Any) -> Response:
-        response = await super().call(*args, **kwargs)
-        self.lost = response.after_lost_answer
-        return response
-
-
 class Redriver:
     """One redrive run over a poison queue."""
 
@@ -191,7 +177,7 @@ class Redriver:
         self.on_progress = on_progress
         self.result = RedriveResult(dry_run=dry_run)
         self.planned: list[PoisonRecord] = []
-        self._targets: dict[str, _Target] = {}
+        self._targets: dict[str, QueueOperations] = {}
         self._missing: set[str] = set()  # source queues that do not exist: their records are left
         self._held: dict[str, RawMessage] = {}  # looked at and left (id, receipt): visible again at the end
         self._seen: set[str] = set()
@@ -290,10 +276,10 @@ class Redriver:
             await _sleep(wait)
         self._next_send = max(_clock(), self._next_send) + self.interval
 
-    def _target(self, name: str) -> _Target:
+    def _target(self, name: str) -> QueueOperations:
         ops = self._targets.get(name)
         if ops is None:
-            ops = self._targets[name] = _Target(self.poison.pool, name, self.poison.encoding)
+            ops = self._targets[name] = QueueOperations(self.poison.pool, name, self.poison.encoding)
         return ops
 
     async def _move(self, raw: RawMessage, record: PoisonRecord, target: str) -> None:
@@ -319,7 +305,7 @@ class Redriver:
             query["messagettl"] = str(ttl)
         ops = self._target(target)
         try:
-            receipt = await ops.put_message(record.content, query)
+            sent = await ops.put_message_answered(record.content, query)
         except AioQueueError as exc:
             if isinstance(exc, QueueNotFound) and self.to is None and not _maybe_sent(exc):
                 self._missing.add(target)
@@ -331,7 +317,7 @@ class Redriver:
             if _maybe_sent(exc):
                 self._count(duplicates=1)
             raise
-        return receipt, ops.lost
+        return sent
 
     async def _delete(self, raw: RawMessage, target: str, twice: bool) -> None:
         """Delete the poison message once its target has it (``twice``: it may hold it twice)."""
