@@ -645,4 +645,8 @@ class QueueOperations(Operations):
         if queue_name not in self._created:
             await other.create_queue(metadata=None, exist_ok=True, extra=None)
             self._created.add(queue_name)
-        await other.put_message(text, {"messagettl": "-1"})
+        try:
+            await other.put_message(text, {"messagettl": "-1"})
+        except QueueNotFound:  # deleted since this client made it (by hand, by a clean-up): made again
+            await other.create_queue(metadata=None, exist_ok=True, extra=None)
+            await other.put_message(text, {"messagettl": "-1"})

@@ -201,6 +201,21 @@ async def test_a_stream_poisons_on_the_last_allowed_delivery_too(queue_factory: 
     assert await _raw_texts(queue) == []
 
 
+async def test_a_poison_queue_deleted_while_its_client_runs_is_made_again(queue_factory: Any, conn_str: str) -> None:
+    """A client makes a poison queue once and then remembers it; one deleted since (by hand, by a clean-up)
+    is made again by the next poisoning, not failed by every poisoning until the process restarts."""
+    queue = await queue_factory(prefix="records")
+    for content in ("first", "second"):
+        await queue.send_message(content)
+        async for msg in queue.receive(idle_timeout=0.5, poll_interval=0.05):
+            async with msg:
+                await msg.poison(f"{content} reason")
+        assert [record.content for record in await _records(queue)] == [content]
+        async with QueueClient.from_connection_string(conn_str, f"{queue.queue_name}-poison") as poison:
+            await poison.delete_queue()
+    assert await _raw_texts(queue) == []
+
+
 async def test_a_failed_delete_after_the_poison_copy_keeps_the_handlers_error(
     queue_factory: Any, proxy: FaultProxy
 ) -> None:
