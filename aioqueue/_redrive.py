@@ -212,8 +212,7 @@ class Redriver:
                 batch, _ = await self.poison.get_messages(wanted, self.visibility)
                 if not batch:
                     break
-                for raw in batch:
-                    await self._consider(raw)
+                await self._consider_all(batch)
         except AioQueueError as exc:
             raise RedriveError(exc, self.snapshot()) from exc
         finally:
@@ -236,6 +235,15 @@ class Redriver:
         self._hold(raw)
         self._count(**counts)
 
+    async def _consider_all(self, batch: list[RawMessage]) -> None:
+        for at, raw in enumerate(batch):
+            try:
+                await self._consider(raw)
+            except BaseException:
+                for rest in batch[at + 1 :]:  # fetched, not looked at: visible again at the end
+                    self._hold(rest)
+                raise
+
     async def _consider(self, raw: RawMessage) -> None:
         """One fetched message: moved, planned (dry run), or held and left."""
         if raw.id in self._seen or self._done():  # back again (its visibility lapsed), or past the limit
@@ -253,11 +261,36 @@ class Redriver:
         elif target == self.poison.queue_name:  # a record naming the poison queue itself as its source
             self._leave(raw, no_target=1)
         elif self.dry_run:
+            if await self._missing_target(raw, target):
+                return
             self.planned.append(record)
             self._leave(raw)
         else:
             await self._pace()
             await self._move(raw, record, target)
+
+    async def _missing_target(self, raw: RawMessage, target: str) -> bool:
+        """A dry run's look at ``target`` (once a queue): a missing source queue leaves ``raw`` (True), as
+        a real run would; a missing ``to=`` queue raises, as it stops a real run."""
+        if target in self._targets:
+            return False
+        try:
+            await self._target(target).get_metadata(extra=None)
+        except AioQueueError as exc:
+            if not isinstance(exc, QueueNotFound) or self.to is not None:
+                self._hold(raw)  # the run stops; this one is visible again at the end
+                raise
+            del self._targets[target]
+            self._note_missing(raw, target)
+            return True
+        return False
+
+    def _note_missing(self, raw: RawMessage, target: str) -> None:
+        """``target``, a record's source queue, does not exist: its records are left."""
+        self._missing.add(target)
+        log.warning("poison records of queue %s were left: that queue does not exist (create it, or pass to=)",
+                    target)  # fmt: skip
+        self._leave(raw, no_target=1)
 
     def _came_back(self, record: PoisonRecord) -> bool:
         """Is it a message this run re-sent, poisoned again since? (A record: by the id the re-send got;
@@ -308,10 +341,7 @@ class Redriver:
             sent = await ops.put_message_answered(record.content, query)
         except AioQueueError as exc:
             if isinstance(exc, QueueNotFound) and self.to is None and not _maybe_sent(exc):
-                self._missing.add(target)
-                log.warning("poison records of queue %s were left: that queue does not exist (create it, or "
-                            "pass to=)", target)  # fmt: skip
-                self._leave(raw, no_target=1)
+                self._note_missing(raw, target)
                 return None
             self._hold(raw)  # stays in the poison queue: visible again at once
             if _maybe_sent(exc):

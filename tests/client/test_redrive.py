@@ -200,14 +200,17 @@ async def test_a_record_taken_by_someone_else_meanwhile_is_a_duplicate(queue_fac
     assert await _texts(queue) == ["m1", "m2"]
 
 
-async def test_a_missing_target_stops_it_and_keeps_the_record(queue_factory: Any) -> None:
+async def test_a_missing_target_stops_it_and_keeps_the_records(queue_factory: Any) -> None:
+    """The run stops at the first record; it and the rest of its batch (fetched, not looked at) are
+    visible again at once, not hidden for the run's visibility timeout."""
     queue = await queue_factory(prefix="redrive")
-    await _poison(queue, "m")
+    await _poison(queue, "m1", "m2", "m3")
     poison = _poison_queue(queue)
-    with pytest.raises(RedriveError) as caught:
-        await poison.redrive(to=f"{queue.queue_name}-gone")
-    assert isinstance(caught.value.error, QueueNotFound) and caught.value.result == RedriveResult()
-    assert len(await _texts(poison)) == 1
+    for dry_run in (False, True):
+        with pytest.raises(RedriveError) as caught:
+            await poison.redrive(to=f"{queue.queue_name}-gone", dry_run=dry_run)
+        assert isinstance(caught.value.error, QueueNotFound) and caught.value.result == RedriveResult(dry_run=dry_run)
+        assert len(await _texts(poison)) == 3
 
 
 async def test_rate_paces_the_resends(queue_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -337,6 +340,12 @@ async def test_a_missing_source_queue_leaves_its_records_and_the_rest_move(queue
     await gone.process(fail, max_dequeue_count=1, poison_queue=f"{queue.queue_name}-poison", idle_timeout=1)
     await gone.delete_queue()
     poison = _poison_queue(queue)
+    # a dry run tells what a real run would do: the record of the missing queue left, not planned
+    dry = await poison.redrive(dry_run=True)
+    assert ([r.content for r in dry.would_move], dry.no_target) == (["a"], 1)
+    with pytest.raises(RedriveError) as caught:  # a missing to= stops a dry run too
+        await poison.redrive(to=f"{gone.queue_name}-typo", dry_run=True)
+    assert isinstance(caught.value.error, QueueNotFound)
     result = await poison.redrive()
     assert (result.moved, result.no_target) == (1, 1)
     assert await _texts(queue) == ["a"]
