@@ -394,11 +394,11 @@ class QueueOperations(Operations):
                 return None
             raise
 
-    async def exists(self, *, extra: Any) -> bool:
+    async def exists(self, *, extra: Any, where: Where = "read") -> bool:
         rec = self.operation("exists")  # "no" is an answer, not a failed operation
         with rec:
             try:
-                await self.call(rec, "GET", self.path, {"comp": "metadata"}, None, None, extra, "read")
+                await self.call(rec, "GET", self.path, {"comp": "metadata"}, None, None, extra, where)
             except QueueNotFound:
                 return False
         return True

@@ -179,6 +179,8 @@ class Redriver:
         self.planned: list[PoisonRecord] = []
         self._targets: dict[str, QueueOperations] = {}
         self._missing: set[str] = set()  # source queues that do not exist: their records are left
+        self._present: set[str] = set()  # target queues a dry run found (or could not look at)
+        self._gone: set[str] = set()  # the poison messages deleted (moved, or taken meanwhile)
         self._held: dict[str, RawMessage] = {}  # looked at and left (id, receipt): visible again at the end
         self._seen: set[str] = set()
         self._moved: set[str] = set()  # the original ids of the records moved
@@ -240,7 +242,11 @@ class Redriver:
             try:
                 await self._consider(raw)
             except BaseException:
-                for rest in batch[at + 1 :]:  # fetched, not looked at: visible again at the end
+                # stopped (a failure, a cancellation): the one under way, unless it left the poison queue,
+                # and the rest, fetched but not looked at, are visible again at the end
+                if raw.id not in self._gone:
+                    self._hold(raw)
+                for rest in batch[at + 1 :]:
                     self._hold(rest)
                 raise
 
@@ -270,20 +276,26 @@ class Redriver:
             await self._move(raw, record, target)
 
     async def _missing_target(self, raw: RawMessage, target: str) -> bool:
-        """A dry run's look at ``target`` (once a queue): a missing source queue leaves ``raw`` (True), as
-        a real run would; a missing ``to=`` queue raises, as it stops a real run."""
-        if target in self._targets:
+        """A dry run's look at ``target`` (once a queue, on the primary, where a real run sends): a missing
+        source queue leaves ``raw`` (True), as a real run would; a missing ``to=`` queue stops the run, as
+        it stops a real one. A look that fails (a credential that may send but not read a queue's
+        metadata) lists the records all the same: a real run would try them."""
+        if target in self._present:
             return False
         try:
-            await self._target(target).get_metadata(extra=None)
+            exists = await self._target(target).exists(extra=None, where="primary")
         except AioQueueError as exc:
-            if not isinstance(exc, QueueNotFound) or self.to is not None:
-                self._hold(raw)  # the run stops; this one is visible again at the end
-                raise
-            del self._targets[target]
-            self._note_missing(raw, target)
-            return True
-        return False
+            log.warning("dry run: whether queue %s exists could not be told (%s); its records are listed",
+                        target, exc)  # fmt: skip
+            exists = True
+        if exists:
+            self._present.add(target)
+            return False
+        if self.to is not None:
+            raise QueueNotFound(f"The specified queue does not exist: {target!r} (to=)", status=404,
+                                error_code="QueueNotFound")  # fmt: skip
+        self._note_missing(raw, target)
+        return True
 
     def _note_missing(self, raw: RawMessage, target: str) -> None:
         """``target``, a record's source queue, does not exist: its records are left."""
@@ -355,6 +367,7 @@ class Redriver:
             await self.poison.delete_message(check_message_id(raw.id), check_pop_receipt(raw.pop_receipt or ""))
         except (MessageNotFound, PopReceiptMismatch) as exc:
             # its lease lapsed and someone else holds (or deleted) it: it may be re-sent a second time
+            self._gone.add(raw.id)
             log.warning("poison message %s was re-sent to %s, but someone else took it meanwhile: %s", raw.id, target,
                         exc)  # fmt: skip
             self._count(moved=1, duplicates=1)
@@ -363,6 +376,7 @@ class Redriver:
             self._hold(raw)  # (if it is still there) visible again at once
             self._count(moved=1, duplicates=1)
             raise
+        self._gone.add(raw.id)
         self._count(moved=1, duplicates=int(twice))
 
     async def _release_held(self) -> None:

@@ -213,6 +213,34 @@ async def test_a_missing_target_stops_it_and_keeps_the_records(queue_factory: An
         assert len(await _texts(poison)) == 3
 
 
+async def test_a_cancelled_run_leaves_every_record_it_has_not_moved_visible(queue_factory: Any) -> None:
+    """Cancelled while it waits to re-send the next record (``rate``), the run makes that record and the
+    rest of its batch visible again at once; the moved one is gone from the poison queue."""
+    queue = await queue_factory(prefix="redrive")
+    await _poison(queue, "m1", "m2", "m3")
+    poison = _poison_queue(queue)
+    moved = asyncio.Event()
+    run = asyncio.create_task(poison.redrive(rate=0.5, on_progress=lambda r: r.moved and moved.set()))
+    await moved.wait()  # the next re-send waits 2 s
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert (len(await _texts(poison)), len(await _texts(queue))) == (2, 1)
+
+
+async def test_a_dry_run_that_cannot_look_at_a_target_lists_its_records(queue_factory: Any, proxy: FaultProxy) -> None:
+    """A credential that may move messages but not read a queue's metadata (an account SAS without the
+    container resource type): the dry run lists the records a real run would try, looking once a queue."""
+    queue = await queue_factory(prefix="redrive")
+    await _poison(queue, "m1", "m2")
+    refused = {"x-ms-error-code": "AuthorizationResourceTypeMismatch"}
+    async with QueueClient(proxy.url(), f"{queue.queue_name}-poison", credential=DEV_KEY) as poison:
+        proxy.script(Fault("delay", method="GET"), Fault("canned", method="GET", status=403, headers=refused))
+        result = await poison.redrive(dry_run=True)
+    assert sorted(r.content for r in result.would_move) == ["m1", "m2"]
+    assert sum("comp=metadata" in seen.path for seen in proxy.seen) == 1
+
+
 async def test_rate_paces_the_resends(queue_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     queue = await queue_factory(prefix="redrive")
     await _poison(queue, "1", "2", "3")
