@@ -469,7 +469,9 @@ class QueueClient(ClientBase[QueueOperations]):
         time to live. Each is re-sent *before* it is deleted here, so a crash or a lost answer can only
         duplicate a message (counted in ``duplicates``), never lose one. The target queue must exist.
 
-        ``dry_run``: move nothing, list what would move (``would_move``). ``limit``: move at most that
+        ``dry_run``: move nothing, list what would move (``would_move``; it looks at each target queue
+        once: a missing source queue counts in ``no_target``, a missing ``to`` stops it as it stops a
+        real run). ``limit``: move at most that
         many. ``rate``: at most that many a second. Filters: ``error`` (a failure's exception type, or
         text in its message or the reason), ``older_than`` / ``newer_than`` (seconds or a timedelta
         since it was poisoned), ``ids`` (original or poison message ids). Messages it leaves (filtered
