@@ -220,7 +220,12 @@ async def test_a_cancelled_run_leaves_every_record_it_has_not_moved_visible(queu
     await _poison(queue, "m1", "m2", "m3")
     poison = _poison_queue(queue)
     moved = asyncio.Event()
-    run = asyncio.create_task(poison.redrive(rate=0.5, on_progress=lambda r: r.moved and moved.set()))
+
+    def on_progress(result: RedriveResult) -> None:
+        if result.moved:
+            moved.set()
+
+    run = asyncio.create_task(poison.redrive(rate=0.5, on_progress=on_progress))
     await moved.wait()  # the next re-send waits 2 s
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
