@@ -242,8 +242,9 @@ class Redriver:
             try:
                 await self._consider(raw)
             except BaseException:
-                # stopped (a failure, a cancellation): the one under way, unless it left the poison queue,
-                # and the rest, fetched but not looked at, are visible again at the end
+                # stopped (a failure, a cancellation): the one under way, unless it left the poison queue
+                # (a failed re-send or delete: it stays there), and the rest, fetched but not looked at,
+                # are visible again at the end
                 if raw.id not in self._gone:
                     self._hold(raw)
                 for rest in batch[at + 1 :]:
@@ -355,7 +356,6 @@ class Redriver:
             if isinstance(exc, QueueNotFound) and self.to is None and not _maybe_sent(exc):
                 self._note_missing(raw, target)
                 return None
-            self._hold(raw)  # stays in the poison queue: visible again at once
             if _maybe_sent(exc):
                 self._count(duplicates=1)
             raise
@@ -373,7 +373,6 @@ class Redriver:
             self._count(moved=1, duplicates=1)
             return
         except AioQueueError:
-            self._hold(raw)  # (if it is still there) visible again at once
             self._count(moved=1, duplicates=1)
             raise
         self._gone.add(raw.id)
